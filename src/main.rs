@@ -1,0 +1,7 @@
+//! corral: run many coding agents side by side, each in its own PTY and git worktree.
+#![allow(dead_code)]
+
+mod git;
+mod term;
+
+fn main() {}

@@ -1,0 +1,106 @@
+//! The terminal emulator behind our own trait, and what a screen is once rendered.
+//!
+//! This module owns the VT model of one pane: bytes from the PTY go in, a [`Screen`] of cells, the
+//! scrollback as text, the input modes the program asked for, and the bytes the terminal must answer
+//! (queries) come out. It does not own a PTY, a thread or a socket: the server's pane feeds it and
+//! writes the replies back. Everything here is pure and synchronous so it can be tested and fuzzed
+//! without a process.
+
+mod alac;
+pub mod screen;
+
+pub use alac::AlacrittyEmulator;
+pub use screen::{Cell, Color, Line, Screen, Size};
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+/// What the program in the pane asked of the terminal's input side. Clients mirror these on their
+/// own terminal (attach) or encode keys for them (dashboard).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Modes {
+    /// DECCKM: arrow keys send SS3 instead of CSI.
+    pub app_cursor: bool,
+    /// DECKPAM: keypad application mode.
+    pub app_keypad: bool,
+    /// Mode 2004.
+    pub bracketed_paste: bool,
+    /// Mode 1004.
+    pub focus_events: bool,
+    /// Mouse reporting the program enabled.
+    pub mouse: MouseMode,
+    /// Mode 1006 (SGR mouse encoding).
+    pub sgr_mouse: bool,
+    /// Mode 1049/47/1047: the alternate screen is shown.
+    pub alt_screen: bool,
+    /// Mode 1007: wheel scrolls become arrow keys on the alternate screen.
+    pub alternate_scroll: bool,
+    /// Kitty keyboard protocol flags currently pushed (CSI > flags u).
+    pub kitty_flags: u8,
+    /// DECTCEM.
+    pub cursor_visible: bool,
+}
+
+/// Which mouse events the program wants.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MouseMode {
+    #[default]
+    None,
+    /// 1000: press and release.
+    Click,
+    /// 1002: plus motion while a button is held.
+    Drag,
+    /// 1003: all motion.
+    Motion,
+}
+
+/// What feeding bytes produced besides a new screen.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Feedback {
+    /// Bytes to write back to the program: answers to its queries (CPR, DA1/DA2, DECRQM, kitty
+    /// keyboard query, OSC 10/11 colours, XTVERSION, text area size), in the order asked.
+    pub replies: Vec<u8>,
+    /// The program rang the bell (BEL outside an OSC/DCS string).
+    pub bell: bool,
+    /// The window title changed (OSC 0/2).
+    pub title_changed: bool,
+}
+
+/// A line of the pane's history with its absolute number: lines are numbered from the first line
+/// the pane ever showed, and the number of a line never changes, even when old lines fall off the
+/// bounded scrollback. `tail -f` uses the numbers to print each line once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberedLine {
+    pub number: u64,
+    pub line: Line,
+}
+
+/// The VT model of one pane. Implementations must never panic on any input bytes or sizes.
+pub trait Emulator: Send {
+    /// Feed bytes read from the PTY.
+    fn feed(&mut self, bytes: &[u8]) -> Feedback;
+    /// When a synchronized update (mode 2026) is being buffered, the instant it must be flushed
+    /// even if the program never ends it; `None` otherwise.
+    fn sync_deadline(&self) -> Option<Instant>;
+    /// Flush a synchronized update whose deadline passed.
+    fn flush_sync(&mut self) -> Feedback;
+    /// Resize the grid (reflowing as the real terminal would). Sizes are clamped to at least 1x1.
+    fn resize(&mut self, size: Size);
+    fn size(&self) -> Size;
+    /// The visible screen (not scrolled back), with cursor, modes and title.
+    fn screen(&self) -> Screen;
+    fn modes(&self) -> Modes;
+    fn title(&self) -> String;
+    /// The last `max` lines of scrollback followed by the visible screen, with trailing blank screen
+    /// lines removed (the lines below the cursor that were never written).
+    fn lines(&self, max: usize) -> Vec<Line>;
+    /// Lines numbered `>= from` that are settled: lines in the scrollback, and screen lines above the
+    /// cursor row. Returns them in order; the caller asks next time from `last.number + 1`.
+    fn settled_lines_since(&self, from: u64) -> Vec<NumberedLine>;
+}
+
+/// Build the emulator corral uses, with the given scrollback bound.
+pub fn new_emulator(size: Size, scrollback: usize) -> Box<dyn Emulator> {
+    Box::new(AlacrittyEmulator::new(size, scrollback))
+}
