@@ -1,0 +1,124 @@
+//! The wire between corral's clients and its server: message types and the frame codec.
+//!
+//! Frames are a 4-byte big-endian length followed by a postcard-encoded message. The first frame in
+//! each direction is `Hello` carrying `PROTOCOL_VERSION`; `Hello` is variant 0 with the version first
+//! so any version of corral can read it and refuse cleanly. A frame longer than [`MAX_FRAME`] or one
+//! that does not decode closes that connection only. No I/O here beyond reading and writing frames.
+
+mod codec;
+
+pub use codec::{FrameError, MAX_FRAME, decode, encode, read_frame, write_frame};
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::term::screen::ScreenUpdate;
+use crate::term::{Line, Size};
+
+/// Bumped whenever a message changes shape.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ClientMsg {
+    /// Must be first.
+    Hello { version: u32, client: String },
+    Request(Request),
+    /// Attached: bytes the user typed, already encoded by their terminal for the pane's modes.
+    Input(Vec<u8>),
+    /// Attached: the client's terminal size changed.
+    Resize(Size),
+    /// Attached or following: stop streaming; the connection may then send more requests.
+    Detach,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ServerMsg {
+    /// Must be first.
+    Hello { version: u32, server: String, pid: u32 },
+    /// The answer to a request.
+    Reply(Reply),
+    /// Attached: what changed on the pane's screen.
+    Screen(ScreenUpdate),
+    /// Following: settled lines, in order, each once.
+    Lines(Vec<Line>),
+    /// Attached: the program rang the bell.
+    Bell,
+    /// Attached or following: the agent's process ended (exit code when known).
+    Exited(Option<i32>),
+}
+
+/// Which agent a request is about: its repository's main worktree root and its name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub repo: PathBuf,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    Ping,
+    New(NewAgent),
+    /// `repo: None` lists every repository the server knows.
+    List { repo: Option<PathBuf> },
+    /// The last `lines` lines of scrollback and screen.
+    Tail { target: Target, lines: u32 },
+    /// Like Tail, then stream settled lines as they appear until Detach or the agent exits.
+    Follow { target: Target, lines: u32 },
+    Send { target: Target, text: String, enter: bool },
+    /// Stream the screen; `size` resizes the pane to the client's terminal.
+    Attach { target: Target, size: Option<Size> },
+    Stop { target: Target },
+    Restart { target: Target, env: Vec<(String, String)> },
+    Remove { target: Target, force: bool },
+    KillServer,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewAgent {
+    pub repo: PathBuf,
+    pub prompt: Option<String>,
+    pub profile: Option<String>,
+    pub name: Option<String>,
+    pub base: Option<String>,
+    pub count: u32,
+    pub size: Option<Size>,
+    /// The client's environment: agents inherit the user's environment of the terminal that asked.
+    pub env: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Reply {
+    Ok,
+    Error(String),
+    Created(Vec<String>),
+    Agents(Vec<AgentInfo>),
+    Lines(Vec<Line>),
+    /// Attach accepted: the pane's size and the detach key will follow as Screen frames.
+    Attached,
+    Pong { pid: u32, version: String },
+}
+
+/// An agent as `ls` shows it. Fields may be added, never renamed (`ls --json` is an interface).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    pub name: String,
+    pub repo: PathBuf,
+    pub profile: String,
+    pub status: String,
+    /// Unix seconds.
+    pub status_since: u64,
+    /// Which signal or rule decided the status.
+    pub status_reason: String,
+    pub branch: String,
+    pub base: String,
+    pub base_commit: String,
+    pub worktree: PathBuf,
+    pub pid: Option<u32>,
+    pub exit_code: Option<i32>,
+    pub port: Option<u16>,
+    pub size: Size,
+    pub created: u64,
+    pub prompt: Option<String>,
+    pub queued: u32,
+}
