@@ -90,6 +90,8 @@ pub struct NewAgent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Reply {
     Ok,
+    /// Success, with something the user should know (e.g. which branch was kept).
+    Note(String),
     Error(String),
     Created(Vec<String>),
     Agents(Vec<AgentInfo>),

@@ -1,0 +1,106 @@
+//! The command line, as clap derive types. Parsing only: commands live in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::term::Size;
+
+#[derive(Debug, Parser)]
+#[command(name = "corral", version, about = "Run many coding agents side by side, each in its own terminal and git worktree")]
+pub struct Cli {
+    /// The repository to work on (default: the one containing the current directory).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub repo: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Open the dashboard for this repository.
+    Ui,
+    /// Create worktree and branch, start an agent in it, and attach (unless --detach).
+    New {
+        /// The agent's first message.
+        prompt: Option<String>,
+        /// Agent profile (claude, codex, gemini, aider, opencode, shell, or one from your config).
+        #[arg(long = "agent", short = 'a', value_name = "PROFILE")]
+        profile: Option<String>,
+        /// Name of the agent, also its branch suffix: lowercase letters, digits and '-'.
+        #[arg(long)]
+        name: Option<String>,
+        /// Branch, tag or commit to start from (default: the branch checked out in the main worktree).
+        #[arg(long)]
+        base: Option<String>,
+        /// How many agents to start with this prompt.
+        #[arg(short = 'n', long = "count", default_value_t = 1)]
+        count: u32,
+        /// Terminal size of the agent, COLSxROWS (default: this terminal's, else 120x40).
+        #[arg(long)]
+        size: Option<Size>,
+        /// Do not attach; print the name(s) and return.
+        #[arg(long, short = 'd')]
+        detach: bool,
+    },
+    /// List agents.
+    Ls {
+        /// One JSON object with the server and every agent.
+        #[arg(long)]
+        json: bool,
+        /// Every repository the server knows, not only this one.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Full-screen view of one agent; the detach key (ctrl-] by default) returns.
+    Attach { name: String },
+    /// Print an agent's screen and scrollback as text.
+    Tail {
+        name: String,
+        /// Keep printing new lines as they appear.
+        #[arg(short, long)]
+        follow: bool,
+        /// How many lines to print (0: all kept).
+        #[arg(short = 'n', long = "lines", default_value_t = 0)]
+        lines: u32,
+        /// No colours.
+        #[arg(long)]
+        plain: bool,
+    },
+    /// Type text into an agent, then Enter.
+    Send {
+        name: String,
+        text: String,
+        /// Do not press Enter after the text.
+        #[arg(long)]
+        no_enter: bool,
+    },
+    /// End an agent's process (its worktree stays).
+    Stop { name: String },
+    /// Start an agent's process again in its worktree, resuming its conversation where it can.
+    Restart { name: String },
+    /// Stop an agent and remove its worktree.
+    Rm {
+        name: String,
+        /// Remove even when work is not merged: uncommitted work is committed to the branch, and the branch is kept.
+        #[arg(long, short)]
+        force: bool,
+    },
+    /// Run the server (normally started on demand).
+    Server {
+        /// Run in this process instead of in the background.
+        #[arg(long)]
+        foreground: bool,
+        /// Leave the terminal's session (used when corral starts the server itself).
+        #[arg(long, hide = true)]
+        detach: bool,
+    },
+    /// Stop the server and every agent's process (worktrees and branches stay).
+    KillServer,
+    /// Check git, the socket, the terminal, and which agent CLIs are installed.
+    Doctor,
+    /// Approve the commands this repository's .corral.toml defines.
+    Trust,
+    /// Print shell completions.
+    Completions { shell: clap_complete::Shell },
+}

@@ -1,0 +1,257 @@
+//! `corral attach`: the agent full-screen in this terminal, like `tmux attach`.
+//!
+//! The server sends screen diffs; this paints them. Keys go the other way as the bytes this
+//! terminal produces: to make those bytes what the agent expects, the input modes the agent asked
+//! for (cursor keys, keypad, bracketed paste, focus, mouse, kitty keyboard flags) are mirrored onto
+//! this terminal, and reset when we leave. The detach key returns; the agent keeps running.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use tokio::sync::mpsc;
+
+use crate::client::Client;
+use crate::proto::{ClientMsg, Reply, Request, ServerMsg, Target};
+use crate::term::screen::paint;
+use crate::term::{Modes, MouseMode};
+
+/// Puts the terminal back however attach ends (error, exit, panic unwinding).
+struct TermGuard {
+    modes: Modes,
+}
+
+impl Drop for TermGuard {
+    fn drop(&mut self) {
+        let mut out = Vec::new();
+        mirror_modes(&self.modes, &Modes::default(), &mut out);
+        out.extend_from_slice(b"\x1b[0m\x1b[?25h\x1b[?1049l");
+        let mut so = std::io::stdout();
+        let _ = so.write_all(&out);
+        let _ = so.flush();
+        let _ = crossterm::terminal::disable_raw_mode();
+    }
+}
+
+fn set(out: &mut Vec<u8>, mode: u16, on: bool) {
+    out.extend_from_slice(format!("\x1b[?{mode}{}", if on { 'h' } else { 'l' }).as_bytes());
+}
+
+/// The escape sequences that move this terminal's input modes from `old` to `new`.
+pub fn mirror_modes(old: &Modes, new: &Modes, out: &mut Vec<u8>) {
+    if old.app_cursor != new.app_cursor {
+        set(out, 1, new.app_cursor);
+    }
+    if old.app_keypad != new.app_keypad {
+        out.extend_from_slice(if new.app_keypad { b"\x1b=" } else { b"\x1b>" });
+    }
+    if old.bracketed_paste != new.bracketed_paste {
+        set(out, 2004, new.bracketed_paste);
+    }
+    if old.focus_events != new.focus_events {
+        set(out, 1004, new.focus_events);
+    }
+    if old.mouse != new.mouse {
+        match old.mouse {
+            MouseMode::None => {}
+            MouseMode::Click => set(out, 1000, false),
+            MouseMode::Drag => set(out, 1002, false),
+            MouseMode::Motion => set(out, 1003, false),
+        }
+        match new.mouse {
+            MouseMode::None => {}
+            MouseMode::Click => set(out, 1000, true),
+            MouseMode::Drag => set(out, 1002, true),
+            MouseMode::Motion => set(out, 1003, true),
+        }
+    }
+    if old.sgr_mouse != new.sgr_mouse {
+        set(out, 1006, new.sgr_mouse);
+    }
+    if old.kitty_flags != new.kitty_flags {
+        // CSI = flags ; 1 u sets the flags outright.
+        out.extend_from_slice(format!("\x1b[={};1u", new.kitty_flags).as_bytes());
+    }
+}
+
+/// The byte a `ctrl-X` key name produces, and its kitty-protocol form.
+pub fn detach_key(name: &str) -> Result<(u8, Vec<u8>)> {
+    let key = name.trim().to_ascii_lowercase();
+    let Some(ch) = key.strip_prefix("ctrl-").and_then(|k| {
+        let mut it = k.chars();
+        let c = it.next()?;
+        it.next().is_none().then_some(c)
+    }) else {
+        bail!("detach key '{name}' must be ctrl- and one character, e.g. ctrl-]");
+    };
+    let byte = match ch {
+        'a'..='z' => ch as u8 - b'a' + 1,
+        '@' | ' ' => 0,
+        '[' => 0x1b,
+        '\\' => 0x1c,
+        ']' => 0x1d,
+        '^' => 0x1e,
+        '_' => 0x1f,
+        _ => bail!("detach key '{name}' has no control code; use ctrl-a..ctrl-z or ctrl-] etc."),
+    };
+    let kitty = format!("\x1b[{};5u", ch as u32).into_bytes();
+    Ok((byte, kitty))
+}
+
+pub async fn attach(mut c: Client, repo: PathBuf, name: String) -> Result<i32> {
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        bail!("attach needs a terminal; use `corral tail {name}` to read an agent's screen from a script");
+    }
+    let config = crate::config::load(&crate::paths::user_config_file(), Some(&repo))?.config;
+    let (detach_byte, detach_kitty) = detach_key(&config.terminal.detach_key)?;
+    let size = super::terminal_size();
+    let reply = c.request(Request::Attach { target: Target { repo, name: name.clone() }, size }).await?;
+    if reply != Reply::Attached {
+        bail!("unexpected reply to attach: {reply:?}");
+    }
+    crossterm::terminal::enable_raw_mode().context("cannot put the terminal in raw mode")?;
+    let mut guard = TermGuard { modes: Modes::default() };
+    let mut stdout = std::io::stdout();
+    stdout.write_all(b"\x1b[?1049h\x1b[H\x1b[2J")?;
+    stdout.flush()?;
+
+    // Standard input is read on a thread: a blocking read cannot be cancelled, and the thread
+    // simply ends with the process.
+    let (key_tx, mut keys) = mpsc::channel::<Vec<u8>>(64);
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = [0u8; 8192];
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if key_tx.blocking_send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    let mut winch = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+        .context("cannot watch for terminal resizes")?;
+    let mut out = Vec::with_capacity(64 * 1024);
+    let (mut rd, mut wr) = (c.rd, c.wr);
+    let (srv_tx, mut server) = mpsc::channel::<Result<ServerMsg, crate::proto::FrameError>>(16);
+    tokio::spawn(async move {
+        loop {
+            let msg = crate::proto::read_frame::<_, ServerMsg>(&mut rd).await;
+            let end = msg.is_err();
+            if srv_tx.send(msg).await.is_err() || end {
+                break;
+            }
+        }
+    });
+    let exit_note;
+    loop {
+        tokio::select! {
+            biased;
+            k = keys.recv() => {
+                let Some(bytes) = k else {
+                    exit_note = None;
+                    break;
+                };
+                let pos = bytes.iter().position(|b| *b == detach_byte);
+                let kpos = find(&bytes, &detach_kitty);
+                if let Some(p) = [pos, kpos].into_iter().flatten().min() {
+                    if p > 0 {
+                        crate::proto::write_frame(&mut wr, &ClientMsg::Input(bytes[..p].to_vec())).await?;
+                    }
+                    crate::proto::write_frame(&mut wr, &ClientMsg::Detach).await?;
+                    exit_note = Some(format!("[detached from {name}]"));
+                    break;
+                }
+                crate::proto::write_frame(&mut wr, &ClientMsg::Input(bytes)).await?;
+            }
+            _ = winch.recv() => {
+                if let Some(size) = super::terminal_size() {
+                    crate::proto::write_frame(&mut wr, &ClientMsg::Resize(size)).await?;
+                }
+            }
+            msg = server.recv() => match msg {
+                Some(Ok(ServerMsg::Screen(update))) => {
+                    out.clear();
+                    mirror_modes(&guard.modes, &update.modes, &mut out);
+                    guard.modes = update.modes;
+                    paint(&update, &mut out);
+                    stdout.write_all(&out)?;
+                    stdout.flush()?;
+                }
+                Some(Ok(ServerMsg::Bell)) => {
+                    stdout.write_all(b"\x07")?;
+                    stdout.flush()?;
+                }
+                Some(Ok(ServerMsg::Exited(code))) => {
+                    exit_note = Some(format!(
+                        "[{name} exited{}]",
+                        code.map(|c| format!(" with code {c}")).unwrap_or_default()
+                    ));
+                    break;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    drop(guard);
+                    bail!("lost the connection to the corral server: {e}");
+                }
+                None => {
+                    exit_note = None;
+                    break;
+                }
+            }
+        }
+    }
+    drop(guard);
+    if let Some(n) = exit_note {
+        eprintln!("{n}");
+    }
+    Ok(0)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || hay.len() < needle.len() {
+        return None;
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_keys_parse_to_their_control_bytes() {
+        assert_eq!(detach_key("ctrl-]").unwrap().0, 0x1d);
+        assert_eq!(detach_key("Ctrl-B").unwrap().0, 2);
+        assert_eq!(detach_key("ctrl-]").unwrap().1, b"\x1b[93;5u");
+        assert!(detach_key("alt-x").unwrap_err().to_string().contains("alt-x"));
+        assert!(detach_key("ctrl-1").is_err());
+    }
+
+    #[test]
+    fn modes_are_mirrored_and_undone() {
+        let on = Modes {
+            app_cursor: true,
+            bracketed_paste: true,
+            mouse: MouseMode::Drag,
+            sgr_mouse: true,
+            kitty_flags: 1,
+            ..Modes::default()
+        };
+        let mut out = Vec::new();
+        mirror_modes(&Modes::default(), &on, &mut out);
+        let s = String::from_utf8(out).unwrap();
+        for seq in ["\x1b[?1h", "\x1b[?2004h", "\x1b[?1002h", "\x1b[?1006h", "\x1b[=1;1u"] {
+            assert!(s.contains(seq), "{seq:?} in {s:?}");
+        }
+        let mut back = Vec::new();
+        mirror_modes(&on, &Modes::default(), &mut back);
+        let s = String::from_utf8(back).unwrap();
+        for seq in ["\x1b[?1l", "\x1b[?2004l", "\x1b[?1002l", "\x1b[?1006l", "\x1b[=0;1u"] {
+            assert!(s.contains(seq), "{seq:?} in {s:?}");
+        }
+    }
+}

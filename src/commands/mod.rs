@@ -1,0 +1,303 @@
+//! One function per command that is not the dashboard. Each turns settings from the command line
+//! into requests to the server and prints the answer; none holds state of its own.
+
+mod attach;
+mod doctor;
+
+pub use attach::attach;
+pub use doctor::doctor;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+
+use crate::cli::Command;
+use crate::client::{self, Client};
+use crate::proto::{AgentInfo, NewAgent, Reply, Request, ServerMsg, Target};
+use crate::term::{Line, Size};
+
+/// Run one command; returns the process exit code.
+pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
+    match cmd {
+        Command::Ui => bail!(
+            "the dashboard is not built yet; use `corral ls`, `corral attach NAME` and `corral tail NAME`"
+        ),
+        Command::New { prompt, profile, name, base, count, size, detach } => {
+            let root = client::repo_root(repo.as_ref())?;
+            let size = size.or_else(terminal_size).unwrap_or(Size::DEFAULT);
+            let mut c = Client::connect().await?;
+            let reply = c
+                .request(Request::New(NewAgent {
+                    repo: root.clone(),
+                    prompt,
+                    profile,
+                    name,
+                    base,
+                    count,
+                    size: Some(size),
+                    env: client::env_vec(),
+                }))
+                .await?;
+            let Reply::Created(names) = reply else { bail!("unexpected reply to new: {reply:?}") };
+            let mut out = std::io::stdout().lock();
+            for n in &names {
+                writeln!(out, "{n}")?;
+            }
+            out.flush()?;
+            drop(out);
+            let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+            if !detach && names.len() == 1 && interactive {
+                return attach(c, root, names[0].clone()).await;
+            }
+            Ok(0)
+        }
+        Command::Ls { json, all } => {
+            let root = if all { None } else { Some(client::repo_root(repo.as_ref())?) };
+            let mut c = Client::connect().await?;
+            let Reply::Agents(agents) = c.request(Request::List { repo: root }).await? else {
+                bail!("unexpected reply to ls");
+            };
+            if json {
+                print_json(&c, &agents)?;
+            } else {
+                print_table(&agents, all)?;
+            }
+            Ok(0)
+        }
+        Command::Attach { name } => {
+            let root = client::repo_root(repo.as_ref())?;
+            let c = Client::connect().await?;
+            attach(c, root, name).await
+        }
+        Command::Tail { name, follow, lines, plain } => {
+            let target = target(repo.as_ref(), name)?;
+            let colour = !plain && std::io::stdout().is_terminal();
+            let mut c = Client::connect().await?;
+            tail(&mut c, target, follow, lines, colour).await
+        }
+        Command::Send { name, text, no_enter } => {
+            let target = target(repo.as_ref(), name)?;
+            let mut c = Client::connect().await?;
+            c.request(Request::Send { target, text, enter: !no_enter }).await?;
+            Ok(0)
+        }
+        Command::Stop { name } => simple(repo, name, |t| Request::Stop { target: t }).await,
+        Command::Restart { name } => {
+            simple(repo, name, |t| Request::Restart { target: t, env: client::env_vec() }).await
+        }
+        Command::Rm { name, force } => {
+            simple(repo, name, |t| Request::Remove { target: t, force }).await
+        }
+        Command::Server { foreground, detach } => {
+            if foreground {
+                crate::server::run(detach)?;
+                return Ok(0);
+            }
+            if let Some(c) = Client::connect_existing().await? {
+                println!("corral server already running (pid {})", c.server_pid);
+                return Ok(0);
+            }
+            let c = Client::connect().await?;
+            println!("corral server started (pid {})", c.server_pid);
+            Ok(0)
+        }
+        Command::KillServer => kill_server().await,
+        Command::Doctor => doctor().await,
+        Command::Trust => trust(repo),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = crate::cli::Cli::command();
+            clap_complete::generate(shell, &mut cmd, "corral", &mut std::io::stdout());
+            Ok(0)
+        }
+    }
+}
+
+fn target(repo: Option<&PathBuf>, name: String) -> Result<Target> {
+    Ok(Target { repo: client::repo_root(repo)?, name })
+}
+
+async fn simple(repo: Option<PathBuf>, name: String, make: impl FnOnce(Target) -> Request) -> Result<i32> {
+    let t = target(repo.as_ref(), name)?;
+    let mut c = Client::connect().await?;
+    if let Reply::Note(n) = c.request(make(t)).await? {
+        eprintln!("{n}");
+    }
+    Ok(0)
+}
+
+pub fn terminal_size() -> Option<Size> {
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    let (cols, rows) = crossterm::terminal::size().ok()?;
+    (cols >= 2 && rows >= 2).then(|| Size::new(cols, rows))
+}
+
+fn print_lines(lines: &[Line], colour: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let mut buf = String::new();
+    for l in lines {
+        buf.clear();
+        if colour {
+            l.write_ansi(&mut buf);
+        } else {
+            buf.push_str(&l.text());
+        }
+        buf.push('\n');
+        out.write_all(buf.as_bytes())?;
+    }
+    out.flush()
+}
+
+async fn tail(c: &mut Client, target: Target, follow: bool, lines: u32, colour: bool) -> Result<i32> {
+    if !follow {
+        let Reply::Lines(ls) = c.request(Request::Tail { target, lines }).await? else {
+            bail!("unexpected reply to tail");
+        };
+        print_lines(&ls, colour)?;
+        return Ok(0);
+    }
+    let lines = if lines == 0 { 10 } else { lines };
+    let Reply::Lines(first) = c.request(Request::Follow { target, lines }).await? else {
+        bail!("unexpected reply to tail -f");
+    };
+    print_lines(&first, colour)?;
+    loop {
+        match c.recv().await? {
+            ServerMsg::Lines(ls) => print_lines(&ls, colour)?,
+            ServerMsg::Exited(code) => {
+                eprintln!(
+                    "[agent exited{}]",
+                    code.map(|c| format!(" with code {c}")).unwrap_or_default()
+                );
+                return Ok(0);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn age(secs: u64) -> String {
+    let now = crate::server::session::unix_now();
+    let d = now.saturating_sub(secs);
+    match d {
+        0..60 => format!("{d}s"),
+        60..3600 => format!("{}m", d / 60),
+        3600..86400 => format!("{}h", d / 3600),
+        _ => format!("{}d", d / 86400),
+    }
+}
+
+fn print_table(agents: &[AgentInfo], all: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if agents.is_empty() {
+        writeln!(out, "no agents; start one with `corral new \"PROMPT\"`")?;
+        return Ok(());
+    }
+    let mut rows = vec![vec![
+        "NAME".to_string(),
+        "STATUS".into(),
+        "PROFILE".into(),
+        "BRANCH".into(),
+        "PORT".into(),
+        "AGE".into(),
+    ]];
+    if all {
+        rows[0].insert(0, "REPO".into());
+    }
+    for a in agents {
+        let mut status = a.status.clone();
+        if let (Some(code), "exited") = (a.exit_code, a.status.as_str()) {
+            status = format!("exited ({code})");
+        }
+        let mut row = vec![
+            a.name.clone(),
+            status,
+            a.profile.clone(),
+            a.branch.clone(),
+            a.port.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            age(a.created),
+        ];
+        if all {
+            row.insert(0, a.repo.display().to_string());
+        }
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    for r in rows {
+        let mut line = String::new();
+        for (i, cell) in r.iter().enumerate() {
+            if i + 1 < r.len() {
+                line.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            } else {
+                line.push_str(cell);
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+fn print_json(c: &Client, agents: &[AgentInfo]) -> Result<()> {
+    let v = serde_json::json!({
+        "server": {
+            "pid": c.server_pid,
+            "version": env!("CARGO_PKG_VERSION"),
+            "socket": crate::paths::socket_path(),
+        },
+        "agents": agents,
+    });
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &v).context("cannot write JSON")?;
+    writeln!(out)?;
+    Ok(())
+}
+
+async fn kill_server() -> Result<i32> {
+    let Some(mut c) = Client::connect_existing().await? else {
+        eprintln!("no corral server is running");
+        return Ok(1);
+    };
+    let pid = c.server_pid;
+    c.request(Request::KillServer).await?;
+    // Return only once it is gone, so a command right after does not meet the old server. The
+    // server holds its lock file until its last moment (even a zombie has released it).
+    let lock_path = crate::paths::runtime_dir().join("server.lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let free = std::fs::File::open(&lock_path).is_ok_and(|f| {
+            rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok()
+        });
+        if free {
+            return Ok(0);
+        }
+        if std::time::Instant::now() >= deadline {
+            bail!("the corral server (pid {pid}) did not stop within 10 s");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+fn trust(repo: Option<PathBuf>) -> Result<i32> {
+    let root = client::repo_root(repo.as_ref())?;
+    let loaded = crate::config::load(&crate::paths::user_config_file(), Some(&root))?;
+    let Some(rf) = loaded.repo_file else {
+        println!("{} has no .corral.toml; nothing to approve", root.display());
+        return Ok(0);
+    };
+    if rf.command_keys.is_empty() {
+        println!("{} defines no commands; nothing to approve", rf.path.display());
+        return Ok(0);
+    }
+    crate::trust::approve(&rf.path, &rf.content)?;
+    println!(
+        "approved the commands in {} ({}); a change to the file needs approval again",
+        rf.path.display(),
+        rf.command_keys.join(", ")
+    );
+    Ok(0)
+}

@@ -1,0 +1,288 @@
+//! The socket side of the server: accept connections, check who is calling, speak the framed
+//! protocol, hand requests to the session, and stream screens and lines to attached and following
+//! clients. A connection that misbehaves (wrong user, garbage, oversized frames, wrong version) is
+//! closed on its own; nothing it sends reaches an agent.
+
+use std::time::Duration;
+
+use tokio::net::UnixStream;
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use super::pane::PaneHandle;
+use super::session::{Outcome, SessionMsg};
+use crate::proto::{self, ClientMsg, FrameError, PROTOCOL_VERSION, Reply, ServerMsg};
+use crate::term::Screen;
+
+/// The pause between typed text and its Enter: agents read a fast burst as a paste and would take
+/// the Enter as a newline inside it.
+pub const ENTER_DELAY: Duration = Duration::from_millis(120);
+
+/// Serve one connection until it closes.
+pub async fn serve(
+    stream: UnixStream,
+    session: mpsc::UnboundedSender<SessionMsg>,
+    shutdown: watch::Sender<bool>,
+) {
+    let me = rustix::process::getuid().as_raw();
+    match stream.peer_cred() {
+        Ok(cred) if cred.uid() == me => {}
+        Ok(cred) => {
+            warn!("refused a connection from uid {} (server runs as uid {me})", cred.uid());
+            return;
+        }
+        Err(e) => {
+            warn!("refused a connection whose peer could not be identified: {e}");
+            return;
+        }
+    }
+    let (mut rd, mut wr) = stream.into_split();
+    // Frames are read by their own task so that reading is never cancelled half-way by a select.
+    let (in_tx, mut inbox) = mpsc::channel::<ClientMsg>(64);
+    let reader = tokio::spawn(async move {
+        loop {
+            match proto::read_frame::<_, ClientMsg>(&mut rd).await {
+                Ok(msg) => {
+                    if in_tx.send(msg).await.is_err() {
+                        break;
+                    }
+                }
+                Err(FrameError::Closed) => break,
+                Err(e) => {
+                    warn!("closing a connection: {e}");
+                    break;
+                }
+            }
+        }
+    });
+    let result = converse(&mut inbox, &mut wr, &session, &shutdown).await;
+    if let Err(e) = result {
+        debug!("connection ended: {e}");
+    }
+    reader.abort();
+}
+
+async fn send(wr: &mut OwnedWriteHalf, msg: &ServerMsg) -> Result<(), FrameError> {
+    proto::write_frame(wr, msg).await
+}
+
+async fn converse(
+    inbox: &mut mpsc::Receiver<ClientMsg>,
+    wr: &mut OwnedWriteHalf,
+    session: &mpsc::UnboundedSender<SessionMsg>,
+    shutdown: &watch::Sender<bool>,
+) -> Result<(), FrameError> {
+    match inbox.recv().await {
+        Some(ClientMsg::Hello { version, .. }) if version == PROTOCOL_VERSION => {
+            send(
+                wr,
+                &ServerMsg::Hello {
+                    version: PROTOCOL_VERSION,
+                    server: env!("CARGO_PKG_VERSION").into(),
+                    pid: std::process::id(),
+                },
+            )
+            .await?;
+        }
+        Some(ClientMsg::Hello { version, .. }) => {
+            send(
+                wr,
+                &ServerMsg::Hello {
+                    version: PROTOCOL_VERSION,
+                    server: env!("CARGO_PKG_VERSION").into(),
+                    pid: std::process::id(),
+                },
+            )
+            .await?;
+            let msg = format!(
+                "this corral speaks protocol {version} but the running server speaks {PROTOCOL_VERSION}; run `corral kill-server` (agents stop) and try again"
+            );
+            send(wr, &ServerMsg::Reply(Reply::Error(msg))).await?;
+            return Ok(());
+        }
+        Some(_) => {
+            warn!("closing a connection that did not start with Hello");
+            return Ok(());
+        }
+        None => return Ok(()),
+    }
+    while let Some(msg) = inbox.recv().await {
+        let req = match msg {
+            ClientMsg::Request(req) => req,
+            ClientMsg::Hello { .. } => {
+                warn!("closing a connection that sent Hello twice");
+                return Ok(());
+            }
+            // Stray attach input after a detach: nothing to deliver it to.
+            ClientMsg::Input(_) | ClientMsg::Resize(_) | ClientMsg::Detach => continue,
+        };
+        let (tx, rx) = oneshot::channel();
+        if session.send(SessionMsg::Request(req, tx)).is_err() {
+            return Ok(());
+        }
+        let Ok(outcome) = rx.await else {
+            send(wr, &ServerMsg::Reply(Reply::Error("the server is shutting down".into()))).await?;
+            return Ok(());
+        };
+        match outcome {
+            Outcome::Reply(r) => send(wr, &ServerMsg::Reply(r)).await?,
+            Outcome::Send(pane, text, enter) => {
+                type_text(&pane, &text, enter).await;
+                send(wr, &ServerMsg::Reply(Reply::Ok)).await?;
+            }
+            Outcome::Attach(pane) => {
+                send(wr, &ServerMsg::Reply(Reply::Attached)).await?;
+                if !attach(inbox, wr, &pane).await? {
+                    return Ok(());
+                }
+            }
+            Outcome::Follow(pane, lines) => {
+                if !follow(inbox, wr, &pane, lines).await? {
+                    return Ok(());
+                }
+            }
+            Outcome::Shutdown => {
+                send(wr, &ServerMsg::Reply(Reply::Ok)).await?;
+                info!("kill-server requested");
+                let _ = shutdown.send(true);
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Type `text` into the pane as a user would paste it (bracketed when the program asked for it),
+/// then Enter as its own write a moment later.
+pub async fn type_text(pane: &PaneHandle, text: &str, enter: bool) {
+    let modes = pane.modes().await.unwrap_or_default();
+    let body = text.replace("\r\n", "\n").replace('\n', "\r");
+    let mut bytes = Vec::with_capacity(body.len() + 12);
+    if modes.bracketed_paste && (text.contains('\n') || !enter) {
+        bytes.extend_from_slice(b"\x1b[200~");
+        bytes.extend_from_slice(body.as_bytes());
+        bytes.extend_from_slice(b"\x1b[201~");
+    } else {
+        bytes.extend_from_slice(body.as_bytes());
+    }
+    if !bytes.is_empty() {
+        pane.write(bytes);
+    }
+    if enter {
+        if !text.is_empty() {
+            tokio::time::sleep(ENTER_DELAY).await;
+        }
+        pane.write(b"\r".to_vec());
+    }
+}
+
+/// Stream the pane's screen to the client, and its input to the pane, until the client detaches
+/// (returns true: the connection goes on) or goes away (false).
+async fn attach(
+    inbox: &mut mpsc::Receiver<ClientMsg>,
+    wr: &mut OwnedWriteHalf,
+    pane: &PaneHandle,
+) -> Result<bool, FrameError> {
+    let mut state = pane.subscribe();
+    let mut last: Option<Screen> = None;
+    let mut bells = state.borrow().bells;
+    // Mark the current state as unseen so the first screen is sent at once.
+    state.mark_changed();
+    loop {
+        tokio::select! {
+            biased;
+            msg = inbox.recv() => match msg {
+                Some(ClientMsg::Input(bytes)) => pane.write(bytes),
+                Some(ClientMsg::Resize(size)) => pane.resize(size),
+                Some(ClientMsg::Detach) => return Ok(true),
+                Some(_) => return Ok(false),
+                None => return Ok(false),
+            },
+            changed = state.changed() => {
+                if changed.is_err() {
+                    return Ok(false);
+                }
+                let st = state.borrow_and_update().clone();
+                if let Some(screen) = pane.screen().await {
+                    let update = screen.diff(last.as_ref());
+                    if update.full || !update.rows.is_empty() || last.as_ref().is_none_or(|l| {
+                        l.cursor != screen.cursor || l.modes != screen.modes || l.title != screen.title
+                    }) {
+                        send(wr, &ServerMsg::Screen(update)).await?;
+                    }
+                    last = Some(screen);
+                }
+                if st.bells != bells {
+                    bells = st.bells;
+                    send(wr, &ServerMsg::Bell).await?;
+                }
+                if st.exited {
+                    send(wr, &ServerMsg::Exited(st.exit_code)).await?;
+                    return Ok(true);
+                }
+            }
+        }
+    }
+}
+
+/// `tail -f`: the last `lines` settled lines, then each new settled line once, as it settles.
+async fn follow(
+    inbox: &mut mpsc::Receiver<ClientMsg>,
+    wr: &mut OwnedWriteHalf,
+    pane: &PaneHandle,
+    lines: u32,
+) -> Result<bool, FrameError> {
+    let mut state = pane.subscribe();
+    state.borrow_and_update();
+    let first = pane.settled(0).await.unwrap_or_default();
+    let mut next = first.last().map(|l| l.number + 1).unwrap_or(0);
+    let skip = first.len().saturating_sub(lines as usize);
+    let initial: Vec<_> = first.into_iter().skip(skip).map(|l| l.line).collect();
+    send(wr, &ServerMsg::Reply(Reply::Lines(initial))).await?;
+    loop {
+        let exited = state.borrow().exited;
+        if exited {
+            // The process is gone: what is left on screen is final too.
+            let rest = pane.settled(next).await.unwrap_or_default();
+            let mut out: Vec<_> = rest.into_iter().map(|l| l.line).collect();
+            let all = pane.lines(0).await.unwrap_or_default();
+            let screen = pane.screen().await;
+            if let Some(screen) = screen {
+                let cursor_row = screen.cursor.0 as usize;
+                // Lines from the cursor row down were not settled; print those with text.
+                let tail: Vec<_> = all
+                    .iter()
+                    .skip(cursor_row.min(all.len()))
+                    .filter(|l| !l.text().trim().is_empty())
+                    .cloned()
+                    .collect();
+                out.extend(tail);
+            }
+            if !out.is_empty() {
+                send(wr, &ServerMsg::Lines(out)).await?;
+            }
+            send(wr, &ServerMsg::Exited(state.borrow().exit_code)).await?;
+            return Ok(true);
+        }
+        tokio::select! {
+            biased;
+            msg = inbox.recv() => match msg {
+                Some(ClientMsg::Detach) => return Ok(true),
+                Some(_) => continue,
+                None => return Ok(false),
+            },
+            changed = state.changed() => {
+                if changed.is_err() {
+                    return Ok(false);
+                }
+                state.borrow_and_update();
+                let new = pane.settled(next).await.unwrap_or_default();
+                if let Some(l) = new.last() {
+                    next = l.number + 1;
+                    send(wr, &ServerMsg::Lines(new.into_iter().map(|l| l.line).collect())).await?;
+                }
+            }
+        }
+    }
+}

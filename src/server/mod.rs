@@ -1,0 +1,98 @@
+//! The server: one per user, owner of every agent's PTY, emulator and record. It listens on a unix
+//! socket in a private runtime directory (no TCP), holds a lock file so two servers never run at
+//! once, and hands each connection to the listener. No ratatui, no crossterm: clients draw.
+
+pub mod listener;
+pub mod names;
+pub mod pane;
+pub mod persist;
+pub mod pty;
+pub mod session;
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use tokio::net::UnixListener;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::paths;
+
+/// Run the server in this process until `kill-server` (or SIGTERM/SIGINT). With `detach`, first
+/// leave the caller's session so that closing its terminal or ssh link does not hang us up.
+pub fn run(detach: bool) -> Result<()> {
+    if detach {
+        // Fails only if we already lead a process group, in which case we are detached enough.
+        let _ = rustix::process::setsid();
+    }
+    let dir = paths::runtime_dir();
+    paths::ensure_runtime_dir(&dir)?;
+    let _log_guard = crate::logging::init_file("server")?;
+    let lock_path = dir.join("server.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open {}", lock_path.display()))?;
+    if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+        bail!("a corral server is already running for this user (lock {} is held)", lock_path.display());
+    }
+    let mut lock = lock;
+    let _ = lock.set_len(0);
+    let _ = writeln!(lock, "{}", std::process::id());
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("corral-server")
+        .build()
+        .context("cannot start the server's runtime")?;
+    let result = rt.block_on(serve());
+    // Panes' threads may still be winding down; do not wait for them.
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    result
+}
+
+async fn serve() -> Result<()> {
+    let sock = paths::socket_path();
+    // We hold the lock, so a socket file left here belongs to a dead server.
+    match std::fs::remove_file(&sock) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot remove stale socket {}", sock.display())),
+    }
+    let listener =
+        UnixListener::bind(&sock).with_context(|| format!("cannot listen on {}", sock.display()))?;
+    info!("server {} listening on {}", std::process::id(), sock.display());
+    let session = session::start(Arc::new(pty::RealPty));
+    let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install a SIGTERM handler")?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot install a SIGINT handler")?;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let s = session.clone();
+                    let sd = shutdown_tx.clone();
+                    tokio::spawn(listener::serve(stream, s, sd));
+                }
+                Err(e) => {
+                    error!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown_rx.changed() => break,
+            _ = term.recv() => { warn!("SIGTERM: stopping"); break; }
+            _ = int.recv() => { warn!("SIGINT: stopping"); break; }
+        }
+    }
+    let _ = std::fs::remove_file(&sock);
+    // Give the reply to kill-server a moment to leave, and agents their SIGHUP.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    info!("server stopped");
+    Ok(())
+}

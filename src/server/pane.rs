@@ -1,0 +1,426 @@
+//! One agent's terminal: a process in a PTY and the emulator that keeps its screen.
+//!
+//! A pane is a thread that is the only owner of its emulator, addressed by [`PaneCmd`] through a
+//! [`PaneHandle`]. Two helper threads feed it: a reader that turns PTY output into messages (a bounded
+//! channel, so a flood of output waits for the emulator instead of growing memory) and a waiter that
+//! reports the exit. Writes to the PTY go through a third thread, so a program that stops reading its
+//! input can never stall its own output. Terminal queries are answered here, with or without clients.
+//! Changes are published on a `watch` channel: subscribers see the latest state, never a queue.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, select};
+use tokio::sync::{oneshot, watch};
+use tracing::{debug, warn};
+
+use super::pty::{PtyHost, SpawnSpec, Spawned};
+use crate::term::{Emulator, Line, Modes, NumberedLine, Screen, Size};
+
+/// How long after the process ends the pane waits for its last output before publishing the exit.
+const EXIT_DRAIN: Duration = Duration::from_millis(300);
+/// How long a stopped process gets after SIGHUP before SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(3);
+
+/// What subscribers see of a pane; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct PaneState {
+    /// Bumped whenever the screen may have changed.
+    pub generation: u64,
+    pub bells: u64,
+    pub started: Instant,
+    pub last_output: Option<Instant>,
+    /// When the current run of output began (output after a quiet spell starts a new one).
+    pub burst_start: Option<Instant>,
+    pub exited: bool,
+    pub exit_code: Option<i32>,
+    pub exited_at: Option<Instant>,
+}
+
+pub enum PaneCmd {
+    Write(Vec<u8>),
+    Resize(Size),
+    Screen(oneshot::Sender<Screen>),
+    Modes(oneshot::Sender<Modes>),
+    Lines(usize, oneshot::Sender<Vec<Line>>),
+    Settled(u64, oneshot::Sender<Vec<NumberedLine>>),
+    /// SIGHUP the process group, SIGKILL after a grace period.
+    Kill,
+    /// From the waiter thread.
+    ChildExited(i32),
+}
+
+/// A cloneable address of a pane. The pane thread ends when every handle is dropped.
+#[derive(Clone)]
+pub struct PaneHandle {
+    tx: Sender<PaneCmd>,
+    state: watch::Receiver<PaneState>,
+    pub pid: Option<u32>,
+}
+
+impl PaneHandle {
+    pub fn write(&self, bytes: Vec<u8>) {
+        let _ = self.tx.send(PaneCmd::Write(bytes));
+    }
+
+    pub fn resize(&self, size: Size) {
+        let _ = self.tx.send(PaneCmd::Resize(size));
+    }
+
+    pub fn kill(&self) {
+        let _ = self.tx.send(PaneCmd::Kill);
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<PaneState> {
+        self.state.clone()
+    }
+
+    pub fn state(&self) -> PaneState {
+        self.state.borrow().clone()
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> PaneCmd) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).ok()?;
+        rx.await.ok()
+    }
+
+    pub async fn screen(&self) -> Option<Screen> {
+        self.ask(PaneCmd::Screen).await
+    }
+
+    pub async fn modes(&self) -> Option<Modes> {
+        self.ask(PaneCmd::Modes).await
+    }
+
+    pub async fn lines(&self, max: usize) -> Option<Vec<Line>> {
+        self.ask(|tx| PaneCmd::Lines(max, tx)).await
+    }
+
+    pub async fn settled(&self, from: u64) -> Option<Vec<NumberedLine>> {
+        self.ask(|tx| PaneCmd::Settled(from, tx)).await
+    }
+}
+
+/// Start `spec` in a new PTY under `host` and the pane threads around it. `on_exit` runs once,
+/// after the exit has been published, with the exit code.
+pub fn spawn_pane(
+    host: &dyn PtyHost,
+    spec: &SpawnSpec,
+    emulator: Box<dyn Emulator>,
+    on_exit: Box<dyn FnOnce(i32) + Send>,
+) -> std::io::Result<PaneHandle> {
+    let Spawned { reader, writer, control, child, pid } = host.spawn(spec)?;
+    let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
+    let (data_tx, data_rx) = crossbeam_channel::bounded::<Vec<u8>>(8);
+    let (write_tx, write_rx) = crossbeam_channel::unbounded::<Vec<u8>>();
+    let now = Instant::now();
+    let (state_tx, state_rx) = watch::channel(PaneState {
+        generation: 0,
+        bells: 0,
+        started: now,
+        last_output: None,
+        burst_start: None,
+        exited: false,
+        exit_code: None,
+        exited_at: None,
+    });
+
+    std::thread::Builder::new().name("pty-read".into()).spawn(move || read_loop(reader, data_tx))?;
+    std::thread::Builder::new()
+        .name("pty-write".into())
+        .spawn(move || write_loop(writer, write_rx))?;
+    let waiter_tx = cmd_tx.clone();
+    let mut child = child;
+    std::thread::Builder::new().name("pty-wait".into()).spawn(move || {
+        let code = child.wait().unwrap_or_else(|e| {
+            warn!("waiting for agent process failed: {e}");
+            -1
+        });
+        let _ = waiter_tx.send(PaneCmd::ChildExited(code));
+    })?;
+    let pane = Pane {
+        emulator,
+        control,
+        writes: write_tx,
+        state: state_tx,
+        pid,
+        kill_deadline: None,
+        exit_pending: None,
+        reader_done: false,
+        on_exit: Some(on_exit),
+    };
+    std::thread::Builder::new().name("pane".into()).spawn(move || pane.run(cmd_rx, data_rx))?;
+    Ok(PaneHandle { tx: cmd_tx, state: state_rx, pid })
+}
+
+fn read_loop(mut reader: Box<dyn Read + Send>, tx: Sender<Vec<u8>>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // EIO is how Linux reports that every slave fd closed: the normal end.
+            Err(_) => break,
+        }
+    }
+}
+
+fn write_loop(mut writer: Box<dyn Write + Send>, rx: Receiver<Vec<u8>>) {
+    for bytes in rx {
+        if let Err(e) = writer.write_all(&bytes).and_then(|_| writer.flush()) {
+            debug!("pty write failed (process gone?): {e}");
+            break;
+        }
+    }
+}
+
+struct Pane {
+    emulator: Box<dyn Emulator>,
+    control: Box<dyn super::pty::PtyControl>,
+    writes: Sender<Vec<u8>>,
+    state: watch::Sender<PaneState>,
+    pid: Option<u32>,
+    kill_deadline: Option<Instant>,
+    exit_pending: Option<(i32, Instant)>,
+    reader_done: bool,
+    on_exit: Option<Box<dyn FnOnce(i32) + Send>>,
+}
+
+impl Pane {
+    fn run(mut self, cmds: Receiver<PaneCmd>, data: Receiver<Vec<u8>>) {
+        let never = crossbeam_channel::never();
+        loop {
+            let deadline = [
+                self.emulator.sync_deadline(),
+                self.kill_deadline,
+                self.exit_pending.map(|(_, at)| at + EXIT_DRAIN),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let timeout = deadline
+                .map(|d| d.saturating_duration_since(Instant::now()))
+                .unwrap_or(Duration::from_secs(3600));
+            let data_rx = if self.reader_done { &never } else { &data };
+            select! {
+                recv(data_rx) -> msg => match msg {
+                    Ok(bytes) => self.output(&bytes),
+                    Err(_) => {
+                        self.reader_done = true;
+                        self.maybe_publish_exit(false);
+                    }
+                },
+                recv(cmds) -> msg => match msg {
+                    Ok(cmd) => self.command(cmd),
+                    Err(_) => break,
+                },
+                default(timeout) => self.tick(),
+            }
+        }
+        // Every handle is gone: make sure the process does not outlive its pane.
+        if !self.state.borrow().exited {
+            self.signal(rustix::process::Signal::KILL);
+        }
+    }
+
+    fn output(&mut self, bytes: &[u8]) {
+        let fb = self.emulator.feed(bytes);
+        self.after_feed(fb, true);
+    }
+
+    fn after_feed(&mut self, fb: crate::term::Feedback, was_output: bool) {
+        if !fb.replies.is_empty() {
+            let _ = self.writes.send(fb.replies);
+        }
+        let now = Instant::now();
+        self.state.send_modify(|s| {
+            s.generation += 1;
+            if fb.bell {
+                s.bells += 1;
+            }
+            if was_output {
+                let quiet = s.last_output.is_none_or(|t| now - t > Duration::from_millis(1500));
+                if quiet {
+                    s.burst_start = Some(now);
+                }
+                s.last_output = Some(now);
+            }
+        });
+    }
+
+    fn command(&mut self, cmd: PaneCmd) {
+        match cmd {
+            PaneCmd::Write(bytes) => {
+                let _ = self.writes.send(bytes);
+            }
+            PaneCmd::Resize(size) => {
+                if size != self.emulator.size() {
+                    if let Err(e) = self.control.resize(size) {
+                        debug!("resize failed: {e}");
+                    }
+                    self.emulator.resize(size);
+                    self.state.send_modify(|s| s.generation += 1);
+                }
+            }
+            PaneCmd::Screen(tx) => {
+                let _ = tx.send(self.emulator.screen());
+            }
+            PaneCmd::Modes(tx) => {
+                let _ = tx.send(self.emulator.modes());
+            }
+            PaneCmd::Lines(max, tx) => {
+                let _ = tx.send(self.emulator.lines(max));
+            }
+            PaneCmd::Settled(from, tx) => {
+                let _ = tx.send(self.emulator.settled_lines_since(from));
+            }
+            PaneCmd::Kill => {
+                if !self.state.borrow().exited && self.exit_pending.is_none() {
+                    self.signal(rustix::process::Signal::HUP);
+                    self.signal(rustix::process::Signal::CONT);
+                    self.kill_deadline = Some(Instant::now() + KILL_GRACE);
+                }
+            }
+            PaneCmd::ChildExited(code) => {
+                self.kill_deadline = None;
+                self.exit_pending = Some((code, Instant::now()));
+                self.maybe_publish_exit(false);
+            }
+        }
+    }
+
+    fn tick(&mut self) {
+        let now = Instant::now();
+        if self.emulator.sync_deadline().is_some_and(|d| d <= now) {
+            let fb = self.emulator.flush_sync();
+            self.after_feed(fb, false);
+        }
+        if self.kill_deadline.is_some_and(|d| d <= now) {
+            self.kill_deadline = None;
+            self.signal(rustix::process::Signal::KILL);
+        }
+        self.maybe_publish_exit(true);
+    }
+
+    /// Publish the exit once the last output has been read (reader at EOF) or the drain time passed:
+    /// a client that sees `exited` then also sees everything the process printed.
+    fn maybe_publish_exit(&mut self, timed_out: bool) {
+        let Some((code, at)) = self.exit_pending else { return };
+        if !(self.reader_done || timed_out && at.elapsed() >= EXIT_DRAIN) {
+            return;
+        }
+        self.exit_pending = None;
+        if self.emulator.sync_deadline().is_some() {
+            let fb = self.emulator.flush_sync();
+            self.after_feed(fb, false);
+        }
+        self.state.send_modify(|s| {
+            s.exited = true;
+            s.exit_code = Some(code);
+            s.exited_at = Some(Instant::now());
+            s.generation += 1;
+        });
+        if let Some(f) = self.on_exit.take() {
+            f(code);
+        }
+    }
+
+    /// Signal the agent's whole process group: the agent is a session leader (setsid by the PTY
+    /// spawn), so its group holds the tools it started too.
+    fn signal(&self, sig: rustix::process::Signal) {
+        let Some(pid) = self.pid.and_then(|p| rustix::process::Pid::from_raw(p as i32)) else {
+            return;
+        };
+        if rustix::process::kill_process_group(pid, sig).is_err() {
+            let _ = rustix::process::kill_process(pid, sig);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::pty::fake::FakePty;
+    use super::*;
+    use crate::term::new_emulator;
+
+    fn spec() -> SpawnSpec {
+        SpawnSpec { argv: vec!["fake".into()], cwd: "/".into(), env: vec![], size: Size::new(40, 10) }
+    }
+
+    async fn wait_for(
+        rx: &mut watch::Receiver<PaneState>,
+        what: impl Fn(&PaneState) -> bool,
+    ) -> PaneState {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if what(&rx.borrow_and_update()) {
+                return rx.borrow().clone();
+            }
+            tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .expect("condition not reached before the deadline")
+                .expect("pane ended");
+        }
+    }
+
+    #[tokio::test]
+    async fn output_reaches_the_screen_and_exit_is_published_after_it() {
+        let (pty, out) = FakePty::new(7);
+        let (exit_tx, exit_rx) = oneshot::channel();
+        let pane = spawn_pane(
+            &pty,
+            &spec(),
+            new_emulator(Size::new(40, 10), 100),
+            Box::new(move |code| {
+                let _ = exit_tx.send(code);
+            }),
+        )
+        .unwrap();
+        out.send(b"hello\r\nworld".to_vec()).unwrap();
+        drop(out);
+        let mut rx = pane.subscribe();
+        let st = wait_for(&mut rx, |s| s.exited).await;
+        assert_eq!(st.exit_code, Some(7));
+        assert_eq!(exit_rx.await.unwrap(), 7);
+        let screen = pane.screen().await.unwrap();
+        assert_eq!(screen.lines[0].text(), "hello");
+        assert_eq!(screen.lines[1].text(), "world");
+    }
+
+    #[tokio::test]
+    async fn queries_are_answered_with_no_client_attached() {
+        let (pty, out) = FakePty::new(0);
+        let input = pty.input.clone();
+        let pane = spawn_pane(&pty, &spec(), new_emulator(Size::new(40, 10), 100), Box::new(|_| {}))
+            .unwrap();
+        out.send(b"abc\x1b[6n".to_vec()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if input.lock().unwrap().as_slice() == b"\x1b[1;4R" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no CPR reply: {:?}", input.lock().unwrap());
+            std::thread::yield_now();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drop(pane);
+    }
+
+    #[tokio::test]
+    async fn resize_reaches_pty_and_emulator() {
+        let (pty, _out) = FakePty::new(0);
+        let sizes = pty.sizes.clone();
+        let pane = spawn_pane(&pty, &spec(), new_emulator(Size::new(40, 10), 100), Box::new(|_| {}))
+            .unwrap();
+        pane.resize(Size::new(50, 12));
+        let screen = pane.screen().await.unwrap();
+        assert_eq!(screen.size, Size::new(50, 12));
+        assert_eq!(sizes.lock().unwrap().as_slice(), &[Size::new(50, 12)]);
+    }
+}

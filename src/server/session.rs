@@ -1,0 +1,1081 @@
+//! The session: the one owner of every agent the server runs, addressed by [`SessionMsg`].
+//!
+//! Requests arrive from connections; work that blocks (git, file copies, config files, waiting for a
+//! process to end) runs elsewhere and comes back as a [`SessionMsg::Run`] closure, so the session
+//! never waits on the disk or a child and a slow `new` never delays `ls`. Connections get back either
+//! a reply or a pane handle to stream from (attach, follow), and do that streaming themselves.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+use super::names;
+use super::pane::{PaneHandle, spawn_pane};
+use super::persist::{self, AgentRecord};
+use super::pty::{PtyHost, SpawnSpec};
+use crate::config::{self, Config, Profile, PromptMode};
+use crate::git;
+use crate::paths;
+use crate::proto::{AgentInfo, NewAgent, Reply, Request, Target};
+use crate::term::{self, Size};
+
+/// Quiet time after output before an agent counts as idle (until the status engine exists).
+const IDLE_AFTER: Duration = Duration::from_millis(1500);
+
+type Key = (PathBuf, String);
+type Job = Box<dyn FnOnce(&mut Session) + Send>;
+
+pub enum SessionMsg {
+    Request(Request, oneshot::Sender<Outcome>),
+    /// Finish work that ran off the session.
+    Run(Job),
+}
+
+/// What a connection does with a request's answer.
+pub enum Outcome {
+    Reply(Reply),
+    Attach(PaneHandle),
+    Follow(PaneHandle, u32),
+    /// Type `text` (then Enter, as its own write, when `enter`).
+    Send(PaneHandle, String, bool),
+    /// Reply Ok, then stop the server.
+    Shutdown,
+}
+
+fn err(msg: impl Into<String>) -> Outcome {
+    Outcome::Reply(Reply::Error(msg.into()))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Worktree and process being created.
+    Starting,
+    Ready,
+    /// Being stopped, restarted or removed: refuse other changes meanwhile.
+    Busy,
+}
+
+struct Agent {
+    rec: AgentRecord,
+    common_dir: PathBuf,
+    phase: Phase,
+    pane: Option<PaneHandle>,
+    /// Bumped for each new process, so a late exit of an old one is ignored.
+    run: u64,
+    recovered_at: Option<u64>,
+}
+
+pub struct Session {
+    agents: BTreeMap<Key, Agent>,
+    repos: BTreeSet<PathBuf>,
+    host: Arc<dyn PtyHost>,
+    tx: mpsc::UnboundedSender<SessionMsg>,
+    runs: u64,
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn unix_at(at: Instant) -> u64 {
+    unix_now().saturating_sub(at.elapsed().as_secs())
+}
+
+/// Start the session actor; returns its address.
+pub fn start(host: Arc<dyn PtyHost>) -> mpsc::UnboundedSender<SessionMsg> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut session =
+        Session { agents: BTreeMap::new(), repos: BTreeSet::new(), host, tx: tx.clone(), runs: 0 };
+    session.recover();
+    tokio::spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                SessionMsg::Request(req, reply) => session.request(req, reply),
+                SessionMsg::Run(job) => job(&mut session),
+            }
+        }
+    });
+    tx
+}
+
+/// Run `work` on a blocking thread, then `then` on the session with its result.
+fn off_session<T: Send + 'static>(
+    tx: &mpsc::UnboundedSender<SessionMsg>,
+    work: impl FnOnce() -> T + Send + 'static,
+    then: impl FnOnce(&mut Session, T) + Send + 'static,
+) {
+    let tx = tx.clone();
+    tokio::task::spawn_blocking(move || {
+        let result = work();
+        let _ = tx.send(SessionMsg::Run(Box::new(move |s| then(s, result))));
+    });
+}
+
+/// Everything `new` needs that comes from files and git, computed off the session.
+struct Prepared {
+    info: git::RepoInfo,
+    config: Config,
+    profile_name: String,
+    profile: Profile,
+    base: String,
+    base_commit: String,
+    branches: BTreeSet<String>,
+    worktree_dir: PathBuf,
+}
+
+fn env_lookup<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    env.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn prepare(req: &NewAgent) -> Result<Prepared, String> {
+    let info = git::discover(&req.repo).map_err(|e| e.to_string())?;
+    let loaded =
+        config::load(&paths::user_config_file(), Some(&info.root)).map_err(|e| e.to_string())?;
+    if let Some(rf) = &loaded.repo_file
+        && !rf.command_keys.is_empty()
+        && !crate::trust::is_trusted(&rf.path, &rf.content)
+    {
+        return Err(format!(
+            "{} defines commands ({}) that you have not approved; review the file, then run `corral trust`",
+            rf.path.display(),
+            rf.command_keys.join(", ")
+        ));
+    }
+    let config = loaded.config;
+    let path_var = env_lookup(&req.env, "PATH");
+    let (profile_name, profile) = config.profile(req.profile.as_deref(), path_var)?;
+    let program = expand_one(&profile.command[0], &Placeholders::shell_only(&req.env));
+    if config::find_in_path(&program, path_var).is_none() {
+        return Err(format!(
+            "agent profile '{profile_name}': command '{program}' not found on PATH; install it or choose another with --agent"
+        ));
+    }
+    let (base, base_commit) =
+        git::resolve_base(&info.root, req.base.as_deref()).map_err(|e| e.to_string())?;
+    let branches = git::local_branches(&info.root).map_err(|e| e.to_string())?;
+    let worktree_dir = if config.worktree.dir.is_empty() {
+        let repo_name = info.root.file_name().and_then(|n| n.to_str()).unwrap_or("repo");
+        paths::data_dir()
+            .join("worktrees")
+            .join(format!("{repo_name}-{}", paths::short_hash(&info.root.to_string_lossy())))
+    } else {
+        let d = PathBuf::from(&config.worktree.dir);
+        if d.is_absolute() { d } else { info.root.join(d) }
+    };
+    Ok(Prepared {
+        info,
+        config,
+        profile_name,
+        profile,
+        base,
+        base_commit,
+        branches,
+        worktree_dir,
+    })
+}
+
+struct Placeholders<'a> {
+    pairs: Vec<(&'static str, String)>,
+    _env: &'a [(String, String)],
+}
+
+impl<'a> Placeholders<'a> {
+    fn shell_only(env: &'a [(String, String)]) -> Placeholders<'a> {
+        let shell = env_lookup(env, "SHELL").filter(|s| !s.is_empty()).unwrap_or("/bin/sh");
+        Placeholders { pairs: vec![("{shell}", shell.to_string())], _env: env }
+    }
+
+    fn for_agent(env: &'a [(String, String)], rec: &AgentRecord) -> Placeholders<'a> {
+        let mut p = Placeholders::shell_only(env);
+        p.pairs.push(("{session}", rec.session.clone()));
+        p.pairs.push(("{name}", rec.name.clone()));
+        p.pairs.push(("{branch}", rec.branch.clone()));
+        p.pairs.push(("{worktree}", rec.worktree.to_string_lossy().into_owned()));
+        p.pairs.push(("{port}", rec.port.map(|p| p.to_string()).unwrap_or_default()));
+        p
+    }
+}
+
+fn expand_one(s: &str, p: &Placeholders) -> String {
+    let mut out = s.to_string();
+    for (k, v) in &p.pairs {
+        if out.contains(k) {
+            out = out.replace(k, v);
+        }
+    }
+    out
+}
+
+/// The argv to start (or resume) an agent, with setup commands wrapped in front when given.
+fn build_argv(
+    profile: &Profile,
+    rec: &AgentRecord,
+    env: &[(String, String)],
+    resume: bool,
+    setup: &[String],
+) -> Vec<String> {
+    let p = Placeholders::for_agent(env, rec);
+    let template = if resume && !profile.resume.is_empty() { &profile.resume } else { &profile.command };
+    let mut argv: Vec<String> = template.iter().map(|a| expand_one(a, &p)).collect();
+    if !resume
+        && profile.prompt == PromptMode::Arg
+        && let Some(prompt) = rec.prompt.as_ref().filter(|p| !p.is_empty())
+    {
+        if !profile.prompt_flag.is_empty() {
+            argv.push(profile.prompt_flag.clone());
+        }
+        argv.push(prompt.clone());
+    }
+    if setup.is_empty() {
+        return argv;
+    }
+    // `set -e` stops at the first failing command; its output stays in the pane and the exit code
+    // becomes the agent's. `exec` makes the agent the process we track.
+    let mut script = String::from("set -ex\n");
+    for cmd in setup {
+        script.push_str(cmd);
+        script.push('\n');
+    }
+    script.push_str("set +x\nexec \"$@\"\n");
+    let mut wrapped = vec!["/bin/sh".to_string(), "-c".to_string(), script, "corral-setup".into()];
+    wrapped.extend(argv);
+    wrapped
+}
+
+fn agent_env(client_env: &[(String, String)], profile: &Profile, rec: &AgentRecord) -> Vec<(String, String)> {
+    let mut env: BTreeMap<String, String> = client_env
+        .iter()
+        .filter(|(k, _)| !(k.starts_with("TMUX") || k.starts_with("ZELLIJ") || k == "STY"))
+        .cloned()
+        .collect();
+    env.insert("TERM".into(), "xterm-256color".into());
+    env.insert("COLORTERM".into(), "truecolor".into());
+    env.insert("CORRAL_AGENT".into(), rec.name.clone());
+    env.insert("CORRAL_REPO".into(), rec.repo.to_string_lossy().into_owned());
+    env.insert("CORRAL_WORKTREE".into(), rec.worktree.to_string_lossy().into_owned());
+    env.insert("CORRAL_BRANCH".into(), rec.branch.clone());
+    env.insert("CORRAL_BASE".into(), rec.base.clone());
+    if let Some(port) = rec.port {
+        env.insert("PORT".into(), port.to_string());
+    }
+    env.insert("PWD".into(), rec.worktree.to_string_lossy().into_owned());
+    let p = Placeholders::for_agent(client_env, rec);
+    for (k, v) in &profile.env {
+        env.insert(k.clone(), expand_one(v, &p));
+    }
+    env.into_iter().collect()
+}
+
+impl Session {
+    fn recover(&mut self) {
+        for repo in persist::load_repos() {
+            self.load_repo(&repo);
+        }
+    }
+
+    /// Read a repository's agent records once; agents whose process is gone come back `exited`.
+    fn load_repo(&mut self, repo: &Path) {
+        if self.repos.contains(repo) {
+            return;
+        }
+        let info = match git::discover(repo) {
+            Ok(i) => i,
+            Err(e) => {
+                warn!("not recovering agents of {}: {e}", repo.display());
+                return;
+            }
+        };
+        self.repos.insert(info.root.clone());
+        match persist::load_agents(&info.common_dir) {
+            Ok(records) => {
+                for rec in records {
+                    info!("recovered agent {} of {}", rec.name, info.root.display());
+                    let key = (info.root.clone(), rec.name.clone());
+                    self.agents.insert(
+                        key,
+                        Agent {
+                            rec,
+                            common_dir: info.common_dir.clone(),
+                            phase: Phase::Ready,
+                            pane: None,
+                            run: 0,
+                            recovered_at: Some(unix_now()),
+                        },
+                    );
+                }
+            }
+            Err(e) => warn!("cannot recover agents of {}: {e:#}", info.root.display()),
+        }
+    }
+
+    fn save(&self, repo: &Path) {
+        let mut common = None;
+        let records: Vec<AgentRecord> = self
+            .agents
+            .iter()
+            .filter(|((r, _), a)| r == repo && a.phase != Phase::Starting)
+            .map(|(_, a)| {
+                common = Some(a.common_dir.clone());
+                a.rec.clone()
+            })
+            .collect();
+        let common = match common {
+            Some(c) => c,
+            None => match git::discover(repo) {
+                Ok(i) => i.common_dir,
+                Err(e) => {
+                    warn!("cannot save agents of {}: {e}", repo.display());
+                    return;
+                }
+            },
+        };
+        if let Err(e) = persist::save_agents(&common, &records) {
+            warn!("cannot save agents of {}: {e:#}", repo.display());
+        }
+        let repos: Vec<PathBuf> = self.repos.iter().cloned().collect();
+        if let Err(e) = persist::save_repos(&repos) {
+            warn!("cannot save the repository list: {e:#}");
+        }
+    }
+
+    /// Handle a request; replies through `reply` now or later.
+    fn request(&mut self, req: Request, reply: oneshot::Sender<Outcome>) {
+        if let Some(repo) = request_repo(&req) {
+            self.load_repo(&repo);
+        }
+        let outcome = match req {
+            Request::Ping => Outcome::Reply(Reply::Pong {
+                pid: std::process::id(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            }),
+            Request::List { repo } => Outcome::Reply(Reply::Agents(self.list(repo.as_deref()))),
+            Request::New(new) => {
+                self.new_agents(new, reply);
+                return;
+            }
+            Request::Tail { target, lines } => match self.live_pane(&target, false) {
+                Ok(pane) => {
+                    tokio::spawn(async move {
+                        let lines = pane.lines(lines as usize).await.unwrap_or_default();
+                        let _ = reply.send(Outcome::Reply(Reply::Lines(lines)));
+                    });
+                    return;
+                }
+                Err(e) => err(e),
+            },
+            Request::Follow { target, lines } => match self.live_pane(&target, false) {
+                Ok(pane) => Outcome::Follow(pane, lines),
+                Err(e) => err(e),
+            },
+            Request::Attach { target, size } => match self.live_pane(&target, false) {
+                Ok(pane) => {
+                    if let Some(size) = size {
+                        pane.resize(size);
+                        if let Some(a) = self.agents.get_mut(&(target.repo.clone(), target.name.clone())) {
+                            a.rec.size = size;
+                        }
+                    }
+                    Outcome::Attach(pane)
+                }
+                Err(e) => err(e),
+            },
+            Request::Send { target, text, enter } => match self.live_pane(&target, true) {
+                Ok(pane) => Outcome::Send(pane, text, enter),
+                Err(e) => err(e),
+            },
+            Request::Stop { target } => {
+                self.stop(target, reply);
+                return;
+            }
+            Request::Restart { target, env } => {
+                self.restart(target, env, reply);
+                return;
+            }
+            Request::Remove { target, force } => {
+                self.remove(target, force, reply);
+                return;
+            }
+            Request::KillServer => {
+                for a in self.agents.values() {
+                    if let Some(p) = &a.pane {
+                        p.kill();
+                    }
+                }
+                let repos: Vec<PathBuf> = self.repos.iter().cloned().collect();
+                for r in repos {
+                    self.save(&r);
+                }
+                Outcome::Shutdown
+            }
+        };
+        let _ = reply.send(outcome);
+    }
+
+    fn agent(&self, t: &Target) -> Result<&Agent, String> {
+        self.agents.get(&(t.repo.clone(), t.name.clone())).ok_or_else(|| {
+            let names: Vec<&str> = self
+                .agents
+                .keys()
+                .filter(|(r, _)| *r == t.repo)
+                .map(|(_, n)| n.as_str())
+                .collect();
+            if names.is_empty() {
+                format!("no agent '{}' in {} (it has no agents)", t.name, t.repo.display())
+            } else {
+                format!("no agent '{}' in {} (agents: {})", t.name, t.repo.display(), names.join(", "))
+            }
+        })
+    }
+
+    fn live_pane(&self, t: &Target, running: bool) -> Result<PaneHandle, String> {
+        let a = self.agent(t)?;
+        if a.phase == Phase::Starting {
+            return Err(format!("agent '{}' is still starting", t.name));
+        }
+        let Some(pane) = &a.pane else {
+            return Err(format!(
+                "agent '{}' is not running (its process ended when the server stopped); `corral restart {}` starts it again",
+                t.name, t.name
+            ));
+        };
+        if running && pane.state().exited {
+            return Err(format!(
+                "agent '{}' has exited (code {}); `corral restart {}` starts it again",
+                t.name,
+                pane.state().exit_code.map(|c| c.to_string()).unwrap_or_else(|| "unknown".into()),
+                t.name
+            ));
+        }
+        Ok(pane.clone())
+    }
+
+    fn list(&self, repo: Option<&Path>) -> Vec<AgentInfo> {
+        self.agents
+            .iter()
+            .filter(|((r, _), _)| repo.is_none_or(|want| r == want))
+            .map(|(_, a)| info_of(a))
+            .collect()
+    }
+
+    fn new_agents(&mut self, req: NewAgent, reply: oneshot::Sender<Outcome>) {
+        if let Some(name) = &req.name
+            && let Err(e) = names::validate(name)
+        {
+            let _ = reply.send(err(e));
+            return;
+        }
+        if req.count == 0 || req.count > 50 {
+            let _ = reply.send(err(format!("-n {} is out of range (1 to 50)", req.count)));
+            return;
+        }
+        off_session(
+            &self.tx,
+            move || {
+                let prep = prepare(&req);
+                (req, prep)
+            },
+            move |s, (req, prep)| match prep {
+                Ok(prep) => s.new_prepared(req, prep, reply),
+                Err(e) => {
+                    let _ = reply.send(err(e));
+                }
+            },
+        );
+    }
+
+    fn new_prepared(&mut self, req: NewAgent, prep: Prepared, reply: oneshot::Sender<Outcome>) {
+        let root = prep.info.root.clone();
+        self.repos.insert(root.clone());
+        let prefix = prep.config.worktree.branch_prefix.clone();
+        let count = req.count as usize;
+        let explicit = req.name.is_some();
+        let base_name = req
+            .name
+            .clone()
+            .unwrap_or_else(|| names::from_prompt(req.prompt.as_deref(), &prep.profile_name));
+        let taken = |n: &str| {
+            self.agents.contains_key(&(root.clone(), n.to_string()))
+                || prep.branches.contains(&format!("{prefix}{n}"))
+                || prep.worktree_dir.join(n).exists()
+        };
+        let chosen = names::allocate(&base_name, count, explicit, taken);
+        for n in &chosen {
+            if let Err(e) = names::validate(n) {
+                let _ = reply.send(err(e));
+                return;
+            }
+            if self.agents.contains_key(&(root.clone(), n.clone())) {
+                let _ = reply.send(err(format!("an agent named '{n}' already exists in {}", root.display())));
+                return;
+            }
+            if prep.branches.contains(&format!("{prefix}{n}")) {
+                let _ = reply.send(err(format!(
+                    "branch '{prefix}{n}' already exists; choose another name or delete the branch"
+                )));
+                return;
+            }
+        }
+        let size = req.size.unwrap_or(Size::DEFAULT);
+        let mut records = Vec::new();
+        for n in &chosen {
+            let port = match self.lease_port(&prep.config) {
+                Some(p) => p,
+                None => {
+                    for r in &records {
+                        self.agents.remove(&(root.clone(), r.name.clone()));
+                    }
+                    let _ = reply.send(err(format!(
+                        "no free port left in {}-{} (ports.first/ports.last)",
+                        prep.config.ports.first, prep.config.ports.last
+                    )));
+                    return;
+                }
+            };
+            let rec = AgentRecord {
+                name: n.clone(),
+                repo: root.clone(),
+                profile: prep.profile_name.clone(),
+                branch: format!("{prefix}{n}"),
+                base: prep.base.clone(),
+                base_commit: prep.base_commit.clone(),
+                worktree: prep.worktree_dir.join(n),
+                port: Some(port),
+                prompt: req.prompt.clone(),
+                session: uuid::Uuid::new_v4().to_string(),
+                created: unix_now(),
+                size,
+                argv: Vec::new(),
+                exit_code: None,
+            };
+            // Reserve the name and the port while the worktree is made.
+            self.agents.insert(
+                (root.clone(), n.clone()),
+                Agent {
+                    rec: rec.clone(),
+                    common_dir: prep.info.common_dir.clone(),
+                    phase: Phase::Starting,
+                    pane: None,
+                    run: 0,
+                    recovered_at: None,
+                },
+            );
+            records.push(rec);
+        }
+        let host = self.host.clone();
+        let tx = self.tx.clone();
+        self.runs += 1;
+        let run = self.runs;
+        off_session(
+            &self.tx,
+            move || create_all(&*host, &tx, &prep, &req, records, run),
+            move |s, result: Result<Vec<(AgentRecord, PaneHandle)>, (Vec<AgentRecord>, String)>| {
+                match result {
+                    Ok(created) => {
+                        let mut names = Vec::new();
+                        for (rec, pane) in created {
+                            let key = (rec.repo.clone(), rec.name.clone());
+                            names.push(rec.name.clone());
+                            if let Some(a) = s.agents.get_mut(&key) {
+                                a.rec = rec;
+                                a.phase = Phase::Ready;
+                                a.pane = Some(pane);
+                                a.run = run;
+                            }
+                        }
+                        s.save(&root);
+                        let _ = reply.send(Outcome::Reply(Reply::Created(names)));
+                    }
+                    Err((records, e)) => {
+                        for r in records {
+                            s.agents.remove(&(r.repo.clone(), r.name.clone()));
+                        }
+                        let _ = reply.send(err(e));
+                    }
+                }
+            },
+        );
+    }
+
+    /// The lowest port of the range that no agent of any repository holds and that is free now.
+    fn lease_port(&self, config: &Config) -> Option<u16> {
+        let held: BTreeSet<u16> = self.agents.values().filter_map(|a| a.rec.port).collect();
+        (config.ports.first..=config.ports.last).find(|p| {
+            !held.contains(p) && std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok()
+        })
+    }
+
+    fn on_exit(&mut self, key: &Key, run: u64, code: i32) {
+        let Some(a) = self.agents.get_mut(key) else { return };
+        if a.run != run {
+            return;
+        }
+        info!("agent {} exited with code {code}", key.1);
+        a.rec.exit_code = Some(code);
+        let repo = key.0.clone();
+        self.save(&repo);
+    }
+
+    fn stop(&mut self, target: Target, reply: oneshot::Sender<Outcome>) {
+        let pane = match self.agent(&target) {
+            Err(e) => {
+                let _ = reply.send(err(e));
+                return;
+            }
+            Ok(a) if a.phase != Phase::Ready => {
+                let _ = reply.send(err(format!("agent '{}' is busy starting or stopping", target.name)));
+                return;
+            }
+            Ok(a) => a.pane.clone(),
+        };
+        match pane {
+            Some(p) if !p.state().exited => {
+                p.kill();
+                tokio::spawn(async move {
+                    let ok = wait_exit(&p, Duration::from_secs(10)).await;
+                    let _ = reply.send(if ok {
+                        Outcome::Reply(Reply::Ok)
+                    } else {
+                        err(format!("agent '{}' did not stop within 10 s", target.name))
+                    });
+                });
+            }
+            _ => {
+                let _ = reply.send(Outcome::Reply(Reply::Ok));
+            }
+        }
+    }
+
+    fn restart(&mut self, target: Target, env: Vec<(String, String)>, reply: oneshot::Sender<Outcome>) {
+        let key = (target.repo.clone(), target.name.clone());
+        let pane = match self.agent(&target) {
+            Err(e) => {
+                let _ = reply.send(err(e));
+                return;
+            }
+            Ok(a) if a.phase != Phase::Ready => {
+                let _ = reply.send(err(format!("agent '{}' is busy starting or stopping", target.name)));
+                return;
+            }
+            Ok(a) => a.pane.clone(),
+        };
+        if let Some(a) = self.agents.get_mut(&key) {
+            a.phase = Phase::Busy;
+        }
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            if let Some(p) = pane.filter(|p| !p.state().exited) {
+                p.kill();
+                wait_exit(&p, Duration::from_secs(10)).await;
+            }
+            let _ = tx.send(SessionMsg::Run(Box::new(move |s: &mut Session| {
+                s.respawn(&key, env, reply);
+            })));
+        });
+    }
+
+    /// Start a stopped agent's process again in its worktree, resuming where the profile can.
+    fn respawn(&mut self, key: &Key, env: Vec<(String, String)>, reply: oneshot::Sender<Outcome>) {
+        let Some(a) = self.agents.get(key) else {
+            let _ = reply.send(err(format!("no agent '{}'", key.1)));
+            return;
+        };
+        let rec = a.rec.clone();
+        let result = (|| {
+            let loaded = config::load(&paths::user_config_file(), Some(&rec.repo))
+                .map_err(|e| e.to_string())?;
+            let profile = loaded.config.agents.get(&rec.profile).cloned().ok_or_else(|| {
+                format!("agent '{}' uses profile '{}', which the config no longer has", rec.name, rec.profile)
+            })?;
+            if !rec.worktree.is_dir() {
+                return Err(format!(
+                    "the worktree of agent '{}' ({}) is gone; `corral rm {}` cleans up",
+                    rec.name,
+                    rec.worktree.display(),
+                    rec.name
+                ));
+            }
+            let argv = build_argv(&profile, &rec, &env, true, &[]);
+            let spec = SpawnSpec {
+                argv: argv.clone(),
+                cwd: rec.worktree.clone(),
+                env: agent_env(&env, &profile, &rec),
+                size: rec.size,
+            };
+            Ok((spec, loaded.config.terminal.scrollback))
+        })();
+        let (spec, scrollback) = match result {
+            Ok(x) => x,
+            Err(e) => {
+                if let Some(a) = self.agents.get_mut(key) {
+                    a.phase = Phase::Ready;
+                }
+                let _ = reply.send(err(e));
+                return;
+            }
+        };
+        self.runs += 1;
+        let run = self.runs;
+        let pane = self.spawn(key, &spec, scrollback, run);
+        let Some(a) = self.agents.get_mut(key) else { return };
+        a.phase = Phase::Ready;
+        match pane {
+            Ok(p) => {
+                a.pane = Some(p);
+                a.run = run;
+                a.recovered_at = None;
+                a.rec.argv = spec.argv;
+                a.rec.exit_code = None;
+                let repo = key.0.clone();
+                self.save(&repo);
+                let _ = reply.send(Outcome::Reply(Reply::Ok));
+            }
+            Err(e) => {
+                let _ = reply.send(err(format!("cannot start agent '{}': {e}", key.1)));
+            }
+        }
+    }
+
+    fn spawn(&self, key: &Key, spec: &SpawnSpec, scrollback: usize, run: u64) -> std::io::Result<PaneHandle> {
+        let tx = self.tx.clone();
+        let k = key.clone();
+        spawn_pane(
+            &*self.host,
+            spec,
+            term::new_emulator(spec.size, scrollback),
+            Box::new(move |code| {
+                let _ = tx.send(SessionMsg::Run(Box::new(move |s| s.on_exit(&k, run, code))));
+            }),
+        )
+    }
+
+    fn remove(&mut self, target: Target, force: bool, reply: oneshot::Sender<Outcome>) {
+        let key = (target.repo.clone(), target.name.clone());
+        let (rec, pane) = match self.agent(&target) {
+            Err(e) => {
+                let _ = reply.send(err(e));
+                return;
+            }
+            Ok(a) if a.phase != Phase::Ready => {
+                let _ = reply.send(err(format!("agent '{}' is busy starting or stopping", target.name)));
+                return;
+            }
+            Ok(a) => (a.rec.clone(), a.pane.clone()),
+        };
+        if let Some(a) = self.agents.get_mut(&key) {
+            a.phase = Phase::Busy;
+        }
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            // Check first, so a refused `rm` leaves the agent running.
+            let check_rec = rec.clone();
+            let verdict = tokio::task::spawn_blocking(move || removal_check(&check_rec, force))
+                .await
+                .unwrap_or_else(|e| Err(format!("removal check failed: {e}")));
+            let verdict = match verdict {
+                Ok(v) => v,
+                Err(e) => {
+                    let _ = tx.send(SessionMsg::Run(Box::new(move |s: &mut Session| {
+                        if let Some(a) = s.agents.get_mut(&key) {
+                            a.phase = Phase::Ready;
+                        }
+                        let _ = reply.send(err(e));
+                    })));
+                    return;
+                }
+            };
+            if let Some(p) = pane.filter(|p| !p.state().exited) {
+                p.kill();
+                wait_exit(&p, Duration::from_secs(10)).await;
+            }
+            let done = tokio::task::spawn_blocking(move || remove_worktree_and_branch(&rec, verdict))
+                .await
+                .unwrap_or_else(|e| Err(format!("removal failed: {e}")));
+            let _ = tx.send(SessionMsg::Run(Box::new(move |s: &mut Session| match done {
+                Ok(note) => {
+                    s.agents.remove(&key);
+                    s.save(&key.0);
+                    let _ = reply.send(Outcome::Reply(match note {
+                        Some(n) => Reply::Note(n),
+                        None => Reply::Ok,
+                    }));
+                }
+                Err(e) => {
+                    if let Some(a) = s.agents.get_mut(&key) {
+                        a.phase = Phase::Ready;
+                    }
+                    let _ = reply.send(err(e));
+                }
+            })));
+        });
+    }
+}
+
+/// What removing an agent will do with its branch.
+#[derive(Debug)]
+struct RemovalPlan {
+    merged: bool,
+    dirty: bool,
+}
+
+fn removal_check(rec: &AgentRecord, force: bool) -> Result<RemovalPlan, String> {
+    let dirty = if rec.worktree.is_dir() {
+        git::dirty_paths(&rec.worktree).map_err(|e| e.to_string())?
+    } else {
+        Vec::new()
+    };
+    let branch_exists = git::branch_exists(&rec.repo, &rec.branch).map_err(|e| e.to_string())?;
+    let merged = !branch_exists
+        || git::branch_merged(&rec.repo, &rec.branch, &rec.base).map_err(|e| e.to_string())?;
+    if !force {
+        if !dirty.is_empty() {
+            let mut shown: Vec<&str> = dirty.iter().map(String::as_str).take(5).collect();
+            if dirty.len() > 5 {
+                shown.push("…");
+            }
+            return Err(format!(
+                "agent '{}' has uncommitted work in {} ({}); merge it, or `corral rm --force {}` commits it to branch {} and keeps the branch",
+                rec.name,
+                rec.worktree.display(),
+                shown.join(", "),
+                rec.name,
+                rec.branch
+            ));
+        }
+        if !merged {
+            return Err(format!(
+                "branch {} of agent '{}' has commits that are not on {}; merge it, or `corral rm --force {}` removes the worktree and keeps the branch",
+                rec.branch, rec.name, rec.base, rec.name
+            ));
+        }
+    }
+    Ok(RemovalPlan { merged, dirty: !dirty.is_empty() })
+}
+
+/// Remove the worktree; delete the branch only when everything on it is already on the base.
+/// Uncommitted work is first committed to the branch, so `--force` never loses it.
+fn remove_worktree_and_branch(rec: &AgentRecord, plan: RemovalPlan) -> Result<Option<String>, String> {
+    let mut keep_branch = !plan.merged;
+    if plan.dirty && rec.worktree.is_dir() {
+        let msg = format!("corral: uncommitted work of agent {} saved before removal", rec.name);
+        if git::snapshot_commit(&rec.worktree, &msg).map_err(|e| e.to_string())?.is_some() {
+            keep_branch = true;
+        }
+    }
+    git::remove_worktree(&rec.repo, &rec.name, &rec.worktree).map_err(|e| e.to_string())?;
+    if keep_branch {
+        return Ok(Some(format!("removed agent '{}'; kept branch {}", rec.name, rec.branch)));
+    }
+    if git::branch_exists(&rec.repo, &rec.branch).map_err(|e| e.to_string())? {
+        git::delete_branch(&rec.repo, &rec.branch).map_err(|e| e.to_string())?;
+    }
+    Ok(None)
+}
+
+async fn wait_exit(pane: &PaneHandle, limit: Duration) -> bool {
+    let mut rx = pane.subscribe();
+    let wait = async {
+        loop {
+            if rx.borrow_and_update().exited {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(limit, wait).await.is_ok()
+}
+
+/// Create each agent's worktree, copy files, and start its process. All or nothing: on failure,
+/// what was created for earlier agents of the same request is removed again.
+fn create_all(
+    host: &dyn PtyHost,
+    tx: &mpsc::UnboundedSender<SessionMsg>,
+    prep: &Prepared,
+    req: &NewAgent,
+    records: Vec<AgentRecord>,
+    run: u64,
+) -> Result<Vec<(AgentRecord, PaneHandle)>, (Vec<AgentRecord>, String)> {
+    let mut done: Vec<(AgentRecord, PaneHandle)> = Vec::new();
+    let mut made: Vec<AgentRecord> = Vec::new();
+    let undo = |made: &[AgentRecord], done: &[(AgentRecord, PaneHandle)]| {
+        for (_, p) in done {
+            p.kill();
+        }
+        for r in made {
+            let _ = git::remove_worktree(&r.repo, &r.name, &r.worktree);
+            let _ = git::delete_branch(&r.repo, &r.branch);
+        }
+    };
+    for mut rec in records.clone() {
+        let spec = git::NewWorktree {
+            root: &prep.info.root,
+            name: &rec.name,
+            branch: &rec.branch,
+            path: &rec.worktree,
+            base_commit: &prep.base_commit,
+        };
+        if let Err(e) = git::create_worktree(&spec) {
+            undo(&made, &done);
+            return Err((records, e.to_string()));
+        }
+        made.push(rec.clone());
+        if let Err(e) = git::copy_untracked(&prep.info.root, &rec.worktree, &prep.config.worktree.copy) {
+            undo(&made, &done);
+            return Err((records, e.to_string()));
+        }
+        let argv = build_argv(&prep.profile, &rec, &req.env, false, &prep.config.worktree.setup);
+        rec.argv = argv.clone();
+        let spawn = SpawnSpec {
+            argv,
+            cwd: rec.worktree.clone(),
+            env: agent_env(&req.env, &prep.profile, &rec),
+            size: rec.size,
+        };
+        let key = (rec.repo.clone(), rec.name.clone());
+        let exit_tx = tx.clone();
+        let pane = spawn_pane(
+            host,
+            &spawn,
+            term::new_emulator(rec.size, prep.config.terminal.scrollback),
+            Box::new(move |code| {
+                let _ = exit_tx.send(SessionMsg::Run(Box::new(move |s| s.on_exit(&key, run, code))));
+            }),
+        );
+        let pane = match pane {
+            Ok(p) => p,
+            Err(e) => {
+                undo(&made, &done);
+                return Err((records, format!("cannot start agent '{}': {e}", rec.name)));
+            }
+        };
+        deliver_prompt(&pane, prep.profile.prompt, rec.prompt.as_deref());
+        done.push((rec, pane));
+    }
+    Ok(done)
+}
+
+/// Prompts that are not command-line arguments are written to the agent: at once (`stdin`), or
+/// once its screen has settled (`type`), like a user typing at its prompt.
+fn deliver_prompt(pane: &PaneHandle, mode: PromptMode, prompt: Option<&str>) {
+    let Some(prompt) = prompt.filter(|p| !p.is_empty()).map(str::to_string) else { return };
+    match mode {
+        PromptMode::Stdin => {
+            let mut b = prompt.into_bytes();
+            b.push(b'\r');
+            pane.write(b);
+        }
+        PromptMode::Type => {
+            let pane = pane.clone();
+            let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+            rt.spawn(async move {
+                if wait_settled(&pane, Duration::from_millis(500), Duration::from_secs(30)).await {
+                    super::listener::type_text(&pane, &prompt, true).await;
+                }
+            });
+        }
+        PromptMode::Arg | PromptMode::None => {}
+    }
+}
+
+/// Wait until the pane has printed something and then stayed quiet for `quiet`.
+async fn wait_settled(pane: &PaneHandle, quiet: Duration, limit: Duration) -> bool {
+    let mut rx = pane.subscribe();
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let st = rx.borrow_and_update().clone();
+        if st.exited {
+            return false;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return true;
+        }
+        match st.last_output {
+            Some(t) if t.elapsed() >= quiet => return true,
+            Some(t) => {
+                let wake = tokio::time::Instant::from_std(t + quiet).min(deadline);
+                let _ = tokio::time::timeout_at(wake, rx.changed()).await;
+            }
+            None => {
+                if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+                    return true;
+                }
+            }
+        }
+    }
+}
+
+fn request_repo(req: &Request) -> Option<PathBuf> {
+    match req {
+        Request::List { repo } => repo.clone(),
+        Request::New(n) => Some(n.repo.clone()),
+        Request::Tail { target, .. }
+        | Request::Follow { target, .. }
+        | Request::Send { target, .. }
+        | Request::Attach { target, .. }
+        | Request::Stop { target }
+        | Request::Restart { target, .. }
+        | Request::Remove { target, .. } => Some(target.repo.clone()),
+        Request::Ping | Request::KillServer => None,
+    }
+}
+
+fn info_of(a: &Agent) -> AgentInfo {
+    let (status, since, reason) = status_of(a);
+    let st = a.pane.as_ref().map(|p| p.state());
+    AgentInfo {
+        name: a.rec.name.clone(),
+        repo: a.rec.repo.clone(),
+        profile: a.rec.profile.clone(),
+        status: status.into(),
+        status_since: since,
+        status_reason: reason,
+        branch: a.rec.branch.clone(),
+        base: a.rec.base.clone(),
+        base_commit: a.rec.base_commit.clone(),
+        worktree: a.rec.worktree.clone(),
+        pid: a.pane.as_ref().filter(|_| st.as_ref().is_some_and(|s| !s.exited)).and_then(|p| p.pid),
+        exit_code: st.as_ref().and_then(|s| s.exit_code).or(a.rec.exit_code),
+        port: a.rec.port,
+        size: a.rec.size,
+        created: a.rec.created,
+        prompt: a.rec.prompt.clone(),
+        queued: 0,
+    }
+}
+
+/// The status from what the pane shows of activity (the status engine will refine this).
+fn status_of(a: &Agent) -> (&'static str, u64, String) {
+    if a.phase == Phase::Starting {
+        return ("starting", a.rec.created, "creating worktree and process".into());
+    }
+    let Some(pane) = &a.pane else {
+        return (
+            "exited",
+            a.recovered_at.unwrap_or(a.rec.created),
+            "process: gone (the server restarted)".into(),
+        );
+    };
+    let st = pane.state();
+    if st.exited {
+        let code = st.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "unknown".into());
+        return ("exited", st.exited_at.map(unix_at).unwrap_or(0), format!("process: exited with code {code}"));
+    }
+    match st.last_output {
+        None => ("starting", unix_at(st.started), "activity: no output yet".into()),
+        Some(t) if t.elapsed() < IDLE_AFTER => (
+            "working",
+            st.burst_start.map(unix_at).unwrap_or_else(|| unix_at(t)),
+            format!("activity: output {:.1}s ago", t.elapsed().as_secs_f32()),
+        ),
+        Some(t) => (
+            "idle",
+            unix_at(t).saturating_add(IDLE_AFTER.as_secs()),
+            format!("activity: quiet for {:.1}s", t.elapsed().as_secs_f32()),
+        ),
+    }
+}

@@ -1,0 +1,237 @@
+//! The server's socket: who may connect, what happens to garbage, and attach through a real PTY.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use corral::term::{Emulator, Size, new_emulator};
+
+fn hello_frame() -> Vec<u8> {
+    corral::proto::encode(&corral::proto::ClientMsg::Hello {
+        version: corral::proto::PROTOCOL_VERSION,
+        client: "test".into(),
+    })
+    .unwrap()
+}
+
+/// Read until the server closes the connection (or the deadline).
+fn closed_by_server(s: &mut UnixStream) -> bool {
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[test]
+fn garbage_and_oversized_frames_close_only_that_connection() {
+    let env = Env::new();
+    let name = env.new_shell("steady");
+    let sock = env.runtime.join("server.sock");
+
+    let mut g = UnixStream::connect(&sock).unwrap();
+    g.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert!(closed_by_server(&mut g), "garbage closes the connection");
+
+    let mut big = UnixStream::connect(&sock).unwrap();
+    big.write_all(&hello_frame()).unwrap();
+    big.write_all(&u32::MAX.to_be_bytes()).unwrap();
+    assert!(closed_by_server(&mut big), "an oversized frame closes the connection");
+
+    let mut nohello = UnixStream::connect(&sock).unwrap();
+    let req = corral::proto::encode(&corral::proto::ClientMsg::Request(corral::proto::Request::KillServer)).unwrap();
+    nohello.write_all(&req).unwrap();
+    assert!(closed_by_server(&mut nohello), "a request before Hello closes the connection");
+
+    let mut old = UnixStream::connect(&sock).unwrap();
+    old.write_all(
+        &corral::proto::encode(&corral::proto::ClientMsg::Hello { version: 9999, client: "future".into() }).unwrap(),
+    )
+    .unwrap();
+    assert!(closed_by_server(&mut old), "a different protocol version is refused");
+
+    // The agent and the server are untouched.
+    env.ok(&["send", &name, "echo still-here"]);
+    env.wait_tail(&name, |t| t.contains("still-here\n"));
+}
+
+#[test]
+fn another_users_connection_is_refused() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root to run a server as another user");
+        return;
+    }
+    // Run the server as uid 65534 with its own private directories; we (root) can reach its socket
+    // despite the 0700 directory, which is exactly what the peer check is for.
+    let env = Env::new();
+    let theirs = env.root().join("nobody");
+    for d in ["home", "run"] {
+        std::fs::create_dir_all(theirs.join(d)).unwrap();
+    }
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    for d in ["home", "run"] {
+        std::os::unix::fs::chown(theirs.join(d), Some(65534), Some(65534)).unwrap();
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(theirs.join("run"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut server = std::process::Command::new(bin());
+    server
+        .args(["server", "--foreground"])
+        .env_clear()
+        .env("HOME", theirs.join("home"))
+        .env("CORRAL_RUNTIME_DIR", theirs.join("run"))
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    use std::os::unix::process::CommandExt;
+    server.uid(65534).gid(65534);
+    // The temp dir above must be traversable for uid 65534.
+    let mut p = theirs.clone();
+    while p.pop() {
+        if let Ok(m) = std::fs::metadata(&p)
+            && m.permissions().mode() & 0o001 == 0
+        {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m.permissions().mode() | 0o001)).unwrap();
+        }
+        if p == std::path::Path::new("/") {
+            break;
+        }
+    }
+    let mut child = server.spawn().unwrap();
+    let sock = theirs.join("run/server.sock");
+    wait_for("the other user's server to listen", || sock.exists().then_some(()));
+    let mut s = UnixStream::connect(&sock).unwrap();
+    let _ = s.write_all(&hello_frame());
+    assert!(closed_by_server(&mut s), "root's connection to uid 65534's server is closed");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A terminal we own: `corral attach` runs in it, and we read its screen with our emulator.
+struct Tty {
+    emu: Arc<Mutex<Box<dyn Emulator>>>,
+    writer: Box<dyn Write + Send>,
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+}
+
+impl Tty {
+    fn spawn(env: &Env, args: &[&str], size: Size) -> Tty {
+        let pty = portable_pty::native_pty_system();
+        let pair = pty
+            .openpty(portable_pty::PtySize { rows: size.rows, cols: size.cols, pixel_width: 0, pixel_height: 0 })
+            .unwrap();
+        let mut cmd = portable_pty::CommandBuilder::new(bin());
+        cmd.args(args);
+        cmd.cwd(&env.repo);
+        for (k, v) in std::env::vars() {
+            cmd.env(k, v);
+        }
+        cmd.env("HOME", &env.home);
+        cmd.env("XDG_CONFIG_HOME", env.home.join(".config"));
+        cmd.env("XDG_STATE_HOME", env.home.join(".local/state"));
+        cmd.env("XDG_DATA_HOME", env.home.join(".local/share"));
+        cmd.env("CORRAL_RUNTIME_DIR", &env.runtime);
+        cmd.env("SHELL", "/bin/sh");
+        cmd.env("TERM", "xterm-256color");
+        let child = pair.slave.spawn_command(cmd).unwrap();
+        drop(pair.slave);
+        let mut reader = pair.master.try_clone_reader().unwrap();
+        let writer = pair.master.take_writer().unwrap();
+        let emu: Arc<Mutex<Box<dyn Emulator>>> = Arc::new(Mutex::new(new_emulator(size, 1000)));
+        let e = emu.clone();
+        std::thread::spawn(move || {
+            let _keep_master = pair.master;
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                e.lock().unwrap().feed(&buf[..n]);
+            }
+        });
+        Tty { emu, writer, child }
+    }
+
+    fn text(&self) -> String {
+        let screen = self.emu.lock().unwrap().screen();
+        screen.lines.iter().map(|l| l.text()).collect::<Vec<_>>().join("\n")
+    }
+
+    fn wait_screen(&self, what: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        while !self.text().contains(what) {
+            assert!(Instant::now() < deadline, "screen never showed {what:?}:\n{}", self.text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn type_str(&mut self, s: &str) {
+        self.writer.write_all(s.as_bytes()).unwrap();
+        self.writer.flush().unwrap();
+    }
+
+    fn exited(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_some()
+    }
+}
+
+#[test]
+fn attach_shows_the_screen_types_into_the_agent_and_detaches_without_stopping_it() {
+    let env = Env::new();
+    let name = env.new_shell("att");
+    env.ok(&["send", &name, "echo before-attach"]);
+    env.wait_tail(&name, |t| t.contains("before-attach\n"));
+
+    let mut a = Tty::spawn(&env, &["attach", &name], Size::new(80, 24));
+    a.wait_screen("before-attach");
+    // A second client from another terminal sees the same screen.
+    let mut b = Tty::spawn(&env, &["attach", &name], Size::new(80, 24));
+    b.wait_screen("before-attach");
+
+    a.type_str("echo typed-$((6*7))\r");
+    a.wait_screen("typed-42");
+    b.wait_screen("typed-42");
+
+    // ctrl-] detaches this client only.
+    a.type_str("\x1d");
+    wait_for("attach to return after the detach key", || a.exited().then_some(()));
+    b.type_str("echo b-still-attached\r");
+    b.wait_screen("b-still-attached");
+
+    // Killing a client (as a dropped ssh link does) leaves the agent running.
+    b.child.kill().unwrap();
+    let _ = b.child.wait();
+    env.ok(&["send", &name, "echo after-kill"]);
+    env.wait_tail(&name, |t| t.contains("after-kill\n"));
+    assert_ne!(env.agent_json(&name)["status"], "exited");
+}
+
+#[test]
+fn attach_resizes_the_agent_to_the_terminal() {
+    let env = Env::new();
+    let name = env.new_shell("sized");
+    let mut a = Tty::spawn(&env, &["attach", &name], Size::new(100, 30));
+    a.type_str("stty size\r");
+    a.wait_screen("30 100");
+    assert_eq!(env.agent_json(&name)["size"]["cols"], 100);
+    a.type_str("\x1d");
+    wait_for("attach to return", || a.exited().then_some(()));
+}
+
+#[test]
+fn attach_ends_when_the_agent_exits() {
+    let env = Env::new();
+    let name = env.new_shell("bye");
+    let mut a = Tty::spawn(&env, &["attach", &name], Size::new(80, 24));
+    a.wait_screen("$");
+    a.type_str("exit 3\r");
+    wait_for("attach to return when the agent exits", || a.exited().then_some(()));
+    wait_for("status exited", || (env.agent_json(&name)["status"] == "exited").then_some(()));
+    assert_eq!(env.agent_json(&name)["exit_code"], 3);
+}
