@@ -1,46 +1,1444 @@
-//! PLACEHOLDER: the term helper replaces this file with the alacritty_terminal-backed emulator.
-use super::{Emulator, Feedback, Line, Modes, NumberedLine, Screen, Size};
+//! [`Emulator`] backed by `alacritty_terminal`: its parser and grid do the VT work; this file
+//! answers the queries a headless terminal must still answer, converts its cells into ours, and
+//! keeps the absolute line numbering alacritty has no notion of.
+//!
+//! # Line numbering
+//!
+//! A line's number is `top + row` where `top` is the number of screen row 0 (history rows have
+//! negative `row`). `top` grows by exactly the number of lines that scroll into the history. The
+//! grid does not count scrolls and stops growing its history at the cap, so every call from the
+//! parser goes through [`Tracker`], which measures the history before and after the call. To keep
+//! that measurement exact at the cap, the grid is given `rows + TRIM` lines of headroom above the
+//! configured scrollback and is trimmed back in batches; readers only ever look at the newest
+//! `scrollback` history lines, so the headroom is invisible.
+//!
+//! `hw` (high water) is the first number not yet observable as settled: after every feed it is
+//! raised to the cursor line's number. It makes the discontinuities safe:
+//!
+//! * Resize (reflow) and RIS renumber so the cursor line gets at least `hw`, so lines written after
+//!   them are never numbered below what a poller has already seen. Lines above the cursor may be
+//!   renumbered (reflow changes what "a line" is), but only to numbers below `hw`.
+//! * Entering the alternate screen: its row 0 gets the first fresh number, `max(hw, primary cursor
+//!   line)`, and alternate lines above its cursor are settled like primary ones. The primary lines
+//!   that settled in the same feed just before the switch are copied out (the primary grid cannot be
+//!   read while hidden) so they are still reported. Leaving it: the primary's cursor line jumps to
+//!   at least `hw`, i.e. past every alternate line that could have been reported.
+//! * ED 3 (erase scrollback) only drops history; numbers of the remaining lines are unchanged.
+
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use alacritty_terminal::Term;
+use alacritty_terminal::event::{Event, EventListener, WindowSize};
+use alacritty_terminal::grid::{Dimensions, Row};
+use alacritty_terminal::index::{Column, Line as GridLine};
+use alacritty_terminal::term::cell::{Cell as AlacCell, Flags};
+use alacritty_terminal::term::{Config, Osc52, TermMode, color};
+use alacritty_terminal::vte::ansi::{
+    self, Attr, CharsetIndex, ClearMode, CursorShape, CursorStyle, Handler, Hyperlink,
+    KeyboardModes, KeyboardModesApplyBehavior, LineClearMode, ModifyOtherKeys, NamedColor,
+    NamedPrivateMode, PrivateMode, Processor, Rgb, ScpCharPath, ScpUpdateMode, StandardCharset,
+    StdSyncHandler, TabulationClearMode, cursor_icon::CursorIcon,
+};
+
+use super::screen::attr;
+use super::{Cell, Color, Emulator, Feedback, Line, Modes, MouseMode, NumberedLine, Screen, Size};
+
+/// Alacritty cannot hold a wide character in fewer than two columns (it would index past the row),
+/// so the grid never gets narrower than this; a 1-column pane shows the grid's first column.
+const MIN_GRID_COLS: u16 = 2;
+/// Panes never get bigger than this, whatever a client's terminal reports: every history row is
+/// allocated at full width, so an absurd size would cost gigabytes.
+const MAX_GRID_COLS: u16 = 2000;
+const MAX_GRID_ROWS: u16 = 1000;
+/// History lines beyond the cap kept before trimming back (see the module docs).
+const TRIM: usize = 256;
+/// Pixel size of a cell in answers to "text area size in pixels" queries.
+const CELL_WIDTH: u16 = 8;
+const CELL_HEIGHT: u16 = 16;
+
+/// Colours we claim to draw with when a program asks (OSC 10/11/12/4). Programs use the background
+/// to pick a light or dark theme, so the answer must be stable and plausible.
+const DEFAULT_FG: Rgb = Rgb { r: 0xd0, g: 0xd0, b: 0xd0 };
+const DEFAULT_BG: Rgb = Rgb { r: 0x10, g: 0x10, b: 0x10 };
+
+/// Collects the events the terminal raises while parsing; the emulator drains them after each
+/// call into the parser. Only the events we act on are kept.
+#[derive(Clone, Default)]
+struct Listener(Arc<Mutex<Vec<Event>>>);
+
+impl Listener {
+    fn take(&self) -> Vec<Event> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl EventListener for Listener {
+    fn send_event(&self, event: Event) {
+        if matches!(
+            event,
+            Event::PtyWrite(_)
+                | Event::ColorRequest(..)
+                | Event::TextAreaSizeRequest(_)
+                | Event::Bell
+                | Event::Title(_)
+                | Event::ResetTitle
+        ) {
+            self.0.lock().unwrap_or_else(PoisonError::into_inner).push(event);
+        }
+    }
+}
+
+/// Grid dimensions in the form `Term::new`/`Term::resize` take them.
+struct Dims {
+    cols: usize,
+    rows: usize,
+}
+
+impl Dimensions for Dims {
+    fn total_lines(&self) -> usize {
+        self.rows
+    }
+    fn screen_lines(&self) -> usize {
+        self.rows
+    }
+    fn columns(&self) -> usize {
+        self.cols
+    }
+}
+
+/// The size a pane actually gets.
+fn clamp_size(size: Size) -> Size {
+    Size::new(size.cols.min(MAX_GRID_COLS), size.rows.min(MAX_GRID_ROWS))
+}
+
+fn grid_dims(size: Size) -> Dims {
+    Dims {
+        cols: usize::from(size.cols.clamp(MIN_GRID_COLS, MAX_GRID_COLS)),
+        rows: usize::from(size.rows.clamp(1, MAX_GRID_ROWS)),
+    }
+}
+
 pub struct AlacrittyEmulator {
+    term: Term<Listener>,
+    parser: Processor<StdSyncHandler>,
+    events: Listener,
+    /// The size the pane has; the grid may differ at the extremes (see `MIN_GRID_COLS`).
     size: Size,
+    scrollback: usize,
+    title: String,
+    xtversion: XtVersionScanner,
+    num: Numbering,
 }
 
 impl AlacrittyEmulator {
-    pub fn new(size: Size, _scrollback: usize) -> AlacrittyEmulator {
-        AlacrittyEmulator { size }
+    pub fn new(size: Size, scrollback: usize) -> AlacrittyEmulator {
+        let size = clamp_size(size);
+        let events = Listener::default();
+        let config = Config {
+            scrolling_history: scrollback,
+            kitty_keyboard: true,
+            // Clipboard access by the program is not ours to grant.
+            osc52: Osc52::Disabled,
+            ..Config::default()
+        };
+        let mut term = Term::new(config, &grid_dims(size), events.clone());
+        set_history_limit(&mut term, scrollback, true);
+        AlacrittyEmulator {
+            term,
+            parser: Processor::new(),
+            events,
+            size,
+            scrollback,
+            title: String::new(),
+            xtversion: XtVersionScanner::default(),
+            num: Numbering::default(),
+        }
+    }
+
+    fn is_alt(&self) -> bool {
+        self.term.mode().contains(TermMode::ALT_SCREEN)
+    }
+
+    /// History lines a reader may see: the newest `scrollback` (none on the alternate screen),
+    /// whatever headroom the grid holds beyond that.
+    fn visible_history(&self) -> usize {
+        let cap = if self.is_alt() { 0 } else { self.scrollback };
+        self.term.grid().history_size().min(cap)
+    }
+
+    fn cursor_row(&self) -> usize {
+        usize::try_from(self.term.grid().cursor.point.line.0).unwrap_or(0)
+    }
+
+    fn advance(&mut self, bytes: &[u8]) {
+        let mut tracker =
+            Tracker { term: &mut self.term, num: &mut self.num, scrollback: self.scrollback };
+        self.parser.advance(&mut tracker, bytes);
+    }
+
+    /// Turn the events raised so far into feedback, in the order they were raised.
+    fn drain(&mut self, fb: &mut Feedback) {
+        for event in self.events.take() {
+            match event {
+                Event::PtyWrite(s) => fb.replies.extend_from_slice(s.as_bytes()),
+                Event::ColorRequest(index, format) => {
+                    let set = (index < color::COUNT).then(|| self.term.colors()[index]).flatten();
+                    let rgb = set.unwrap_or_else(|| default_color(index));
+                    fb.replies.extend_from_slice(format(rgb).as_bytes());
+                }
+                Event::TextAreaSizeRequest(format) => {
+                    let grid = self.term.grid();
+                    let size = WindowSize {
+                        num_lines: u16::try_from(grid.screen_lines()).unwrap_or(u16::MAX),
+                        num_cols: u16::try_from(grid.columns()).unwrap_or(u16::MAX),
+                        cell_width: CELL_WIDTH,
+                        cell_height: CELL_HEIGHT,
+                    };
+                    fb.replies.extend_from_slice(format(size).as_bytes());
+                }
+                Event::Bell => fb.bell = true,
+                Event::Title(title) => {
+                    self.title = title;
+                    fb.title_changed = true;
+                }
+                Event::ResetTitle => {
+                    self.title.clear();
+                    fb.title_changed = true;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// After a feed (or a flush): the cursor line and everything above it are now observable.
+    fn settle(&mut self) {
+        let top = self.num.top(self.is_alt());
+        self.num.hw = self.num.hw.max(top + self.cursor_row() as u64);
+    }
+
+    fn convert_row(&self, row: &Row<AlacCell>) -> Line {
+        let cols = usize::from(self.size.cols);
+        let len = row.len();
+        let mut cells = Vec::with_capacity(cols);
+        for x in 0..len.min(cols) {
+            cells.push(convert_cell(&row[Column(x)]));
+        }
+        cells.resize(cols, Cell::default());
+        let wrapped = len > 0 && row[Column(len - 1)].flags.contains(Flags::WRAPLINE);
+        Line { cells, wrapped }
+    }
+
+    /// The grid line `line` (negative: history) as our line.
+    fn line_at(&self, line: i32) -> Line {
+        self.convert_row(&self.term.grid()[GridLine(line)])
     }
 }
 
 impl Emulator for AlacrittyEmulator {
-    fn feed(&mut self, _bytes: &[u8]) -> Feedback {
-        Feedback::default()
+    fn feed(&mut self, bytes: &[u8]) -> Feedback {
+        let mut fb = Feedback::default();
+        let mut start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            if self.xtversion.step(b) {
+                // Parse up to the query first so replies to earlier queries go out before ours.
+                self.advance(&bytes[start..=i]);
+                self.drain(&mut fb);
+                fb.replies.extend_from_slice(
+                    concat!("\x1bP>|corral ", env!("CARGO_PKG_VERSION"), "\x1b\\").as_bytes(),
+                );
+                start = i + 1;
+            }
+        }
+        self.advance(&bytes[start..]);
+        self.drain(&mut fb);
+        self.settle();
+        fb
     }
+
     fn sync_deadline(&self) -> Option<Instant> {
-        None
+        self.parser.sync_timeout().sync_timeout()
     }
+
     fn flush_sync(&mut self) -> Feedback {
-        Feedback::default()
+        let mut fb = Feedback::default();
+        if self.sync_deadline().is_some() {
+            let mut tracker =
+                Tracker { term: &mut self.term, num: &mut self.num, scrollback: self.scrollback };
+            self.parser.stop_sync(&mut tracker);
+            self.drain(&mut fb);
+            self.settle();
+        }
+        fb
     }
+
     fn resize(&mut self, size: Size) {
+        let size = clamp_size(size);
         self.size = size;
+        let dims = grid_dims(size);
+        if dims.cols == self.term.columns() && dims.rows == self.term.screen_lines() {
+            return;
+        }
+        let alt = self.is_alt();
+        let cap = if alt { 0 } else { self.scrollback };
+        // Reflow against the real cap: headroom would let the grid pull stale lines back in.
+        set_history_limit(&mut self.term, cap, false);
+        self.term.resize(dims);
+        set_history_limit(&mut self.term, cap, true);
+        let history = self.term.grid().history_size() as u64;
+        let row = self.cursor_row() as u64;
+        let top = self.num.hw.saturating_sub(row).max(history);
+        *self.num.top_mut(alt) = top;
+        self.settle();
     }
+
     fn size(&self) -> Size {
         self.size
     }
+
     fn screen(&self) -> Screen {
-        Screen::default()
+        let rows = usize::from(self.size.rows);
+        let grid_rows = self.term.screen_lines();
+        let mut lines = Vec::with_capacity(rows);
+        for r in 0..rows.min(grid_rows) {
+            lines.push(self.line_at(r as i32));
+        }
+        lines.resize(rows, Line::blank(self.size.cols));
+        let point = self.term.grid().cursor.point;
+        let row = u16::try_from(point.line.0).unwrap_or(0).min(self.size.rows - 1);
+        let col = u16::try_from(point.column.0).unwrap_or(u16::MAX).min(self.size.cols - 1);
+        Screen {
+            size: self.size,
+            lines,
+            cursor: (row, col),
+            modes: self.modes(),
+            title: self.title.clone(),
+        }
     }
+
     fn modes(&self) -> Modes {
-        Modes::default()
+        let m = *self.term.mode();
+        let mouse = if m.contains(TermMode::MOUSE_MOTION) {
+            MouseMode::Motion
+        } else if m.contains(TermMode::MOUSE_DRAG) {
+            MouseMode::Drag
+        } else if m.contains(TermMode::MOUSE_REPORT_CLICK) {
+            MouseMode::Click
+        } else {
+            MouseMode::None
+        };
+        let kitty = [
+            TermMode::DISAMBIGUATE_ESC_CODES,
+            TermMode::REPORT_EVENT_TYPES,
+            TermMode::REPORT_ALTERNATE_KEYS,
+            TermMode::REPORT_ALL_KEYS_AS_ESC,
+            TermMode::REPORT_ASSOCIATED_TEXT,
+        ]
+        .iter()
+        .enumerate()
+        .filter(|(_, flag)| m.contains(**flag))
+        .fold(0u8, |bits, (i, _)| bits | 1 << i);
+        Modes {
+            app_cursor: m.contains(TermMode::APP_CURSOR),
+            app_keypad: m.contains(TermMode::APP_KEYPAD),
+            bracketed_paste: m.contains(TermMode::BRACKETED_PASTE),
+            focus_events: m.contains(TermMode::FOCUS_IN_OUT),
+            mouse,
+            sgr_mouse: m.contains(TermMode::SGR_MOUSE),
+            alt_screen: m.contains(TermMode::ALT_SCREEN),
+            alternate_scroll: m.contains(TermMode::ALTERNATE_SCROLL),
+            kitty_flags: kitty,
+            cursor_visible: m.contains(TermMode::SHOW_CURSOR),
+        }
     }
+
     fn title(&self) -> String {
-        String::new()
+        self.title.clone()
     }
-    fn lines(&self, _max: usize) -> Vec<Line> {
-        Vec::new()
+
+    fn lines(&self, max: usize) -> Vec<Line> {
+        let history = self.visible_history().min(max);
+        let screen_rows = self.term.screen_lines();
+        let keep = history + self.cursor_row() + 1;
+        let mut out: Vec<Line> =
+            (-(history as i32)..screen_rows as i32).map(|l| self.line_at(l)).collect();
+        while out.len() > keep && out.last().is_some_and(Line::is_blank) {
+            out.pop();
+        }
+        out
     }
-    fn settled_lines_since(&self, _from: u64) -> Vec<NumberedLine> {
-        Vec::new()
+
+    fn settled_lines_since(&self, from: u64) -> Vec<NumberedLine> {
+        let alt = self.is_alt();
+        let mut out = Vec::new();
+        if alt {
+            out.extend(self.num.pending.iter().filter(|l| l.number >= from).cloned());
+        }
+        let top = self.num.top(alt);
+        let history = self.visible_history() as i64;
+        let cursor = self.cursor_row() as i64;
+        // Grid line `l` has number `top + l`; start at the first one numbered >= from.
+        let first = (from as i128 - top as i128).clamp(-(history as i128), cursor as i128) as i64;
+        for l in first..cursor {
+            let number = (top as i64 + l).max(0) as u64;
+            out.push(NumberedLine { number, line: self.line_at(l as i32) });
+        }
+        out
+    }
+}
+
+/// Where line numbers stand; see the module docs.
+#[derive(Debug, Default)]
+struct Numbering {
+    /// Number of the primary screen's row 0.
+    prim_top: u64,
+    /// Number of the alternate screen's row 0 while it is shown.
+    alt_top: u64,
+    /// The first number not yet observable as settled.
+    hw: u64,
+    /// Primary lines not yet observable when the alternate screen was entered.
+    pending: Vec<NumberedLine>,
+}
+
+impl Numbering {
+    fn top(&self, alt: bool) -> u64 {
+        if alt { self.alt_top } else { self.prim_top }
+    }
+
+    fn top_mut(&mut self, alt: bool) -> &mut u64 {
+        if alt { &mut self.alt_top } else { &mut self.prim_top }
+    }
+}
+
+/// Give the active grid `cap` lines of history, plus headroom when `headroom` (so the next parser
+/// call cannot hit the limit and scroll uncounted lines away). Lines beyond the cap are dropped.
+fn set_history_limit(term: &mut Term<Listener>, cap: usize, headroom: bool) {
+    let rows = term.screen_lines();
+    let grid = term.grid_mut();
+    if grid.history_size() > cap {
+        grid.update_history(cap);
+    }
+    grid.update_history(if headroom { cap + rows + TRIM } else { cap });
+}
+
+/// The parser's handler: forwards every call to the terminal and measures how many lines each
+/// call scrolled into the history (see the module docs).
+struct Tracker<'a> {
+    term: &'a mut Term<Listener>,
+    num: &'a mut Numbering,
+    scrollback: usize,
+}
+
+impl Tracker<'_> {
+    fn is_alt(&self) -> bool {
+        self.term.mode().contains(TermMode::ALT_SCREEN)
+    }
+
+    fn cap(&self, alt: bool) -> usize {
+        if alt { 0 } else { self.scrollback }
+    }
+
+    fn cursor_row(&self) -> u64 {
+        u64::try_from(self.term.grid().cursor.point.line.0).unwrap_or(0)
+    }
+
+    #[inline(always)]
+    fn track(&mut self, f: impl FnOnce(&mut Term<Listener>)) {
+        let alt = self.is_alt();
+        let before = self.term.grid().history_size();
+        f(self.term);
+        if self.is_alt() != alt {
+            self.switched(alt);
+            return;
+        }
+        let after = self.term.grid().history_size();
+        if after > before {
+            *self.num.top_mut(alt) += (after - before) as u64;
+            if after > self.cap(alt) + TRIM {
+                set_history_limit(self.term, self.cap(alt), true);
+            }
+        }
+    }
+
+    /// The active screen changed during the last call (`was_alt` is the one before).
+    fn switched(&mut self, was_alt: bool) {
+        if was_alt {
+            self.restart_primary();
+        } else {
+            set_history_limit(self.term, 0, true);
+            // `enter_alt` prepared the numbering, unless the switch came some other way.
+            self.num.alt_top = self.num.alt_top.max(self.num.hw);
+        }
+    }
+
+    /// The primary screen is back (or was wiped): its cursor line must not get a number that may
+    /// already have been handed out.
+    fn restart_primary(&mut self) {
+        set_history_limit(self.term, self.scrollback, true);
+        let history = self.term.grid().history_size() as u64;
+        let row = self.cursor_row();
+        self.num.prim_top = self.num.prim_top.max(self.num.hw.saturating_sub(row)).max(history);
+        self.num.pending = Vec::new();
+    }
+
+    /// About to switch to the alternate screen: the primary is about to become unreadable.
+    fn enter_alt(&mut self) {
+        set_history_limit(self.term, self.scrollback, true);
+        let top = self.num.prim_top;
+        let row = self.cursor_row();
+        let history = self.term.grid().history_size().min(self.scrollback) as i64;
+        let cursor = row as i64;
+        let first = (self.num.hw as i128 - top as i128).clamp(-(history as i128), cursor as i128);
+        let cols = self.term.columns();
+        self.num.pending = (first as i64..cursor)
+            .map(|l| NumberedLine {
+                number: (top as i64 + l).max(0) as u64,
+                line: convert_row_full(&self.term.grid()[GridLine(l as i32)], cols),
+            })
+            .collect();
+        self.num.alt_top = self.num.hw.max(top + row);
+    }
+
+    /// Before a call that may switch screens: switch with the exact caps in place, so neither
+    /// grid carries headroom lines into (or out of) hiding.
+    fn before_switch(&mut self) {
+        let alt = self.is_alt();
+        set_history_limit(self.term, self.cap(alt), false);
+    }
+}
+
+fn is_screen_swap(mode: &PrivateMode) -> bool {
+    matches!(mode, PrivateMode::Named(NamedPrivateMode::SwapScreenAndSetRestoreCursor))
+}
+
+/// Forward parser calls to the terminal through [`Tracker::track`].
+macro_rules! forward {
+    ($( fn $name:ident(&mut self $(, $arg:ident : $ty:ty)*); )*) => {
+        $(
+            #[inline]
+            fn $name(&mut self $(, $arg: $ty)*) {
+                self.track(|t| Handler::$name(t $(, $arg)*));
+            }
+        )*
+    };
+}
+
+impl Handler for Tracker<'_> {
+    forward! {
+        fn set_title(&mut self, title: Option<String>);
+        fn set_cursor_style(&mut self, style: Option<CursorStyle>);
+        fn set_cursor_shape(&mut self, shape: CursorShape);
+        fn input(&mut self, c: char);
+        fn goto(&mut self, line: i32, col: usize);
+        fn goto_line(&mut self, line: i32);
+        fn goto_col(&mut self, col: usize);
+        fn insert_blank(&mut self, count: usize);
+        fn move_up(&mut self, count: usize);
+        fn move_down(&mut self, count: usize);
+        fn identify_terminal(&mut self, intermediate: Option<char>);
+        fn device_status(&mut self, arg: usize);
+        fn move_forward(&mut self, col: usize);
+        fn move_backward(&mut self, col: usize);
+        fn move_down_and_cr(&mut self, row: usize);
+        fn move_up_and_cr(&mut self, row: usize);
+        fn put_tab(&mut self, count: u16);
+        fn backspace(&mut self);
+        fn carriage_return(&mut self);
+        fn linefeed(&mut self);
+        fn bell(&mut self);
+        fn substitute(&mut self);
+        fn newline(&mut self);
+        fn set_horizontal_tabstop(&mut self);
+        fn scroll_up(&mut self, count: usize);
+        fn scroll_down(&mut self, count: usize);
+        fn insert_blank_lines(&mut self, count: usize);
+        fn delete_lines(&mut self, count: usize);
+        fn erase_chars(&mut self, count: usize);
+        fn delete_chars(&mut self, count: usize);
+        fn move_backward_tabs(&mut self, count: u16);
+        fn move_forward_tabs(&mut self, count: u16);
+        fn save_cursor_position(&mut self);
+        fn restore_cursor_position(&mut self);
+        fn clear_line(&mut self, mode: LineClearMode);
+        fn clear_screen(&mut self, mode: ClearMode);
+        fn clear_tabs(&mut self, mode: TabulationClearMode);
+        fn set_tabs(&mut self, interval: u16);
+        fn reverse_index(&mut self);
+        fn terminal_attribute(&mut self, attr: Attr);
+        fn set_mode(&mut self, mode: ansi::Mode);
+        fn unset_mode(&mut self, mode: ansi::Mode);
+        fn report_mode(&mut self, mode: ansi::Mode);
+        fn report_private_mode(&mut self, mode: PrivateMode);
+        fn set_scrolling_region(&mut self, top: usize, bottom: Option<usize>);
+        fn set_keypad_application_mode(&mut self);
+        fn unset_keypad_application_mode(&mut self);
+        fn set_active_charset(&mut self, index: CharsetIndex);
+        fn configure_charset(&mut self, index: CharsetIndex, charset: StandardCharset);
+        fn set_color(&mut self, index: usize, color: Rgb);
+        fn dynamic_color_sequence(&mut self, prefix: String, index: usize, terminator: &str);
+        fn reset_color(&mut self, index: usize);
+        fn clipboard_store(&mut self, clipboard: u8, base64: &[u8]);
+        fn clipboard_load(&mut self, clipboard: u8, terminator: &str);
+        fn decaln(&mut self);
+        fn push_title(&mut self);
+        fn pop_title(&mut self);
+        fn text_area_size_pixels(&mut self);
+        fn text_area_size_chars(&mut self);
+        fn set_hyperlink(&mut self, link: Option<Hyperlink>);
+        fn set_mouse_cursor_icon(&mut self, icon: CursorIcon);
+        fn report_keyboard_mode(&mut self);
+        fn push_keyboard_mode(&mut self, mode: KeyboardModes);
+        fn pop_keyboard_modes(&mut self, to_pop: u16);
+        fn set_keyboard_mode(&mut self, mode: KeyboardModes, behavior: KeyboardModesApplyBehavior);
+        fn set_modify_other_keys(&mut self, mode: ModifyOtherKeys);
+        fn report_modify_other_keys(&mut self);
+        fn set_scp(&mut self, char_path: ScpCharPath, update_mode: ScpUpdateMode);
+    }
+
+    fn set_private_mode(&mut self, mode: PrivateMode) {
+        if is_screen_swap(&mode) {
+            if !self.is_alt() {
+                self.enter_alt();
+            }
+            self.before_switch();
+        }
+        self.track(|t| t.set_private_mode(mode));
+    }
+
+    fn unset_private_mode(&mut self, mode: PrivateMode) {
+        if is_screen_swap(&mode) {
+            self.before_switch();
+        }
+        self.track(|t| t.unset_private_mode(mode));
+    }
+
+    fn reset_state(&mut self) {
+        self.before_switch();
+        let was_alt = self.is_alt();
+        self.track(|t| t.reset_state());
+        if !was_alt {
+            self.restart_primary();
+        }
+    }
+}
+
+/// A grid row as our line at the grid's full width (the view size is not known here).
+fn convert_row_full(row: &Row<AlacCell>, cols: usize) -> Line {
+    let len = row.len();
+    let mut cells: Vec<Cell> = (0..len.min(cols)).map(|x| convert_cell(&row[Column(x)])).collect();
+    cells.resize(cols, Cell::default());
+    let wrapped = len > 0 && row[Column(len - 1)].flags.contains(Flags::WRAPLINE);
+    Line { cells, wrapped }
+}
+
+fn convert_cell(c: &AlacCell) -> Cell {
+    let flags = c.flags;
+    let mut attrs = 0;
+    for (flag, bit) in [
+        (Flags::BOLD, attr::BOLD),
+        (Flags::DIM, attr::DIM),
+        (Flags::ITALIC, attr::ITALIC),
+        (Flags::UNDERLINE, attr::UNDERLINE),
+        // Our cells know fewer underline styles; dotted and dashed read as plain.
+        (Flags::DOTTED_UNDERLINE, attr::UNDERLINE),
+        (Flags::DASHED_UNDERLINE, attr::UNDERLINE),
+        (Flags::DOUBLE_UNDERLINE, attr::DOUBLE_UNDERLINE),
+        (Flags::UNDERCURL, attr::UNDERCURL),
+        (Flags::INVERSE, attr::INVERSE),
+        (Flags::HIDDEN, attr::HIDDEN),
+        (Flags::STRIKEOUT, attr::STRIKE),
+        (Flags::WIDE_CHAR, attr::WIDE),
+        (Flags::WIDE_CHAR_SPACER, attr::WIDE_SPACER),
+        (Flags::LEADING_WIDE_CHAR_SPACER, attr::WIDE_SPACER),
+    ] {
+        if flags.contains(flag) {
+            attrs |= bit;
+        }
+    }
+    let (extra, link) = match &c.extra {
+        None => (None, None),
+        Some(_) => (
+            c.zerowidth().filter(|z| !z.is_empty()).map(|z| z.iter().collect::<String>()),
+            c.hyperlink().map(|h| h.uri().to_owned()),
+        ),
+    };
+    // Tabs are stored as a '\t' in the cell they started from; drawn, they are blank.
+    let ch = if c.c.is_control() { ' ' } else { c.c };
+    Cell { ch, extra, fg: convert_color(c.fg), bg: convert_color(c.bg), attrs, link }
+}
+
+fn convert_color(c: ansi::Color) -> Color {
+    match c {
+        ansi::Color::Spec(rgb) => Color::Rgb(rgb.r, rgb.g, rgb.b),
+        ansi::Color::Indexed(i) => Color::Indexed(i),
+        ansi::Color::Named(named) => {
+            let n = named as usize;
+            if n < 16 {
+                Color::Indexed(n as u8)
+            } else if (NamedColor::DimBlack as usize..=NamedColor::DimWhite as usize).contains(&n) {
+                // The cell also carries DIM, which is how the dimming reaches the client.
+                Color::Indexed((n - NamedColor::DimBlack as usize) as u8)
+            } else {
+                Color::Default
+            }
+        }
+    }
+}
+
+/// The colour for an OSC colour query: alacritty's indices are the 256 palette entries followed
+/// by the named special colours.
+fn default_color(index: usize) -> Rgb {
+    match index {
+        0..=255 => xterm_color(index as u8),
+        i if i == NamedColor::Background as usize => DEFAULT_BG,
+        i if (NamedColor::DimBlack as usize..=NamedColor::DimWhite as usize).contains(&i) => {
+            let c = xterm_color((i - NamedColor::DimBlack as usize) as u8);
+            let dim = |v: u8| (u16::from(v) * 2 / 3) as u8;
+            Rgb { r: dim(c.r), g: dim(c.g), b: dim(c.b) }
+        }
+        _ => DEFAULT_FG,
+    }
+}
+
+/// The standard xterm 256-colour palette.
+fn xterm_color(i: u8) -> Rgb {
+    const BASE: [(u8, u8, u8); 16] = [
+        (0, 0, 0),
+        (205, 0, 0),
+        (0, 205, 0),
+        (205, 205, 0),
+        (0, 0, 238),
+        (205, 0, 205),
+        (0, 205, 205),
+        (229, 229, 229),
+        (127, 127, 127),
+        (255, 0, 0),
+        (0, 255, 0),
+        (255, 255, 0),
+        (92, 92, 255),
+        (255, 0, 255),
+        (0, 255, 255),
+        (255, 255, 255),
+    ];
+    match i {
+        0..=15 => {
+            let (r, g, b) = BASE[usize::from(i)];
+            Rgb { r, g, b }
+        }
+        16..=231 => {
+            let level = |v: u8| if v == 0 { 0 } else { 55 + 40 * v };
+            let i = i - 16;
+            Rgb { r: level(i / 36), g: level(i / 6 % 6), b: level(i % 6) }
+        }
+        _ => {
+            let v = 8 + 10 * (i - 232);
+            Rgb { r: v, g: v, b: v }
+        }
+    }
+}
+
+/// Spots XTVERSION queries (`CSI > q`, `CSI > 0 q`) in the raw byte stream, which alacritty
+/// ignores. A state machine rather than a search, so a query split across reads is still seen.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum XtVersionScanner {
+    #[default]
+    Ground,
+    Esc,
+    Csi,
+    Gt,
+    Zero,
+}
+
+impl XtVersionScanner {
+    /// Feed one byte; true when it completes a query.
+    #[inline]
+    fn step(&mut self, b: u8) -> bool {
+        use XtVersionScanner::*;
+        let (next, hit) = match (*self, b) {
+            (_, 0x1b) => (Esc, false),
+            (Ground, _) => (Ground, false),
+            (Esc, b'[') => (Csi, false),
+            (Csi, b'>') => (Gt, false),
+            (Gt | Zero, b'0') => (Zero, false),
+            (Gt | Zero, b'q') => (Ground, true),
+            _ => (Ground, false),
+        };
+        *self = next;
+        hit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn emu(cols: u16, rows: u16) -> AlacrittyEmulator {
+        AlacrittyEmulator::new(Size::new(cols, rows), 1000)
+    }
+
+    fn reply(e: &mut AlacrittyEmulator, bytes: &[u8]) -> String {
+        String::from_utf8_lossy(&e.feed(bytes).replies).into_owned()
+    }
+
+    fn row(e: &AlacrittyEmulator, r: usize) -> String {
+        e.screen().lines[r].text()
+    }
+
+    #[test]
+    fn text_and_attributes_land_in_their_cells() {
+        let mut e = emu(20, 4);
+        e.feed(b"ab\x1b[1mB\x1b[0m\x1b[3mI\x1b[23m\x1b[7mR\x1b[27m\x1b[2md\x1b[9ms\x1b[0m\x1b[4mu\x1b[0mz");
+        let s = e.screen();
+        assert_eq!(s.size, Size::new(20, 4));
+        assert_eq!(s.lines.len(), 4);
+        assert!(s.lines.iter().all(|l| l.cells.len() == 20));
+        let cells = &s.lines[0].cells;
+        assert_eq!(s.lines[0].text(), "abBIRdsuz");
+        assert_eq!(cells[0].attrs, 0);
+        assert_eq!(cells[2].attrs, attr::BOLD);
+        assert_eq!(cells[3].attrs, attr::ITALIC);
+        assert_eq!(cells[4].attrs, attr::INVERSE);
+        assert_eq!(cells[5].attrs, attr::DIM);
+        assert_eq!(cells[6].attrs, attr::DIM | attr::STRIKE);
+        assert_eq!(cells[7].attrs, attr::UNDERLINE);
+        assert_eq!(cells[8].attrs, 0);
+        assert_eq!(s.cursor, (0, 9));
+        assert_eq!(row(&e, 1), "");
+    }
+
+    #[test]
+    fn colours_16_256_and_truecolour() {
+        let mut e = emu(20, 2);
+        e.feed(b"\x1b[31ma\x1b[91mb\x1b[38;5;200mc\x1b[38;2;1;2;3md\x1b[48;5;17me\x1b[0m\x1b[44mf\x1b[49;39mg\x1b[101mh");
+        let c = &e.screen().lines[0].cells;
+        assert_eq!(c[0].fg, Color::Indexed(1));
+        assert_eq!(c[1].fg, Color::Indexed(9));
+        assert_eq!(c[2].fg, Color::Indexed(200));
+        assert_eq!(c[3].fg, Color::Rgb(1, 2, 3));
+        assert_eq!((c[4].fg, c[4].bg), (Color::Rgb(1, 2, 3), Color::Indexed(17)));
+        assert_eq!((c[5].fg, c[5].bg), (Color::Default, Color::Indexed(4)));
+        assert_eq!((c[6].fg, c[6].bg), (Color::Default, Color::Default));
+        assert_eq!(c[7].bg, Color::Indexed(9));
+        assert_eq!(c[8].bg, Color::Default);
+    }
+
+    #[test]
+    fn wide_characters_take_two_cells_and_marks_join_their_base() {
+        let mut e = emu(10, 3);
+        e.feed("中😀a\r\ne\u{301}x".as_bytes());
+        let s = e.screen();
+        let c = &s.lines[0].cells;
+        assert_eq!((c[0].ch, c[0].attrs), ('中', attr::WIDE));
+        assert_eq!(c[1].attrs, attr::WIDE_SPACER);
+        assert_eq!((c[2].ch, c[2].attrs), ('😀', attr::WIDE));
+        assert_eq!(c[3].attrs, attr::WIDE_SPACER);
+        assert_eq!(c[4].ch, 'a');
+        assert_eq!(s.lines[0].text(), "中😀a");
+        let c = &s.lines[1].cells;
+        assert_eq!((c[0].ch, c[0].extra.as_deref()), ('e', Some("\u{301}")));
+        assert_eq!((c[1].ch, c[1].extra.as_deref()), ('x', None));
+        assert_eq!(s.lines[1].text(), "e\u{301}x");
+        assert_eq!(s.cursor, (1, 2));
+    }
+
+    #[test]
+    fn wide_character_at_the_margin_wraps_with_a_spacer() {
+        let mut e = emu(5, 3);
+        e.feed("abcd中".as_bytes());
+        let s = e.screen();
+        assert!(s.lines[0].wrapped);
+        assert_eq!(s.lines[0].cells[4].attrs, attr::WIDE_SPACER);
+        assert_eq!(s.lines[0].text(), "abcd");
+        assert_eq!(s.lines[1].cells[0].attrs, attr::WIDE);
+        assert_eq!(s.lines[1].text(), "中");
+    }
+
+    #[test]
+    fn tabs_read_as_blanks_and_soft_wraps_are_marked() {
+        let mut e = emu(8, 3);
+        e.feed(b"a\tb\r\n0123456789");
+        let s = e.screen();
+        assert_eq!(s.lines[0].text(), "a      b");
+        assert!(!s.lines[0].wrapped);
+        assert!(s.lines[1].wrapped);
+        assert_eq!(s.lines[2].text(), "89");
+        assert!(!s.lines[2].wrapped);
+    }
+
+    #[test]
+    fn hyperlinks_title_and_bell() {
+        let mut e = emu(20, 2);
+        let fb = e.feed(b"\x1b]8;;https://x.test/\x1b\\link\x1b]8;;\x1b\\ no\x1b]2;hello\x07\x07");
+        assert!(fb.bell);
+        assert!(fb.title_changed);
+        assert_eq!(e.title(), "hello");
+        let s = e.screen();
+        assert_eq!(s.title, "hello");
+        assert_eq!(s.lines[0].cells[0].link.as_deref(), Some("https://x.test/"));
+        assert_eq!(s.lines[0].cells[3].link.as_deref(), Some("https://x.test/"));
+        assert_eq!(s.lines[0].cells[5].link, None);
+        // A BEL terminating an OSC is not a bell.
+        let fb = e.feed(b"\x1b]0;other\x07");
+        assert!(!fb.bell);
+        assert_eq!(e.title(), "other");
+        assert!(!e.feed(b"x").title_changed);
+    }
+
+    #[test]
+    fn cursor_position_report_uses_the_real_cursor() {
+        let mut e = emu(80, 24);
+        assert_eq!(reply(&mut e, b"\x1b[6n"), "\x1b[1;1R");
+        assert_eq!(reply(&mut e, b"\x1b[3;5Hxy\x1b[6n"), "\x1b[3;7R");
+        assert_eq!(reply(&mut e, b"\r\n\r\nabc\x1b[6n"), "\x1b[5;4R");
+    }
+
+    #[test]
+    fn device_attributes_and_mode_reports() {
+        let mut e = emu(80, 24);
+        assert_eq!(reply(&mut e, b"\x1b[c"), "\x1b[?6c");
+        assert!(reply(&mut e, b"\x1b[>c").starts_with("\x1b[>0;"));
+        assert_eq!(reply(&mut e, b"\x1b[?2004$p"), "\x1b[?2004;2$y");
+        assert_eq!(reply(&mut e, b"\x1b[?2004h\x1b[?2004$p"), "\x1b[?2004;1$y");
+        assert_eq!(reply(&mut e, b"\x1b[?u"), "\x1b[?0u");
+        assert_eq!(reply(&mut e, b"\x1b[>1u\x1b[?u"), "\x1b[?1u");
+        assert_eq!(reply(&mut e, b"\x1b[14t"), "\x1b[4;384;640t");
+        assert_eq!(reply(&mut e, b"\x1b[18t"), "\x1b[8;24;80t");
+        // Several queries in one read are answered in order.
+        assert_eq!(reply(&mut e, b"\x1b[c\x1b[6n\x1b[?u"), "\x1b[?6c\x1b[1;1R\x1b[?1u");
+    }
+
+    #[test]
+    fn colour_queries_answer_from_the_palette() {
+        let mut e = emu(80, 24);
+        assert_eq!(reply(&mut e, b"\x1b]11;?\x07"), "\x1b]11;rgb:1010/1010/1010\x07");
+        assert_eq!(reply(&mut e, b"\x1b]10;?\x1b\\"), "\x1b]10;rgb:d0d0/d0d0/d0d0\x1b\\");
+        assert_eq!(reply(&mut e, b"\x1b]12;?\x07"), "\x1b]12;rgb:d0d0/d0d0/d0d0\x07");
+        assert_eq!(reply(&mut e, b"\x1b]4;1;?\x07"), "\x1b]4;1;rgb:cdcd/0000/0000\x07");
+        assert_eq!(reply(&mut e, b"\x1b]4;196;?\x07"), "\x1b]4;196;rgb:ffff/0000/0000\x07");
+        assert_eq!(reply(&mut e, b"\x1b]4;244;?\x07"), "\x1b]4;244;rgb:8080/8080/8080\x07");
+        // A colour the program set is reported back.
+        e.feed(b"\x1b]11;rgb:ff/ff/ff\x07");
+        assert_eq!(reply(&mut e, b"\x1b]11;?\x07"), "\x1b]11;rgb:ffff/ffff/ffff\x07");
+    }
+
+    #[test]
+    fn xterm_palette() {
+        assert_eq!(xterm_color(16), Rgb { r: 0, g: 0, b: 0 });
+        assert_eq!(xterm_color(21), Rgb { r: 0, g: 0, b: 255 });
+        assert_eq!(xterm_color(110), Rgb { r: 135, g: 175, b: 215 });
+        assert_eq!(xterm_color(231), Rgb { r: 255, g: 255, b: 255 });
+        assert_eq!(xterm_color(232), Rgb { r: 8, g: 8, b: 8 });
+        assert_eq!(xterm_color(255), Rgb { r: 238, g: 238, b: 238 });
+    }
+
+    #[test]
+    fn xtversion_is_answered_even_when_split() {
+        let expected = format!("\x1bP>|corral {}\x1b\\", env!("CARGO_PKG_VERSION"));
+        let mut e = emu(80, 24);
+        assert_eq!(reply(&mut e, b"\x1b[>q"), expected);
+        assert_eq!(reply(&mut e, b"\x1b[>0q"), expected);
+        assert!(expected.contains("corral"));
+        for split in 1..4 {
+            let q = b"\x1b[>q";
+            assert_eq!(reply(&mut e, &q[..split]), "");
+            assert_eq!(reply(&mut e, &q[split..]), expected, "split at {split}");
+        }
+        // In order with the replies around it, and the screen is untouched.
+        let r = reply(&mut e, b"\x1b[c\x1b[>q\x1b[6n");
+        assert_eq!(r, format!("\x1b[?6c{expected}\x1b[1;1R"));
+        assert_eq!(row(&e, 0), "");
+        // Near misses are not queries.
+        assert_eq!(reply(&mut e, b"\x1b[>1q\x1b[q\x1b[ q>q"), "");
+    }
+
+    #[test]
+    fn replies_are_produced_without_anyone_reading_the_screen() {
+        let mut e = emu(80, 24);
+        // What Codex does on start: it waits for the CPR.
+        let fb = e.feed(b"\x1b[?2004h\x1b[>7u\x1b[?1004h\x1b[6n");
+        assert_eq!(String::from_utf8_lossy(&fb.replies), "\x1b[1;1R");
+    }
+
+    #[test]
+    fn modes_follow_the_program() {
+        let mut e = emu(80, 24);
+        let m = e.modes();
+        assert_eq!(m, Modes { alternate_scroll: true, cursor_visible: true, ..Modes::default() });
+        e.feed(b"\x1b[?1049h\x1b[?2004h\x1b[?1004h\x1b[?1h\x1b=\x1b[?1000h\x1b[?1006h\x1b[?25l");
+        let m = e.modes();
+        assert!(m.alt_screen && m.bracketed_paste && m.focus_events && m.app_cursor);
+        assert!(m.app_keypad && m.sgr_mouse && !m.cursor_visible);
+        assert_eq!(m.mouse, MouseMode::Click);
+        e.feed(b"\x1b[?1002h");
+        assert_eq!(e.modes().mouse, MouseMode::Drag);
+        e.feed(b"\x1b[?1003h");
+        assert_eq!(e.modes().mouse, MouseMode::Motion);
+        e.feed(b"\x1b[?1003l");
+        assert_eq!(e.modes().mouse, MouseMode::None);
+        e.feed(b"\x1b[>1u");
+        assert_eq!(e.modes().kitty_flags, 1);
+        e.feed(b"\x1b[>31u");
+        assert_eq!(e.modes().kitty_flags, 31);
+        e.feed(b"\x1b[=10;1u");
+        assert_eq!(e.modes().kitty_flags, 0b01010);
+        e.feed(b"\x1b[<u");
+        assert_eq!(e.modes().kitty_flags, 1);
+        e.feed(b"\x1b[?1007l");
+        assert!(!e.modes().alternate_scroll);
+        assert_eq!(e.screen().modes, e.modes());
+        e.feed(b"\x1b[?1049l\x1b[?2004l\x1b[?1004l\x1b[?1l\x1b>\x1b[?1006l\x1b[?25h");
+        let m = e.modes();
+        assert!(!m.alt_screen && !m.bracketed_paste && !m.focus_events && !m.app_cursor);
+        assert!(!m.app_keypad && !m.sgr_mouse && m.cursor_visible);
+    }
+
+    #[test]
+    fn alternate_screen_keeps_the_primary() {
+        let mut e = emu(20, 5);
+        e.feed(b"shell$ vim\r\n");
+        e.feed(b"\x1b[?1049h\x1b[H\x1b[2Jvim screen");
+        assert_eq!(row(&e, 0), "vim screen");
+        assert!(e.screen().modes.alt_screen);
+        e.feed(b"\x1b[?1049l");
+        assert_eq!(row(&e, 0), "shell$ vim");
+        assert_eq!(e.screen().cursor, (1, 0));
+    }
+
+    #[test]
+    fn synchronized_output_is_held_until_the_end_or_the_deadline() {
+        let mut e = emu(20, 3);
+        assert_eq!(e.sync_deadline(), None);
+        e.feed(b"\x1b[?2026hhello");
+        assert_eq!(row(&e, 0), "");
+        assert!(e.sync_deadline().is_some());
+        e.feed(b" world\x1b[?2026l");
+        assert_eq!(row(&e, 0), "hello world");
+        assert_eq!(e.sync_deadline(), None);
+
+        let mut e = emu(20, 3);
+        e.feed(b"\x1b[?2026hpending\x1b[6n");
+        assert_eq!(row(&e, 0), "");
+        let deadline = e.sync_deadline();
+        assert!(deadline.is_some_and(|d| d > Instant::now()));
+        let fb = e.flush_sync();
+        assert_eq!(row(&e, 0), "pending");
+        assert_eq!(String::from_utf8_lossy(&fb.replies), "\x1b[1;8R");
+        assert_eq!(e.sync_deadline(), None);
+        // Nothing pending: flushing is a no-op.
+        assert_eq!(e.flush_sync(), Feedback::default());
+    }
+
+    #[test]
+    fn scrollback_is_bounded() {
+        let mut e = AlacrittyEmulator::new(Size::new(80, 24), 5000);
+        let mut chunk = String::new();
+        for i in 0..20_000 {
+            chunk.push_str(&format!("line {i}\r\n"));
+            if chunk.len() > 4000 {
+                e.feed(chunk.as_bytes());
+                chunk.clear();
+            }
+        }
+        e.feed(chunk.as_bytes());
+        let lines = e.lines(usize::MAX);
+        assert!(lines.len() <= 5000 + 24, "{}", lines.len());
+        // The cursor row (blank, after the last newline) is kept.
+        assert_eq!(lines.len(), 5000 + 24);
+        assert_eq!(lines[lines.len() - 2].text(), "line 19999");
+        assert_eq!(lines[0].text(), format!("line {}", 20_000 - 5000 - 23));
+        let last10 = e.lines(10);
+        assert_eq!(last10.len(), 10 + 24);
+        assert_eq!(last10[0].text(), format!("line {}", 20_000 - 10 - 23));
+    }
+
+    #[test]
+    fn lines_drop_blank_rows_below_the_cursor_only() {
+        let mut e = emu(10, 6);
+        e.feed(b"a\r\n\r\nb\r\n");
+        let texts: Vec<String> = e.lines(100).iter().map(Line::text).collect();
+        // The blank line between a and b stays; the cursor row (blank) is kept.
+        assert_eq!(texts, ["a", "", "b", ""]);
+        e.feed(b"\x1b[6;1Hbottom\x1b[1;1H");
+        let texts: Vec<String> = e.lines(100).iter().map(Line::text).collect();
+        assert_eq!(texts, ["a", "", "b", "", "", "bottom"]);
+    }
+
+    /// Polls `settled_lines_since` like `tail -f` does, checking numbers only ever increase.
+    struct Poller {
+        next: u64,
+        seen: Vec<(u64, String)>,
+    }
+
+    impl Poller {
+        fn new() -> Poller {
+            Poller { next: 0, seen: Vec::new() }
+        }
+
+        fn poll(&mut self, e: &AlacrittyEmulator) {
+            for l in e.settled_lines_since(self.next) {
+                assert!(l.number >= self.next, "number {} went back below {}", l.number, self.next);
+                self.next = l.number + 1;
+                self.seen.push((l.number, l.line.text()));
+            }
+        }
+    }
+
+    #[test]
+    fn settled_lines_are_reported_once_in_order() {
+        let mut e = AlacrittyEmulator::new(Size::new(40, 10), 200);
+        let mut p = Poller::new();
+        let text: String = (1..=1000).map(|i| format!("line {i}\r\n")).collect();
+        let bytes = text.as_bytes();
+        let mut at = 0;
+        let mut step = 1;
+        while at < bytes.len() {
+            let end = (at + step).min(bytes.len());
+            e.feed(&bytes[at..end]);
+            p.poll(&e);
+            at = end;
+            step = step * 7 % 997 + 1;
+        }
+        assert_eq!(p.seen.len(), 1000);
+        for (i, (n, t)) in p.seen.iter().enumerate() {
+            assert_eq!(*n, i as u64);
+            assert_eq!(*t, format!("line {}", i + 1));
+        }
+        // Nothing new: nothing returned; the cursor line is not settled.
+        assert!(e.settled_lines_since(p.next).is_empty());
+        e.feed(b"partial");
+        assert!(e.settled_lines_since(p.next).is_empty());
+    }
+
+    #[test]
+    fn lines_that_fall_off_before_a_poll_are_gone_but_numbers_hold() {
+        let mut e = AlacrittyEmulator::new(Size::new(40, 10), 100);
+        let mut p = Poller::new();
+        let mut n: usize = 0;
+        // What a poll can see: the 100 history lines and the 9 settled rows above the cursor.
+        let visible = 109;
+        let mut expected = 0;
+        let mut expected_next = 0;
+        let sizes = [3usize, 50, 7, 400, 1, 99, 150, 2, 180, 108];
+        for (k, size) in sizes.iter().enumerate() {
+            let chunk: String = (0..*size)
+                .map(|_| {
+                    n += 1;
+                    format!("line {n}\r\n")
+                })
+                .collect();
+            e.feed(chunk.as_bytes());
+            if k % 3 != 2 || k == sizes.len() - 1 {
+                p.poll(&e);
+                expected += n - expected_next.max(n.saturating_sub(visible));
+                expected_next = n;
+            }
+        }
+        assert_eq!(n, 1000);
+        // Every line reported has the number that matches its text, so nothing was renumbered,
+        // and numbers are strictly increasing.
+        for (num, text) in &p.seen {
+            assert_eq!(*text, format!("line {}", num + 1));
+        }
+        assert!(p.seen.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(p.seen.last().map(|s| s.0), Some(999));
+        // Lines were lost only where a poll was skipped and more than the scrollback scrolled by.
+        assert_eq!(p.seen.len(), expected);
+        assert!(expected < 1000);
+    }
+
+    #[test]
+    fn settled_lines_with_identical_content_are_all_counted() {
+        // Content matching could not tell these apart; counting scrolls can.
+        let mut e = AlacrittyEmulator::new(Size::new(20, 5), 10);
+        let mut p = Poller::new();
+        for _ in 0..50 {
+            e.feed(b"same\r\nsame\r\nsame\r\n");
+            p.poll(&e);
+        }
+        assert_eq!(p.seen.len(), 150);
+        assert_eq!(p.next, 150);
+    }
+
+    #[test]
+    fn erasing_scrollback_does_not_renumber() {
+        let mut e = AlacrittyEmulator::new(Size::new(20, 5), 100);
+        let mut p = Poller::new();
+        e.feed(b"1\r\n2\r\n3\r\n4\r\n5\r\n6\r\n7\r\n");
+        p.poll(&e);
+        assert_eq!(p.next, 7);
+        e.feed(b"\x1b[3J8\r\n");
+        p.poll(&e);
+        e.feed(b"\x1b[H\x1b[2J9\r\n");
+        p.poll(&e);
+        e.feed(b"\x1bc10\r\n");
+        p.poll(&e);
+        let texts: Vec<&str> = p.seen.iter().map(|s| s.1.as_str()).collect();
+        assert_eq!(&texts[..8], ["1", "2", "3", "4", "5", "6", "7", "8"]);
+        assert!(texts.ends_with(&["9", "10"]), "{texts:?}");
+        assert!(p.seen.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn alternate_screen_lines_continue_the_numbering() {
+        let mut e = AlacrittyEmulator::new(Size::new(20, 5), 100);
+        let mut p = Poller::new();
+        e.feed(b"a\r\nb\r\n");
+        p.poll(&e);
+        // Printed in the same read as the switch: must still be reported.
+        e.feed(b"c\r\n\x1b[?1049h\x1b[Hx\r\ny\r\n");
+        p.poll(&e);
+        e.feed(b"z\r\n");
+        p.poll(&e);
+        e.feed(b"\x1b[?1049ld\r\ne\r\n");
+        p.poll(&e);
+        let texts: Vec<&str> = p.seen.iter().map(|s| s.1.as_str()).collect();
+        assert_eq!(texts, ["a", "b", "c", "x", "y", "z", "d", "e"]);
+        assert!(p.seen.windows(2).all(|w| w[0].0 < w[1].0), "{:?}", p.seen);
+        assert_eq!(row(&e, 0), "b");
+    }
+
+    #[test]
+    fn resize_keeps_numbers_moving_forward() {
+        let mut e = AlacrittyEmulator::new(Size::new(20, 10), 100);
+        let mut p = Poller::new();
+        let feed = |e: &mut AlacrittyEmulator, from: usize, to: usize| {
+            let s: String = (from..to).map(|i| format!("l{i}\r\n")).collect();
+            e.feed(s.as_bytes());
+        };
+        feed(&mut e, 0, 30);
+        p.poll(&e);
+        assert_eq!(p.next, 30);
+        e.resize(Size::new(20, 4));
+        p.poll(&e);
+        feed(&mut e, 30, 35);
+        p.poll(&e);
+        e.resize(Size::new(20, 12));
+        p.poll(&e);
+        feed(&mut e, 35, 40);
+        p.poll(&e);
+        e.resize(Size::new(7, 12));
+        feed(&mut e, 40, 45);
+        p.poll(&e);
+        let texts: Vec<String> = p.seen.iter().map(|s| s.1.clone()).collect();
+        let expected: Vec<String> = (0..45).map(|i| format!("l{i}")).collect();
+        assert_eq!(texts, expected);
+        assert!(p.seen.windows(2).all(|w| w[1].0 == w[0].0 + 1), "{:?}", p.seen);
+    }
+
+    #[test]
+    fn resize_reflows_and_clamps() {
+        let mut e = emu(10, 4);
+        e.feed("0123456789abc\r\n中文字符中文字符中文\r\n".as_bytes());
+        e.resize(Size::new(5, 4));
+        assert_eq!(e.size(), Size::new(5, 4));
+        let s = e.screen();
+        assert!(s.lines.iter().all(|l| l.cells.len() == 5));
+        e.resize(Size::new(0, 0));
+        assert_eq!(e.size(), Size::new(1, 1));
+        let s = e.screen();
+        assert_eq!((s.lines.len(), s.lines[0].cells.len()), (1, 1));
+        assert_eq!(s.cursor, (0, 0));
+        e.feed("中x\r\n\x1b[6n".as_bytes());
+        e.resize(Size::new(1, 5));
+        e.feed("中".as_bytes());
+        e.resize(Size::new(30, 8));
+        let lines: Vec<String> = e.lines(100).iter().map(Line::text).collect();
+        assert!(lines.iter().any(|l| l.contains("abc")), "{lines:?}");
+        e.resize(Size::new(u16::MAX, u16::MAX));
+        let s = e.screen();
+        assert_eq!(s.size, Size::new(MAX_GRID_COLS, MAX_GRID_ROWS));
+        assert_eq!(s.lines.len(), usize::from(MAX_GRID_ROWS));
+        assert_eq!(s.lines[0].cells.len(), usize::from(MAX_GRID_COLS));
+        e.resize(Size::new(80, 24));
+        assert_eq!(e.screen().lines.len(), 24);
+    }
+
+    #[test]
+    fn resize_with_scroll_regions_and_alternate_screen() {
+        let mut e = emu(30, 10);
+        e.feed(b"\x1b[3;7r\x1b[5;1H");
+        for i in 0..20 {
+            e.feed(format!("region {i}\n").as_bytes());
+        }
+        e.resize(Size::new(12, 4));
+        e.feed(b"\x1b[2;3r\x1b[?1049h\x1b[1;3rtext\n\n\n\n");
+        e.resize(Size::new(40, 20));
+        e.feed(b"\x1b[10;15r\x1b[15;1H\n\n\n\x1b[L\x1b[M\x1b[S\x1b[T");
+        e.resize(Size::new(3, 2));
+        e.feed(b"\x1b[?1049l");
+        e.resize(Size::new(1, 1));
+        e.resize(Size::new(30, 10));
+        let _ = (e.screen(), e.lines(usize::MAX), e.settled_lines_since(0));
+    }
+
+    /// Deterministic pseudo-random numbers (xorshift64*).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+        fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+            &items[self.below(items.len() as u64) as usize]
+        }
+    }
+
+    fn random_sequence(rng: &mut Rng, out: &mut Vec<u8>) {
+        const TEXT: [&str; 10] =
+            ["hello ", "中文", "😀", "e\u{301}", "\u{200d}", "a\u{fe0f}", "\r\n", "\t", "é", "x"];
+        const MODES: [u16; 16] =
+            [1, 3, 6, 7, 25, 47, 1000, 1002, 1003, 1004, 1006, 1007, 1047, 1049, 2004, 2026];
+        match rng.below(12) {
+            0..=2 => out.extend_from_slice(rng.pick(&TEXT).as_bytes()),
+            3 => {
+                // CSI with random parameters, intermediates and final byte.
+                out.extend_from_slice(b"\x1b[");
+                if rng.below(3) == 0 {
+                    out.push(*rng.pick(b"?>=<"));
+                }
+                for i in 0..rng.below(5) {
+                    if i > 0 {
+                        out.push(*rng.pick(b";;;:"));
+                    }
+                    let n = match rng.below(4) {
+                        0 => rng.below(10),
+                        1 => rng.below(300),
+                        2 => rng.below(70_000),
+                        _ => u64::MAX >> rng.below(64),
+                    };
+                    out.extend_from_slice(n.to_string().as_bytes());
+                }
+                if rng.below(4) == 0 {
+                    out.push(*rng.pick(b" !\"$'*"));
+                }
+                out.push(0x40 + rng.below(0x3f) as u8);
+            }
+            4 => {
+                let mode = rng.pick(&MODES);
+                let set = if rng.below(2) == 0 { 'h' } else { 'l' };
+                out.extend_from_slice(format!("\x1b[?{mode}{set}").as_bytes());
+            }
+            5 => {
+                let mut sgr = String::from("\x1b[");
+                for _ in 0..rng.below(6) {
+                    let p = match rng.below(5) {
+                        0 => format!("38;5;{}", rng.below(300)),
+                        1 => {
+                            format!("48;2;{};{};{}", rng.below(256), rng.below(256), rng.below(300))
+                        }
+                        2 => format!("4:{}", rng.below(6)),
+                        _ => rng.below(110).to_string(),
+                    };
+                    sgr.push_str(&p);
+                    sgr.push(';');
+                }
+                sgr.push('m');
+                out.extend_from_slice(sgr.as_bytes());
+            }
+            6 => {
+                let osc = match rng.below(7) {
+                    0 => format!("\x1b]0;title {}\x07", rng.below(100)),
+                    1 => "\x1b]11;?\x1b\\".to_string(),
+                    2 => format!("\x1b]4;{};?\x07", rng.below(300)),
+                    3 => format!("\x1b]8;;http://x/{}\x1b\\", rng.below(10)),
+                    4 => "\x1b]8;;\x1b\\".to_string(),
+                    5 => format!("\x1b]{};rgb:{:x}/0/0\x07", rng.below(120), rng.below(256)),
+                    _ => "\x1b]52;c;aGVsbG8=\x07".to_string(),
+                };
+                out.extend_from_slice(osc.as_bytes());
+            }
+            7 => {
+                let dcs = match rng.below(3) {
+                    0 => "\x1bP$qm\x1b\\",
+                    1 => "\x1bP+q544e\x1b\\",
+                    _ => "\x1bPq#0;2;0;0;0#0~~@@vv\x1b\\",
+                };
+                out.extend_from_slice(dcs.as_bytes());
+            }
+            8 => {
+                let s = *rng.pick(&[
+                    "\x1b[6n", "\x1b[c", "\x1b[>c", "\x1b[>q", "\x1b[?u", "\x1b[>5u", "\x1b[<2u",
+                    "\x1b7", "\x1b8", "\x1bM", "\x1bD", "\x1bE", "\x1bc", "\x1b#8", "\x1b(0",
+                    "\x1b(B", "\x1b[3J", "\x1b[2J", "\x1b[r", "\x1b[14t", "\x1b[22t", "\x1b[23t",
+                ]);
+                out.extend_from_slice(s.as_bytes());
+            }
+            9 => {
+                let top = rng.below(40);
+                let bottom = top + rng.below(40);
+                out.extend_from_slice(format!("\x1b[{top};{bottom}r").as_bytes());
+            }
+            10 => {
+                let (r, c) = (rng.below(60), rng.below(200));
+                out.extend_from_slice(format!("\x1b[{r};{c}H").as_bytes());
+            }
+            _ => {
+                for _ in 0..rng.below(16) {
+                    out.push(rng.next() as u8);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fuzz_does_not_panic() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut e = AlacrittyEmulator::new(Size::new(80, 24), 300);
+        let mut next = 0;
+        let mut total = 0;
+        let mut buf = Vec::new();
+        let sizes = [
+            Size::new(1, 1),
+            Size::new(1000, 300),
+            Size::new(2, 1),
+            Size::new(80, 24),
+            Size::new(7, 3),
+        ];
+        while total < 3_000_000 {
+            buf.clear();
+            let structured = rng.below(3) != 0;
+            let target = rng.below(4096) as usize + 1;
+            while buf.len() < target {
+                if structured {
+                    random_sequence(&mut rng, &mut buf);
+                } else {
+                    buf.push(rng.next() as u8);
+                }
+            }
+            total += buf.len();
+            // Split at a random point so sequences straddle reads.
+            let cut = rng.below(buf.len() as u64) as usize;
+            e.feed(&buf[..cut]);
+            e.feed(&buf[cut..]);
+            match rng.below(40) {
+                0 => e.resize(*rng.pick(&sizes)),
+                1 => e.resize(Size::new(rng.below(200) as u16, rng.below(80) as u16)),
+                2 => {
+                    let s = e.screen();
+                    assert_eq!(s.lines.len(), usize::from(s.size.rows));
+                    assert!(s.lines.iter().all(|l| l.cells.len() == usize::from(s.size.cols)));
+                    assert!(s.cursor.0 < s.size.rows && s.cursor.1 < s.size.cols);
+                }
+                3 => {
+                    let _ = e.lines(rng.below(500) as usize);
+                }
+                4 => {
+                    let _ = e.flush_sync();
+                }
+                _ => {}
+            }
+            if rng.below(4) == 0 {
+                for l in e.settled_lines_since(next) {
+                    assert!(l.number >= next);
+                    next = l.number + 1;
+                }
+            }
+        }
     }
 }
