@@ -262,7 +262,8 @@ async fn follow(
             if !out.is_empty() {
                 send(wr, &ServerMsg::Lines(out)).await?;
             }
-            send(wr, &ServerMsg::Exited(state.borrow().exit_code)).await?;
+            let code = state.borrow().exit_code;
+            send(wr, &ServerMsg::Exited(code)).await?;
             return Ok(true);
         }
         tokio::select! {

@@ -520,7 +520,7 @@ impl Session {
             }
         }
         let size = req.size.unwrap_or(Size::DEFAULT);
-        let mut records = Vec::new();
+        let mut records: Vec<AgentRecord> = Vec::new();
         for n in &chosen {
             let port = match self.lease_port(&prep.config) {
                 Some(p) => p,
