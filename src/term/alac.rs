@@ -31,7 +31,7 @@ use std::time::Instant;
 use alacritty_terminal::Term;
 use alacritty_terminal::event::{Event, EventListener, WindowSize};
 use alacritty_terminal::grid::{Dimensions, Row};
-use alacritty_terminal::index::{Column, Line as GridLine};
+use alacritty_terminal::index::Line as GridLine;
 use alacritty_terminal::term::cell::{Cell as AlacCell, Flags};
 use alacritty_terminal::term::{Config, Osc52, TermMode, color};
 use alacritty_terminal::vte::ansi::{
@@ -172,8 +172,12 @@ impl AlacrittyEmulator {
     }
 
     fn advance(&mut self, bytes: &[u8]) {
-        let mut tracker =
-            Tracker { term: &mut self.term, num: &mut self.num, scrollback: self.scrollback };
+        let mut tracker = Tracker {
+            term: &mut self.term,
+            num: &mut self.num,
+            scrollback: self.scrollback,
+            cols: usize::from(self.size.cols),
+        };
         self.parser.advance(&mut tracker, bytes);
     }
 
@@ -217,21 +221,9 @@ impl AlacrittyEmulator {
         self.num.hw = self.num.hw.max(top + self.cursor_row() as u64);
     }
 
-    fn convert_row(&self, row: &Row<AlacCell>) -> Line {
-        let cols = usize::from(self.size.cols);
-        let len = row.len();
-        let mut cells = Vec::with_capacity(cols);
-        for x in 0..len.min(cols) {
-            cells.push(convert_cell(&row[Column(x)]));
-        }
-        cells.resize(cols, Cell::default());
-        let wrapped = len > 0 && row[Column(len - 1)].flags.contains(Flags::WRAPLINE);
-        Line { cells, wrapped }
-    }
-
     /// The grid line `line` (negative: history) as our line.
     fn line_at(&self, line: i32) -> Line {
-        self.convert_row(&self.term.grid()[GridLine(line)])
+        convert_row(&self.term.grid()[GridLine(line)], usize::from(self.size.cols))
     }
 }
 
@@ -239,8 +231,16 @@ impl Emulator for AlacrittyEmulator {
     fn feed(&mut self, bytes: &[u8]) -> Feedback {
         let mut fb = Feedback::default();
         let mut start = 0;
-        for (i, &b) in bytes.iter().enumerate() {
-            if self.xtversion.step(b) {
+        let mut i = 0;
+        while i < bytes.len() {
+            if self.xtversion == XtVersionScanner::Ground {
+                // Only an ESC can start a query; most output has few.
+                match find_esc(&bytes[i..]) {
+                    Some(at) => i += at,
+                    None => break,
+                }
+            }
+            if self.xtversion.step(bytes[i]) {
                 // Parse up to the query first so replies to earlier queries go out before ours.
                 self.advance(&bytes[start..=i]);
                 self.drain(&mut fb);
@@ -249,6 +249,7 @@ impl Emulator for AlacrittyEmulator {
                 );
                 start = i + 1;
             }
+            i += 1;
         }
         self.advance(&bytes[start..]);
         self.drain(&mut fb);
@@ -263,8 +264,12 @@ impl Emulator for AlacrittyEmulator {
     fn flush_sync(&mut self) -> Feedback {
         let mut fb = Feedback::default();
         if self.sync_deadline().is_some() {
-            let mut tracker =
-                Tracker { term: &mut self.term, num: &mut self.num, scrollback: self.scrollback };
+            let mut tracker = Tracker {
+                term: &mut self.term,
+                num: &mut self.num,
+                scrollback: self.scrollback,
+                cols: usize::from(self.size.cols),
+            };
             self.parser.stop_sync(&mut tracker);
             self.drain(&mut fb);
             self.settle();
@@ -427,6 +432,8 @@ struct Tracker<'a> {
     term: &'a mut Term<Listener>,
     num: &'a mut Numbering,
     scrollback: usize,
+    /// Width of the view, for lines copied out of the grid.
+    cols: usize,
 }
 
 impl Tracker<'_> {
@@ -489,11 +496,11 @@ impl Tracker<'_> {
         let history = self.term.grid().history_size().min(self.scrollback) as i64;
         let cursor = row as i64;
         let first = (self.num.hw as i128 - top as i128).clamp(-(history as i128), cursor as i128);
-        let cols = self.term.columns();
+        let cols = self.cols;
         self.num.pending = (first as i64..cursor)
             .map(|l| NumberedLine {
                 number: (top as i64 + l).max(0) as u64,
-                line: convert_row_full(&self.term.grid()[GridLine(l as i32)], cols),
+                line: convert_row(&self.term.grid()[GridLine(l as i32)], cols),
             })
             .collect();
         self.num.alt_top = self.num.hw.max(top + row);
@@ -504,6 +511,12 @@ impl Tracker<'_> {
     fn before_switch(&mut self) {
         let alt = self.is_alt();
         set_history_limit(self.term, self.cap(alt), false);
+    }
+
+    /// Whether or not the screen did switch, the active grid needs its headroom back.
+    fn after_switch(&mut self) {
+        let alt = self.is_alt();
+        set_history_limit(self.term, self.cap(alt), true);
     }
 }
 
@@ -596,20 +609,24 @@ impl Handler for Tracker<'_> {
     }
 
     fn set_private_mode(&mut self, mode: PrivateMode) {
-        if is_screen_swap(&mode) {
-            if !self.is_alt() {
-                self.enter_alt();
-            }
-            self.before_switch();
+        if !is_screen_swap(&mode) {
+            return self.track(|t| t.set_private_mode(mode));
         }
+        if !self.is_alt() {
+            self.enter_alt();
+        }
+        self.before_switch();
         self.track(|t| t.set_private_mode(mode));
+        self.after_switch();
     }
 
     fn unset_private_mode(&mut self, mode: PrivateMode) {
-        if is_screen_swap(&mode) {
-            self.before_switch();
+        if !is_screen_swap(&mode) {
+            return self.track(|t| t.unset_private_mode(mode));
         }
+        self.before_switch();
         self.track(|t| t.unset_private_mode(mode));
+        self.after_switch();
     }
 
     fn reset_state(&mut self) {
@@ -619,40 +636,59 @@ impl Handler for Tracker<'_> {
         if !was_alt {
             self.restart_primary();
         }
+        self.after_switch();
     }
 }
 
-/// A grid row as our line at the grid's full width (the view size is not known here).
-fn convert_row_full(row: &Row<AlacCell>, cols: usize) -> Line {
+/// A grid row as our line of exactly `cols` cells (the grid may be wider or narrower than the
+/// view at the size limits).
+fn convert_row(row: &Row<AlacCell>, cols: usize) -> Line {
     let len = row.len();
-    let mut cells: Vec<Cell> = (0..len.min(cols)).map(|x| convert_cell(&row[Column(x)])).collect();
-    cells.resize(cols, Cell::default());
-    let wrapped = len > 0 && row[Column(len - 1)].flags.contains(Flags::WRAPLINE);
-    Line { cells, wrapped }
+    let cells = &row[..];
+    // Most rows end in untouched cells: those need no conversion, and cloning a default cell
+    // allocates nothing.
+    let used = cells[..len.min(cols)].iter().rposition(|c| !is_untouched(c)).map_or(0, |i| i + 1);
+    let mut out = Vec::with_capacity(cols);
+    out.extend(cells[..used].iter().map(convert_cell));
+    out.resize(cols, Cell::default());
+    let wrapped = len > 0 && cells[len - 1].flags.contains(Flags::WRAPLINE);
+    Line { cells: out, wrapped }
+}
+
+/// A cell that converts to `Cell::default()`.
+#[inline]
+fn is_untouched(c: &AlacCell) -> bool {
+    c.c == ' '
+        && c.flags.is_empty()
+        && c.extra.is_none()
+        && c.fg == ansi::Color::Named(NamedColor::Foreground)
+        && c.bg == ansi::Color::Named(NamedColor::Background)
 }
 
 fn convert_cell(c: &AlacCell) -> Cell {
     let flags = c.flags;
     let mut attrs = 0;
-    for (flag, bit) in [
-        (Flags::BOLD, attr::BOLD),
-        (Flags::DIM, attr::DIM),
-        (Flags::ITALIC, attr::ITALIC),
-        (Flags::UNDERLINE, attr::UNDERLINE),
-        // Our cells know fewer underline styles; dotted and dashed read as plain.
-        (Flags::DOTTED_UNDERLINE, attr::UNDERLINE),
-        (Flags::DASHED_UNDERLINE, attr::UNDERLINE),
-        (Flags::DOUBLE_UNDERLINE, attr::DOUBLE_UNDERLINE),
-        (Flags::UNDERCURL, attr::UNDERCURL),
-        (Flags::INVERSE, attr::INVERSE),
-        (Flags::HIDDEN, attr::HIDDEN),
-        (Flags::STRIKEOUT, attr::STRIKE),
-        (Flags::WIDE_CHAR, attr::WIDE),
-        (Flags::WIDE_CHAR_SPACER, attr::WIDE_SPACER),
-        (Flags::LEADING_WIDE_CHAR_SPACER, attr::WIDE_SPACER),
-    ] {
-        if flags.contains(flag) {
-            attrs |= bit;
+    if !flags.is_empty() {
+        for (flag, bit) in [
+            (Flags::BOLD, attr::BOLD),
+            (Flags::DIM, attr::DIM),
+            (Flags::ITALIC, attr::ITALIC),
+            (Flags::UNDERLINE, attr::UNDERLINE),
+            // Our cells know fewer underline styles; dotted and dashed read as plain.
+            (Flags::DOTTED_UNDERLINE, attr::UNDERLINE),
+            (Flags::DASHED_UNDERLINE, attr::UNDERLINE),
+            (Flags::DOUBLE_UNDERLINE, attr::DOUBLE_UNDERLINE),
+            (Flags::UNDERCURL, attr::UNDERCURL),
+            (Flags::INVERSE, attr::INVERSE),
+            (Flags::HIDDEN, attr::HIDDEN),
+            (Flags::STRIKEOUT, attr::STRIKE),
+            (Flags::WIDE_CHAR, attr::WIDE),
+            (Flags::WIDE_CHAR_SPACER, attr::WIDE_SPACER),
+            (Flags::LEADING_WIDE_CHAR_SPACER, attr::WIDE_SPACER),
+        ] {
+            if flags.contains(flag) {
+                attrs |= bit;
+            }
         }
     }
     let (extra, link) = match &c.extra {
@@ -735,6 +771,26 @@ fn xterm_color(i: u8) -> Rgb {
             Rgb { r: v, g: v, b: v }
         }
     }
+}
+
+/// The position of the first ESC, eight bytes at a time: this runs over every byte the program
+/// writes, ahead of the parser.
+fn find_esc(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        // Bytes equal to ESC become zero; the classic test finds whether any byte is zero.
+        let x = u64::from_le_bytes(word) ^ (ONES * 0x1b);
+        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
+            break;
+        }
+        at += 8;
+    }
+    bytes[at..].iter().position(|&b| b == 0x1b).map(|p| at + p)
 }
 
 /// Spots XTVERSION queries (`CSI > q`, `CSI > 0 q`) in the raw byte stream, which alacritty
@@ -952,6 +1008,24 @@ mod tests {
     }
 
     #[test]
+    fn find_esc_finds_the_first_escape() {
+        assert_eq!(find_esc(b""), None);
+        assert_eq!(find_esc(b"plain text without one"), None);
+        for len in 0..20 {
+            for at in 0..len {
+                let mut v = vec![b'a'; len];
+                v[at] = 0x1b;
+                if at + 3 < len {
+                    v[at + 3] = 0x1b;
+                }
+                assert_eq!(find_esc(&v), Some(at), "len {len} at {at}");
+            }
+        }
+        assert_eq!(find_esc("é中\x1b".as_bytes()), Some(5));
+        assert_eq!(find_esc(&[0x9b, 0x1a, 0x1c, 0x3b, 0x9b, 0x1a, 0x1c, 0x3b, 0x1b]), Some(8));
+    }
+
+    #[test]
     fn replies_are_produced_without_anyone_reading_the_screen() {
         let mut e = emu(80, 24);
         // What Codex does on start: it waits for the CPR.
@@ -1157,6 +1231,35 @@ mod tests {
         }
         assert_eq!(p.seen.len(), 150);
         assert_eq!(p.next, 150);
+    }
+
+    #[test]
+    fn screen_switches_that_change_nothing_keep_the_count_exact() {
+        let mut e = AlacrittyEmulator::new(Size::new(20, 5), 20);
+        let mut p = Poller::new();
+        e.feed(b"\x1b[?1049l\x1b[?1049h\x1b[?1049h\x1b[?1049l\x1b[?1049l");
+        for i in 0..500 {
+            e.feed(format!("line {i}\r\n").as_bytes());
+            if i % 20 == 0 {
+                p.poll(&e);
+            }
+        }
+        p.poll(&e);
+        assert_eq!(p.seen.len(), 500);
+        for (n, t) in &p.seen {
+            assert_eq!(*t, format!("line {n}"));
+        }
+    }
+
+    #[test]
+    fn scroll_up_sequences_count_as_scrolled_lines() {
+        let mut e = AlacrittyEmulator::new(Size::new(20, 5), 100);
+        e.feed(b"a\r\nb\r\nc\x1b[2S");
+        // a and b scrolled into the history; c is on row 0 with the cursor still on row 2.
+        let got: Vec<(u64, String)> =
+            e.settled_lines_since(0).into_iter().map(|l| (l.number, l.line.text())).collect();
+        let want = [(0, "a"), (1, "b"), (2, "c"), (3, "")];
+        assert_eq!(got, want.map(|(n, t)| (n, t.to_string())));
     }
 
     #[test]
