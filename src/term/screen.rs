@@ -190,7 +190,7 @@ impl Line {
                 next.write_sgr(out);
                 pen = next;
             }
-            out.push(cell.ch);
+            out.push(printable(cell.ch));
             if let Some(extra) = &cell.extra {
                 out.push_str(extra);
             }
@@ -222,7 +222,7 @@ impl Pen {
     fn write_sgr(&self, out: &mut String) {
         use std::fmt::Write as _;
         out.push_str("\x1b[0");
-        const FLAGS: [(u16, &str); 9] = [
+        const FLAGS: [(u16, &str); 10] = [
             (attr::BOLD, ";1"),
             (attr::DIM, ";2"),
             (attr::ITALIC, ";3"),
@@ -232,14 +232,12 @@ impl Pen {
             (attr::BLINK, ";5"),
             (attr::INVERSE, ";7"),
             (attr::HIDDEN, ";8"),
+            (attr::STRIKE, ";9"),
         ];
         for (bit, code) in FLAGS {
             if self.attrs & bit != 0 {
                 out.push_str(code);
             }
-        }
-        if self.attrs & attr::STRIKE != 0 {
-            out.push_str(";9");
         }
         // Writing to a String cannot fail.
         let _ = match self.fg {
