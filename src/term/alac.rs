@@ -24,6 +24,16 @@
 //!   read while hidden) so they are still reported. Leaving it: the primary's cursor line jumps to
 //!   at least `hw`, i.e. past every alternate line that could have been reported.
 //! * ED 3 (erase scrollback) only drops history; numbers of the remaining lines are unchanged.
+//!
+//! # Replies
+//!
+//! Everything alacritty answers arrives as events during parsing and is drained, in order, after
+//! each call into the parser. XTVERSION it does not answer, so [`XtVersionScanner`] watches the raw
+//! bytes and the feed is split right after each query, which keeps our reply in sequence with the
+//! others. One exception: while a synchronized update (mode 2026) is being buffered the parser sees
+//! nothing until it ends, so an XTVERSION inside one is answered before the queries preceding it.
+//! Colour queries report a colour the program set itself (OSC 4/10/11) if it did, like a real
+//! terminal, and the fixed palette otherwise.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -31,7 +41,7 @@ use std::time::Instant;
 use alacritty_terminal::Term;
 use alacritty_terminal::event::{Event, EventListener, WindowSize};
 use alacritty_terminal::grid::{Dimensions, Row};
-use alacritty_terminal::index::{Column, Line as GridLine};
+use alacritty_terminal::index::Line as GridLine;
 use alacritty_terminal::term::cell::{Cell as AlacCell, Flags};
 use alacritty_terminal::term::{Config, Osc52, TermMode, color};
 use alacritty_terminal::vte::ansi::{
@@ -51,6 +61,8 @@ const MIN_GRID_COLS: u16 = 2;
 /// allocated at full width, so an absurd size would cost gigabytes.
 const MAX_GRID_COLS: u16 = 2000;
 const MAX_GRID_ROWS: u16 = 1000;
+/// Alacritty's reflow adds the history limit to the screen height without overflow checks.
+const MAX_SCROLLBACK: usize = 10_000_000;
 /// History lines beyond the cap kept before trimming back (see the module docs).
 const TRIM: usize = 256;
 /// Pixel size of a cell in answers to "text area size in pixels" queries.
@@ -134,6 +146,7 @@ pub struct AlacrittyEmulator {
 impl AlacrittyEmulator {
     pub fn new(size: Size, scrollback: usize) -> AlacrittyEmulator {
         let size = clamp_size(size);
+        let scrollback = scrollback.min(MAX_SCROLLBACK);
         let events = Listener::default();
         let config = Config {
             scrolling_history: scrollback,
@@ -172,8 +185,12 @@ impl AlacrittyEmulator {
     }
 
     fn advance(&mut self, bytes: &[u8]) {
-        let mut tracker =
-            Tracker { term: &mut self.term, num: &mut self.num, scrollback: self.scrollback };
+        let mut tracker = Tracker {
+            term: &mut self.term,
+            num: &mut self.num,
+            scrollback: self.scrollback,
+            cols: usize::from(self.size.cols),
+        };
         self.parser.advance(&mut tracker, bytes);
     }
 
@@ -217,21 +234,9 @@ impl AlacrittyEmulator {
         self.num.hw = self.num.hw.max(top + self.cursor_row() as u64);
     }
 
-    fn convert_row(&self, row: &Row<AlacCell>) -> Line {
-        let cols = usize::from(self.size.cols);
-        let len = row.len();
-        let mut cells = Vec::with_capacity(cols);
-        for x in 0..len.min(cols) {
-            cells.push(convert_cell(&row[Column(x)]));
-        }
-        cells.resize(cols, Cell::default());
-        let wrapped = len > 0 && row[Column(len - 1)].flags.contains(Flags::WRAPLINE);
-        Line { cells, wrapped }
-    }
-
     /// The grid line `line` (negative: history) as our line.
     fn line_at(&self, line: i32) -> Line {
-        self.convert_row(&self.term.grid()[GridLine(line)])
+        convert_row(&self.term.grid()[GridLine(line)], usize::from(self.size.cols))
     }
 }
 
@@ -239,8 +244,16 @@ impl Emulator for AlacrittyEmulator {
     fn feed(&mut self, bytes: &[u8]) -> Feedback {
         let mut fb = Feedback::default();
         let mut start = 0;
-        for (i, &b) in bytes.iter().enumerate() {
-            if self.xtversion.step(b) {
+        let mut i = 0;
+        while i < bytes.len() {
+            if self.xtversion == XtVersionScanner::Ground {
+                // Only an ESC can start a query; most output has few.
+                match find_esc(&bytes[i..]) {
+                    Some(at) => i += at,
+                    None => break,
+                }
+            }
+            if self.xtversion.step(bytes[i]) {
                 // Parse up to the query first so replies to earlier queries go out before ours.
                 self.advance(&bytes[start..=i]);
                 self.drain(&mut fb);
@@ -249,6 +262,7 @@ impl Emulator for AlacrittyEmulator {
                 );
                 start = i + 1;
             }
+            i += 1;
         }
         self.advance(&bytes[start..]);
         self.drain(&mut fb);
@@ -257,14 +271,19 @@ impl Emulator for AlacrittyEmulator {
     }
 
     fn sync_deadline(&self) -> Option<Instant> {
+        // The parser only sets this while it is buffering an update.
         self.parser.sync_timeout().sync_timeout()
     }
 
     fn flush_sync(&mut self) -> Feedback {
         let mut fb = Feedback::default();
         if self.sync_deadline().is_some() {
-            let mut tracker =
-                Tracker { term: &mut self.term, num: &mut self.num, scrollback: self.scrollback };
+            let mut tracker = Tracker {
+                term: &mut self.term,
+                num: &mut self.num,
+                scrollback: self.scrollback,
+                cols: usize::from(self.size.cols),
+            };
             self.parser.stop_sync(&mut tracker);
             self.drain(&mut fb);
             self.settle();
@@ -418,7 +437,7 @@ fn set_history_limit(term: &mut Term<Listener>, cap: usize, headroom: bool) {
     if grid.history_size() > cap {
         grid.update_history(cap);
     }
-    grid.update_history(if headroom { cap + rows + TRIM } else { cap });
+    grid.update_history(if headroom { cap.saturating_add(rows + TRIM) } else { cap });
 }
 
 /// The parser's handler: forwards every call to the terminal and measures how many lines each
@@ -427,6 +446,8 @@ struct Tracker<'a> {
     term: &'a mut Term<Listener>,
     num: &'a mut Numbering,
     scrollback: usize,
+    /// Width of the view, for lines copied out of the grid.
+    cols: usize,
 }
 
 impl Tracker<'_> {
@@ -442,6 +463,8 @@ impl Tracker<'_> {
         u64::try_from(self.term.grid().cursor.point.line.0).unwrap_or(0)
     }
 
+    /// Run one parser call and credit the lines it scrolled into the history to the active
+    /// screen. Forced inline: it wraps every printed character.
     #[inline(always)]
     fn track(&mut self, f: impl FnOnce(&mut Term<Listener>)) {
         let alt = self.is_alt();
@@ -454,7 +477,7 @@ impl Tracker<'_> {
         let after = self.term.grid().history_size();
         if after > before {
             *self.num.top_mut(alt) += (after - before) as u64;
-            if after > self.cap(alt) + TRIM {
+            if after > self.cap(alt).saturating_add(TRIM) {
                 set_history_limit(self.term, self.cap(alt), true);
             }
         }
@@ -489,11 +512,11 @@ impl Tracker<'_> {
         let history = self.term.grid().history_size().min(self.scrollback) as i64;
         let cursor = row as i64;
         let first = (self.num.hw as i128 - top as i128).clamp(-(history as i128), cursor as i128);
-        let cols = self.term.columns();
+        let cols = self.cols;
         self.num.pending = (first as i64..cursor)
             .map(|l| NumberedLine {
                 number: (top as i64 + l).max(0) as u64,
-                line: convert_row_full(&self.term.grid()[GridLine(l as i32)], cols),
+                line: convert_row(&self.term.grid()[GridLine(l as i32)], cols),
             })
             .collect();
         self.num.alt_top = self.num.hw.max(top + row);
@@ -504,6 +527,12 @@ impl Tracker<'_> {
     fn before_switch(&mut self) {
         let alt = self.is_alt();
         set_history_limit(self.term, self.cap(alt), false);
+    }
+
+    /// Whether or not the screen did switch, the active grid needs its headroom back.
+    fn after_switch(&mut self) {
+        let alt = self.is_alt();
+        set_history_limit(self.term, self.cap(alt), true);
     }
 }
 
@@ -596,20 +625,24 @@ impl Handler for Tracker<'_> {
     }
 
     fn set_private_mode(&mut self, mode: PrivateMode) {
-        if is_screen_swap(&mode) {
-            if !self.is_alt() {
-                self.enter_alt();
-            }
-            self.before_switch();
+        if !is_screen_swap(&mode) {
+            return self.track(|t| t.set_private_mode(mode));
         }
+        if !self.is_alt() {
+            self.enter_alt();
+        }
+        self.before_switch();
         self.track(|t| t.set_private_mode(mode));
+        self.after_switch();
     }
 
     fn unset_private_mode(&mut self, mode: PrivateMode) {
-        if is_screen_swap(&mode) {
-            self.before_switch();
+        if !is_screen_swap(&mode) {
+            return self.track(|t| t.unset_private_mode(mode));
         }
+        self.before_switch();
         self.track(|t| t.unset_private_mode(mode));
+        self.after_switch();
     }
 
     fn reset_state(&mut self) {
@@ -619,40 +652,59 @@ impl Handler for Tracker<'_> {
         if !was_alt {
             self.restart_primary();
         }
+        self.after_switch();
     }
 }
 
-/// A grid row as our line at the grid's full width (the view size is not known here).
-fn convert_row_full(row: &Row<AlacCell>, cols: usize) -> Line {
+/// A grid row as our line of exactly `cols` cells (the grid may be wider or narrower than the
+/// view at the size limits).
+fn convert_row(row: &Row<AlacCell>, cols: usize) -> Line {
     let len = row.len();
-    let mut cells: Vec<Cell> = (0..len.min(cols)).map(|x| convert_cell(&row[Column(x)])).collect();
-    cells.resize(cols, Cell::default());
-    let wrapped = len > 0 && row[Column(len - 1)].flags.contains(Flags::WRAPLINE);
-    Line { cells, wrapped }
+    let cells = &row[..];
+    // Most rows end in untouched cells: those need no conversion, and cloning a default cell
+    // allocates nothing.
+    let used = cells[..len.min(cols)].iter().rposition(|c| !is_untouched(c)).map_or(0, |i| i + 1);
+    let mut out = Vec::with_capacity(cols);
+    out.extend(cells[..used].iter().map(convert_cell));
+    out.resize(cols, Cell::default());
+    let wrapped = len > 0 && cells[len - 1].flags.contains(Flags::WRAPLINE);
+    Line { cells: out, wrapped }
+}
+
+/// A cell that converts to `Cell::default()`.
+#[inline]
+fn is_untouched(c: &AlacCell) -> bool {
+    c.c == ' '
+        && c.flags.is_empty()
+        && c.extra.is_none()
+        && c.fg == ansi::Color::Named(NamedColor::Foreground)
+        && c.bg == ansi::Color::Named(NamedColor::Background)
 }
 
 fn convert_cell(c: &AlacCell) -> Cell {
     let flags = c.flags;
     let mut attrs = 0;
-    for (flag, bit) in [
-        (Flags::BOLD, attr::BOLD),
-        (Flags::DIM, attr::DIM),
-        (Flags::ITALIC, attr::ITALIC),
-        (Flags::UNDERLINE, attr::UNDERLINE),
-        // Our cells know fewer underline styles; dotted and dashed read as plain.
-        (Flags::DOTTED_UNDERLINE, attr::UNDERLINE),
-        (Flags::DASHED_UNDERLINE, attr::UNDERLINE),
-        (Flags::DOUBLE_UNDERLINE, attr::DOUBLE_UNDERLINE),
-        (Flags::UNDERCURL, attr::UNDERCURL),
-        (Flags::INVERSE, attr::INVERSE),
-        (Flags::HIDDEN, attr::HIDDEN),
-        (Flags::STRIKEOUT, attr::STRIKE),
-        (Flags::WIDE_CHAR, attr::WIDE),
-        (Flags::WIDE_CHAR_SPACER, attr::WIDE_SPACER),
-        (Flags::LEADING_WIDE_CHAR_SPACER, attr::WIDE_SPACER),
-    ] {
-        if flags.contains(flag) {
-            attrs |= bit;
+    if !flags.is_empty() {
+        for (flag, bit) in [
+            (Flags::BOLD, attr::BOLD),
+            (Flags::DIM, attr::DIM),
+            (Flags::ITALIC, attr::ITALIC),
+            (Flags::UNDERLINE, attr::UNDERLINE),
+            // Our cells know fewer underline styles; dotted and dashed read as plain.
+            (Flags::DOTTED_UNDERLINE, attr::UNDERLINE),
+            (Flags::DASHED_UNDERLINE, attr::UNDERLINE),
+            (Flags::DOUBLE_UNDERLINE, attr::DOUBLE_UNDERLINE),
+            (Flags::UNDERCURL, attr::UNDERCURL),
+            (Flags::INVERSE, attr::INVERSE),
+            (Flags::HIDDEN, attr::HIDDEN),
+            (Flags::STRIKEOUT, attr::STRIKE),
+            (Flags::WIDE_CHAR, attr::WIDE),
+            (Flags::WIDE_CHAR_SPACER, attr::WIDE_SPACER),
+            (Flags::LEADING_WIDE_CHAR_SPACER, attr::WIDE_SPACER),
+        ] {
+            if flags.contains(flag) {
+                attrs |= bit;
+            }
         }
     }
     let (extra, link) = match &c.extra {
@@ -735,6 +787,26 @@ fn xterm_color(i: u8) -> Rgb {
             Rgb { r: v, g: v, b: v }
         }
     }
+}
+
+/// The position of the first ESC, eight bytes at a time: this runs over every byte the program
+/// writes, ahead of the parser.
+fn find_esc(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        // Bytes equal to ESC become zero; the classic test finds whether any byte is zero.
+        let x = u64::from_le_bytes(word) ^ (ONES * 0x1b);
+        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
+            break;
+        }
+        at += 8;
+    }
+    bytes[at..].iter().position(|&b| b == 0x1b).map(|p| at + p)
 }
 
 /// Spots XTVERSION queries (`CSI > q`, `CSI > 0 q`) in the raw byte stream, which alacritty
@@ -952,6 +1024,24 @@ mod tests {
     }
 
     #[test]
+    fn find_esc_finds_the_first_escape() {
+        assert_eq!(find_esc(b""), None);
+        assert_eq!(find_esc(b"plain text without one"), None);
+        for len in 0..20 {
+            for at in 0..len {
+                let mut v = vec![b'a'; len];
+                v[at] = 0x1b;
+                if at + 3 < len {
+                    v[at + 3] = 0x1b;
+                }
+                assert_eq!(find_esc(&v), Some(at), "len {len} at {at}");
+            }
+        }
+        assert_eq!(find_esc("é中\x1b".as_bytes()), Some(5));
+        assert_eq!(find_esc(&[0x9b, 0x1a, 0x1c, 0x3b, 0x9b, 0x1a, 0x1c, 0x3b, 0x1b]), Some(8));
+    }
+
+    #[test]
     fn replies_are_produced_without_anyone_reading_the_screen() {
         let mut e = emu(80, 24);
         // What Codex does on start: it waits for the CPR.
@@ -1160,6 +1250,35 @@ mod tests {
     }
 
     #[test]
+    fn screen_switches_that_change_nothing_keep_the_count_exact() {
+        let mut e = AlacrittyEmulator::new(Size::new(20, 5), 20);
+        let mut p = Poller::new();
+        e.feed(b"\x1b[?1049l\x1b[?1049h\x1b[?1049h\x1b[?1049l\x1b[?1049l");
+        for i in 0..500 {
+            e.feed(format!("line {i}\r\n").as_bytes());
+            if i % 20 == 0 {
+                p.poll(&e);
+            }
+        }
+        p.poll(&e);
+        assert_eq!(p.seen.len(), 500);
+        for (n, t) in &p.seen {
+            assert_eq!(*t, format!("line {n}"));
+        }
+    }
+
+    #[test]
+    fn scroll_up_sequences_count_as_scrolled_lines() {
+        let mut e = AlacrittyEmulator::new(Size::new(20, 5), 100);
+        e.feed(b"a\r\nb\r\nc\x1b[2S");
+        // a and b scrolled into the history; c is on row 0 with the cursor still on row 2.
+        let got: Vec<(u64, String)> =
+            e.settled_lines_since(0).into_iter().map(|l| (l.number, l.line.text())).collect();
+        let want = [(0, "a"), (1, "b"), (2, "c"), (3, "")];
+        assert_eq!(got, want.map(|(n, t)| (n, t.to_string())));
+    }
+
+    #[test]
     fn erasing_scrollback_does_not_renumber() {
         let mut e = AlacrittyEmulator::new(Size::new(20, 5), 100);
         let mut p = Poller::new();
@@ -1223,6 +1342,16 @@ mod tests {
         let expected: Vec<String> = (0..45).map(|i| format!("l{i}")).collect();
         assert_eq!(texts, expected);
         assert!(p.seen.windows(2).all(|w| w[1].0 == w[0].0 + 1), "{:?}", p.seen);
+    }
+
+    #[test]
+    fn unbounded_scrollback_does_not_overflow() {
+        let mut e = AlacrittyEmulator::new(Size::new(10, 3), usize::MAX);
+        e.feed(b"1\r\n2\r\n3\r\n4\r\n");
+        e.resize(Size::new(5, 2));
+        e.feed(b"\x1b[?1049h\x1b[?1049l5\r\n");
+        let texts: Vec<String> = e.lines(usize::MAX).iter().map(Line::text).collect();
+        assert_eq!(texts, ["1", "2", "3", "4", "5", ""]);
     }
 
     #[test]
@@ -1388,7 +1517,9 @@ mod tests {
 
     #[test]
     fn fuzz_does_not_panic() {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        // Fixed by default; `CORRAL_FUZZ_SEED=n` explores other inputs by hand.
+        let seed = std::env::var("CORRAL_FUZZ_SEED").ok().and_then(|s| s.parse().ok());
+        let mut rng = Rng(seed.unwrap_or(0x9e37_79b9_7f4a_7c15));
         let mut e = AlacrittyEmulator::new(Size::new(80, 24), 300);
         let mut next = 0;
         let mut total = 0;

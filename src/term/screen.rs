@@ -190,7 +190,7 @@ impl Line {
                 next.write_sgr(out);
                 pen = next;
             }
-            out.push(cell.ch);
+            out.push(printable(cell.ch));
             if let Some(extra) = &cell.extra {
                 out.push_str(extra);
             }
@@ -222,7 +222,7 @@ impl Pen {
     fn write_sgr(&self, out: &mut String) {
         use std::fmt::Write as _;
         out.push_str("\x1b[0");
-        const FLAGS: [(u16, &str); 9] = [
+        const FLAGS: [(u16, &str); 10] = [
             (attr::BOLD, ";1"),
             (attr::DIM, ";2"),
             (attr::ITALIC, ";3"),
@@ -232,14 +232,12 @@ impl Pen {
             (attr::BLINK, ";5"),
             (attr::INVERSE, ";7"),
             (attr::HIDDEN, ";8"),
+            (attr::STRIKE, ";9"),
         ];
         for (bit, code) in FLAGS {
             if self.attrs & bit != 0 {
                 out.push_str(code);
             }
-        }
-        if self.attrs & attr::STRIKE != 0 {
-            out.push_str(";9");
         }
         // Writing to a String cannot fail.
         let _ = match self.fg {
@@ -345,9 +343,10 @@ pub fn paint(update: &ScreenUpdate, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\x1b[?2026l");
 }
 
-/// One row, starting at column 0 with the cursor already there. Tracks the column it has reached
-/// so a wide character that would not fit, or a spacer without its wide half, is drawn as a blank
-/// instead of shifting everything after it.
+/// One row, starting at column 0 with the cursor already there. A wide character is only drawn
+/// with its spacer cell next to it (deleting characters can separate them, and a cropped row can
+/// cut one off); otherwise it and a spacer without its wide half are drawn as blanks, so every
+/// cell after them stays in its column.
 fn paint_row(line: &Line, cols: usize, out: &mut String) {
     let cells = &line.cells[..line.cells.len().min(cols)];
     let end = line.content_len().min(cells.len());
@@ -370,16 +369,14 @@ fn paint_row(line: &Line, cols: usize, out: &mut String) {
             pen = next;
         }
         let wide = cell.attrs & attr::WIDE != 0;
-        if wide && col + 2 <= cols {
+        let paired = cells.get(i + 1).is_some_and(|c| c.attrs & attr::WIDE_SPACER != 0);
+        if wide && paired {
             out.push(printable(cell.ch));
             if let Some(extra) = &cell.extra {
                 out.push_str(extra);
             }
             col += 2;
-            i += 1;
-            if cells.get(i).is_some_and(|c| c.attrs & attr::WIDE_SPACER != 0) {
-                i += 1;
-            }
+            i += 2;
         } else if wide || cell.attrs & attr::WIDE_SPACER != 0 {
             out.push(' ');
             col += 1;
@@ -408,4 +405,342 @@ fn paint_row(line: &Line, cols: usize, out: &mut String) {
 /// control character written to the real terminal would move its cursor.
 fn printable(c: char) -> char {
     if c.is_control() { ' ' } else { c }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{AlacrittyEmulator, Emulator};
+    use super::*;
+
+    fn cell(ch: char) -> Cell {
+        Cell { ch, ..Cell::default() }
+    }
+
+    fn styled(ch: char, fg: Color, bg: Color, attrs: u16) -> Cell {
+        Cell { ch, fg, bg, attrs, ..Cell::default() }
+    }
+
+    fn line(cells: Vec<Cell>) -> Line {
+        Line { cells, wrapped: false }
+    }
+
+    #[test]
+    fn text_skips_spacers_keeps_marks_and_trims() {
+        let mut wide = cell('中');
+        wide.attrs = attr::WIDE;
+        let mut spacer = cell(' ');
+        spacer.attrs = attr::WIDE_SPACER;
+        let mut marked = cell('e');
+        marked.extra = Some("\u{301}".into());
+        let l =
+            line(vec![cell(' '), wide, spacer, marked, cell(' '), cell('x'), cell(' '), cell(' ')]);
+        assert_eq!(l.text(), " 中é x".replace('é', "e\u{301}"));
+        assert_eq!(Line::blank(5).text(), "");
+        assert!(Line::blank(5).is_blank());
+        assert!(!l.is_blank());
+    }
+
+    #[test]
+    fn write_ansi_emits_sgr_only_on_change() {
+        let red_bold = |c| styled(c, Color::Indexed(1), Color::Default, attr::BOLD);
+        let l = line(vec![
+            cell('a'),
+            red_bold('b'),
+            red_bold('c'),
+            styled('d', Color::Indexed(200), Color::Default, 0),
+            styled('e', Color::Rgb(1, 2, 3), Color::Indexed(12), attr::ITALIC | attr::INVERSE),
+            cell('f'),
+            cell(' '),
+            cell(' '),
+        ]);
+        let mut out = String::new();
+        l.write_ansi(&mut out);
+        assert_eq!(out, "a\x1b[0;1;31mbc\x1b[0;38;5;200md\x1b[0;3;7;38;2;1;2;3;104me\x1b[0mf");
+
+        // Ends styled: reset at the end. Trailing blanks with a background are content.
+        let l = line(vec![
+            styled('x', Color::Default, Color::Rgb(9, 9, 9), 0),
+            styled(' ', Color::Default, Color::Indexed(100), 0),
+            cell(' '),
+        ]);
+        let mut out = String::new();
+        l.write_ansi(&mut out);
+        assert_eq!(out, "\x1b[0;48;2;9;9;9mx\x1b[0;48;5;100m \x1b[0m");
+
+        let mut out = String::new();
+        Line::blank(4).write_ansi(&mut out);
+        assert_eq!(out, "");
+        let mut out = String::new();
+        line(vec![styled('u', Color::Default, Color::Default, attr::UNDERLINE | attr::WIDE)])
+            .write_ansi(&mut out);
+        assert_eq!(out, "\x1b[0;4mu\x1b[0m");
+    }
+
+    /// Deterministic pseudo-random numbers (xorshift64*).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+    }
+
+    fn random_cell(rng: &mut Rng) -> Cell {
+        let colors = |rng: &mut Rng| match rng.below(4) {
+            0 => Color::Default,
+            1 => Color::Indexed(rng.below(256) as u8),
+            2 => Color::Rgb(rng.below(256) as u8, rng.below(256) as u8, rng.below(256) as u8),
+            _ => Color::Default,
+        };
+        Cell {
+            ch: char::from(b'a' + rng.below(26) as u8),
+            extra: (rng.below(10) == 0).then(|| "\u{301}".to_string()),
+            fg: colors(rng),
+            bg: colors(rng),
+            attrs: rng.below(1 << 8) as u16,
+            link: (rng.below(10) == 0).then(|| "http://x/".to_string()),
+        }
+    }
+
+    fn random_screen(rng: &mut Rng, size: Size) -> Screen {
+        let mut s = Screen::blank(size);
+        for l in &mut s.lines {
+            for c in &mut l.cells {
+                if rng.below(3) == 0 {
+                    *c = random_cell(rng);
+                }
+            }
+            l.wrapped = rng.below(2) == 0;
+        }
+        s.cursor = (rng.below(u64::from(size.rows)) as u16, rng.below(u64::from(size.cols)) as u16);
+        s.modes.cursor_visible = rng.below(2) == 0;
+        s.modes.bracketed_paste = rng.below(2) == 0;
+        s.title = format!("t{}", rng.below(3));
+        s
+    }
+
+    /// Change a few rows, sometimes none, sometimes the size.
+    fn mutate(rng: &mut Rng, s: &Screen) -> Screen {
+        if rng.below(5) == 0 {
+            let size = Size::new(1 + rng.below(30) as u16, 1 + rng.below(10) as u16);
+            return random_screen(rng, size);
+        }
+        let mut n = s.clone();
+        for _ in 0..rng.below(4) {
+            let r = rng.below(u64::from(s.size.rows)) as usize;
+            let c = rng.below(u64::from(s.size.cols)) as usize;
+            n.lines[r].cells[c] = random_cell(rng);
+        }
+        if rng.below(3) == 0 {
+            n.cursor = (0, 0);
+            n.title.push('!');
+            n.modes.alt_screen = !n.modes.alt_screen;
+        }
+        n
+    }
+
+    #[test]
+    fn diff_then_apply_round_trips() {
+        let mut rng = Rng(42);
+        let mut old = random_screen(&mut rng, Size::new(12, 5));
+        for _ in 0..500 {
+            let new = mutate(&mut rng, &old);
+            let update = new.diff(Some(&old));
+            let changed = old.lines.iter().zip(&new.lines).filter(|(a, b)| a != b).count();
+            if update.full {
+                assert!(old.size != new.size);
+                assert_eq!(update.rows.len(), usize::from(new.size.rows));
+            } else {
+                assert_eq!(update.rows.len(), changed);
+            }
+            let mut copy = old.clone();
+            copy.apply(&update);
+            assert_eq!(copy, new);
+            old = new;
+        }
+        // From nothing: a full update that builds the screen from a blank one.
+        let update = old.diff(None);
+        assert!(update.full);
+        let mut fresh = Screen::blank(Size::new(3, 3));
+        fresh.apply(&update);
+        assert_eq!(fresh, old);
+        // Unchanged: no rows.
+        assert!(old.diff(Some(&old)).rows.is_empty());
+    }
+
+    #[test]
+    fn apply_ignores_rows_outside_the_screen() {
+        let mut s = Screen::blank(Size::new(4, 2));
+        let update = ScreenUpdate {
+            size: Size::new(4, 2),
+            full: false,
+            rows: vec![(7, Line::blank(4))],
+            cursor: (1, 1),
+            modes: Modes::default(),
+            title: "x".into(),
+        };
+        s.apply(&update);
+        assert_eq!(s.lines.len(), 2);
+        assert_eq!((s.cursor, s.title.as_str()), ((1, 1), "x"));
+    }
+
+    /// What a real terminal would show after `paint`: run the bytes through our own emulator.
+    fn painted(emu: &mut AlacrittyEmulator, update: &ScreenUpdate) -> Screen {
+        let mut out = Vec::new();
+        paint(update, &mut out);
+        assert!(out.starts_with(b"\x1b[?2026h") && out.ends_with(b"\x1b[?2026l"));
+        emu.feed(&out);
+        assert_eq!(emu.sync_deadline(), None);
+        emu.screen()
+    }
+
+    /// What painting cannot (and need not) reproduce: soft-wrap flags, spacers without their wide
+    /// half and wide characters without their spacer (both drawn as styled blanks), and the style
+    /// of trailing blanks that show nothing.
+    fn drawn(s: &Screen) -> Vec<(Vec<Cell>, bool)> {
+        s.lines
+            .iter()
+            .map(|l| {
+                let mut cells = l.cells.clone();
+                for (i, cell) in cells.iter_mut().enumerate() {
+                    let orphan = cell.attrs & attr::WIDE_SPACER != 0
+                        && (i == 0 || l.cells[i - 1].attrs & attr::WIDE == 0);
+                    if orphan {
+                        cell.ch = ' ';
+                        cell.extra = None;
+                        cell.attrs &= !attr::WIDE_SPACER;
+                    }
+                    let unpaired = cell.attrs & attr::WIDE != 0
+                        && l.cells.get(i + 1).is_none_or(|c| c.attrs & attr::WIDE_SPACER == 0);
+                    if unpaired {
+                        cell.ch = ' ';
+                        cell.extra = None;
+                        cell.attrs &= !attr::WIDE;
+                    }
+                }
+                let end = line(cells.clone()).content_len();
+                for c in &mut cells[end..] {
+                    *c = Cell::default();
+                }
+                (cells, s.modes.cursor_visible)
+            })
+            .collect()
+    }
+
+    fn feed_random(rng: &mut Rng, e: &mut AlacrittyEmulator) {
+        let mut s = String::new();
+        for _ in 0..200 {
+            match rng.below(10) {
+                0 => s.push_str(&format!("\x1b[{};{}H", rng.below(8), rng.below(25))),
+                1 => s.push_str(&format!("\x1b[38;5;{}m", rng.below(256))),
+                2 => s.push_str(&format!("\x1b[48;2;{};0;{}m", rng.below(256), rng.below(256))),
+                3 => s.push_str(
+                    [
+                        "\x1b[1m",
+                        "\x1b[3m",
+                        "\x1b[4m",
+                        "\x1b[7m",
+                        "\x1b[0m",
+                        "\x1b[2m",
+                        "\x1b[9m",
+                        "\x1b[4:3m",
+                        "\x1b[21m",
+                        "\x1b[91m",
+                        "\x1b[8m",
+                    ][rng.below(11) as usize],
+                ),
+                4 => s.push_str(["中", "😀", "e\u{301}", "字"][rng.below(4) as usize]),
+                5 => {
+                    s.push_str(["\x1b]8;;http://a/\x1b\\", "\x1b]8;;\x1b\\"][rng.below(2) as usize])
+                }
+                6 => s.push_str(
+                    ["\x1b[K", "\x1b[?25l", "\x1b[?25h", "\r\n", "\x1b[2P"][rng.below(5) as usize],
+                ),
+                _ => s.push(char::from(b' ' + rng.below(95) as u8)),
+            }
+        }
+        e.feed(s.as_bytes());
+    }
+
+    #[test]
+    fn paint_reproduces_the_screen_on_a_terminal() {
+        let mut rng = Rng(7);
+        let size = Size::new(24, 7);
+        let mut source = AlacrittyEmulator::new(size, 0);
+        let mut terminal = AlacrittyEmulator::new(size, 0);
+        let mut shown: Option<Screen> = None;
+        for round in 0..300 {
+            feed_random(&mut rng, &mut source);
+            let screen = source.screen();
+            let update = screen.diff(shown.as_ref());
+            assert_eq!(update.full, round == 0);
+            let got = painted(&mut terminal, &update);
+            let (got_cells, want_cells) = (drawn(&got), drawn(&screen));
+            for (r, (g, w)) in got_cells.iter().zip(&want_cells).enumerate() {
+                for (c, (gc, wc)) in g.0.iter().zip(&w.0).enumerate() {
+                    assert_eq!(
+                        gc,
+                        wc,
+                        "round {round} row {r} col {c}\n{:?}\n{:?}",
+                        got.lines[r].text(),
+                        screen.lines[r].text()
+                    );
+                }
+                assert_eq!(g.1, w.1, "round {round}: cursor visibility");
+            }
+            assert_eq!(got.cursor, screen.cursor, "round {round}");
+            shown = Some(screen);
+        }
+    }
+
+    #[test]
+    fn paint_handles_wide_cells_without_room_and_orphan_spacers() {
+        let mut wide = cell('中');
+        wide.attrs = attr::WIDE;
+        let mut spacer = cell(' ');
+        spacer.attrs = attr::WIDE_SPACER;
+        let mut bad = Screen::blank(Size::new(3, 2));
+        // A spacer with no wide half, then a wide cell in the last column.
+        bad.lines[0].cells = vec![spacer.clone(), cell('x'), wide.clone()];
+        bad.lines[1].cells = vec![wide, spacer, cell('\x07')];
+        let mut terminal = AlacrittyEmulator::new(bad.size, 0);
+        let got = painted(&mut terminal, &bad.diff(None));
+        assert_eq!(got.lines[0].text(), " x");
+        assert_eq!(got.lines[1].text(), "中");
+        let mut out = Vec::new();
+        paint(&bad.diff(None), &mut out);
+        assert!(!out.contains(&0x07));
+    }
+
+    #[test]
+    fn paint_frames_and_cursor() {
+        let mut s = Screen::blank(Size::new(5, 3));
+        s.lines[1].cells[0] = cell('a');
+        s.cursor = (2, 4);
+        s.modes.cursor_visible = false;
+        let mut out = Vec::new();
+        paint(&s.diff(None), &mut out);
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("\x1b[?2026h\x1b[0m\x1b[H\x1b[2J"), "{text:?}");
+        assert!(text.contains("\x1b[2;1Ha\x1b[0m\x1b[K"), "{text:?}");
+        assert!(text.ends_with("\x1b[3;5H\x1b[?25l\x1b[?2026l"), "{text:?}");
+        // Incremental: no clear, only the changed row.
+        let mut n = s.clone();
+        n.lines[0].cells = "abcde".chars().map(cell).collect();
+        n.modes.cursor_visible = true;
+        let mut out = Vec::new();
+        paint(&n.diff(Some(&s)), &mut out);
+        let text = String::from_utf8_lossy(&out);
+        assert!(!text.contains("\x1b[2J"));
+        assert!(!text.contains("\x1b[2;1H"));
+        // A full row must not be followed by an erase, which would wipe its last cell.
+        assert!(text.contains("\x1b[1;1Habcde\x1b[0m\x1b[0m"), "{text:?}");
+        assert!(text.ends_with("\x1b[?25h\x1b[?2026l"));
+    }
 }
