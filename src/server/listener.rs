@@ -156,6 +156,12 @@ async fn converse(
 /// Type `text` into the pane as a user would paste it (bracketed when the program asked for it),
 /// then Enter as its own write a moment later.
 pub async fn type_text(pane: &PaneHandle, text: &str, enter: bool) {
+    let _typing = pane.typing.clone().lock_owned().await;
+    type_locked(pane, text, enter).await;
+}
+
+/// [`type_text`] for a caller that already holds the pane's typing lock.
+pub async fn type_locked(pane: &PaneHandle, text: &str, enter: bool) {
     let modes = pane.modes().await.unwrap_or_default();
     let body = text.replace("\r\n", "\n").replace('\n', "\r");
     let mut bytes = Vec::with_capacity(body.len() + 12);

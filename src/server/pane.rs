@@ -56,6 +56,8 @@ pub struct PaneHandle {
     tx: Sender<PaneCmd>,
     state: watch::Receiver<PaneState>,
     pub pid: Option<u32>,
+    /// Held while a message is typed (text, pause, Enter), so two messages never interleave.
+    pub typing: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl PaneHandle {
@@ -151,7 +153,7 @@ pub fn spawn_pane(
         on_exit: Some(on_exit),
     };
     std::thread::Builder::new().name("pane".into()).spawn(move || pane.run(cmd_rx, data_rx))?;
-    Ok(PaneHandle { tx: cmd_tx, state: state_rx, pid })
+    Ok(PaneHandle { tx: cmd_tx, state: state_rx, pid, typing: Default::default() })
 }
 
 fn read_loop(mut reader: Box<dyn Read + Send>, tx: Sender<Vec<u8>>) {

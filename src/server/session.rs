@@ -972,10 +972,13 @@ fn deliver_prompt(pane: &PaneHandle, mode: PromptMode, prompt: Option<&str>) {
         PromptMode::Type => {
             let pane = pane.clone();
             let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+            // Taken now, before `new` answers, so a message sent right after waits for the prompt.
+            let Ok(guard) = pane.typing.clone().try_lock_owned() else { return };
             rt.spawn(async move {
                 if wait_settled(&pane, Duration::from_millis(500), Duration::from_secs(30)).await {
-                    super::listener::type_text(&pane, &prompt, true).await;
+                    super::listener::type_locked(&pane, &prompt, true).await;
                 }
+                drop(guard);
             });
         }
         PromptMode::Arg | PromptMode::None => {}
