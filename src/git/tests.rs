@@ -234,6 +234,14 @@ fn create_worktree_applies_gitattributes_filters() {
     let wt = g.path("wt");
     g.create("auto", &wt).unwrap();
     assert_eq!(fs::read(wt.join("README.md")).unwrap(), b"hello\r\n");
+
+    // And through the repository's own info/attributes.
+    let h = Fixture::new();
+    write(&h.root.join(".git/info/attributes"), "*.md text eol=crlf\n");
+    let wt = h.path("wt");
+    h.create("info", &wt).unwrap();
+    assert_eq!(fs::read(wt.join("README.md")).unwrap(), b"hello\r\n");
+    assert_eq!(fs::read(wt.join("src/lib.rs")).unwrap(), b"pub fn f() {}\n");
 }
 
 /// A commit whose tree has an entry named `.git`: libgit2 refuses to check it out, which fails the add
