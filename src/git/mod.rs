@@ -4,10 +4,19 @@
 //! lost. It knows nothing of agents' processes, the server, tokio or terminals; callers run it off the
 //! socket loop (blocking threads).
 //!
-//! Every operation that changes the repository either completes or leaves it as it was: libgit2's
-//! worktree add is not atomic (a failure leaves a branch and an empty `.git/worktrees/<name>/` that
-//! breaks later adds), so creation rolls back what it did and sweeps such debris.
+//! Every operation that changes the repository either completes or leaves it as it was: creating a
+//! worktree takes several steps (branch, admin dir, directory, checkout), so a failure rolls back what
+//! that call did, and the debris an interrupted add leaves (an admin dir whose worktree never
+//! appeared, which would block the next add under that name) is swept first. Nothing here ever
+//! prunes a worktree that may hold work: one moved by hand looks exactly like one deleted.
 
+mod copy;
+#[cfg(test)]
+mod tests;
 mod worktree;
 
+// Unused until the server and commands call in.
+#[allow(unused_imports)]
+pub use copy::copy_untracked;
+#[allow(unused_imports)]
 pub use worktree::*;

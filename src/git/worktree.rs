@@ -1,9 +1,29 @@
-//! Repository discovery and agents' worktrees.
+//! Repository discovery and agents' worktrees: finding the repository, resolving a base, creating and
+//! removing linked worktrees and their branches, and the status/commit checks that keep work from being
+//! lost.
 //!
-//! INTERFACE (implemented by the git helper; signatures are what the rest of corral calls):
+//! What is on disk stays compatible with the git CLI: an agent's worktree is an ordinary linked worktree
+//! (`<common dir>/worktrees/<name>/` plus a `.git` file in the worktree), so `git worktree list`,
+//! `git status` and `git worktree remove` work on it. The registration is written here, the same four
+//! files git and libgit2's `git_worktree_add` write, and the checkout goes through git2: git2 0.21 does
+//! not expose the checkout options of `WorktreeAddOptions`, and libgit2's add always runs the
+//! attribute filters, whose lookups (two realpath() walks per file) double the time of a 20,000-file
+//! checkout even when no attributes exist. Here they run only when some attribute source or
+//! `core.autocrlf` could make them do something.
+//!
+//! libgit2's own pruning is never used: it deletes dirty files without asking, and it reads a worktree
+//! that was moved by hand as prunable.
 
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use git2::build::CheckoutBuilder;
+use git2::{
+    BranchType, ErrorCode, IndexAddOption, Oid, Repository, Signature, StatusOptions, TreeWalkMode,
+    TreeWalkResult,
+};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -21,6 +41,21 @@ pub enum GitError {
     BranchExists(String),
     #[error("worktree path {0} already exists")]
     PathExists(PathBuf),
+    /// A name corral was given cannot be used as a git branch or worktree name.
+    #[error("'{name}' is not a valid {what} name")]
+    BadName { what: &'static str, name: String },
+    #[error("branch '{0}' does not exist")]
+    NoBranch(String),
+    #[error("branch '{branch}' is checked out in {path}")]
+    BranchCheckedOut { branch: String, path: PathBuf },
+    /// `.git/worktrees/<name>` belongs to a worktree that corral must not touch.
+    #[error("worktree name '{name}' is taken: {detail}")]
+    NameTaken { name: String, detail: String },
+    #[error("worktree '{0}' is locked; run `git worktree unlock {0}` first")]
+    Locked(String),
+    /// A path corral was asked to treat as a linked worktree is not one (or is another one).
+    #[error("{path} is not the linked worktree '{name}' of this repository: {detail}")]
+    NotAWorktree { path: PathBuf, name: String, detail: String },
     /// Anything else libgit2 or the file system said, with what corral was doing.
     #[error("{what}: {source}")]
     Git {
@@ -45,4 +80,673 @@ pub struct RepoInfo {
     pub common_dir: PathBuf,
     /// The branch checked out in the main worktree (short name), `None` when detached.
     pub current_branch: Option<String>,
+}
+
+/// What `create_worktree` needs: where, under which names, from which commit.
+#[derive(Debug, Clone, Copy)]
+pub struct NewWorktree<'a> {
+    /// The main worktree's root (or any path git2 can open the repository from without searching).
+    pub root: &'a Path,
+    /// The worktree's name: the directory under `<common dir>/worktrees/`.
+    pub name: &'a str,
+    /// The branch to create (short name, e.g. `corral/fix-login`).
+    pub branch: &'a str,
+    /// Where the worktree goes; must not exist.
+    pub path: &'a Path,
+    /// The commit the branch starts at (full hex id).
+    pub base_commit: &'a str,
+}
+
+fn git_err(what: impl Into<String>) -> impl FnOnce(git2::Error) -> GitError {
+    let what = what.into();
+    move |source| GitError::Git { what, source }
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> GitError {
+    let what = what.into();
+    move |source| GitError::Io { what, source }
+}
+
+/// Open the repository at exactly `path` (no search upwards).
+fn open(path: &Path) -> Result<Repository, GitError> {
+    Repository::open(path).map_err(|e| match e.code() {
+        ErrorCode::NotFound => GitError::NotARepo(path.to_path_buf()),
+        _ => GitError::Git {
+            what: format!("opening the repository at {}", path.display()),
+            source: e,
+        },
+    })
+}
+
+/// `p` without the trailing slash libgit2 puts on directories, canonicalized when possible.
+fn canonical(p: &Path) -> PathBuf {
+    fs::canonicalize(p).unwrap_or_else(|_| p.components().collect())
+}
+
+/// Whether anything (file, directory, symlink, even a dangling one) is at `p`.
+fn exists(p: &Path) -> Result<bool, GitError> {
+    match fs::symlink_metadata(p) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(GitError::Io { what: format!("checking {}", p.display()), source: e }),
+    }
+}
+
+pub fn discover(path: &Path) -> Result<RepoInfo, GitError> {
+    if !exists(path)? {
+        return Err(GitError::Io {
+            what: format!("looking for a repository at {}", path.display()),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        });
+    }
+    let repo = Repository::discover(path).map_err(|e| match e.code() {
+        ErrorCode::NotFound => GitError::NotARepo(path.to_path_buf()),
+        _ => GitError::Git {
+            what: format!("looking for a repository at {}", path.display()),
+            source: e,
+        },
+    })?;
+    if repo.is_bare() {
+        return Err(GitError::Bare(canonical(repo.path())));
+    }
+    // From a linked worktree, address the repository through its main worktree.
+    let main = if repo.is_worktree() { open(repo.commondir())? } else { repo };
+    let common_dir = canonical(main.commondir());
+    let Some(workdir) = main.workdir() else {
+        // A bare repository whose linked worktree we were called from.
+        return Err(GitError::Bare(common_dir));
+    };
+    let root = canonical(workdir);
+    let head = match main.head() {
+        Ok(head) => head,
+        Err(e) if e.code() == ErrorCode::UnbornBranch || e.code() == ErrorCode::NotFound => {
+            return Err(GitError::Unborn(root));
+        }
+        Err(e) => return Err(git_err(format!("reading HEAD of {}", root.display()))(e)),
+    };
+    let current_branch =
+        if head.is_branch() { head.shorthand().ok().map(str::to_string) } else { None };
+    Ok(RepoInfo { root, common_dir, current_branch })
+}
+
+pub fn resolve_base(root: &Path, base: Option<&str>) -> Result<(String, String), GitError> {
+    let repo = open(root)?;
+    let Some(base) = base else {
+        let head = match repo.head() {
+            Ok(head) => head,
+            Err(e) if e.code() == ErrorCode::UnbornBranch => {
+                return Err(GitError::Unborn(root.to_path_buf()));
+            }
+            Err(e) => return Err(git_err(format!("reading HEAD of {}", root.display()))(e)),
+        };
+        let commit = head
+            .peel_to_commit()
+            .map_err(git_err(format!("reading the commit at HEAD of {}", root.display())))?;
+        let id = commit.id().to_string();
+        let name = match head.shorthand().ok() {
+            Some(short) if head.is_branch() => short.to_string(),
+            _ => id.clone(),
+        };
+        return Ok((name, id));
+    };
+    if base.is_empty() {
+        return Err(GitError::BadBase(base.to_string()));
+    }
+    // A local branch wins over a tag of the same name (git's own lookup order prefers the tag).
+    if let Ok(branch) = repo.find_branch(base, BranchType::Local) {
+        let commit = branch
+            .get()
+            .peel_to_commit()
+            .map_err(git_err(format!("reading the tip of branch '{base}'")))?;
+        return Ok((base.to_string(), commit.id().to_string()));
+    }
+    let (object, reference) =
+        repo.revparse_ext(base).map_err(|_| GitError::BadBase(base.to_string()))?;
+    let commit = object.peel_to_commit().map_err(|_| GitError::BadBase(base.to_string()))?;
+    let id = commit.id().to_string();
+    // `refs/heads/x` or `HEAD` name a branch: report it by its short name so it can be merged into.
+    let branch_name = reference
+        .and_then(|r| r.resolve().ok())
+        .and_then(|r| if r.is_branch() { r.shorthand().ok().map(str::to_string) } else { None });
+    Ok((branch_name.unwrap_or_else(|| base.to_string()), id))
+}
+
+/// The state of `<common dir>/worktrees/<name>` before an add.
+enum AdminDir {
+    Absent,
+    /// Left by an add that never finished: no `gitdir` file, or one naming a directory that does not
+    /// exist and no index (the checkout never completed). Safe to delete.
+    Debris,
+    /// A worktree whose directory exists.
+    Live(PathBuf),
+    /// A worktree that was checked out but whose directory is gone: moved by hand or deleted. git reads
+    /// both as prunable; only the user can tell them apart.
+    Missing(PathBuf),
+    Locked,
+}
+
+/// The worktree directory an admin dir's `gitdir` file points at (`<worktree>/.git` → `<worktree>`).
+fn admin_worktree_path(admin: &Path) -> Result<Option<PathBuf>, GitError> {
+    let gitdir = admin.join("gitdir");
+    let text = match fs::read_to_string(&gitdir) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(format!("reading {}", gitdir.display()))(e)),
+    };
+    let target = text.trim_end_matches(['\n', '\r']);
+    if target.is_empty() {
+        return Ok(None);
+    }
+    let target = Path::new(target);
+    // git writes absolute paths unless worktree.useRelativePaths; those are relative to the admin dir.
+    let target = if target.is_absolute() { target.to_path_buf() } else { admin.join(target) };
+    Ok(Some(target.parent().map(Path::to_path_buf).unwrap_or(target)))
+}
+
+fn admin_state(admin: &Path) -> Result<AdminDir, GitError> {
+    if !exists(admin)? {
+        return Ok(AdminDir::Absent);
+    }
+    if exists(&admin.join("locked"))? {
+        return Ok(AdminDir::Locked);
+    }
+    let Some(dir) = admin_worktree_path(admin)? else {
+        return Ok(AdminDir::Debris);
+    };
+    if exists(&dir)? {
+        return Ok(AdminDir::Live(dir));
+    }
+    if exists(&admin.join("index"))? {
+        return Ok(AdminDir::Missing(dir));
+    }
+    Ok(AdminDir::Debris)
+}
+
+fn check_worktree_name(name: &str) -> Result<(), GitError> {
+    let bad = name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.starts_with('.')
+        || name.ends_with(".lock")
+        || name.chars().any(|c| c == '/' || c == '\\' || c.is_control());
+    if bad {
+        return Err(GitError::BadName { what: "worktree", name: name.to_string() });
+    }
+    Ok(())
+}
+
+fn check_branch_name(branch: &str) -> Result<(), GitError> {
+    match git2::Branch::name_is_valid(branch) {
+        Ok(true) => Ok(()),
+        _ => Err(GitError::BadName { what: "branch", name: branch.to_string() }),
+    }
+}
+
+/// Everything `create_worktree` made so far, undone in reverse on failure.
+struct Undo<'r> {
+    repo: &'r Repository,
+    branch: Option<String>,
+    worktrees_dir: Option<PathBuf>,
+    admin: Option<PathBuf>,
+    workdir: Option<PathBuf>,
+    parents: Vec<PathBuf>,
+}
+
+impl Undo<'_> {
+    fn run(self) {
+        if let Some(dir) = &self.workdir
+            && let Err(e) = remove_tree(dir)
+        {
+            tracing::warn!("rolling back worktree add: removing {}: {e}", dir.display());
+        }
+        if let Some(admin) = &self.admin
+            && let Err(e) = remove_tree(admin)
+        {
+            tracing::warn!("rolling back worktree add: removing {}: {e}", admin.display());
+        }
+        if let Some(dir) = &self.worktrees_dir {
+            let _ = fs::remove_dir(dir);
+        }
+        if let Some(branch) = &self.branch {
+            let deleted = self
+                .repo
+                .find_branch(branch, BranchType::Local)
+                .and_then(|b| b.into_reference().delete());
+            if let Err(e) = deleted {
+                tracing::warn!("rolling back worktree add: deleting branch {branch}: {e}");
+            }
+        }
+        for dir in self.parents.iter().rev() {
+            // Only directories this call created, and only while still empty.
+            let _ = fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Whether `dir`'s `.git` file points at `admin`, i.e. `dir` is that linked worktree.
+fn gitfile_points_at(dir: &Path, admin: &Path) -> bool {
+    let Ok(text) = fs::read_to_string(dir.join(".git")) else {
+        return false;
+    };
+    let Some(target) = text.trim_end().strip_prefix("gitdir: ") else {
+        return false;
+    };
+    canonical(Path::new(target)) == canonical(admin)
+}
+
+pub fn create_worktree(spec: &NewWorktree) -> Result<(), GitError> {
+    check_worktree_name(spec.name)?;
+    check_branch_name(spec.branch)?;
+    let repo = open(spec.root)?;
+    let base = Oid::from_str(spec.base_commit)
+        .and_then(|id| repo.find_commit(id))
+        .map_err(|_| GitError::BadBase(spec.base_commit.to_string()))?;
+    if branch_exists_in(&repo, spec.branch)? {
+        return Err(GitError::BranchExists(spec.branch.to_string()));
+    }
+    if exists(spec.path)? {
+        return Err(GitError::PathExists(spec.path.to_path_buf()));
+    }
+
+    let worktrees_dir = repo.commondir().join("worktrees");
+    let admin = worktrees_dir.join(spec.name);
+    let taken = |detail: String| GitError::NameTaken { name: spec.name.to_string(), detail };
+    match admin_state(&admin)? {
+        AdminDir::Absent => {}
+        AdminDir::Debris => {
+            tracing::info!("removing debris of an unfinished worktree add: {}", admin.display());
+            remove_tree(&admin)
+                .map_err(io_err(format!("removing stale worktree data {}", admin.display())))?;
+        }
+        AdminDir::Locked => return Err(GitError::Locked(spec.name.to_string())),
+        AdminDir::Live(dir) => {
+            return Err(taken(format!("its worktree is at {}", dir.display())));
+        }
+        AdminDir::Missing(dir) => {
+            return Err(taken(format!(
+                "it is registered at {}, which is missing (moved by hand? run `git worktree repair \
+                 <new path>`; deleted? run `git worktree prune`)",
+                dir.display()
+            )));
+        }
+    }
+
+    let mut undo = Undo {
+        repo: &repo,
+        branch: None,
+        worktrees_dir: None,
+        admin: None,
+        workdir: None,
+        parents: Vec::new(),
+    };
+    let result = add(&repo, spec, &base, &worktrees_dir, &admin, &mut undo);
+    if result.is_err() {
+        undo.run();
+    }
+    result
+}
+
+fn add(
+    repo: &Repository,
+    spec: &NewWorktree,
+    base: &git2::Commit<'_>,
+    worktrees_dir: &Path,
+    admin: &Path,
+    undo: &mut Undo<'_>,
+) -> Result<(), GitError> {
+    if let Some(parent) = spec.path.parent() {
+        let mut missing = Vec::new();
+        let mut p = parent;
+        while !p.as_os_str().is_empty() && !exists(p)? {
+            missing.push(p.to_path_buf());
+            match p.parent() {
+                Some(up) => p = up,
+                None => break,
+            }
+        }
+        for dir in missing.into_iter().rev() {
+            match fs::create_dir(&dir) {
+                Ok(()) => undo.parents.push(dir),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io_err(format!("creating {}", dir.display()))(e)),
+            }
+        }
+    }
+    if !exists(worktrees_dir)? {
+        match fs::create_dir(worktrees_dir) {
+            Ok(()) => undo.worktrees_dir = Some(worktrees_dir.to_path_buf()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_err(format!("creating {}", worktrees_dir.display()))(e)),
+        }
+    }
+
+    repo.branch(spec.branch, base, false).map_err(|e| match e.code() {
+        ErrorCode::Exists => GitError::BranchExists(spec.branch.to_string()),
+        _ => GitError::Git { what: format!("creating branch '{}'", spec.branch), source: e },
+    })?;
+    undo.branch = Some(spec.branch.to_string());
+
+    // Exclusive mkdirs: whatever is found already there (a concurrent add) is not ours to remove.
+    match fs::create_dir(admin) {
+        Ok(()) => undo.admin = Some(admin.to_path_buf()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            return Err(GitError::NameTaken {
+                name: spec.name.to_string(),
+                detail: format!("{} appeared while creating it", admin.display()),
+            });
+        }
+        Err(e) => return Err(io_err(format!("creating {}", admin.display()))(e)),
+    }
+    match fs::create_dir(spec.path) {
+        Ok(()) => undo.workdir = Some(spec.path.to_path_buf()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            return Err(GitError::PathExists(spec.path.to_path_buf()));
+        }
+        Err(e) => return Err(io_err(format!("creating {}", spec.path.display()))(e)),
+    }
+
+    // The registration git itself writes (and libgit2's worktree add): a `.git` file naming the admin
+    // dir, and in the admin dir the way back, the common dir and the worktree's own HEAD.
+    let workdir = canonical(spec.path);
+    let admin = canonical(admin);
+    let write = |path: PathBuf, parts: &[&[u8]]| {
+        fs::write(&path, parts.concat()).map_err(io_err(format!("writing {}", path.display())))
+    };
+    write(workdir.join(".git"), &[b"gitdir: ", admin.as_os_str().as_bytes(), b"\n"])?;
+    write(admin.join("commondir"), &[b"../..\n"])?;
+    write(admin.join("gitdir"), &[workdir.join(".git").as_os_str().as_bytes(), b"\n"])?;
+    write(admin.join("HEAD"), &[b"ref: refs/heads/", spec.branch.as_bytes(), b"\n"])?;
+
+    let what = || format!("checking out worktree '{}' at {}", spec.name, spec.path.display());
+    let worktree = Repository::open(&workdir).map_err(git_err(what()))?;
+    let tree = base.tree().map_err(git_err(what()))?;
+    let mut checkout = CheckoutBuilder::new();
+    // Attribute lookups cost libgit2 two realpath() walks per file, half the time of a checkout; when
+    // no attributes and no autocrlf can apply, the filters they drive are no-ops anyway.
+    checkout.disable_filters(!filters_may_apply(repo, &tree)?);
+    worktree.checkout_head(Some(&mut checkout)).map_err(git_err(what()))
+}
+
+/// Whether checking out `tree` could run a content filter: any attributes file libgit2 reads
+/// (`.gitattributes` in the tree, `info/attributes`, `core.attributesFile` or the XDG default, the
+/// system file) or `core.autocrlf = true`. Conservative: a source that exists counts, whatever it says.
+fn filters_may_apply(repo: &Repository, tree: &git2::Tree<'_>) -> Result<bool, GitError> {
+    let config = repo.config().map_err(git_err("reading the repository's config"))?;
+    if config.get_bool("core.autocrlf").unwrap_or(false)
+        || config.get_entry("core.attributesFile").is_ok()
+    {
+        return Ok(true);
+    }
+    let xdg = match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")),
+    };
+    let files = [
+        Some(repo.commondir().join("info/attributes")),
+        xdg.map(|dir| dir.join("git/attributes")),
+        Some(PathBuf::from("/etc/gitattributes")),
+    ];
+    for file in files.iter().flatten() {
+        if exists(file)? {
+            return Ok(true);
+        }
+    }
+    let mut found = false;
+    let walked = tree.walk(TreeWalkMode::PreOrder, |_, entry| {
+        if entry.name_bytes() == b".gitattributes" {
+            found = true;
+            TreeWalkResult::Abort
+        } else {
+            TreeWalkResult::Ok
+        }
+    });
+    if !found {
+        walked.map_err(git_err("looking for .gitattributes files"))?;
+    }
+    Ok(found)
+}
+
+pub fn dirty_paths(worktree: &Path) -> Result<Vec<String>, GitError> {
+    let repo = open(worktree)?;
+    let mut opts = StatusOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false)
+        .exclude_submodules(false);
+    let statuses = repo
+        .statuses(Some(&mut opts))
+        .map_err(git_err(format!("reading the status of {}", worktree.display())))?;
+    Ok(statuses
+        .iter()
+        .filter(|e| !e.status().is_ignored() && e.status() != git2::Status::CURRENT)
+        .map(|e| String::from_utf8_lossy(e.path_bytes()).into_owned())
+        .collect())
+}
+
+/// Resolve `spec` (branch, tag, commit-ish) to a commit id.
+fn resolve_commit(repo: &Repository, spec: &str) -> Option<Oid> {
+    if let Ok(branch) = repo.find_branch(spec, BranchType::Local) {
+        return branch.get().peel_to_commit().ok().map(|c| c.id());
+    }
+    repo.revparse_single(spec).ok()?.peel_to_commit().ok().map(|c| c.id())
+}
+
+pub fn branch_merged(root: &Path, branch: &str, base: &str) -> Result<bool, GitError> {
+    let repo = open(root)?;
+    let tip = repo
+        .find_branch(branch, BranchType::Local)
+        .map_err(|_| GitError::NoBranch(branch.to_string()))?
+        .get()
+        .peel_to_commit()
+        .map_err(git_err(format!("reading the tip of branch '{branch}'")))?
+        .id();
+    let base_tip =
+        resolve_commit(&repo, base).ok_or_else(|| GitError::BadBase(base.to_string()))?;
+    if tip == base_tip {
+        return Ok(true);
+    }
+    repo.graph_descendant_of(base_tip, tip)
+        .map_err(git_err(format!("comparing branch '{branch}' with '{base}'")))
+}
+
+pub fn snapshot_commit(worktree: &Path, message: &str) -> Result<Option<String>, GitError> {
+    if dirty_paths(worktree)?.is_empty() {
+        return Ok(None);
+    }
+    let repo = open(worktree)?;
+    let what = |doing: &str| format!("{doing} in {}", worktree.display());
+    let mut index = repo.index().map_err(git_err(what("reading the index")))?;
+    // Same as `git add -A`: new and modified files (ignored ones stay out), and deletions. Nested
+    // repositories (an agent's own clone, a `git init`) stay untracked: libgit2 cannot stage them
+    // and a gitlink without .gitmodules is not what anyone wants landed.
+    let mut skip_nested = |path: &Path, _: &[u8]| -> i32 {
+        let nested = worktree.join(path).join(".git");
+        i32::from(fs::symlink_metadata(nested).is_ok())
+    };
+    index
+        .add_all(["*"], IndexAddOption::DEFAULT, Some(&mut skip_nested))
+        .map_err(git_err(what("staging changes")))?;
+    index.update_all(["*"], None).map_err(git_err(what("staging deletions")))?;
+    let tree_id = index.write_tree().map_err(git_err(what("writing the tree")))?;
+    let parent = match repo.head() {
+        Ok(head) => Some(head.peel_to_commit().map_err(git_err(what("reading HEAD")))?),
+        Err(e) if e.code() == ErrorCode::UnbornBranch => None,
+        Err(e) => return Err(git_err(what("reading HEAD"))(e)),
+    };
+    if parent.as_ref().is_some_and(|p| p.tree_id() == tree_id) {
+        // Only the index differed (e.g. a staged change undone in the file); sync it so status is clean.
+        index.write().map_err(git_err(what("writing the index")))?;
+        return Ok(None);
+    }
+    let tree = repo.find_tree(tree_id).map_err(git_err(what("reading the tree")))?;
+    let sig = match repo.signature() {
+        Ok(sig) => sig,
+        Err(_) => Signature::now("corral", "corral@localhost")
+            .map_err(git_err("making the commit signature"))?,
+    };
+    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+    // The index is written only once the commit exists, so a failure leaves the user's staging as it was.
+    let id = repo
+        .commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+        .map_err(git_err(what("committing")))?;
+    index.write().map_err(git_err(what("writing the index")))?;
+    Ok(Some(id.to_string()))
+}
+
+/// Delete a directory tree; read-only directories inside (Go's module cache, some build outputs) are
+/// made writable so their entries can be removed, as `rm -rf` would.
+fn remove_tree(dir: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            make_dirs_writable(dir);
+            fs::remove_dir_all(dir)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn make_dirs_writable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = fs::symlink_metadata(dir) else { return };
+    if !meta.is_dir() {
+        return;
+    }
+    let mut perms = meta.permissions();
+    perms.set_mode(perms.mode() | 0o700);
+    let _ = fs::set_permissions(dir, perms);
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            make_dirs_writable(&entry.path());
+        }
+    }
+}
+
+pub fn remove_worktree(root: &Path, name: &str, path: &Path) -> Result<(), GitError> {
+    check_worktree_name(name)?;
+    let repo = open(root)?;
+    let not_worktree = |detail: String| GitError::NotAWorktree {
+        path: path.to_path_buf(),
+        name: name.to_string(),
+        detail,
+    };
+    let worktrees_dir = repo.commondir().join("worktrees");
+    let admin = worktrees_dir.join(name);
+    if let Some(main) = repo.workdir()
+        && canonical(main) == canonical(path)
+    {
+        return Err(not_worktree("it is the main worktree".to_string()));
+    }
+    let admin_exists = exists(&admin)?;
+    if admin_exists {
+        if exists(&admin.join("locked"))? {
+            return Err(GitError::Locked(name.to_string()));
+        }
+        // Never delete the admin dir of a worktree that lives somewhere else.
+        if let Some(registered) = admin_worktree_path(&admin)?
+            && exists(&registered)?
+            && (!exists(path)? || canonical(&registered) != canonical(path))
+        {
+            return Err(not_worktree(format!(
+                "the worktree '{name}' is at {}",
+                registered.display()
+            )));
+        }
+    }
+    if exists(path)? {
+        // Only ever delete a directory that is this worktree.
+        if !gitfile_points_at(path, &admin) {
+            return Err(not_worktree(format!(
+                "its .git file does not point at {}",
+                admin.display()
+            )));
+        }
+        remove_tree(path).map_err(io_err(format!("removing worktree {}", path.display())))?;
+    }
+    if admin_exists {
+        remove_tree(&admin)
+            .map_err(io_err(format!("removing worktree data {}", admin.display())))?;
+    }
+    // git leaves no empty `worktrees/` behind either.
+    let _ = fs::remove_dir(&worktrees_dir);
+    Ok(())
+}
+
+/// Every worktree's HEAD file with the directory it belongs to: the main one, then linked ones (even
+/// those whose directory is missing: git still counts their branch as checked out).
+fn worktree_heads(repo: &Repository) -> Result<Vec<(PathBuf, PathBuf)>, GitError> {
+    let common = repo.commondir().to_path_buf();
+    let main_dir = repo
+        .workdir()
+        .map(canonical)
+        .or_else(|| {
+            // Opened from a linked worktree: the main worktree is the common dir's parent.
+            common.parent().map(Path::to_path_buf)
+        })
+        .unwrap_or_else(|| common.clone());
+    let mut heads = vec![(common.join("HEAD"), main_dir)];
+    let worktrees_dir = common.join("worktrees");
+    let entries = match fs::read_dir(&worktrees_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(heads),
+        Err(e) => return Err(io_err(format!("reading {}", worktrees_dir.display()))(e)),
+    };
+    for entry in entries.flatten() {
+        let admin = entry.path();
+        let dir = admin_worktree_path(&admin)?.unwrap_or_else(|| admin.clone());
+        heads.push((admin.join("HEAD"), dir));
+    }
+    Ok(heads)
+}
+
+pub fn delete_branch(root: &Path, branch: &str) -> Result<(), GitError> {
+    let repo = open(root)?;
+    let mut found = repo
+        .find_branch(branch, BranchType::Local)
+        .map_err(|_| GitError::NoBranch(branch.to_string()))?;
+    let full = format!("refs/heads/{branch}");
+    for (head, dir) in worktree_heads(&repo)? {
+        let Ok(text) = fs::read_to_string(&head) else { continue };
+        if text.trim_end().strip_prefix("ref: ") == Some(full.as_str()) {
+            return Err(GitError::BranchCheckedOut { branch: branch.to_string(), path: dir });
+        }
+    }
+    found.delete().map_err(git_err(format!("deleting branch '{branch}'")))
+}
+
+fn branch_exists_in(repo: &Repository, branch: &str) -> Result<bool, GitError> {
+    if !matches!(git2::Branch::name_is_valid(branch), Ok(true)) {
+        return Ok(false);
+    }
+    match repo.find_reference(&format!("refs/heads/{branch}")) {
+        Ok(_) => Ok(true),
+        Err(e) if e.code() == ErrorCode::NotFound => Ok(false),
+        Err(e) => Err(git_err(format!("looking up branch '{branch}'"))(e)),
+    }
+}
+
+pub fn branch_exists(root: &Path, branch: &str) -> Result<bool, GitError> {
+    branch_exists_in(&open(root)?, branch)
+}
+
+/// Whether `path` is a linked worktree of the repository at `root` that git can open: its `.git` file
+/// points at an admin dir of this repository, and that admin dir points back at it.
+pub fn is_linked_worktree(root: &Path, path: &Path) -> Result<bool, GitError> {
+    let repo = open(root)?;
+    let worktrees_dir = canonical(&repo.commondir().join("worktrees"));
+    let Ok(text) = fs::read_to_string(path.join(".git")) else {
+        return Ok(false);
+    };
+    let Some(target) = text.trim_end().strip_prefix("gitdir: ") else {
+        return Ok(false);
+    };
+    let target = Path::new(target);
+    let admin =
+        canonical(&if target.is_absolute() { target.to_path_buf() } else { path.join(target) });
+    if admin.parent() != Some(worktrees_dir.as_path()) {
+        return Ok(false);
+    }
+    let back = admin_worktree_path(&admin)?;
+    Ok(back.is_some_and(|dir| canonical(&dir) == canonical(path)) && open(path).is_ok())
 }
