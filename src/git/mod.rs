@@ -10,13 +10,12 @@
 //! appeared, which would block the next add under that name) is swept first. Nothing here ever
 //! prunes a worktree that may hold work: one moved by hand looks exactly like one deleted.
 
+mod branches;
 mod copy;
 #[cfg(test)]
 mod tests;
 mod worktree;
 
-// Unused until the server and commands call in.
-#[allow(unused_imports)]
+pub use branches::local_branches;
 pub use copy::copy_untracked;
-#[allow(unused_imports)]
 pub use worktree::*;
