@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use crate::term::Size;
 
 #[derive(Debug, Parser)]
-#[command(name = "corral", version, about = "Run many coding agents side by side, each in its own terminal and git worktree")]
+#[command(
+    name = "corral",
+    version,
+    about = "Run many coding agents side by side, each in its own terminal and git worktree"
+)]
 pub struct Cli {
     /// The repository to work on (default: the one containing the current directory).
     #[arg(long, global = true, value_name = "PATH")]

@@ -62,12 +62,17 @@ impl Client {
             {
                 return Ok(None);
             }
-            Err(e) => return Err(e).with_context(|| format!("cannot connect to {}", sock.display())),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot connect to {}", sock.display()));
+            }
         };
         let (rd, wr) = stream.into_split();
         let mut c = Client { rd, wr, server_pid: 0 };
-        c.send(&ClientMsg::Hello { version: PROTOCOL_VERSION, client: env!("CARGO_PKG_VERSION").into() })
-            .await?;
+        c.send(&ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            client: env!("CARGO_PKG_VERSION").into(),
+        })
+        .await?;
         match c.recv().await? {
             ServerMsg::Hello { version, pid, .. } if version == PROTOCOL_VERSION => {
                 c.server_pid = pid;
@@ -81,7 +86,9 @@ impl Client {
     }
 
     pub async fn send(&mut self, msg: &ClientMsg) -> Result<()> {
-        proto::write_frame(&mut self.wr, msg).await.context("lost the connection to the corral server")
+        proto::write_frame(&mut self.wr, msg)
+            .await
+            .context("lost the connection to the corral server")
     }
 
     pub async fn recv(&mut self) -> Result<ServerMsg> {
@@ -110,7 +117,8 @@ impl Client {
 pub fn start_server() -> Result<()> {
     let exe = std::env::current_exe().context("cannot find the corral executable")?;
     let log_dir = paths::state_dir();
-    std::fs::create_dir_all(&log_dir).with_context(|| format!("cannot create {}", log_dir.display()))?;
+    std::fs::create_dir_all(&log_dir)
+        .with_context(|| format!("cannot create {}", log_dir.display()))?;
     let log_path = log_dir.join("server.log");
     let log = std::fs::OpenOptions::new()
         .create(true)

@@ -26,7 +26,7 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub default_agent: String,
@@ -77,18 +77,6 @@ pub struct Profile {
     pub prompt: PromptMode,
     pub prompt_flag: String,
     pub env: BTreeMap<String, String>,
-}
-
-impl Default for Config {
-    fn default() -> Config {
-        Config {
-            default_agent: String::new(),
-            worktree: WorktreeConfig::default(),
-            ports: PortsConfig::default(),
-            terminal: TerminalConfig::default(),
-            agents: BTreeMap::new(),
-        }
-    }
 }
 
 impl Default for WorktreeConfig {
@@ -243,14 +231,20 @@ fn read_optional(path: &Path) -> Result<Option<String>, ConfigError> {
     match std::fs::read_to_string(path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(ConfigError::Read { file: path.display().to_string(), message: e.to_string() }),
+        Err(e) => {
+            Err(ConfigError::Read { file: path.display().to_string(), message: e.to_string() })
+        }
     }
 }
 
 impl Config {
     /// The profile `name`, or the default one: `default_agent`, else the first auto profile whose
     /// command is on `path`, else `shell`.
-    pub fn profile(&self, name: Option<&str>, path: Option<&str>) -> Result<(String, Profile), String> {
+    pub fn profile(
+        &self,
+        name: Option<&str>,
+        path: Option<&str>,
+    ) -> Result<(String, Profile), String> {
         let chosen = match name {
             Some(n) => n.to_string(),
             None if !self.default_agent.is_empty() => self.default_agent.clone(),

@@ -35,7 +35,8 @@ fn main() {
 fn report(e: &anyhow::Error) -> i32 {
     // Output cut short by a closed pipe (`corral tail x | head`) is not a failure.
     if e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     }) {
         return 0;
     }

@@ -63,7 +63,8 @@ pub fn ensure_runtime_dir(dir: &Path) -> Result<()> {
                 .with_context(|| format!("cannot create runtime directory {}", dir.display()))?;
         }
         Err(e) => {
-            return Err(e).with_context(|| format!("cannot read runtime directory {}", dir.display()));
+            return Err(e)
+                .with_context(|| format!("cannot read runtime directory {}", dir.display()));
         }
         Ok(_) => {}
     }

@@ -1,6 +1,8 @@
 //! Agents end to end: the real binary, a real server on a temp socket, real shells in real PTYs,
 //! real git repositories checked with the git CLI.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::{BufRead, BufReader};
@@ -29,7 +31,10 @@ fn new_shell_agent_gets_worktree_branch_port_and_shows_its_output() {
     env.ok(&["send", name, "echo $PORT > port.txt; echo marker-$((40+2))"]);
     env.wait_tail(name, |t| t.contains("marker-42"));
     let port_txt = std::fs::read_to_string(wt.join("port.txt")).unwrap();
-    let port: u16 = port_txt.trim().parse().unwrap_or_else(|_| panic!("port.txt: {port_txt:?}\n{}", env.tail(name)));
+    let port: u16 = port_txt
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("port.txt: {port_txt:?}\n{}", env.tail(name)));
     assert!((4300..=4399).contains(&port), "port {port} outside the configured range");
     assert_eq!(env.agent_json(name)["port"], port);
 
@@ -74,7 +79,7 @@ fn tail_follow_prints_new_output_through_a_pipe() {
         }
     });
     let mut seen = Vec::new();
-    let mut expect = |want: &str, seen: &mut Vec<String>| {
+    let expect = |want: &str, seen: &mut Vec<String>| {
         let deadline = std::time::Instant::now() + DEADLINE;
         while !seen.iter().any(|l: &String| l == want) {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -108,8 +113,10 @@ fn agents_never_share_port_worktree_or_branch() {
     let agents = env.ls_json()["agents"].as_array().unwrap().clone();
     assert_eq!(agents.len(), 4);
     let mut ports: Vec<u64> = agents.iter().map(|a| a["port"].as_u64().unwrap()).collect();
-    let mut wts: Vec<String> = agents.iter().map(|a| a["worktree"].as_str().unwrap().into()).collect();
-    let mut branches: Vec<String> = agents.iter().map(|a| a["branch"].as_str().unwrap().into()).collect();
+    let mut wts: Vec<String> =
+        agents.iter().map(|a| a["worktree"].as_str().unwrap().into()).collect();
+    let mut branches: Vec<String> =
+        agents.iter().map(|a| a["branch"].as_str().unwrap().into()).collect();
     for v in [&mut wts, &mut branches] {
         v.sort();
         v.dedup();
@@ -134,7 +141,10 @@ fn bad_names_are_refused_and_leave_nothing_behind() {
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     }
     assert_eq!(git(&env.repo, &["branch", "--list"]).trim(), "* main");
-    assert!(!env.repo.join(".git/worktrees").exists() || std::fs::read_dir(env.repo.join(".git/worktrees")).unwrap().count() == 0);
+    assert!(
+        !env.repo.join(".git/worktrees").exists()
+            || std::fs::read_dir(env.repo.join(".git/worktrees")).unwrap().count() == 0
+    );
     assert_eq!(git(&env.repo, &["worktree", "list"]).lines().count(), 1);
 }
 
@@ -172,7 +182,8 @@ fn not_a_repo_bare_and_unborn_are_clear_errors() {
     let env = Env::new();
     let plain = env.root().join("plain");
     std::fs::create_dir_all(&plain).unwrap();
-    let err = env.fails(&["--repo", plain.to_str().unwrap(), "new", "x", "--agent", "shell", "--detach"], 1);
+    let err = env
+        .fails(&["--repo", plain.to_str().unwrap(), "new", "x", "--agent", "shell", "--detach"], 1);
     assert!(err.contains("not a git repository") && err.contains("plain"), "{err}");
 
     let bare = env.root().join("bare.git");
@@ -183,7 +194,10 @@ fn not_a_repo_bare_and_unborn_are_clear_errors() {
     let unborn = env.root().join("unborn");
     std::fs::create_dir_all(&unborn).unwrap();
     git(&unborn, &["init", "-q"]);
-    let err = env.fails(&["--repo", unborn.to_str().unwrap(), "new", "x", "--agent", "shell", "--detach"], 1);
+    let err = env.fails(
+        &["--repo", unborn.to_str().unwrap(), "new", "x", "--agent", "shell", "--detach"],
+        1,
+    );
     assert!(err.contains("no commits"), "{err}");
 }
 
@@ -198,7 +212,10 @@ fn bad_config_is_one_line_naming_file_line_and_key() {
     for (toml, line, key) in cases {
         env.write_config(toml);
         let err = env.fails(&["new", "x", "--agent", "shell", "--detach"], 1);
-        assert!(err.contains("config.toml") && err.contains(line) && err.contains(key), "{toml}: {err}");
+        assert!(
+            err.contains("config.toml") && err.contains(line) && err.contains(key),
+            "{toml}: {err}"
+        );
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
     assert_eq!(git(&env.repo, &["branch", "--list"]).trim(), "* main");
@@ -208,9 +225,18 @@ fn bad_config_is_one_line_naming_file_line_and_key() {
 fn repo_config_commands_need_approval_once() {
     let env = Env::new();
     std::fs::write(env.repo.join(".env"), "SECRET=1\n").unwrap();
-    std::fs::write(env.repo.join(".corral.toml"), "[worktree]\nsetup = [\"echo setup-ran > setup.txt\"]\n").unwrap();
+    std::fs::write(
+        env.repo.join(".corral.toml"),
+        "[worktree]\nsetup = [\"echo setup-ran > setup.txt\"]\n",
+    )
+    .unwrap();
     let err = env.fails(&["new", "--agent", "shell", "--name", "s", "--detach"], 1);
-    assert!(err.contains(".corral.toml") && err.contains("worktree.setup") && err.contains("corral trust"), "{err}");
+    assert!(
+        err.contains(".corral.toml")
+            && err.contains("worktree.setup")
+            && err.contains("corral trust"),
+        "{err}"
+    );
     env.ok(&["trust"]);
     let name = env.new_shell("s");
     let wt = env.worktree_of(&name);
@@ -228,7 +254,9 @@ fn failing_setup_leaves_the_agent_exited_with_its_output() {
     env.write_config("[worktree]\nsetup = [\"echo preparing\", \"exit 7\"]\n");
     let out = env.ok(&["new", "--agent", "shell", "--name", "setup-fails", "--detach"]);
     assert_eq!(out.trim(), "setup-fails");
-    wait_for("agent to exit", || (env.agent_json("setup-fails")["status"] == "exited").then_some(()));
+    wait_for("agent to exit", || {
+        (env.agent_json("setup-fails")["status"] == "exited").then_some(())
+    });
     assert_eq!(env.agent_json("setup-fails")["exit_code"], 7);
     let t = env.tail("setup-fails");
     assert!(t.contains("preparing"), "{t}");
@@ -247,7 +275,8 @@ fn stop_then_restart_resumes_with_the_profile_resume_arguments() {
         "[agents.fake]\ncommand = [\"{s}\", \"--session-id\", \"{{session}}\"]\nresume = [\"{s}\", \"--resume\", \"{{session}}\"]\nprompt = \"arg\"\n",
         s = script.display()
     ));
-    let name = env.ok(&["new", "do it", "--agent", "fake", "--name", "rs", "--detach"]).trim().to_string();
+    let name =
+        env.ok(&["new", "do it", "--agent", "fake", "--name", "rs", "--detach"]).trim().to_string();
     let first = env.wait_tail(&name, |t| t.contains("args: --session-id"));
     let session = first
         .lines()

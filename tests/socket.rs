@@ -1,5 +1,7 @@
 //! The server's socket: who may connect, what happens to garbage, and attach through a real PTY.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::{Read, Write};
@@ -49,13 +51,20 @@ fn garbage_and_oversized_frames_close_only_that_connection() {
     assert!(closed_by_server(&mut big), "an oversized frame closes the connection");
 
     let mut nohello = UnixStream::connect(&sock).unwrap();
-    let req = corral::proto::encode(&corral::proto::ClientMsg::Request(corral::proto::Request::KillServer)).unwrap();
+    let req = corral::proto::encode(&corral::proto::ClientMsg::Request(
+        corral::proto::Request::KillServer,
+    ))
+    .unwrap();
     nohello.write_all(&req).unwrap();
     assert!(closed_by_server(&mut nohello), "a request before Hello closes the connection");
 
     let mut old = UnixStream::connect(&sock).unwrap();
     old.write_all(
-        &corral::proto::encode(&corral::proto::ClientMsg::Hello { version: 9999, client: "future".into() }).unwrap(),
+        &corral::proto::encode(&corral::proto::ClientMsg::Hello {
+            version: 9999,
+            client: "future".into(),
+        })
+        .unwrap(),
     )
     .unwrap();
     assert!(closed_by_server(&mut old), "a different protocol version is refused");
@@ -99,7 +108,11 @@ fn another_users_connection_is_refused() {
         if let Ok(m) = std::fs::metadata(&p)
             && m.permissions().mode() & 0o001 == 0
         {
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m.permissions().mode() | 0o001)).unwrap();
+            std::fs::set_permissions(
+                &p,
+                std::fs::Permissions::from_mode(m.permissions().mode() | 0o001),
+            )
+            .unwrap();
         }
         if p == std::path::Path::new("/") {
             break;
@@ -131,7 +144,12 @@ impl Tty {
     fn spawn(env: &Env, args: &[&str], size: Size) -> Tty {
         let pty = portable_pty::native_pty_system();
         let pair = pty
-            .openpty(portable_pty::PtySize { rows: size.rows, cols: size.cols, pixel_width: 0, pixel_height: 0 })
+            .openpty(portable_pty::PtySize {
+                rows: size.rows,
+                cols: size.cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
             .unwrap();
         let mut cmd = portable_pty::CommandBuilder::new(bin());
         cmd.args(args);

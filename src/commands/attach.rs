@@ -100,12 +100,15 @@ pub fn detach_key(name: &str) -> Result<(u8, Vec<u8>)> {
 
 pub async fn attach(mut c: Client, repo: PathBuf, name: String) -> Result<i32> {
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
-        bail!("attach needs a terminal; use `corral tail {name}` to read an agent's screen from a script");
+        bail!(
+            "attach needs a terminal; use `corral tail {name}` to read an agent's screen from a script"
+        );
     }
     let config = crate::config::load(&crate::paths::user_config_file(), Some(&repo))?.config;
     let (detach_byte, detach_kitty) = detach_key(&config.terminal.detach_key)?;
     let size = super::terminal_size();
-    let reply = c.request(Request::Attach { target: Target { repo, name: name.clone() }, size }).await?;
+    let reply =
+        c.request(Request::Attach { target: Target { repo, name: name.clone() }, size }).await?;
     if reply != Reply::Attached {
         bail!("unexpected reply to attach: {reply:?}");
     }

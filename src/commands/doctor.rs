@@ -20,7 +20,12 @@ pub async fn doctor() -> Result<i32> {
         Ok(o) if o.status.success() => {
             line(true, "git", String::from_utf8_lossy(&o.stdout).trim().to_string())
         }
-        _ => line(false, "git", "the git command is not on PATH (corral itself uses libgit2, but you will want git)".into()),
+        _ => line(
+            false,
+            "git",
+            "the git command is not on PATH (corral itself uses libgit2, but you will want git)"
+                .into(),
+        ),
     }
     let v = git2::Version::get();
     let (maj, min, rev) = v.libgit2_version();
@@ -36,7 +41,11 @@ pub async fn doctor() -> Result<i32> {
         Err(e) => line(false, "runtime directory", format!("{e:#}")),
     }
     match Client::connect_existing().await {
-        Ok(Some(c)) => line(true, "server", format!("running, pid {}, {}", c.server_pid, paths::socket_path().display())),
+        Ok(Some(c)) => line(
+            true,
+            "server",
+            format!("running, pid {}, {}", c.server_pid, paths::socket_path().display()),
+        ),
         Ok(None) => println!("--   server: not running (any command starts it)"),
         Err(e) => line(false, "server", format!("{e:#}")),
     }
@@ -45,7 +54,11 @@ pub async fn doctor() -> Result<i32> {
     line(
         !term.is_empty() && term != "dumb" || !tty,
         "terminal",
-        format!("TERM={}{}", if term.is_empty() { "(unset)" } else { &term }, if tty { "" } else { ", stdout is not a terminal" }),
+        format!(
+            "TERM={}{}",
+            if term.is_empty() { "(unset)" } else { &term },
+            if tty { "" } else { ", stdout is not a terminal" }
+        ),
     );
     match config::load(&paths::user_config_file(), None) {
         Ok(l) => {

@@ -118,7 +118,11 @@ fn target(repo: Option<&PathBuf>, name: String) -> Result<Target> {
     Ok(Target { repo: client::repo_root(repo)?, name })
 }
 
-async fn simple(repo: Option<PathBuf>, name: String, make: impl FnOnce(Target) -> Request) -> Result<i32> {
+async fn simple(
+    repo: Option<PathBuf>,
+    name: String,
+    make: impl FnOnce(Target) -> Request,
+) -> Result<i32> {
     let t = target(repo.as_ref(), name)?;
     let mut c = Client::connect().await?;
     if let Reply::Note(n) = c.request(make(t)).await? {
@@ -151,7 +155,13 @@ fn print_lines(lines: &[Line], colour: bool) -> std::io::Result<()> {
     out.flush()
 }
 
-async fn tail(c: &mut Client, target: Target, follow: bool, lines: u32, colour: bool) -> Result<i32> {
+async fn tail(
+    c: &mut Client,
+    target: Target,
+    follow: bool,
+    lines: u32,
+    colour: bool,
+) -> Result<i32> {
     if !follow {
         let Reply::Lines(ls) = c.request(Request::Tail { target, lines }).await? else {
             bail!("unexpected reply to tail");

@@ -22,7 +22,10 @@ pub const PROTOCOL_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientMsg {
     /// Must be first.
-    Hello { version: u32, client: String },
+    Hello {
+        version: u32,
+        client: String,
+    },
     Request(Request),
     /// Attached: bytes the user typed, already encoded by their terminal for the pane's modes.
     Input(Vec<u8>),
@@ -60,17 +63,40 @@ pub enum Request {
     Ping,
     New(NewAgent),
     /// `repo: None` lists every repository the server knows.
-    List { repo: Option<PathBuf> },
+    List {
+        repo: Option<PathBuf>,
+    },
     /// The last `lines` lines of scrollback and screen.
-    Tail { target: Target, lines: u32 },
+    Tail {
+        target: Target,
+        lines: u32,
+    },
     /// Like Tail, then stream settled lines as they appear until Detach or the agent exits.
-    Follow { target: Target, lines: u32 },
-    Send { target: Target, text: String, enter: bool },
+    Follow {
+        target: Target,
+        lines: u32,
+    },
+    Send {
+        target: Target,
+        text: String,
+        enter: bool,
+    },
     /// Stream the screen; `size` resizes the pane to the client's terminal.
-    Attach { target: Target, size: Option<Size> },
-    Stop { target: Target },
-    Restart { target: Target, env: Vec<(String, String)> },
-    Remove { target: Target, force: bool },
+    Attach {
+        target: Target,
+        size: Option<Size>,
+    },
+    Stop {
+        target: Target,
+    },
+    Restart {
+        target: Target,
+        env: Vec<(String, String)>,
+    },
+    Remove {
+        target: Target,
+        force: bool,
+    },
     KillServer,
 }
 
@@ -98,7 +124,10 @@ pub enum Reply {
     Lines(Vec<Line>),
     /// Attach accepted: the pane's size and the detach key will follow as Screen frames.
     Attached,
-    Pong { pid: u32, version: String },
+    Pong {
+        pid: u32,
+        version: String,
+    },
 }
 
 /// An agent as `ls` shows it. Fields may be added, never renamed (`ls --json` is an interface).

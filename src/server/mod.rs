@@ -37,7 +37,10 @@ pub fn run(detach: bool) -> Result<()> {
         .open(&lock_path)
         .with_context(|| format!("cannot open {}", lock_path.display()))?;
     if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
-        bail!("a corral server is already running for this user (lock {} is held)", lock_path.display());
+        bail!(
+            "a corral server is already running for this user (lock {} is held)",
+            lock_path.display()
+        );
     }
     let mut lock = lock;
     let _ = lock.set_len(0);
@@ -64,10 +67,13 @@ async fn serve() -> Result<()> {
     match std::fs::remove_file(&sock) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot remove stale socket {}", sock.display())),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot remove stale socket {}", sock.display()));
+        }
     }
-    let listener =
-        UnixListener::bind(&sock).with_context(|| format!("cannot listen on {}", sock.display()))?;
+    let listener = UnixListener::bind(&sock)
+        .with_context(|| format!("cannot listen on {}", sock.display()))?;
     info!("server {} listening on {}", std::process::id(), sock.display());
     let session = session::start(Arc::new(pty::RealPty));
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);

@@ -12,7 +12,9 @@ pub fn validate(name: &str) -> Result<(), String> {
     if name.chars().count() > MAX_NAME {
         return Err(format!("agent name '{shown}…' is longer than {MAX_NAME} characters"));
     }
-    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+    if let Some(bad) =
+        name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
         return Err(format!(
             "agent name '{shown}' has '{bad}'; use only lowercase letters, digits and '-'"
         ));
@@ -57,7 +59,12 @@ pub fn from_prompt(prompt: Option<&str>, profile: &str) -> String {
 
 /// `count` free names starting from `base`: `base` itself (count 1, if free), else `base-2`, …; for
 /// several, `base-1` … `base-N` when free, skipping taken ones. `taken` says whether a name is used.
-pub fn allocate(base: &str, count: usize, explicit: bool, taken: impl Fn(&str) -> bool) -> Vec<String> {
+pub fn allocate(
+    base: &str,
+    count: usize,
+    explicit: bool,
+    taken: impl Fn(&str) -> bool,
+) -> Vec<String> {
     let mut out = Vec::with_capacity(count);
     if count == 1 && (explicit || !taken(base)) {
         out.push(base.to_string());
@@ -80,7 +87,9 @@ mod tests {
 
     #[test]
     fn names_that_could_escape_or_break_git_are_refused() {
-        for bad in ["", "../x", "a/b", "A", "é", "名前", "a b", "-x", "x-", ".hidden", "a..b", "x.lock"] {
+        for bad in
+            ["", "../x", "a/b", "A", "é", "名前", "a b", "-x", "x-", ".hidden", "a..b", "x.lock"]
+        {
             let err = validate(bad).unwrap_err();
             assert!(err.contains("agent name"), "{bad}: {err}");
         }

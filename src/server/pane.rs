@@ -128,7 +128,9 @@ pub fn spawn_pane(
         exited_at: None,
     });
 
-    std::thread::Builder::new().name("pty-read".into()).spawn(move || read_loop(reader, data_tx))?;
+    std::thread::Builder::new()
+        .name("pty-read".into())
+        .spawn(move || read_loop(reader, data_tx))?;
     std::thread::Builder::new()
         .name("pty-write".into())
         .spawn(move || write_loop(writer, write_rx))?;
@@ -352,7 +354,12 @@ mod tests {
     use crate::term::new_emulator;
 
     fn spec() -> SpawnSpec {
-        SpawnSpec { argv: vec!["fake".into()], cwd: "/".into(), env: vec![], size: Size::new(40, 10) }
+        SpawnSpec {
+            argv: vec!["fake".into()],
+            cwd: "/".into(),
+            env: vec![],
+            size: Size::new(40, 10),
+        }
     }
 
     async fn wait_for(
@@ -399,8 +406,9 @@ mod tests {
     async fn queries_are_answered_with_no_client_attached() {
         let (pty, out) = FakePty::new(0);
         let input = pty.input.clone();
-        let pane = spawn_pane(&pty, &spec(), new_emulator(Size::new(40, 10), 100), Box::new(|_| {}))
-            .unwrap();
+        let pane =
+            spawn_pane(&pty, &spec(), new_emulator(Size::new(40, 10), 100), Box::new(|_| {}))
+                .unwrap();
         out.send(b"abc\x1b[6n".to_vec()).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -418,8 +426,9 @@ mod tests {
     async fn resize_reaches_pty_and_emulator() {
         let (pty, _out) = FakePty::new(0);
         let sizes = pty.sizes.clone();
-        let pane = spawn_pane(&pty, &spec(), new_emulator(Size::new(40, 10), 100), Box::new(|_| {}))
-            .unwrap();
+        let pane =
+            spawn_pane(&pty, &spec(), new_emulator(Size::new(40, 10), 100), Box::new(|_| {}))
+                .unwrap();
         pane.resize(Size::new(50, 12));
         let screen = pane.screen().await.unwrap();
         assert_eq!(screen.size, Size::new(50, 12));

@@ -27,6 +27,8 @@ use crate::term::{self, Size};
 const IDLE_AFTER: Duration = Duration::from_millis(1500);
 
 type Key = (PathBuf, String);
+/// Agents created by one `new`, or the records to forget and the error.
+type Creation = Result<Vec<(AgentRecord, PaneHandle)>, (Vec<AgentRecord>, String)>;
 type Job = Box<dyn FnOnce(&mut Session) + Send>;
 
 pub enum SessionMsg {
@@ -166,16 +168,7 @@ fn prepare(req: &NewAgent) -> Result<Prepared, String> {
         let d = PathBuf::from(&config.worktree.dir);
         if d.is_absolute() { d } else { info.root.join(d) }
     };
-    Ok(Prepared {
-        info,
-        config,
-        profile_name,
-        profile,
-        base,
-        base_commit,
-        branches,
-        worktree_dir,
-    })
+    Ok(Prepared { info, config, profile_name, profile, base, base_commit, branches, worktree_dir })
 }
 
 struct Placeholders<'a> {
@@ -219,7 +212,8 @@ fn build_argv(
     setup: &[String],
 ) -> Vec<String> {
     let p = Placeholders::for_agent(env, rec);
-    let template = if resume && !profile.resume.is_empty() { &profile.resume } else { &profile.command };
+    let template =
+        if resume && !profile.resume.is_empty() { &profile.resume } else { &profile.command };
     let mut argv: Vec<String> = template.iter().map(|a| expand_one(a, &p)).collect();
     if !resume
         && profile.prompt == PromptMode::Arg
@@ -246,7 +240,11 @@ fn build_argv(
     wrapped
 }
 
-fn agent_env(client_env: &[(String, String)], profile: &Profile, rec: &AgentRecord) -> Vec<(String, String)> {
+fn agent_env(
+    client_env: &[(String, String)],
+    profile: &Profile,
+    rec: &AgentRecord,
+) -> Vec<(String, String)> {
     let mut env: BTreeMap<String, String> = client_env
         .iter()
         .filter(|(k, _)| !(k.starts_with("TMUX") || k.starts_with("ZELLIJ") || k == "STY"))
@@ -375,7 +373,9 @@ impl Session {
                 Ok(pane) => {
                     if let Some(size) = size {
                         pane.resize(size);
-                        if let Some(a) = self.agents.get_mut(&(target.repo.clone(), target.name.clone())) {
+                        if let Some(a) =
+                            self.agents.get_mut(&(target.repo.clone(), target.name.clone()))
+                        {
                             a.rec.size = size;
                         }
                     }
@@ -417,16 +417,17 @@ impl Session {
 
     fn agent(&self, t: &Target) -> Result<&Agent, String> {
         self.agents.get(&(t.repo.clone(), t.name.clone())).ok_or_else(|| {
-            let names: Vec<&str> = self
-                .agents
-                .keys()
-                .filter(|(r, _)| *r == t.repo)
-                .map(|(_, n)| n.as_str())
-                .collect();
+            let names: Vec<&str> =
+                self.agents.keys().filter(|(r, _)| *r == t.repo).map(|(_, n)| n.as_str()).collect();
             if names.is_empty() {
                 format!("no agent '{}' in {} (it has no agents)", t.name, t.repo.display())
             } else {
-                format!("no agent '{}' in {} (agents: {})", t.name, t.repo.display(), names.join(", "))
+                format!(
+                    "no agent '{}' in {} (agents: {})",
+                    t.name,
+                    t.repo.display(),
+                    names.join(", ")
+                )
             }
         })
     }
@@ -509,7 +510,10 @@ impl Session {
                 return;
             }
             if self.agents.contains_key(&(root.clone(), n.clone())) {
-                let _ = reply.send(err(format!("an agent named '{n}' already exists in {}", root.display())));
+                let _ = reply.send(err(format!(
+                    "an agent named '{n}' already exists in {}",
+                    root.display()
+                )));
                 return;
             }
             if prep.branches.contains(&format!("{prefix}{n}")) {
@@ -572,29 +576,27 @@ impl Session {
         off_session(
             &self.tx,
             move || create_all(&*host, &tx, &prep, &req, records, run),
-            move |s, result: Result<Vec<(AgentRecord, PaneHandle)>, (Vec<AgentRecord>, String)>| {
-                match result {
-                    Ok(created) => {
-                        let mut names = Vec::new();
-                        for (rec, pane) in created {
-                            let key = (rec.repo.clone(), rec.name.clone());
-                            names.push(rec.name.clone());
-                            if let Some(a) = s.agents.get_mut(&key) {
-                                a.rec = rec;
-                                a.phase = Phase::Ready;
-                                a.pane = Some(pane);
-                                a.run = run;
-                            }
+            move |s, result: Creation| match result {
+                Ok(created) => {
+                    let mut names = Vec::new();
+                    for (rec, pane) in created {
+                        let key = (rec.repo.clone(), rec.name.clone());
+                        names.push(rec.name.clone());
+                        if let Some(a) = s.agents.get_mut(&key) {
+                            a.rec = rec;
+                            a.phase = Phase::Ready;
+                            a.pane = Some(pane);
+                            a.run = run;
                         }
-                        s.save(&root);
-                        let _ = reply.send(Outcome::Reply(Reply::Created(names)));
                     }
-                    Err((records, e)) => {
-                        for r in records {
-                            s.agents.remove(&(r.repo.clone(), r.name.clone()));
-                        }
-                        let _ = reply.send(err(e));
+                    s.save(&root);
+                    let _ = reply.send(Outcome::Reply(Reply::Created(names)));
+                }
+                Err((records, e)) => {
+                    for r in records {
+                        s.agents.remove(&(r.repo.clone(), r.name.clone()));
                     }
+                    let _ = reply.send(err(e));
                 }
             },
         );
@@ -603,9 +605,8 @@ impl Session {
     /// The lowest port of the range that no agent of any repository holds and that is free now.
     fn lease_port(&self, config: &Config) -> Option<u16> {
         let held: BTreeSet<u16> = self.agents.values().filter_map(|a| a.rec.port).collect();
-        (config.ports.first..=config.ports.last).find(|p| {
-            !held.contains(p) && std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok()
-        })
+        (config.ports.first..=config.ports.last)
+            .find(|p| !held.contains(p) && std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
     }
 
     fn on_exit(&mut self, key: &Key, run: u64, code: i32) {
@@ -626,7 +627,8 @@ impl Session {
                 return;
             }
             Ok(a) if a.phase != Phase::Ready => {
-                let _ = reply.send(err(format!("agent '{}' is busy starting or stopping", target.name)));
+                let _ = reply
+                    .send(err(format!("agent '{}' is busy starting or stopping", target.name)));
                 return;
             }
             Ok(a) => a.pane.clone(),
@@ -649,7 +651,12 @@ impl Session {
         }
     }
 
-    fn restart(&mut self, target: Target, env: Vec<(String, String)>, reply: oneshot::Sender<Outcome>) {
+    fn restart(
+        &mut self,
+        target: Target,
+        env: Vec<(String, String)>,
+        reply: oneshot::Sender<Outcome>,
+    ) {
         let key = (target.repo.clone(), target.name.clone());
         let pane = match self.agent(&target) {
             Err(e) => {
@@ -657,7 +664,8 @@ impl Session {
                 return;
             }
             Ok(a) if a.phase != Phase::Ready => {
-                let _ = reply.send(err(format!("agent '{}' is busy starting or stopping", target.name)));
+                let _ = reply
+                    .send(err(format!("agent '{}' is busy starting or stopping", target.name)));
                 return;
             }
             Ok(a) => a.pane.clone(),
@@ -688,7 +696,10 @@ impl Session {
             let loaded = config::load(&paths::user_config_file(), Some(&rec.repo))
                 .map_err(|e| e.to_string())?;
             let profile = loaded.config.agents.get(&rec.profile).cloned().ok_or_else(|| {
-                format!("agent '{}' uses profile '{}', which the config no longer has", rec.name, rec.profile)
+                format!(
+                    "agent '{}' uses profile '{}', which the config no longer has",
+                    rec.name, rec.profile
+                )
             })?;
             if !rec.worktree.is_dir() {
                 return Err(format!(
@@ -739,7 +750,13 @@ impl Session {
         }
     }
 
-    fn spawn(&self, key: &Key, spec: &SpawnSpec, scrollback: usize, run: u64) -> std::io::Result<PaneHandle> {
+    fn spawn(
+        &self,
+        key: &Key,
+        spec: &SpawnSpec,
+        scrollback: usize,
+        run: u64,
+    ) -> std::io::Result<PaneHandle> {
         let tx = self.tx.clone();
         let k = key.clone();
         spawn_pane(
@@ -760,7 +777,8 @@ impl Session {
                 return;
             }
             Ok(a) if a.phase != Phase::Ready => {
-                let _ = reply.send(err(format!("agent '{}' is busy starting or stopping", target.name)));
+                let _ = reply
+                    .send(err(format!("agent '{}' is busy starting or stopping", target.name)));
                 return;
             }
             Ok(a) => (a.rec.clone(), a.pane.clone()),
@@ -791,9 +809,10 @@ impl Session {
                 p.kill();
                 wait_exit(&p, Duration::from_secs(10)).await;
             }
-            let done = tokio::task::spawn_blocking(move || remove_worktree_and_branch(&rec, verdict))
-                .await
-                .unwrap_or_else(|e| Err(format!("removal failed: {e}")));
+            let done =
+                tokio::task::spawn_blocking(move || remove_worktree_and_branch(&rec, verdict))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("removal failed: {e}")));
             let _ = tx.send(SessionMsg::Run(Box::new(move |s: &mut Session| match done {
                 Ok(note) => {
                     s.agents.remove(&key);
@@ -857,7 +876,10 @@ fn removal_check(rec: &AgentRecord, force: bool) -> Result<RemovalPlan, String> 
 
 /// Remove the worktree; delete the branch only when everything on it is already on the base.
 /// Uncommitted work is first committed to the branch, so `--force` never loses it.
-fn remove_worktree_and_branch(rec: &AgentRecord, plan: RemovalPlan) -> Result<Option<String>, String> {
+fn remove_worktree_and_branch(
+    rec: &AgentRecord,
+    plan: RemovalPlan,
+) -> Result<Option<String>, String> {
     let mut keep_branch = !plan.merged;
     if plan.dirty && rec.worktree.is_dir() {
         let msg = format!("corral: uncommitted work of agent {} saved before removal", rec.name);
@@ -899,7 +921,7 @@ fn create_all(
     req: &NewAgent,
     records: Vec<AgentRecord>,
     run: u64,
-) -> Result<Vec<(AgentRecord, PaneHandle)>, (Vec<AgentRecord>, String)> {
+) -> Creation {
     let mut done: Vec<(AgentRecord, PaneHandle)> = Vec::new();
     let mut made: Vec<AgentRecord> = Vec::new();
     let undo = |made: &[AgentRecord], done: &[(AgentRecord, PaneHandle)]| {
@@ -924,7 +946,9 @@ fn create_all(
             return Err((records, e.to_string()));
         }
         made.push(rec.clone());
-        if let Err(e) = git::copy_untracked(&prep.info.root, &rec.worktree, &prep.config.worktree.copy) {
+        if let Err(e) =
+            git::copy_untracked(&prep.info.root, &rec.worktree, &prep.config.worktree.copy)
+        {
             undo(&made, &done);
             return Err((records, e.to_string()));
         }
@@ -943,7 +967,8 @@ fn create_all(
             &spawn,
             term::new_emulator(rec.size, prep.config.terminal.scrollback),
             Box::new(move |code| {
-                let _ = exit_tx.send(SessionMsg::Run(Box::new(move |s| s.on_exit(&key, run, code))));
+                let _ =
+                    exit_tx.send(SessionMsg::Run(Box::new(move |s| s.on_exit(&key, run, code))));
             }),
         );
         let pane = match pane {
@@ -1066,7 +1091,11 @@ fn status_of(a: &Agent) -> (&'static str, u64, String) {
     let st = pane.state();
     if st.exited {
         let code = st.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "unknown".into());
-        return ("exited", st.exited_at.map(unix_at).unwrap_or(0), format!("process: exited with code {code}"));
+        return (
+            "exited",
+            st.exited_at.map(unix_at).unwrap_or(0),
+            format!("process: exited with code {code}"),
+        );
     }
     match st.last_output {
         None => ("starting", unix_at(st.started), "activity: no output yet".into()),

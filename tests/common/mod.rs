@@ -1,7 +1,7 @@
 //! Shared harness for the integration tests: every test gets its own HOME, XDG directories,
 //! runtime directory (so its own server on its own socket) and a real git repository with one
 //! commit, and drives the real `corral` binary. Waits are for conditions, with deadlines.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -128,7 +128,8 @@ impl Env {
 
     /// Start a shell agent and return its name.
     pub fn new_shell(&self, name: &str) -> String {
-        let out = self.ok(&["new", "--agent", "shell", "--name", name, "--detach", "--size", "80x24"]);
+        let out =
+            self.ok(&["new", "--agent", "shell", "--name", name, "--detach", "--size", "80x24"]);
         let got = out.trim().to_string();
         assert_eq!(got, name);
         self.wait_tail(name, |t| t.contains('$'));
