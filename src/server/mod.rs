@@ -28,6 +28,8 @@ pub fn run(detach: bool) -> Result<()> {
     }
     let dir = paths::runtime_dir();
     paths::ensure_runtime_dir(&dir)?;
+    // The server outlives the directory it was started from (often a worktree that `rm` deletes).
+    let _ = std::env::set_current_dir("/");
     let _log_guard = crate::logging::init_file("server")?;
     let lock_path = dir.join("server.lock");
     let lock = std::fs::OpenOptions::new()
