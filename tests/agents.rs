@@ -60,6 +60,20 @@ fn agent_environment_names_the_agent_and_never_tmux() {
 }
 
 #[test]
+fn tail_keeps_scrollback_counts_lines_and_joins_wrapped_ones() {
+    let env = Env::new();
+    let name = env.new_shell("lines"); // 80x24
+    env.ok(&["send", &name, "i=0; while [ $i -lt 40 ]; do i=$((i+1)); echo row-$i; done; printf 'x%.0s' $(seq 100); echo"]);
+    let all = env.wait_tail(&name, |t| t.contains(&format!("{}\n", "x".repeat(100))));
+    assert!(all.contains("\nrow-1\n") && all.contains("\nrow-40\n"), "scrollback kept: {all}");
+    let last = env.ok(&["tail", &name, "-n", "3", "--plain"]);
+    let lines: Vec<&str> = last.lines().collect();
+    assert_eq!(lines.len(), 2, "3 rows, two of them one wrapped line: {last:?}");
+    assert_eq!(lines[0], "x".repeat(100));
+    assert_eq!(lines[1].trim(), "$");
+}
+
+#[test]
 fn tail_follow_prints_new_output_through_a_pipe() {
     let env = Env::new();
     let name = env.new_shell("follow");

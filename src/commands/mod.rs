@@ -149,7 +149,11 @@ fn print_lines(lines: &[Line], colour: bool) -> std::io::Result<()> {
         } else {
             buf.push_str(&l.text());
         }
-        buf.push('\n');
+        // A soft-wrapped row continues on the next one: print the logical line whole, as
+        // `tmux capture-pane -J` does, so it can be searched and copied.
+        if !l.wrapped {
+            buf.push('\n');
+        }
         out.write_all(buf.as_bytes())?;
     }
     out.flush()

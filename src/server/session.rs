@@ -358,8 +358,12 @@ impl Session {
             Request::Tail { target, lines } => match self.live_pane(&target, false) {
                 Ok(pane) => {
                     tokio::spawn(async move {
-                        let lines = pane.lines(lines as usize).await.unwrap_or_default();
-                        let _ = reply.send(Outcome::Reply(Reply::Lines(lines)));
+                        // `-n N` counts lines of scrollback and screen together; 0 means all.
+                        let want = if lines == 0 { usize::MAX } else { lines as usize };
+                        let mut all = pane.lines(want).await.unwrap_or_default();
+                        let cut = all.len().saturating_sub(want);
+                        all.drain(..cut);
+                        let _ = reply.send(Outcome::Reply(Reply::Lines(all)));
                     });
                     return;
                 }
