@@ -18,6 +18,11 @@ use crate::term::Screen;
 /// The pause between typed text and its Enter: agents read a fast burst as a paste and would take
 /// the Enter as a newline inside it.
 pub const ENTER_DELAY: Duration = Duration::from_millis(120);
+/// At most this often a screen goes to an attached client (about 120 frames a second): a flood of
+/// output is drawn as its latest state, never queued frame by frame.
+const FRAME_INTERVAL: Duration = Duration::from_millis(8);
+/// `tail -f` gathers lines for this long after a change, so a flood costs one read per interval.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(30);
 
 /// Serve one connection until it closes.
 pub async fn serve(
@@ -195,6 +200,7 @@ async fn attach(
     let mut bells = state.borrow().bells;
     // Mark the current state as unseen so the first screen is sent at once.
     state.mark_changed();
+    let mut next_frame = tokio::time::Instant::now();
     loop {
         tokio::select! {
             biased;
@@ -209,6 +215,9 @@ async fn attach(
                 if changed.is_err() {
                     return Ok(false);
                 }
+                // Keystrokes after a quiet spell draw at once; a flood is coalesced.
+                tokio::time::sleep_until(next_frame).await;
+                next_frame = tokio::time::Instant::now() + FRAME_INTERVAL;
                 let st = state.borrow_and_update().clone();
                 if let Some(screen) = pane.screen().await {
                     let update = screen.diff(last.as_ref());
@@ -283,6 +292,7 @@ async fn follow(
                 if changed.is_err() {
                     return Ok(false);
                 }
+                tokio::time::sleep(FOLLOW_INTERVAL).await;
                 state.borrow_and_update();
                 let new = pane.settled(next).await.unwrap_or_default();
                 if let Some(l) = new.last() {

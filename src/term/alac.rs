@@ -51,6 +51,7 @@ use alacritty_terminal::vte::ansi::{
     StdSyncHandler, TabulationClearMode, cursor_icon::CursorIcon,
 };
 
+use super::cold::ColdStore;
 use super::screen::attr;
 use super::{Cell, Color, Emulator, Feedback, Line, Modes, MouseMode, NumberedLine, Screen, Size};
 
@@ -65,6 +66,9 @@ const MAX_GRID_ROWS: u16 = 1000;
 const MAX_SCROLLBACK: usize = 10_000_000;
 /// History lines beyond the cap kept before trimming back (see the module docs).
 const TRIM: usize = 256;
+/// History lines kept in the grid at full width; older ones move to the compact cold store
+/// (see `cold.rs`), so memory grows with the text, not with the width times the scrollback.
+const HOT_LINES: usize = 256;
 /// Pixel size of a cell in answers to "text area size in pixels" queries.
 const CELL_WIDTH: u16 = 8;
 const CELL_HEIGHT: u16 = 16;
@@ -138,6 +142,10 @@ pub struct AlacrittyEmulator {
     /// The size the pane has; the grid may differ at the extremes (see `MIN_GRID_COLS`).
     size: Size,
     scrollback: usize,
+    /// History kept in the grid: `min(scrollback, HOT_LINES)`.
+    hot: usize,
+    /// The rest of the scrollback, oldest first.
+    cold: ColdStore,
     title: String,
     xtversion: XtVersionScanner,
     num: Numbering,
@@ -155,14 +163,17 @@ impl AlacrittyEmulator {
             osc52: Osc52::Disabled,
             ..Config::default()
         };
+        let hot = scrollback.min(HOT_LINES);
         let mut term = Term::new(config, &grid_dims(size), events.clone());
-        set_history_limit(&mut term, scrollback, true);
+        set_history_limit(&mut term, hot, true);
         AlacrittyEmulator {
             term,
             parser: Processor::new(),
             events,
             size,
             scrollback,
+            hot,
+            cold: ColdStore::new(scrollback - hot),
             title: String::new(),
             xtversion: XtVersionScanner::default(),
             num: Numbering::default(),
@@ -176,8 +187,16 @@ impl AlacrittyEmulator {
     /// History lines a reader may see: the newest `scrollback` (none on the alternate screen),
     /// whatever headroom the grid holds beyond that.
     fn visible_history(&self) -> usize {
-        let cap = if self.is_alt() { 0 } else { self.scrollback };
-        self.term.grid().history_size().min(cap)
+        if self.is_alt() {
+            return 0;
+        }
+        (self.grid_history() + self.cold.len()).min(self.scrollback)
+    }
+
+    /// History lines in the grid (the newest ones), headroom included: lines leave the grid only
+    /// into the cold store, so all of them are part of the scrollback.
+    fn grid_history(&self) -> usize {
+        if self.is_alt() { 0 } else { self.term.grid().history_size() }
     }
 
     fn cursor_row(&self) -> usize {
@@ -188,7 +207,8 @@ impl AlacrittyEmulator {
         let mut tracker = Tracker {
             term: &mut self.term,
             num: &mut self.num,
-            scrollback: self.scrollback,
+            scrollback: self.hot,
+            cold: &mut self.cold,
             cols: usize::from(self.size.cols),
         };
         self.parser.advance(&mut tracker, bytes);
@@ -234,9 +254,19 @@ impl AlacrittyEmulator {
         self.num.hw = self.num.hw.max(top + self.cursor_row() as u64);
     }
 
-    /// The grid line `line` (negative: history) as our line.
+    /// The line `line` (negative: history, the oldest ones from the cold store) as our line.
     fn line_at(&self, line: i32) -> Line {
-        convert_row(&self.term.grid()[GridLine(line)], usize::from(self.size.cols))
+        let cols = usize::from(self.size.cols);
+        let grid_history = self.grid_history() as i64;
+        if i64::from(line) < -grid_history {
+            let back = (-i64::from(line) - grid_history) as usize;
+            let len = self.cold.len();
+            if let Some(l) = len.checked_sub(back).and_then(|i| self.cold.get(i, cols)) {
+                return l;
+            }
+            return Line::blank(self.size.cols);
+        }
+        convert_row(&self.term.grid()[GridLine(line)], cols)
     }
 }
 
@@ -281,7 +311,8 @@ impl Emulator for AlacrittyEmulator {
             let mut tracker = Tracker {
                 term: &mut self.term,
                 num: &mut self.num,
-                scrollback: self.scrollback,
+                scrollback: self.hot,
+                cold: &mut self.cold,
                 cols: usize::from(self.size.cols),
             };
             self.parser.stop_sync(&mut tracker);
@@ -299,12 +330,15 @@ impl Emulator for AlacrittyEmulator {
             return;
         }
         let alt = self.is_alt();
-        let cap = if alt { 0 } else { self.scrollback };
+        let cap = if alt { 0 } else { self.hot };
+        if !alt {
+            spill(&mut self.term, &mut self.cold, cap, usize::from(self.size.cols));
+        }
         // Reflow against the real cap: headroom would let the grid pull stale lines back in.
         set_history_limit(&mut self.term, cap, false);
         self.term.resize(dims);
         set_history_limit(&mut self.term, cap, true);
-        let history = self.term.grid().history_size() as u64;
+        let history = (self.term.grid().history_size() + self.cold.len()) as u64;
         let row = self.cursor_row() as u64;
         let top = self.num.hw.saturating_sub(row).max(history);
         *self.num.top_mut(alt) = top;
@@ -431,6 +465,23 @@ impl Numbering {
 
 /// Give the active grid `cap` lines of history, plus headroom when `headroom` (so the next parser
 /// call cannot hit the limit and scroll uncounted lines away). Lines beyond the cap are dropped.
+/// Move the primary grid's history lines beyond `cap` (the oldest) into the cold store, before a
+/// limit drops them. Does nothing on the alternate screen, whose lines never become history.
+fn spill(term: &mut Term<Listener>, cold: &mut ColdStore, cap: usize, cols: usize) {
+    if term.mode().contains(TermMode::ALT_SCREEN) {
+        return;
+    }
+    let history = term.grid().history_size();
+    if history <= cap {
+        return;
+    }
+    let grid = term.grid();
+    for back in (cap + 1..=history).rev() {
+        let line = convert_row(&grid[GridLine(-(back as i32))], cols);
+        cold.push(&line);
+    }
+}
+
 fn set_history_limit(term: &mut Term<Listener>, cap: usize, headroom: bool) {
     let rows = term.screen_lines();
     let grid = term.grid_mut();
@@ -445,7 +496,10 @@ fn set_history_limit(term: &mut Term<Listener>, cap: usize, headroom: bool) {
 struct Tracker<'a> {
     term: &'a mut Term<Listener>,
     num: &'a mut Numbering,
+    /// The grid's history cap on the primary screen (the hot part of the scrollback).
     scrollback: usize,
+    /// Where history lines go when they leave the grid.
+    cold: &'a mut ColdStore,
     /// Width of the view, for lines copied out of the grid.
     cols: usize,
 }
@@ -463,6 +517,12 @@ impl Tracker<'_> {
         u64::try_from(self.term.grid().cursor.point.line.0).unwrap_or(0)
     }
 
+    /// `set_history_limit` for the active grid, keeping what it would drop in the cold store.
+    fn limit(&mut self, cap: usize, headroom: bool) {
+        spill(self.term, self.cold, cap, self.cols);
+        set_history_limit(self.term, cap, headroom);
+    }
+
     /// Run one parser call and credit the lines it scrolled into the history to the active
     /// screen. Forced inline: it wraps every printed character.
     #[inline(always)]
@@ -478,7 +538,7 @@ impl Tracker<'_> {
         if after > before {
             *self.num.top_mut(alt) += (after - before) as u64;
             if after > self.cap(alt).saturating_add(TRIM) {
-                set_history_limit(self.term, self.cap(alt), true);
+                self.limit(self.cap(alt), true);
             }
         }
     }
@@ -497,8 +557,8 @@ impl Tracker<'_> {
     /// The primary screen is back (or was wiped): its cursor line must not get a number that may
     /// already have been handed out.
     fn restart_primary(&mut self) {
-        set_history_limit(self.term, self.scrollback, true);
-        let history = self.term.grid().history_size() as u64;
+        self.limit(self.scrollback, true);
+        let history = (self.term.grid().history_size() + self.cold.len()) as u64;
         let row = self.cursor_row();
         self.num.prim_top = self.num.prim_top.max(self.num.hw.saturating_sub(row)).max(history);
         self.num.pending = Vec::new();
@@ -506,7 +566,7 @@ impl Tracker<'_> {
 
     /// About to switch to the alternate screen: the primary is about to become unreadable.
     fn enter_alt(&mut self) {
-        set_history_limit(self.term, self.scrollback, true);
+        self.limit(self.scrollback, true);
         let top = self.num.prim_top;
         let row = self.cursor_row();
         let history = self.term.grid().history_size().min(self.scrollback) as i64;
@@ -526,13 +586,13 @@ impl Tracker<'_> {
     /// grid carries headroom lines into (or out of) hiding.
     fn before_switch(&mut self) {
         let alt = self.is_alt();
-        set_history_limit(self.term, self.cap(alt), false);
+        self.limit(self.cap(alt), false);
     }
 
     /// Whether or not the screen did switch, the active grid needs its headroom back.
     fn after_switch(&mut self) {
         let alt = self.is_alt();
-        set_history_limit(self.term, self.cap(alt), true);
+        self.limit(self.cap(alt), true);
     }
 }
 
@@ -589,7 +649,6 @@ impl Handler for Tracker<'_> {
         fn save_cursor_position(&mut self);
         fn restore_cursor_position(&mut self);
         fn clear_line(&mut self, mode: LineClearMode);
-        fn clear_screen(&mut self, mode: ClearMode);
         fn clear_tabs(&mut self, mode: TabulationClearMode);
         fn set_tabs(&mut self, interval: u16);
         fn reverse_index(&mut self);
@@ -645,9 +704,20 @@ impl Handler for Tracker<'_> {
         self.after_switch();
     }
 
+    fn clear_screen(&mut self, mode: ClearMode) {
+        let alt = self.is_alt();
+        let saved = matches!(mode, ClearMode::Saved);
+        self.track(|t| t.clear_screen(mode));
+        // ED 3 erases the scrollback: all of it, cold part included.
+        if saved && !alt {
+            self.cold.clear();
+        }
+    }
+
     fn reset_state(&mut self) {
         self.before_switch();
         let was_alt = self.is_alt();
+        self.cold.clear();
         self.track(|t| t.reset_state());
         if !was_alt {
             self.restart_primary();

@@ -7,6 +7,7 @@
 //! without a process.
 
 mod alac;
+mod cold;
 pub mod screen;
 
 pub use alac::AlacrittyEmulator;
