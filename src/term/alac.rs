@@ -51,7 +51,7 @@ use alacritty_terminal::vte::ansi::{
     StdSyncHandler, TabulationClearMode, cursor_icon::CursorIcon,
 };
 
-use super::cold::ColdStore;
+use super::cold::{ColdBuilder, ColdStore};
 use super::screen::attr;
 use super::{Cell, Color, Emulator, Feedback, Line, Modes, MouseMode, NumberedLine, Screen, Size};
 
@@ -65,10 +65,10 @@ const MAX_GRID_ROWS: u16 = 1000;
 /// Alacritty's reflow adds the history limit to the screen height without overflow checks.
 const MAX_SCROLLBACK: usize = 10_000_000;
 /// History lines beyond the cap kept before trimming back (see the module docs).
-const TRIM: usize = 256;
+const TRIM: usize = 64;
 /// History lines kept in the grid at full width; older ones move to the compact cold store
 /// (see `cold.rs`), so memory grows with the text, not with the width times the scrollback.
-const HOT_LINES: usize = 256;
+const HOT_LINES: usize = 100;
 /// Pixel size of a cell in answers to "text area size in pixels" queries.
 const CELL_WIDTH: u16 = 8;
 const CELL_HEIGHT: u16 = 16;
@@ -476,9 +476,24 @@ fn spill(term: &mut Term<Listener>, cold: &mut ColdStore, cap: usize, cols: usiz
         return;
     }
     let grid = term.grid();
+    let mut b = ColdBuilder::default();
     for back in (cap + 1..=history).rev() {
-        let line = convert_row(&grid[GridLine(-(back as i32))], cols);
-        cold.push(&line);
+        let row = &grid[GridLine(-(back as i32))];
+        let cells = &row[..];
+        let len = cells.len();
+        let used =
+            cells[..len.min(cols)].iter().rposition(|c| !is_untouched(c)).map_or(0, |i| i + 1);
+        let wrapped = len > 0 && cells[len - 1].flags.contains(Flags::WRAPLINE);
+        if cells[..used].iter().any(|c| c.extra.is_some()) {
+            // Combining marks or links: keep every cell as it is.
+            cold.push(&convert_row(row, cols));
+            continue;
+        }
+        for c in &cells[..used] {
+            let ch = if c.c.is_control() { ' ' } else { c.c };
+            b.cell(ch, convert_color(c.fg), convert_color(c.bg), attrs_of(c.flags));
+        }
+        cold.push_built(&mut b, wrapped);
     }
 }
 
@@ -752,7 +767,27 @@ fn is_untouched(c: &AlacCell) -> bool {
 }
 
 fn convert_cell(c: &AlacCell) -> Cell {
-    let flags = c.flags;
+    let (extra, link) = match &c.extra {
+        None => (None, None),
+        Some(_) => (
+            c.zerowidth().filter(|z| !z.is_empty()).map(|z| z.iter().collect::<String>()),
+            c.hyperlink().map(|h| h.uri().to_owned()),
+        ),
+    };
+    // Tabs are stored as a '\t' in the cell they started from; drawn, they are blank.
+    let ch = if c.c.is_control() { ' ' } else { c.c };
+    Cell {
+        ch,
+        extra,
+        fg: convert_color(c.fg),
+        bg: convert_color(c.bg),
+        attrs: attrs_of(c.flags),
+        link,
+    }
+}
+
+#[inline]
+fn attrs_of(flags: Flags) -> u16 {
     let mut attrs = 0;
     if !flags.is_empty() {
         for (flag, bit) in [
@@ -777,16 +812,7 @@ fn convert_cell(c: &AlacCell) -> Cell {
             }
         }
     }
-    let (extra, link) = match &c.extra {
-        None => (None, None),
-        Some(_) => (
-            c.zerowidth().filter(|z| !z.is_empty()).map(|z| z.iter().collect::<String>()),
-            c.hyperlink().map(|h| h.uri().to_owned()),
-        ),
-    };
-    // Tabs are stored as a '\t' in the cell they started from; drawn, they are blank.
-    let ch = if c.c.is_control() { ' ' } else { c.c };
-    Cell { ch, extra, fg: convert_color(c.fg), bg: convert_color(c.bg), attrs, link }
+    attrs
 }
 
 fn convert_color(c: ansi::Color) -> Color {

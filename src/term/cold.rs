@@ -79,6 +79,38 @@ impl ColdLine {
     }
 }
 
+/// Builds a compact line cell by cell, straight from the emulator's grid, with buffers reused
+/// from line to line (spilling history is on the ingest path).
+#[derive(Debug, Default)]
+pub struct ColdBuilder {
+    text: String,
+    runs: Vec<Run>,
+}
+
+impl ColdBuilder {
+    #[inline]
+    pub fn cell(&mut self, ch: char, fg: Color, bg: Color, attrs: u16) {
+        self.text.push(ch);
+        match self.runs.last_mut() {
+            Some(r) if r.fg == fg && r.bg == bg && r.attrs == attrs && r.cells < u16::MAX => {
+                r.cells += 1
+            }
+            _ => self.runs.push(Run { cells: 1, fg, bg, attrs }),
+        }
+    }
+
+    fn take(&mut self, wrapped: bool) -> ColdLine {
+        let line = ColdLine::Compact {
+            text: self.text.as_str().into(),
+            runs: self.runs.as_slice().into(),
+            wrapped,
+        };
+        self.text.clear();
+        self.runs.clear();
+        line
+    }
+}
+
 /// The oldest part of the scrollback, bounded: pushing past the bound drops the oldest line.
 #[derive(Debug, Default)]
 pub struct ColdStore {
@@ -92,13 +124,23 @@ impl ColdStore {
     }
 
     pub fn push(&mut self, line: &Line) {
+        self.push_cold(ColdLine::from_line(line));
+    }
+
+    /// Store the line built so far in `b` (and reset `b` for the next one).
+    pub fn push_built(&mut self, b: &mut ColdBuilder, wrapped: bool) {
+        let line = b.take(wrapped);
+        self.push_cold(line);
+    }
+
+    fn push_cold(&mut self, line: ColdLine) {
         if self.cap == 0 {
             return;
         }
         if self.lines.len() == self.cap {
             self.lines.pop_front();
         }
-        self.lines.push_back(ColdLine::from_line(line));
+        self.lines.push_back(line);
     }
 
     pub fn len(&self) -> usize {
@@ -157,6 +199,21 @@ mod tests {
         assert_eq!(store.get(1, 20).unwrap(), b);
         assert_eq!(store.get(2, 20).unwrap(), blank);
         assert_eq!(store.get(3, 20), None);
+    }
+
+    #[test]
+    fn built_lines_equal_converted_ones() {
+        let line = styled("built cell by cell");
+        let mut b = ColdBuilder::default();
+        let used = line.cells.iter().rposition(|c| *c != Cell::default()).unwrap() + 1;
+        for c in &line.cells[..used] {
+            b.cell(c.ch, c.fg, c.bg, c.attrs);
+        }
+        let mut store = ColdStore::new(2);
+        store.push_built(&mut b, line.wrapped);
+        store.push(&line);
+        assert_eq!(store.get(0, 20).unwrap(), line);
+        assert_eq!(store.get(0, 20), store.get(1, 20));
     }
 
     #[test]
