@@ -86,11 +86,13 @@ corral_ingest() { # file -> seconds until the agent has shown all of it and exit
   "$BIN" rm --force "$name" >/dev/null 2>&1
   echo "$t1 - $t0" | bc -l
 }
-tmux_ingest() {
-  local t0 t1
+tmux_ingest() { # the pane's command marks the end by a file (tmux's wait-for can miss a signal
+  # sent before the waiter connects); then one capture-pane round trip
+  local t0 t1 done=$W/done.$RANDOM
   t0=$(now)
-  $TM new-session -d -x 120 -y 40 "cat '$1'; $TM wait-for -S done"
-  $TM wait-for done
+  $TM new-session -d -x 120 -y 40 "cat '$1'; touch '$done'; exec sleep 100000"
+  until [ -e "$done" ]; do sleep 0.005; done
+  $TM capture-pane -p >/dev/null
   t1=$(now)
   $TM kill-server 2>/dev/null || true
   echo "$t1 - $t0" | bc -l

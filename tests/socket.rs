@@ -259,4 +259,8 @@ fn attach_ends_when_the_agent_exits() {
     wait_for("attach to return when the agent exits", || a.exited().then_some(()));
     wait_for("status exited", || (env.agent_json(&name)["status"] == "exited").then_some(()));
     assert_eq!(env.agent_json(&name)["exit_code"], 3);
+    // Attaching to an exited agent says what to do instead of flashing its last screen.
+    let again = Tty::spawn(&env, &["attach", &name], Size::new(120, 24));
+    again.wait_screen("has exited (code 3)");
+    again.wait_screen("corral restart bye");
 }

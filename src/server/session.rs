@@ -373,7 +373,7 @@ impl Session {
                 Ok(pane) => Outcome::Follow(pane, lines),
                 Err(e) => err(e),
             },
-            Request::Attach { target, size } => match self.live_pane(&target, false) {
+            Request::Attach { target, size } => match self.live_pane(&target, true) {
                 Ok(pane) => {
                     if let Some(size) = size {
                         pane.resize(size);
@@ -449,9 +449,10 @@ impl Session {
         };
         if running && pane.state().exited {
             return Err(format!(
-                "agent '{}' has exited (code {}); `corral restart {}` starts it again",
+                "agent '{}' has exited (code {}); `corral tail {}` shows its last screen, `corral restart {}` starts it again",
                 t.name,
                 pane.state().exit_code.map(|c| c.to_string()).unwrap_or_else(|| "unknown".into()),
+                t.name,
                 t.name
             ));
         }
