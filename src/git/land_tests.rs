@@ -512,3 +512,77 @@ fn radar_flags_same_lines_before_commit_and_not_different_files() {
     assert!(rep["x"].conflicts.iter().all(|c| c.with != "y"), "{rep:?}");
     assert!(r.git(&r.root, &["fsck", "--unreachable", "--no-progress"]).is_empty());
 }
+
+#[test]
+fn radar_reads_a_worktree_again_correctly_after_deletes_commits_and_checkouts() {
+    let r = Repo::new();
+    let x = r.agent("x");
+    let agents = vec![RadarAgent { name: "x".into(), worktree: x.clone(), base: "main".into() }];
+    let mut radar = Radar::open(&r.root).unwrap();
+    let mut again = |radar: &mut Radar| {
+        radar.touch("x");
+        radar.run(&agents)["x"].diff.unwrap()
+    };
+    write(
+        &x.join("u1.txt"),
+        "1
+",
+    );
+    write(
+        &x.join("u2.txt"),
+        "2
+",
+    );
+    write(
+        &x.join("a.txt"),
+        "changed
+",
+    );
+    let d = again(&mut radar);
+    assert_eq!((d.files, d.insertions, d.deletions), (3, 3, 3));
+    // A file staged in memory by the last run, then deleted.
+    fs::remove_file(x.join("u2.txt")).unwrap();
+    let d = again(&mut radar);
+    assert_eq!((d.files, d.insertions), (2, 2));
+    // The agent commits (its index changes on disk): same work, one commit ahead.
+    r.commit_all(&x, "agent");
+    let d = again(&mut radar);
+    assert_eq!((d.files, d.insertions, d.deletions, d.ahead), (2, 2, 3, 1));
+    // Undo the edit to a tracked file without touching the index.
+    write(&x.join("a.txt"), "one\ntwo\nthree\n");
+    let d = again(&mut radar);
+    assert_eq!((d.files, d.insertions, d.deletions), (1, 1, 0));
+    r.git(&x, &["checkout", "-q", "HEAD", "--", "a.txt"]);
+    let d = again(&mut radar);
+    assert_eq!((d.files, d.insertions, d.deletions), (2, 2, 3));
+    // Its own index was never written by the radar.
+    assert_eq!(r.git(&x, &["status", "--porcelain"]), "");
+}
+
+#[test]
+fn base_worktree_mid_merge_or_split_index_is_refused_and_nothing_changes() {
+    let r = Repo::new();
+    let wt = r.agent("m");
+    write(&wt.join("m.txt"), "m\n");
+    r.commit_all(&wt, "m");
+    // The user is in the middle of a conflicted merge of their own in the main worktree.
+    r.git(&r.root, &["checkout", "-q", "-b", "side"]);
+    write(&r.root.join("a.txt"), "side\n");
+    r.commit_all(&r.root, "side");
+    r.git(&r.root, &["checkout", "-q", "main"]);
+    write(&r.root.join("a.txt"), "main\n");
+    r.commit_all(&r.root, "main");
+    let out = Command::new("git").args(["merge", "side"]).current_dir(&r.root).output().unwrap();
+    assert!(!out.status.success(), "the user's merge conflicts");
+    let main = r.rev("main");
+    let err = r.land("m", &wt, MergeMode::Merge).unwrap_err();
+    assert!(err.to_string().contains("in the middle of a merge"), "{err}");
+    assert_eq!(r.rev("main"), main);
+    r.git(&r.root, &["merge", "--abort"]);
+
+    r.git(&r.root, &["config", "core.splitIndex", "true"]);
+    r.git(&r.root, &["update-index", "--split-index"]);
+    let err = r.land("m", &wt, MergeMode::Merge).unwrap_err();
+    assert!(err.to_string().contains("split index"), "{err}");
+    assert_eq!(r.rev("main"), main);
+}

@@ -21,7 +21,7 @@ use git2::{MergeOptions, Odb, Oid, Repository};
 
 use super::diff::{DiffStat, base_tip, touched_paths, tree_diff};
 use super::merge::conflict_paths;
-use super::state::{scratch_odb, worktree_state};
+use super::state::{scratch_odb, worktree_state_again};
 use super::{GitError, git_err, open};
 
 /// Runs between rebuilds of the in-memory object database.
@@ -188,7 +188,7 @@ impl Radar {
         let state = match c.state {
             Some(s) => s,
             None => {
-                let (_, s) = worktree_state(&c.repo).map_err(git_err(what("reading")))?;
+                let s = worktree_state_again(&c.repo).map_err(git_err(what("reading")))?;
                 c.state = Some(s);
                 s
             }

@@ -10,34 +10,79 @@
 use std::fs;
 use std::path::Path;
 
-use git2::{Index, IndexAddOption, Odb, Oid, Repository};
+use git2::{Delta, DiffOptions, Index, Odb, Oid, Repository};
 
-/// Stage everything in `worktree` into `index` the way `git add -A` does: new and modified files
-/// (ignored ones stay out) and deletions. Nested repositories (an agent's own clone, a `git init`)
-/// stay untracked: libgit2 cannot stage them and a gitlink without .gitmodules is not what anyone
-/// wants landed.
-pub(super) fn stage_all(worktree: &Path, index: &mut Index) -> Result<(), git2::Error> {
-    let mut skip_nested = |path: &Path, _: &[u8]| -> i32 {
-        let nested = worktree.join(path).join(".git");
-        i32::from(fs::symlink_metadata(nested).is_ok())
+/// Stage everything in the worktree `repo` was opened at into `index` the way `git add -A` does:
+/// new and modified files (ignored ones stay out) and deletions. Nested repositories (an agent's
+/// own clone, a `git init`) stay untracked: libgit2 cannot stage them and a gitlink without
+/// .gitmodules is not what anyone wants landed.
+///
+/// One pass over the worktree (libgit2's `add_all` then `update_all` make two), and only the files
+/// whose stat data differs from `index` are read.
+pub(super) fn stage_all(repo: &Repository, index: &mut Index) -> Result<(), git2::Error> {
+    let Some(workdir) = repo.workdir().map(Path::to_path_buf) else {
+        return Err(git2::Error::from_str("the repository has no working tree"));
     };
-    index.add_all(["*"], IndexAddOption::DEFAULT, Some(&mut skip_nested))?;
-    index.update_all(["*"], None)
+    let mut opts = DiffOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_typechange(true)
+        .ignore_submodules(true);
+    let diff = repo.diff_index_to_workdir(Some(index), Some(&mut opts))?;
+    let mut add = Vec::new();
+    let mut remove = Vec::new();
+    for d in diff.deltas() {
+        let Some(path) = d.new_file().path().or_else(|| d.old_file().path()) else { continue };
+        match d.status() {
+            Delta::Deleted => remove.push(path.to_path_buf()),
+            Delta::Modified
+            | Delta::Typechange
+            | Delta::Untracked
+            | Delta::Added
+            | Delta::Renamed
+            | Delta::Copied
+            | Delta::Conflicted => {
+                let full = workdir.join(path);
+                // A nested repository shows as an untracked directory.
+                let dir = fs::symlink_metadata(&full).is_ok_and(|m| m.is_dir());
+                if dir || fs::symlink_metadata(full.join(".git")).is_ok() {
+                    continue;
+                }
+                add.push(path.to_path_buf());
+            }
+            _ => {}
+        }
+    }
+    drop(diff);
+    for p in remove {
+        index.remove_path(&p)?;
+    }
+    for p in add {
+        index.add_path(&p)?;
+    }
+    Ok(())
 }
 
 /// The tree of everything in the worktree `repo` was opened at, and the index that describes it
 /// (in memory only: writing it is the caller's decision). Blobs and trees are written through the
 /// repository's object database.
 pub(super) fn worktree_state(repo: &Repository) -> Result<(Index, Oid), git2::Error> {
-    let Some(workdir) = repo.workdir().map(Path::to_path_buf) else {
-        return Err(git2::Error::from_str("the repository has no working tree"));
-    };
     let mut index = repo.index()?;
     // The repository keeps one index object; whatever an earlier call staged in memory goes.
     index.read(true)?;
-    stage_all(&workdir, &mut index)?;
+    stage_all(repo, &mut index)?;
     let tree = index.write_tree()?;
     Ok((index, tree))
+}
+
+/// [`worktree_state`] for a caller that reads the same worktree again and again (the radar): the
+/// index is read from disk only when it changed there, and otherwise keeps what the last call
+/// staged in memory, so only files changed since then are read. Never written.
+pub(super) fn worktree_state_again(repo: &Repository) -> Result<Oid, git2::Error> {
+    let mut index = repo.index()?;
+    index.read(false)?;
+    stage_all(repo, &mut index)?;
+    index.write_tree()
 }
 
 /// An object database that reads the repository's objects (`<common dir>/objects` and its
