@@ -519,7 +519,7 @@ fn radar_reads_a_worktree_again_correctly_after_deletes_commits_and_checkouts() 
     let x = r.agent("x");
     let agents = vec![RadarAgent { name: "x".into(), worktree: x.clone(), base: "main".into() }];
     let mut radar = Radar::open(&r.root).unwrap();
-    let mut again = |radar: &mut Radar| {
+    let again = |radar: &mut Radar| {
         radar.touch("x");
         radar.run(&agents)["x"].diff.unwrap()
     };
