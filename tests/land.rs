@@ -308,6 +308,14 @@ fn radar_flags_same_lines_before_commit_but_not_different_files() {
     let table = env.ok(&["ls"]);
     assert!(table.contains("conflicts with y: README.md"), "{table}");
     assert!(table.contains("FILES") && table.contains("+1 -1"), "{table}");
+
+    // Once y is gone, nobody conflicts with it any more, at once.
+    env.ok(&["rm", "--force", "y"]);
+    assert!(
+        conflicts("x").as_array().unwrap().iter().all(|c| c["with"] != "y"),
+        "{}",
+        conflicts("x")
+    );
 }
 
 #[test]

@@ -149,7 +149,12 @@ impl Session {
                 r.reports.clear();
                 continue;
             };
-            r.reports.retain(|name, _| agents.iter().any(|a| &a.name == name));
+            // Until the radar runs again, forget what it said about agents that are gone.
+            let known = |name: &str| agents.iter().any(|a| a.name == name);
+            r.reports.retain(|name, _| known(name));
+            for rep in r.reports.values_mut() {
+                rep.conflicts.retain(|c| c.base || known(&c.with));
+            }
             if r.radar.is_none() {
                 r.radar = spawn_radar(repo.clone(), common, self.tx.clone());
             }
