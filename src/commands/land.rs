@@ -22,6 +22,12 @@ pub async fn diff(repo: Option<&PathBuf>, name: String, stat: bool) -> Result<i3
     let Some(agent) = agents.into_iter().find(|a| a.name == name) else {
         bail!("no agent '{name}' in {}", root.display());
     };
+    if !agent.worktree.is_dir() {
+        bail!(
+            "the worktree of agent '{name}' ({}) is gone; `corral rm {name}` cleans up",
+            agent.worktree.display()
+        );
+    }
     let stdout = std::io::stdout();
     let colour = stdout.is_terminal();
     let width = crossterm::terminal::size().ok().filter(|_| colour).map_or(80, |(w, _)| w as usize);

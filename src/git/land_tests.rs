@@ -586,3 +586,26 @@ fn base_worktree_mid_merge_or_split_index_is_refused_and_nothing_changes() {
     assert!(err.to_string().contains("split index"), "{err}");
     assert_eq!(r.rev("main"), main);
 }
+
+#[test]
+fn landing_deletes_renames_mode_changes_and_symlinks_reach_the_main_worktree() {
+    use std::os::unix::fs::PermissionsExt;
+    let r = Repo::new();
+    write(&r.root.join("dir/only.txt"), "only\n");
+    write(&r.root.join("old-name.txt"), "rename me\n");
+    write(&r.root.join("run.sh"), "#!/bin/sh\n");
+    r.commit_all(&r.root, "more files");
+    let wt = r.agent("f");
+    fs::remove_file(wt.join("dir/only.txt")).unwrap();
+    fs::rename(wt.join("old-name.txt"), wt.join("new-name.txt")).unwrap();
+    fs::set_permissions(wt.join("run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink("README.md", wt.join("link")).unwrap();
+    write(&r.root.join("mine.txt"), "user\n");
+    r.land("f", &wt, MergeMode::Merge).unwrap();
+    assert!(!r.root.join("dir").exists(), "the emptied directory goes too");
+    assert!(!r.root.join("old-name.txt").exists());
+    assert_eq!(read(&r.root.join("new-name.txt")), "rename me\n");
+    assert_ne!(fs::metadata(r.root.join("run.sh")).unwrap().permissions().mode() & 0o111, 0);
+    assert_eq!(fs::read_link(r.root.join("link")).unwrap(), Path::new("README.md"));
+    assert_eq!(r.git(&r.root, &["status", "--porcelain"]), "?? mine.txt\n");
+}
