@@ -609,3 +609,37 @@ fn landing_deletes_renames_mode_changes_and_symlinks_reach_the_main_worktree() {
     assert_eq!(fs::read_link(r.root.join("link")).unwrap(), Path::new("README.md"));
     assert_eq!(r.git(&r.root, &["status", "--porcelain"]), "?? mine.txt\n");
 }
+
+#[test]
+fn radar_stands_in_for_files_too_large_to_read() {
+    let r = Repo::new();
+    let x = r.agent("x");
+    write(&x.join("big.bin"), &"x".repeat(100));
+    write(&x.join("small.txt"), "s\n");
+    let repo = git2::Repository::open(&x).unwrap();
+    let (tree, read) = super::state::worktree_state_again(&repo, 10).unwrap();
+    assert_eq!(read, 2, "only the small file was read");
+    let tree = repo.find_tree(tree).unwrap();
+    let big = repo.find_blob(tree.get_name("big.bin").unwrap().id()).unwrap();
+    assert_eq!(big.content(), b"corral: 100 bytes, not read\n");
+    // Unchanged since: nothing is read again.
+    let (_, read) = super::state::worktree_state_again(&repo, 10).unwrap();
+    assert_eq!(read, 0);
+    assert_eq!(r.git(&x, &["status", "--porcelain"]), "?? big.bin\n?? small.txt\n");
+}
+
+#[test]
+fn unresolved_conflicts_in_the_agents_index_are_refused() {
+    let r = Repo::new();
+    let wt = r.agent("s");
+    write(&wt.join("a.txt"), "stashed\n");
+    r.git(&wt, &["stash", "-q"]);
+    write(&wt.join("a.txt"), "committed\n");
+    r.commit_all(&wt, "c");
+    let out = Command::new("git").args(["stash", "pop"]).current_dir(&wt).output().unwrap();
+    assert!(!out.status.success(), "the pop conflicts");
+    let main = r.rev("main");
+    let err = r.land("s", &wt, MergeMode::Merge).unwrap_err();
+    assert!(err.to_string().contains("unresolved conflicts in a.txt"), "{err}");
+    assert_eq!(r.rev("main"), main);
+}

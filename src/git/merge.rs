@@ -873,7 +873,18 @@ pub fn land(spec: &LandSpec<'_>) -> Result<Landed, LandError> {
     check_quiet(&agent_repo, &agent_who)?;
     let old_tip = ref_target(&repo, &agent_ref)?;
 
-    // 2. The agent's uncommitted work, as a commit no ref points at yet.
+    // 2. The agent's uncommitted work, as a commit no ref points at yet. Conflict entries (a
+    // `stash pop` gone wrong) would be staged with their markers: refuse instead.
+    let conflicted = agent_repo
+        .index()
+        .and_then(|i| if i.has_conflicts() { conflict_paths(&i) } else { Ok(Vec::new()) })
+        .map_err(LandError::git(format!("reading the index of {}", spec.worktree.display())))?;
+    if !conflicted.is_empty() {
+        return Err(LandError::Refused(format!(
+            "{agent_who} has unresolved conflicts in {}; resolve them first",
+            conflicted.join(", ")
+        )));
+    }
     let (mut agent_index, state) = worktree_state(&agent_repo)
         .map_err(LandError::git(format!("reading {}", spec.worktree.display())))?;
     let trees = (|| Ok((repo.find_commit(base_tip)?.tree()?, repo.find_tree(state)?)))();

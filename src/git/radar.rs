@@ -26,6 +26,10 @@ use super::{GitError, git_err, open};
 
 /// Runs between rebuilds of the in-memory object database.
 const RUNS_PER_ODB: u32 = 200;
+/// Bytes of files read into the in-memory object database before it is rebuilt.
+const BYTES_PER_ODB: u64 = 256 << 20;
+/// Files larger than this are not read (a stand-in blob represents them).
+const MAX_FILE: u64 = 32 << 20;
 
 /// An agent as the radar sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +89,8 @@ pub struct Radar {
     /// (ancestor, ours, theirs) trees → conflicting paths.
     merges: HashMap<(Oid, Oid, Oid), Vec<String>>,
     runs: u32,
+    /// Bytes read into `odb` since it was made.
+    bytes: u64,
 }
 
 /// Whether changes to `a` and to `b` could meet: a path in both, or a path in one that is a
@@ -122,6 +128,7 @@ impl Radar {
             changes: HashMap::new(),
             merges: HashMap::new(),
             runs: 0,
+            bytes: 0,
         })
     }
 
@@ -151,6 +158,7 @@ impl Radar {
         }
         self.odb = odb;
         self.changes.clear();
+        self.bytes = 0;
         Ok(())
     }
 
@@ -188,8 +196,10 @@ impl Radar {
         let state = match c.state {
             Some(s) => s,
             None => {
-                let s = worktree_state_again(&c.repo).map_err(git_err(what("reading")))?;
+                let (s, read) =
+                    worktree_state_again(&c.repo, MAX_FILE).map_err(git_err(what("reading")))?;
                 c.state = Some(s);
+                self.bytes += read;
                 s
             }
         };
@@ -262,7 +272,7 @@ impl Radar {
     /// worktree was not touched since the last run are not read again.
     pub fn run(&mut self, agents: &[RadarAgent]) -> BTreeMap<String, AgentReport> {
         self.runs += 1;
-        if self.runs.is_multiple_of(RUNS_PER_ODB)
+        if (self.runs.is_multiple_of(RUNS_PER_ODB) || self.bytes > BYTES_PER_ODB)
             && let Err(e) = self.fresh_odb()
         {
             tracing::warn!("radar: rebuilding the scratch object database: {e}");

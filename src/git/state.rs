@@ -10,7 +10,7 @@
 use std::fs;
 use std::path::Path;
 
-use git2::{Delta, DiffOptions, Index, Odb, Oid, Repository};
+use git2::{Delta, DiffOptions, Index, IndexEntry, IndexTime, Odb, Oid, Repository};
 
 /// Stage everything in the worktree `repo` was opened at into `index` the way `git add -A` does:
 /// new and modified files (ignored ones stay out) and deletions. Nested repositories (an agent's
@@ -19,7 +19,14 @@ use git2::{Delta, DiffOptions, Index, Odb, Oid, Repository};
 ///
 /// One pass over the worktree (libgit2's `add_all` then `update_all` make two), and only the files
 /// whose stat data differs from `index` are read.
-pub(super) fn stage_all(repo: &Repository, index: &mut Index) -> Result<(), git2::Error> {
+///
+/// Files larger than `max_file` are not read: a small stand-in blob takes their place (the radar
+/// must not hold a copy of every huge file an agent writes). Returns the bytes read.
+pub(super) fn stage_all(
+    repo: &Repository,
+    index: &mut Index,
+    max_file: Option<u64>,
+) -> Result<u64, git2::Error> {
     let Some(workdir) = repo.workdir().map(Path::to_path_buf) else {
         return Err(git2::Error::from_str("the repository has no working tree"));
     };
@@ -57,10 +64,50 @@ pub(super) fn stage_all(repo: &Repository, index: &mut Index) -> Result<(), git2
     for p in remove {
         index.remove_path(&p)?;
     }
+    let mut read = 0;
     for p in add {
-        index.add_path(&p)?;
+        let meta = fs::symlink_metadata(workdir.join(&p)).ok();
+        match meta {
+            Some(m) if m.is_file() && max_file.is_some_and(|max| m.len() > max) => {
+                add_stand_in(repo, index, &p, &m)?;
+            }
+            _ => {
+                index.add_path(&p)?;
+                read += meta.map_or(0, |m| m.len());
+            }
+        }
     }
-    Ok(())
+    Ok(read)
+}
+
+/// Stage a stand-in for a file too large to read, with the file's stat data so that the next pass
+/// sees it unchanged until it changes.
+fn add_stand_in(
+    repo: &Repository,
+    index: &mut Index,
+    path: &Path,
+    meta: &fs::Metadata,
+) -> Result<(), git2::Error> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let id = repo.blob(format!("corral: {} bytes, not read\n", meta.len()).as_bytes())?;
+    // The index stores these fields truncated to 32 bits, as git does.
+    let time = |secs: i64, nanos: i64| IndexTime::new(secs as i32, nanos as u32);
+    let entry = IndexEntry {
+        ctime: time(meta.ctime(), meta.ctime_nsec()),
+        mtime: time(meta.mtime(), meta.mtime_nsec()),
+        dev: meta.dev() as u32,
+        ino: meta.ino() as u32,
+        mode: if meta.mode() & 0o111 != 0 { 0o100755 } else { 0o100644 },
+        uid: meta.uid(),
+        gid: meta.gid(),
+        file_size: meta.len() as u32,
+        id,
+        flags: 0,
+        flags_extended: 0,
+        path: path.as_os_str().as_bytes().to_vec(),
+    };
+    index.add(&entry)
 }
 
 /// The tree of everything in the worktree `repo` was opened at, and the index that describes it
@@ -70,7 +117,7 @@ pub(super) fn worktree_state(repo: &Repository) -> Result<(Index, Oid), git2::Er
     let mut index = repo.index()?;
     // The repository keeps one index object; whatever an earlier call staged in memory goes.
     index.read(true)?;
-    stage_all(repo, &mut index)?;
+    stage_all(repo, &mut index, None)?;
     let tree = index.write_tree()?;
     Ok((index, tree))
 }
@@ -78,11 +125,15 @@ pub(super) fn worktree_state(repo: &Repository) -> Result<(Index, Oid), git2::Er
 /// [`worktree_state`] for a caller that reads the same worktree again and again (the radar): the
 /// index is read from disk only when it changed there, and otherwise keeps what the last call
 /// staged in memory, so only files changed since then are read. Never written.
-pub(super) fn worktree_state_again(repo: &Repository) -> Result<Oid, git2::Error> {
+/// Files over `max_file` get a stand-in; returns the tree and the bytes read.
+pub(super) fn worktree_state_again(
+    repo: &Repository,
+    max_file: u64,
+) -> Result<(Oid, u64), git2::Error> {
     let mut index = repo.index()?;
     index.read(false)?;
-    stage_all(repo, &mut index)?;
-    index.write_tree()
+    let read = stage_all(repo, &mut index, Some(max_file))?;
+    Ok((index.write_tree()?, read))
 }
 
 /// An object database that reads the repository's objects (`<common dir>/objects` and its

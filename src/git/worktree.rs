@@ -555,7 +555,7 @@ pub fn snapshot_commit(worktree: &Path, message: &str) -> Result<Option<String>,
     let repo = open(worktree)?;
     let what = |doing: &str| format!("{doing} in {}", worktree.display());
     let mut index = repo.index().map_err(git_err(what("reading the index")))?;
-    super::state::stage_all(&repo, &mut index).map_err(git_err(what("staging changes")))?;
+    super::state::stage_all(&repo, &mut index, None).map_err(git_err(what("staging changes")))?;
     let tree_id = index.write_tree().map_err(git_err(what("writing the tree")))?;
     let parent = match repo.head() {
         Ok(head) => Some(head.peel_to_commit().map_err(git_err(what("reading HEAD")))?),
