@@ -179,6 +179,15 @@ fn main() {
     println!("  radar, one worktree touched: {}", ms(median(one)));
     println!("  radar, nothing touched:      {}", ms(median(none)));
 
+    // For scale: git walking one worktree of the same repository.
+    let mut status = Vec::new();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        sh_git(&b.agents[0].1, &["status", "--porcelain"]);
+        status.push(t.elapsed());
+    }
+    println!("  (reference: `git status` in one worktree: {})", ms(median(status)));
+
     // Merge, with the user's own unrelated changes in the main worktree.
     std::fs::write(b.root.join("user-untracked.txt"), "mine\n").expect("write");
     std::fs::write(b.root.join(file_of(files - 1)), "// the user's edit\n").expect("write");
@@ -225,5 +234,5 @@ fn main() {
     let tree = repo.head().and_then(|h| h.peel_to_tree()).expect("tree");
     let t = Instant::now();
     git::traps(&repo, &[&tree]).expect("traps");
-    println!("  (of which looking for libgit2 traps, per tree: {})", ms(t.elapsed()));
+    println!("  (libgit2-trap check, per tree: {})", ms(t.elapsed()));
 }
