@@ -938,6 +938,10 @@ pub fn land(spec: &LandSpec<'_>) -> Result<Landed, LandError> {
         }
     }
 
+    if plan.how == How::FastForward && spec.message.is_some() {
+        notes.push("-m was not used: a fast-forward makes no commit".into());
+    }
+
     // 3. Nothing can be lost from here on.
     let why = format!("corral: backup before merging agent {}", spec.agent);
     let backup = backup_refs(&repo, spec.agent, agent_tip, base_tip, &why)?;
