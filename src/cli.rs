@@ -83,6 +83,37 @@ pub enum Command {
     Stop { name: String },
     /// Start an agent's process again in its worktree, resuming its conversation where it can.
     Restart { name: String },
+    /// Show an agent's changes against its base: committed, uncommitted and untracked.
+    Diff {
+        name: String,
+        /// Files changed and lines added/removed, like `git diff --stat`.
+        #[arg(long)]
+        stat: bool,
+    },
+    /// Land an agent's work on its base branch, then remove the agent (unless --keep).
+    Merge {
+        name: String,
+        /// One new commit with all of the agent's changes.
+        #[arg(long, conflicts_with_all = ["rebase", "ff_only"])]
+        squash: bool,
+        /// Replay the agent's commits on the base: linear history.
+        #[arg(long, conflicts_with = "ff_only")]
+        rebase: bool,
+        /// Only fast-forward; refuse when the base has moved on.
+        #[arg(long)]
+        ff_only: bool,
+        /// Keep the agent, its worktree and its branch.
+        #[arg(long)]
+        keep: bool,
+        /// Message of the merge or squash commit.
+        #[arg(short = 'm', long = "message", value_name = "MSG")]
+        message: Option<String>,
+        /// Merge even while the agent is working.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Bring the base branch's new commits into an agent's branch and worktree.
+    Sync { name: String },
     /// Stop an agent and remove its worktree.
     Rm {
         name: String,

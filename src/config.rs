@@ -34,6 +34,22 @@ pub struct Config {
     pub ports: PortsConfig,
     pub terminal: TerminalConfig,
     pub agents: BTreeMap<String, Profile>,
+    pub merge: MergeConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MergeConfig {
+    /// How `corral sync` brings the base's new commits into an agent.
+    pub sync: SyncMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    #[default]
+    Merge,
+    Rebase,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -304,6 +320,15 @@ mod tests {
         }
         assert_eq!(l.config.terminal.scrollback, 5000);
         assert_eq!(l.config.worktree.branch_prefix, "corral/");
+        assert_eq!(l.config.merge.sync, SyncMode::Merge);
+    }
+
+    #[test]
+    fn merge_sync_mode_is_merge_or_rebase() {
+        let l = load_with("[merge]\nsync = \"rebase\"\n", None).unwrap();
+        assert_eq!(l.config.merge.sync, SyncMode::Rebase);
+        let err = load_with("[merge]\nsync = \"squash\"\n", None).unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("merge.sync"), "{err}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod attach;
 mod doctor;
+mod land;
 
 pub use attach::attach;
 pub use doctor::doctor;
@@ -14,7 +15,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::cli::Command;
 use crate::client::{self, Client};
-use crate::proto::{AgentInfo, NewAgent, Reply, Request, ServerMsg, Target};
+use crate::proto::{AgentInfo, MergeMode, NewAgent, Reply, Request, ServerMsg, Target};
 use crate::term::{Line, Size};
 
 /// Run one command; returns the process exit code.
@@ -86,6 +87,17 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
         Command::Restart { name } => {
             simple(repo, name, |t| Request::Restart { target: t, env: client::env_vec() }).await
         }
+        Command::Diff { name, stat } => land::diff(repo.as_ref(), name, stat).await,
+        Command::Merge { name, squash, rebase, ff_only, keep, message, yes } => {
+            let mode = match (squash, rebase, ff_only) {
+                (true, _, _) => MergeMode::Squash,
+                (_, true, _) => MergeMode::Rebase,
+                (_, _, true) => MergeMode::FfOnly,
+                _ => MergeMode::Merge,
+            };
+            land::merge(target(repo.as_ref(), name)?, mode, keep, message, yes).await
+        }
+        Command::Sync { name } => land::sync(target(repo.as_ref(), name)?).await,
         Command::Rm { name, force } => {
             simple(repo, name, |t| Request::Remove { target: t, force }).await
         }
@@ -215,6 +227,8 @@ fn print_table(agents: &[AgentInfo], all: bool) -> Result<()> {
         "STATUS".into(),
         "PROFILE".into(),
         "BRANCH".into(),
+        "FILES".into(),
+        "+/-".into(),
         "PORT".into(),
         "AGE".into(),
     ]];
@@ -231,6 +245,10 @@ fn print_table(agents: &[AgentInfo], all: bool) -> Result<()> {
             status,
             a.profile.clone(),
             a.branch.clone(),
+            a.diff.map(|d| d.files.to_string()).unwrap_or_else(|| "-".into()),
+            a.diff
+                .map(|d| format!("+{} -{}", d.insertions, d.deletions))
+                .unwrap_or_else(|| "-".into()),
             a.port.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
             age(a.created),
         ];
@@ -242,7 +260,7 @@ fn print_table(agents: &[AgentInfo], all: bool) -> Result<()> {
     let widths: Vec<usize> = (0..rows[0].len())
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
-    for r in rows {
+    for (n, r) in rows.iter().enumerate() {
         let mut line = String::new();
         for (i, cell) in r.iter().enumerate() {
             if i + 1 < r.len() {
@@ -252,6 +270,9 @@ fn print_table(agents: &[AgentInfo], all: bool) -> Result<()> {
             }
         }
         writeln!(out, "{}", line.trim_end())?;
+        if let Some(a) = n.checked_sub(1).and_then(|i| agents.get(i)) {
+            land::print_conflicts(&mut out, a)?;
+        }
     }
     Ok(())
 }

@@ -9,13 +9,27 @@
 //! that call did, and the debris an interrupted add leaves (an admin dir whose worktree never
 //! appeared, which would block the next add under that name) is swept first. Nothing here ever
 //! prunes a worktree that may hold work: one moved by hand looks exactly like one deleted.
+//!
+//! Landing work (`diff`, `merge`, `radar`, on top of `state`) follows the same rule: results are
+//! computed in memory, and refs move only by compare-and-swap once nothing can fail any more.
 
 mod branches;
 mod copy;
+mod diff;
+#[cfg(test)]
+mod land_tests;
+mod merge;
+mod radar;
+mod state;
 #[cfg(test)]
 mod tests;
 mod worktree;
 
 pub use branches::local_branches;
 pub use copy::copy_untracked;
+pub use diff::{DiffStat, agent_patch, agent_stat};
+pub use merge::{
+    How, LandError, LandSpec, Landed, MergeMode, SyncSpec, Synced, Traps, land, sync, traps,
+};
+pub use radar::{AgentReport, Conflict, Radar, RadarAgent};
 pub use worktree::*;

@@ -21,8 +21,7 @@ use std::path::{Path, PathBuf};
 
 use git2::build::CheckoutBuilder;
 use git2::{
-    BranchType, ErrorCode, IndexAddOption, Oid, Repository, Signature, StatusOptions, TreeWalkMode,
-    TreeWalkResult,
+    BranchType, ErrorCode, Oid, Repository, Signature, StatusOptions, TreeWalkMode, TreeWalkResult,
 };
 use thiserror::Error;
 
@@ -97,18 +96,18 @@ pub struct NewWorktree<'a> {
     pub base_commit: &'a str,
 }
 
-fn git_err(what: impl Into<String>) -> impl FnOnce(git2::Error) -> GitError {
+pub(super) fn git_err(what: impl Into<String>) -> impl FnOnce(git2::Error) -> GitError {
     let what = what.into();
     move |source| GitError::Git { what, source }
 }
 
-fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> GitError {
+pub(super) fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> GitError {
     let what = what.into();
     move |source| GitError::Io { what, source }
 }
 
 /// Open the repository at exactly `path` (no search upwards).
-fn open(path: &Path) -> Result<Repository, GitError> {
+pub(super) fn open(path: &Path) -> Result<Repository, GitError> {
     Repository::open(path).map_err(|e| match e.code() {
         ErrorCode::NotFound => GitError::NotARepo(path.to_path_buf()),
         _ => GitError::Git {
@@ -119,12 +118,12 @@ fn open(path: &Path) -> Result<Repository, GitError> {
 }
 
 /// `p` without the trailing slash libgit2 puts on directories, canonicalized when possible.
-fn canonical(p: &Path) -> PathBuf {
+pub(super) fn canonical(p: &Path) -> PathBuf {
     fs::canonicalize(p).unwrap_or_else(|_| p.components().collect())
 }
 
 /// Whether anything (file, directory, symlink, even a dangling one) is at `p`.
-fn exists(p: &Path) -> Result<bool, GitError> {
+pub(super) fn exists(p: &Path) -> Result<bool, GitError> {
     match fs::symlink_metadata(p) {
         Ok(_) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -524,7 +523,7 @@ pub fn dirty_paths(worktree: &Path) -> Result<Vec<String>, GitError> {
 }
 
 /// Resolve `spec` (branch, tag, commit-ish) to a commit id.
-fn resolve_commit(repo: &Repository, spec: &str) -> Option<Oid> {
+pub(super) fn resolve_commit(repo: &Repository, spec: &str) -> Option<Oid> {
     if let Ok(branch) = repo.find_branch(spec, BranchType::Local) {
         return branch.get().peel_to_commit().ok().map(|c| c.id());
     }
@@ -556,17 +555,7 @@ pub fn snapshot_commit(worktree: &Path, message: &str) -> Result<Option<String>,
     let repo = open(worktree)?;
     let what = |doing: &str| format!("{doing} in {}", worktree.display());
     let mut index = repo.index().map_err(git_err(what("reading the index")))?;
-    // Same as `git add -A`: new and modified files (ignored ones stay out), and deletions. Nested
-    // repositories (an agent's own clone, a `git init`) stay untracked: libgit2 cannot stage them
-    // and a gitlink without .gitmodules is not what anyone wants landed.
-    let mut skip_nested = |path: &Path, _: &[u8]| -> i32 {
-        let nested = worktree.join(path).join(".git");
-        i32::from(fs::symlink_metadata(nested).is_ok())
-    };
-    index
-        .add_all(["*"], IndexAddOption::DEFAULT, Some(&mut skip_nested))
-        .map_err(git_err(what("staging changes")))?;
-    index.update_all(["*"], None).map_err(git_err(what("staging deletions")))?;
+    super::state::stage_all(&repo, &mut index, None).map_err(git_err(what("staging changes")))?;
     let tree_id = index.write_tree().map_err(git_err(what("writing the tree")))?;
     let parent = match repo.head() {
         Ok(head) => Some(head.peel_to_commit().map_err(git_err(what("reading HEAD")))?),
@@ -675,7 +664,7 @@ pub fn remove_worktree(root: &Path, name: &str, path: &Path) -> Result<(), GitEr
 
 /// Every worktree's HEAD file with the directory it belongs to: the main one, then linked ones (even
 /// those whose directory is missing: git still counts their branch as checked out).
-fn worktree_heads(repo: &Repository) -> Result<Vec<(PathBuf, PathBuf)>, GitError> {
+pub(super) fn worktree_heads(repo: &Repository) -> Result<Vec<(PathBuf, PathBuf)>, GitError> {
     let common = repo.commondir().to_path_buf();
     let main_dir = repo
         .workdir()

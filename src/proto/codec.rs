@@ -169,7 +169,21 @@ mod tests {
             created: 2,
             prompt: None,
             queued: 0,
+            diff: Some(DiffStat { files: 1, insertions: 2, deletions: 3, ahead: 4, behind: 5 }),
+            conflicts: vec![ConflictInfo {
+                with: "b".into(),
+                base: false,
+                paths: vec!["x".into()],
+            }],
         }])));
+        round_trip(ServerMsg::Reply(Reply::Conflict(vec!["a.txt".into()])));
+        round_trip(ClientMsg::Request(Request::Merge {
+            target: Target { repo: "/r".into(), name: "a".into() },
+            mode: MergeMode::Squash,
+            keep: true,
+            message: Some("m".into()),
+            yes: false,
+        }));
     }
 
     #[test]

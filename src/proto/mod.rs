@@ -17,7 +17,7 @@ use crate::term::screen::ScreenUpdate;
 use crate::term::{Line, Size};
 
 /// Bumped whenever a message changes shape.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientMsg {
@@ -98,6 +98,29 @@ pub enum Request {
         force: bool,
     },
     KillServer,
+    /// Land the agent's work on its base branch (SPEC §5).
+    Merge {
+        target: Target,
+        mode: MergeMode,
+        /// Keep the agent, its worktree and branch afterwards.
+        keep: bool,
+        message: Option<String>,
+        /// Merge even while the agent is working.
+        yes: bool,
+    },
+    /// Bring the base's new commits into the agent's branch and worktree.
+    Sync {
+        target: Target,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MergeMode {
+    /// Fast-forward when possible, else a merge commit.
+    Merge,
+    Squash,
+    Rebase,
+    FfOnly,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,6 +151,8 @@ pub enum Reply {
         pid: u32,
         version: String,
     },
+    /// A merge or sync would conflict in these paths; nothing was changed (exit 3).
+    Conflict(Vec<String>),
 }
 
 /// An agent as `ls` shows it. Fields may be added, never renamed (`ls --json` is an interface).
@@ -152,4 +177,27 @@ pub struct AgentInfo {
     pub created: u64,
     pub prompt: Option<String>,
     pub queued: u32,
+    /// The agent's changes against its base (`None` until first computed).
+    pub diff: Option<DiffStat>,
+    /// Predicted conflicts with other agents and with the base's current tip.
+    pub conflicts: Vec<ConflictInfo>,
+}
+
+/// Files changed and lines added/removed (committed, uncommitted and untracked work against the
+/// merge base), commits ahead of and behind the base.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiffStat {
+    pub files: u32,
+    pub insertions: u32,
+    pub deletions: u32,
+    pub ahead: u32,
+    pub behind: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictInfo {
+    /// The other agent's name, or the base branch's when `base`.
+    pub with: String,
+    pub base: bool,
+    pub paths: Vec<String>,
 }

@@ -13,6 +13,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
+// Landing work (merge, sync, the radar) is session code kept in its own file; as a child module it
+// uses the session's state without widening its visibility.
+#[path = "land.rs"]
+mod land;
+
 use super::names;
 use super::pane::{PaneHandle, spawn_pane};
 use super::persist::{self, AgentRecord};
@@ -77,6 +82,7 @@ pub struct Session {
     host: Arc<dyn PtyHost>,
     tx: mpsc::UnboundedSender<SessionMsg>,
     runs: u64,
+    land: land::Land,
 }
 
 pub fn unix_now() -> u64 {
@@ -90,8 +96,14 @@ fn unix_at(at: Instant) -> u64 {
 /// Start the session actor; returns its address.
 pub fn start(host: Arc<dyn PtyHost>) -> mpsc::UnboundedSender<SessionMsg> {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut session =
-        Session { agents: BTreeMap::new(), repos: BTreeSet::new(), host, tx: tx.clone(), runs: 0 };
+    let mut session = Session {
+        agents: BTreeMap::new(),
+        repos: BTreeSet::new(),
+        host,
+        tx: tx.clone(),
+        runs: 0,
+        land: land::Land::default(),
+    };
     session.recover();
     tokio::spawn(async move {
         while let Some(msg) = rx.recv().await {
@@ -99,6 +111,7 @@ pub fn start(host: Arc<dyn PtyHost>) -> mpsc::UnboundedSender<SessionMsg> {
                 SessionMsg::Request(req, reply) => session.request(req, reply),
                 SessionMsg::Run(job) => job(&mut session),
             }
+            session.land_track_agents();
         }
     });
     tx
@@ -403,6 +416,14 @@ impl Session {
                 self.remove(target, force, reply);
                 return;
             }
+            Request::Merge { target, mode, keep, message, yes } => {
+                self.merge(target, mode, keep, message, yes, reply);
+                return;
+            }
+            Request::Sync { target } => {
+                self.sync_agent(target, reply);
+                return;
+            }
             Request::KillServer => {
                 for a in self.agents.values() {
                     if let Some(p) = &a.pane {
@@ -463,7 +484,11 @@ impl Session {
         self.agents
             .iter()
             .filter(|((r, _), _)| repo.is_none_or(|want| r == want))
-            .map(|(_, a)| info_of(a))
+            .map(|((r, _), a)| {
+                let mut info = info_of(a);
+                self.land.decorate(r, &mut info);
+                info
+            })
             .collect()
     }
 
@@ -1052,7 +1077,9 @@ fn request_repo(req: &Request) -> Option<PathBuf> {
         | Request::Attach { target, .. }
         | Request::Stop { target }
         | Request::Restart { target, .. }
-        | Request::Remove { target, .. } => Some(target.repo.clone()),
+        | Request::Remove { target, .. }
+        | Request::Merge { target, .. }
+        | Request::Sync { target } => Some(target.repo.clone()),
         Request::Ping | Request::KillServer => None,
     }
 }
@@ -1078,6 +1105,8 @@ fn info_of(a: &Agent) -> AgentInfo {
         created: a.rec.created,
         prompt: a.rec.prompt.clone(),
         queued: 0,
+        diff: None,
+        conflicts: Vec::new(),
     }
 }
 
