@@ -14,6 +14,8 @@ MB=${MB:-40}
 FILES=${FILES:-20000}
 AGENTS=${AGENTS:-20}
 if [ -n "${QUICK:-}" ]; then RUNS=1; MB=8; FILES=2000; AGENTS=5; fi
+SECTIONS=${SECTIONS:-"ingest memory cpu new"}
+want() { case " $SECTIONS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 command -v tmux >/dev/null || { echo "tmux is needed (apt-get install tmux)" >&2; exit 1; }
 cargo build --release --quiet
@@ -100,9 +102,11 @@ tmux_ingest() { # the pane's command marks the end by a file (tmux's wait-for ca
 rate() { # bytes seconds baseline
   echo "scale=1; $1 / 1048576 / ($2 - $3)" | bc -l
 }
-"$BIN" server >/dev/null
 declare -A R
-for kind in plain color; do
+R[corral-plain]=-; R[tmux-plain]=-; R[corral-color]=-; R[tmux-color]=-
+corral_rss=-; tmux_rss=-; corral_cpu=-; tmux_cpu=-; corral_new_s=-; git_new_s=-
+"$BIN" server >/dev/null
+want ingest && for kind in plain color; do
   size=$(stat -c %s "$W/$kind.txt")
   for side in corral tmux; do
     base=$(for _ in $(seq "$RUNS"); do ${side}_ingest "$W/empty.txt"; done | median)
@@ -113,6 +117,7 @@ done
 
 # --- memory per agent with a full scrollback --------------------------------------------------------
 N=10
+if want memory; then
 "$BIN" kill-server >/dev/null 2>&1 || true
 "$BIN" server >/dev/null
 spid=$(cat "$CORRAL_RUNTIME_DIR/server.lock")
@@ -136,8 +141,10 @@ for i in $(seq $N); do
 done
 tmux_rss=$(( ($(rss_kb "$tpid") - base_t) / N ))
 $TM kill-server
+fi
 
 # --- CPU with idle agents ------------------------------------------------------------------------------
+if want cpu; then
 "$BIN" server >/dev/null
 spid=$(cat "$CORRAL_RUNTIME_DIR/server.lock")
 for i in $(seq "$AGENTS"); do BENCH_FILE=$W/empty.txt BENCH_STAY=1 "$BIN" new --agent bench --detach --name idle-$i >/dev/null; done
@@ -153,8 +160,10 @@ sleep 2
 c0=$(cpu_ticks "$tpid"); sleep 10; c1=$(cpu_ticks "$tpid")
 tmux_cpu=$(echo "scale=2; ($c1 - $c0) * 100 / $hz / 10" | bc -l)
 $TM kill-server
+fi
 
 # --- new on a large repository ------------------------------------------------------------------------
+if want new; then
 big=$W/big
 mkdir -p "$big" && git -C "$big" init -q -b main
 python3 - "$big" "$FILES" <<'PY'
@@ -186,6 +195,7 @@ git_new() {
 }
 corral_new_s=$(for _ in $(seq "$RUNS"); do corral_new; done | median)
 git_new_s=$(for _ in $(seq "$RUNS"); do git_new; done | median)
+fi
 
 cat <<EOF
 | what | corral | tmux / git | budget |
@@ -194,7 +204,7 @@ cat <<EOF
 | ingest, 256-colour SGR text (MiB/s) | ${R[corral-color]} | ${R[tmux-color]} | ≥ tmux |
 | memory per agent, 5,000-line scrollback full (KiB) | $corral_rss | $tmux_rss | ≤ tmux |
 | server CPU, $AGENTS idle agents over 10 s (% of one core) | $corral_cpu | $tmux_cpu | < 1% |
-| \`new\` on a $FILES-file repository, worktree ready (s) | $(printf %.3f "$corral_new_s") | $(printf %.3f "$git_new_s") (git worktree add) | ≤ git |
+| \`new\` on a $FILES-file repository, worktree ready (s) | $corral_new_s | $git_new_s (git worktree add) | ≤ git |
 
 Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); $(tmux -V); $(git --version); $(date -u +%Y-%m-%d); inputs ${MB} MiB, $RUNS run(s) each, median.
 EOF

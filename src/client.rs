@@ -126,8 +126,13 @@ pub fn start_server() -> Result<()> {
         .open(&log_path)
         .with_context(|| format!("cannot open {}", log_path.display()))?;
     let err = log.try_clone().context("cannot duplicate the log file handle")?;
-    std::process::Command::new(exe)
-        .args(["server", "--foreground", "--detach"])
+    let mut cmd = std::process::Command::new(exe);
+    // glibc gives every thread that allocates its own arena, and each pane has four threads whose
+    // freed output buffers would stay in theirs; two arenas keep the server's memory to its data.
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        cmd.env("MALLOC_ARENA_MAX", "2");
+    }
+    cmd.args(["server", "--foreground", "--detach"])
         .stdin(std::process::Stdio::null())
         .stdout(log)
         .stderr(err)

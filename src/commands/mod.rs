@@ -153,21 +153,7 @@ pub fn terminal_size() -> Option<Size> {
 
 fn print_lines(lines: &[Line], colour: bool) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    let mut buf = String::new();
-    for l in lines {
-        buf.clear();
-        if colour {
-            l.write_ansi(&mut buf);
-        } else {
-            buf.push_str(&l.text());
-        }
-        // A soft-wrapped row continues on the next one: print the logical line whole, as
-        // `tmux capture-pane -J` does, so it can be searched and copied.
-        if !l.wrapped {
-            buf.push('\n');
-        }
-        out.write_all(buf.as_bytes())?;
-    }
+    out.write_all(crate::term::screen::render_text(lines, colour).as_bytes())?;
     out.flush()
 }
 
@@ -186,13 +172,19 @@ async fn tail(
         return Ok(0);
     }
     let lines = if lines == 0 { 10 } else { lines };
-    let Reply::Lines(first) = c.request(Request::Follow { target, lines }).await? else {
+    let Reply::Text(first) = c.request(Request::Follow { target, lines, ansi: colour }).await?
+    else {
         bail!("unexpected reply to tail -f");
     };
-    print_lines(&first, colour)?;
+    let print = |text: &str| -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        out.flush()
+    };
+    print(&first)?;
     loop {
         match c.recv().await? {
-            ServerMsg::Lines(ls) => print_lines(&ls, colour)?,
+            ServerMsg::Text(text) => print(&text)?,
             ServerMsg::Exited(code) => {
                 eprintln!(
                     "[agent exited{}]",

@@ -114,7 +114,7 @@ mod tests {
             }),
             Request::List { repo: None },
             Request::Tail { target: target(), lines: 10 },
-            Request::Follow { target: target(), lines: 0 },
+            Request::Follow { target: target(), lines: 0, ansi: true },
             Request::Send { target: target(), text: "echo $PORT".into(), enter: true },
             Request::Attach { target: target(), size: None },
             Request::Stop { target: target() },
@@ -147,7 +147,8 @@ mod tests {
             modes: Modes { bracketed_paste: true, kitty_flags: 3, ..Modes::default() },
             title: "t".into(),
         }));
-        round_trip(ServerMsg::Lines(vec![line]));
+        round_trip(ServerMsg::Text("row\n\x1b[1mbold\x1b[0m\n".into()));
+        round_trip(ServerMsg::Reply(Reply::Lines(vec![line])));
         round_trip(ServerMsg::Bell);
         round_trip(ServerMsg::Exited(Some(3)));
         round_trip(ServerMsg::Reply(Reply::Error("no agent 'x'".into())));

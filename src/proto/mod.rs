@@ -17,7 +17,7 @@ use crate::term::screen::ScreenUpdate;
 use crate::term::{Line, Size};
 
 /// Bumped whenever a message changes shape.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientMsg {
@@ -43,8 +43,8 @@ pub enum ServerMsg {
     Reply(Reply),
     /// Attached: what changed on the pane's screen.
     Screen(ScreenUpdate),
-    /// Following: settled lines, in order, each once.
-    Lines(Vec<Line>),
+    /// Following: settled lines rendered as text (plain or ANSI, as asked), in order, each once.
+    Text(String),
     /// Attached: the program rang the bell.
     Bell,
     /// Attached or following: the agent's process ended (exit code when known).
@@ -75,6 +75,8 @@ pub enum Request {
     Follow {
         target: Target,
         lines: u32,
+        /// Render with SGR colours (else plain text).
+        ansi: bool,
     },
     Send {
         target: Target,
@@ -145,6 +147,8 @@ pub enum Reply {
     Created(Vec<String>),
     Agents(Vec<AgentInfo>),
     Lines(Vec<Line>),
+    /// Text to print as it is (the start of `tail -f`).
+    Text(String),
     /// Attach accepted: the pane's size and the detach key will follow as Screen frames.
     Attached,
     Pong {

@@ -14,6 +14,7 @@ use super::pane::PaneHandle;
 use super::session::{Outcome, SessionMsg};
 use crate::proto::{self, ClientMsg, FrameError, PROTOCOL_VERSION, Reply, ServerMsg};
 use crate::term::Screen;
+use crate::term::screen::render_text;
 
 /// The pause between typed text and its Enter: agents read a fast burst as a paste and would take
 /// the Enter as a newline inside it.
@@ -142,8 +143,8 @@ async fn converse(
                     return Ok(());
                 }
             }
-            Outcome::Follow(pane, lines) => {
-                if !follow(inbox, wr, &pane, lines).await? {
+            Outcome::Follow(pane, lines, ansi) => {
+                if !follow(inbox, wr, &pane, lines, ansi).await? {
                     return Ok(());
                 }
             }
@@ -247,6 +248,7 @@ async fn follow(
     wr: &mut OwnedWriteHalf,
     pane: &PaneHandle,
     lines: u32,
+    ansi: bool,
 ) -> Result<bool, FrameError> {
     let mut state = pane.subscribe();
     state.borrow_and_update();
@@ -254,7 +256,7 @@ async fn follow(
     let mut next = first.last().map(|l| l.number + 1).unwrap_or(0);
     let skip = first.len().saturating_sub(lines as usize);
     let initial: Vec<_> = first.into_iter().skip(skip).map(|l| l.line).collect();
-    send(wr, &ServerMsg::Reply(Reply::Lines(initial))).await?;
+    send(wr, &ServerMsg::Reply(Reply::Text(render_text(&initial, ansi)))).await?;
     loop {
         let exited = state.borrow().exited;
         if exited {
@@ -275,7 +277,7 @@ async fn follow(
                 out.extend(tail);
             }
             if !out.is_empty() {
-                send(wr, &ServerMsg::Lines(out)).await?;
+                send(wr, &ServerMsg::Text(render_text(&out, ansi))).await?;
             }
             let code = state.borrow().exit_code;
             send(wr, &ServerMsg::Exited(code)).await?;
@@ -297,7 +299,9 @@ async fn follow(
                 let new = pane.settled(next).await.unwrap_or_default();
                 if let Some(l) = new.last() {
                     next = l.number + 1;
-                    send(wr, &ServerMsg::Lines(new.into_iter().map(|l| l.line).collect())).await?;
+                    // Rendered here: text is a tenth of the size of the cells it came from.
+                    let rows: Vec<_> = new.into_iter().map(|l| l.line).collect();
+                    send(wr, &ServerMsg::Text(render_text(&rows, ansi))).await?;
                 }
             }
         }

@@ -19,6 +19,8 @@ use crate::term::{Emulator, Line, Modes, NumberedLine, Screen, Size};
 
 /// How long after the process ends the pane waits for its last output before publishing the exit.
 const EXIT_DRAIN: Duration = Duration::from_millis(300);
+/// Quiet time after output before the emulator gives back its caches.
+const TRIM_AFTER: Duration = Duration::from_secs(1);
 /// How long a stopped process gets after SIGHUP before SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(3);
 
@@ -153,6 +155,7 @@ pub fn spawn_pane(
         exit_pending: None,
         reader_done: false,
         on_exit: Some(on_exit),
+        trim_at: None,
     };
     std::thread::Builder::new().name("pane".into()).spawn(move || pane.run(cmd_rx, data_rx))?;
     Ok(PaneHandle { tx: cmd_tx, state: state_rx, pid, typing: Default::default() })
@@ -194,6 +197,8 @@ struct Pane {
     exit_pending: Option<(i32, Instant)>,
     reader_done: bool,
     on_exit: Option<Box<dyn FnOnce(i32) + Send>>,
+    /// When the emulator should give back memory (a while after the last output).
+    trim_at: Option<Instant>,
 }
 
 impl Pane {
@@ -203,6 +208,7 @@ impl Pane {
             let deadline = [
                 self.emulator.sync_deadline(),
                 self.kill_deadline,
+                self.trim_at,
                 self.exit_pending.map(|(_, at)| at + EXIT_DRAIN),
             ]
             .into_iter()
@@ -236,6 +242,7 @@ impl Pane {
     fn output(&mut self, bytes: &[u8]) {
         let fb = self.emulator.feed(bytes);
         self.after_feed(fb, true);
+        self.trim_at = Some(Instant::now() + TRIM_AFTER);
     }
 
     fn after_feed(&mut self, fb: crate::term::Feedback, was_output: bool) {
@@ -304,6 +311,10 @@ impl Pane {
         if self.emulator.sync_deadline().is_some_and(|d| d <= now) {
             let fb = self.emulator.flush_sync();
             self.after_feed(fb, false);
+        }
+        if self.trim_at.is_some_and(|d| d <= now) {
+            self.trim_at = None;
+            self.emulator.trim_memory();
         }
         if self.kill_deadline.is_some_and(|d| d <= now) {
             self.kill_deadline = None;

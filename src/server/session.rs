@@ -46,7 +46,7 @@ pub enum SessionMsg {
 pub enum Outcome {
     Reply(Reply),
     Attach(PaneHandle),
-    Follow(PaneHandle, u32),
+    Follow(PaneHandle, u32, bool),
     /// Type `text` (then Enter, as its own write, when `enter`).
     Send(PaneHandle, String, bool),
     /// Reply Ok, then stop the server.
@@ -382,8 +382,8 @@ impl Session {
                 }
                 Err(e) => err(e),
             },
-            Request::Follow { target, lines } => match self.live_pane(&target, false) {
-                Ok(pane) => Outcome::Follow(pane, lines),
+            Request::Follow { target, lines, ansi } => match self.live_pane(&target, false) {
+                Ok(pane) => Outcome::Follow(pane, lines, ansi),
                 Err(e) => err(e),
             },
             Request::Attach { target, size } => match self.live_pane(&target, true) {

@@ -86,6 +86,8 @@ pub trait Emulator: Send {
     fn sync_deadline(&self) -> Option<Instant>;
     /// Flush a synchronized update whose deadline passed.
     fn flush_sync(&mut self) -> Feedback;
+    /// Give back memory held for speed (caches of blank rows). Called when output goes quiet.
+    fn trim_memory(&mut self) {}
     /// Resize the grid (reflowing as the real terminal would). Sizes are clamped to at least 1x1.
     fn resize(&mut self, size: Size);
     fn size(&self) -> Size;

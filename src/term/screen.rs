@@ -407,6 +407,23 @@ fn printable(c: char) -> char {
     if c.is_control() { ' ' } else { c }
 }
 
+/// Rows as text for a reader: plain or with SGR colours, one logical line per output line (a
+/// soft-wrapped row runs on into the next one, as `tmux capture-pane -J` prints it).
+pub fn render_text(lines: &[Line], ansi: bool) -> String {
+    let mut out = String::with_capacity(lines.len() * 64);
+    for l in lines {
+        if ansi {
+            l.write_ansi(&mut out);
+        } else {
+            out.push_str(&l.text());
+        }
+        if !l.wrapped {
+            out.push('\n');
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{AlacrittyEmulator, Emulator};
