@@ -97,8 +97,7 @@ fn an_unusual_spinner_word_is_working_by_the_spinner_rule_alone() {
     let spinner = report.iter().find(|r| r.name == "spinner").unwrap();
     assert!(spinner.matched, "{spinner:?}");
     // And with the footer gone (an older or narrower layout), the verdict stays working.
-    let no_footer: Vec<String> =
-        rows.iter().map(|r| r.replace("esc to interrupt", "")).collect();
+    let no_footer: Vec<String> = rows.iter().map(|r| r.replace("esc to interrupt", "")).collect();
     assert_eq!(
         rules("claude").evaluate(&no_footer).decided,
         Some((Status::Working, "spinner".to_string()))

@@ -3,6 +3,7 @@
 
 mod attach;
 mod doctor;
+mod status;
 
 pub use attach::attach;
 pub use doctor::doctor;
@@ -76,12 +77,25 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
             let mut c = Client::connect().await?;
             tail(&mut c, target, follow, lines, colour).await
         }
-        Command::Send { name, text, no_enter } => {
+        Command::Send { name, text, no_enter, queue } => {
             let target = target(repo.as_ref(), name)?;
             let mut c = Client::connect().await?;
+            if queue {
+                if let Reply::Note(n) = c.request(Request::Enqueue { target, text }).await? {
+                    eprintln!("{n}");
+                }
+                return Ok(0);
+            }
             c.request(Request::Send { target, text, enter: !no_enter }).await?;
             Ok(0)
         }
+        Command::Queue { name, clear, remove } => {
+            status::queue(target(repo.as_ref(), name)?, clear, remove).await
+        }
+        Command::Status { name, explain, json } => {
+            status::status(target(repo.as_ref(), name)?, explain, json).await
+        }
+        Command::Hook { event, payload } => Ok(status::hook(repo, &event, payload).await),
         Command::Stop { name } => simple(repo, name, |t| Request::Stop { target: t }).await,
         Command::Restart { name } => {
             simple(repo, name, |t| Request::Restart { target: t, env: client::env_vec() }).await

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
+mod status;
+
 use super::names;
 use super::pane::{PaneHandle, spawn_pane};
 use super::persist::{self, AgentRecord};
@@ -40,7 +42,8 @@ pub enum SessionMsg {
 /// What a connection does with a request's answer.
 pub enum Outcome {
     Reply(Reply),
-    Attach(PaneHandle),
+    /// Stream the pane, and notices of agents that need attention.
+    Attach(PaneHandle, tokio::sync::broadcast::Receiver<crate::status::Notice>),
     Follow(PaneHandle, u32),
     /// Type `text` (then Enter, as its own write, when `enter`).
     Send(PaneHandle, String, bool),
@@ -77,6 +80,7 @@ pub struct Session {
     host: Arc<dyn PtyHost>,
     tx: mpsc::UnboundedSender<SessionMsg>,
     runs: u64,
+    status: status::StatusBook,
 }
 
 pub fn unix_now() -> u64 {
@@ -90,8 +94,14 @@ fn unix_at(at: Instant) -> u64 {
 /// Start the session actor; returns its address.
 pub fn start(host: Arc<dyn PtyHost>) -> mpsc::UnboundedSender<SessionMsg> {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut session =
-        Session { agents: BTreeMap::new(), repos: BTreeSet::new(), host, tx: tx.clone(), runs: 0 };
+    let mut session = Session {
+        agents: BTreeMap::new(),
+        repos: BTreeSet::new(),
+        host,
+        tx: tx.clone(),
+        runs: 0,
+        status: Default::default(),
+    };
     session.recover();
     tokio::spawn(async move {
         while let Some(msg) = rx.recv().await {
@@ -215,6 +225,14 @@ fn build_argv(
     let template =
         if resume && !profile.resume.is_empty() { &profile.resume } else { &profile.command };
     let mut argv: Vec<String> = template.iter().map(|a| expand_one(a, &p)).collect();
+    if profile.hooks
+        && let Some(flavor) = argv.first().and_then(|p| crate::status::hooks::flavor_of(p))
+        && let Ok(exe) = std::env::current_exe()
+    {
+        // Right after the program, so a prompt or subcommand at the end stays last.
+        let extra = crate::status::hooks::install_args(flavor, &exe.to_string_lossy());
+        argv.splice(1..1, extra);
+    }
     if !resume
         && profile.prompt == PromptMode::Arg
         && let Some(prompt) = rec.prompt.as_ref().filter(|p| !p.is_empty())
@@ -261,6 +279,8 @@ fn agent_env(
         env.insert("PORT".into(), port.to_string());
     }
     env.insert("PWD".into(), rec.worktree.to_string_lossy().into_owned());
+    // Hooks (`corral hook`) and corral commands run by the agent reach this server.
+    env.insert("CORRAL_RUNTIME_DIR".into(), paths::runtime_dir().to_string_lossy().into_owned());
     let p = Placeholders::for_agent(client_env, rec);
     for (k, v) in &profile.env {
         env.insert(k.clone(), expand_one(v, &p));
@@ -383,7 +403,7 @@ impl Session {
                             a.rec.size = size;
                         }
                     }
-                    Outcome::Attach(pane)
+                    Outcome::Attach(pane, self.status.subscribe())
                 }
                 Err(e) => err(e),
             },
@@ -403,6 +423,13 @@ impl Session {
                 self.remove(target, force, reply);
                 return;
             }
+            Request::Hook { target, event, payload } => self.hook(&target, &event, &payload),
+            Request::Status { target, explain } => {
+                self.status_report(&target, explain, reply);
+                return;
+            }
+            Request::Enqueue { target, text } => self.enqueue(&target, text),
+            Request::Queue { target, clear, remove } => self.queue(&target, clear, remove),
             Request::KillServer => {
                 for a in self.agents.values() {
                     if let Some(p) = &a.pane {
@@ -462,7 +489,7 @@ impl Session {
         self.agents
             .iter()
             .filter(|((r, _), _)| repo.is_none_or(|want| r == want))
-            .map(|(_, a)| info_of(a))
+            .map(|(k, a)| self.agent_info(k, a))
             .collect()
     }
 
@@ -558,6 +585,7 @@ impl Session {
                 size,
                 argv: Vec::new(),
                 exit_code: None,
+                queue: Vec::new(),
             };
             // Reserve the name and the port while the worktree is made.
             self.agents.insert(
@@ -589,8 +617,9 @@ impl Session {
                         if let Some(a) = s.agents.get_mut(&key) {
                             a.rec = rec;
                             a.phase = Phase::Ready;
-                            a.pane = Some(pane);
+                            a.pane = Some(pane.clone());
                             a.run = run;
+                            s.start_badge(&key, &pane, run);
                         }
                     }
                     s.save(&root);
@@ -739,12 +768,13 @@ impl Session {
         a.phase = Phase::Ready;
         match pane {
             Ok(p) => {
-                a.pane = Some(p);
+                a.pane = Some(p.clone());
                 a.run = run;
                 a.recovered_at = None;
                 a.rec.argv = spec.argv;
                 a.rec.exit_code = None;
                 let repo = key.0.clone();
+                self.start_badge(key, &p, run);
                 self.save(&repo);
                 let _ = reply.send(Outcome::Reply(Reply::Ok));
             }
@@ -820,6 +850,7 @@ impl Session {
             let _ = tx.send(SessionMsg::Run(Box::new(move |s: &mut Session| match done {
                 Ok(note) => {
                     s.agents.remove(&key);
+                    s.forget_badge(&key);
                     s.save(&key.0);
                     let _ = reply.send(Outcome::Reply(match note {
                         Some(n) => Reply::Note(n),
@@ -1051,7 +1082,11 @@ fn request_repo(req: &Request) -> Option<PathBuf> {
         | Request::Attach { target, .. }
         | Request::Stop { target }
         | Request::Restart { target, .. }
-        | Request::Remove { target, .. } => Some(target.repo.clone()),
+        | Request::Remove { target, .. }
+        | Request::Hook { target, .. }
+        | Request::Status { target, .. }
+        | Request::Enqueue { target, .. }
+        | Request::Queue { target, .. } => Some(target.repo.clone()),
         Request::Ping | Request::KillServer => None,
     }
 }

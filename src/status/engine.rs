@@ -63,6 +63,7 @@ pub struct Engine {
     hook: Option<Hold>,
     screen: Option<(Status, String)>,
     last_change: Option<Instant>,
+    first_change: Option<Instant>,
     fingerprint: Option<u64>,
     last_progress: Instant,
     working_since: Option<Instant>,
@@ -81,6 +82,7 @@ impl Engine {
             hook: None,
             screen: None,
             last_change: None,
+            first_change: None,
             fingerprint: None,
             last_progress: now,
             working_since: None,
@@ -112,6 +114,7 @@ impl Engine {
     /// The screen was evaluated after a change that happened at `changed_at`.
     pub fn on_screen(&mut self, changed_at: Instant, eval: Evaluation) {
         self.last_change = Some(self.last_change.map_or(changed_at, |t| t.max(changed_at)));
+        self.first_change.get_or_insert(changed_at);
         if self.fingerprint != Some(eval.fingerprint) {
             self.fingerprint = Some(eval.fingerprint);
             self.last_progress = self.last_progress.max(changed_at);
@@ -179,6 +182,10 @@ impl Engine {
         }
     }
 
+    fn still_starting(&self, now: Instant) -> bool {
+        self.first_change.is_none_or(|t| now.saturating_duration_since(t) < self.timing.idle_after)
+    }
+
     /// When working began or last made progress, whichever is later.
     fn progress_base(&self) -> Instant {
         self.working_since.map_or(self.last_progress, |w| w.max(self.last_progress))
@@ -192,8 +199,13 @@ impl Engine {
         }
         match to {
             Status::Starting => return None,
-            Status::Working if self.status == Status::Starting && source == Source::Activity => {
-                // Drawing a banner is not work; a rule, a hook or going quiet ends `starting`.
+            Status::Working
+                if self.status == Status::Starting
+                    && source == Source::Activity
+                    && self.still_starting(now) =>
+            {
+                // Drawing a banner is not work; a rule, a hook, going quiet or output that goes on
+                // past the quiet period ends `starting`.
                 return None;
             }
             Status::Working if matches!(self.status, Status::Working | Status::Stuck) => {
@@ -246,6 +258,11 @@ impl Engine {
             && cand == Status::Working
         {
             consider(t + self.timing.idle_after);
+            if self.status == Status::Starting
+                && let Some(first) = self.first_change
+            {
+                consider(first + self.timing.idle_after);
+            }
         }
         if let Some(s) = self.idle_candidate_since {
             consider(s + self.timing.idle_after);
@@ -270,15 +287,20 @@ impl Engine {
 
     /// One line per signal, for `--explain`.
     pub fn signals(&self, now: Instant) -> Vec<String> {
-        let ago = |t: Instant| format!("{:.1} s ago", now.saturating_duration_since(t).as_secs_f32());
+        let ago =
+            |t: Instant| format!("{:.1} s ago", now.saturating_duration_since(t).as_secs_f32());
         let mut out = Vec::new();
         out.push(match &self.exited {
             Some(r) => r.clone(),
             None => "process: running".into(),
         });
         out.push(match &self.hook {
-            Some(h) => format!("hook: {} ({}), holds until the screen shows another state", h.status, h.reason)
-                + &format!(", {}", ago(h.at)),
+            Some(h) => {
+                format!(
+                    "hook: {} ({}), holds until the screen shows another state",
+                    h.status, h.reason
+                ) + &format!(", {}", ago(h.at))
+            }
             None => "hook: none in force".into(),
         });
         out.push(match &self.screen {
@@ -321,6 +343,7 @@ mod tests {
         assert_eq!(e.decide(t0), None);
         e.on_screen(t0 + ms(10), ev(None, 1));
         assert_eq!(e.decide(t0 + ms(20)), None, "banner output keeps starting");
+        assert_eq!(e.next_deadline(t0 + ms(20)), Some(t0 + ms(1510)));
         let d = e.next_deadline(t0 + ms(20)).unwrap();
         assert_eq!(d, t0 + ms(1510));
         assert_eq!(e.decide(d).unwrap().to, Status::Idle);
@@ -330,6 +353,18 @@ mod tests {
         assert!(tr.reason.starts_with("activity"), "{}", tr.reason);
         assert_eq!(e.decide(t0 + ms(4000)), None);
         assert_eq!(e.decide(t0 + ms(4500)).unwrap().to, Status::Idle);
+    }
+
+    #[test]
+    fn output_that_goes_on_past_the_quiet_period_is_work() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        for i in 0..15u64 {
+            e.on_screen(t0 + ms(i * 100), ev(None, 1));
+            assert_eq!(e.decide(t0 + ms(i * 100)), None);
+        }
+        e.on_screen(t0 + ms(1500), ev(None, 1));
+        assert_eq!(e.decide(t0 + ms(1500)).unwrap().to, Status::Working);
     }
 
     #[test]

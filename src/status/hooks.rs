@@ -29,8 +29,7 @@ pub fn interpret(event: &str, payload: &str) -> Option<(Status, String)> {
         "UserPromptSubmit" | "PreToolUse" | "PostToolUse" | "PostToolUseFailure" | "PreCompact"
         | "SubagentStart" => {
             let tool = field("tool_name");
-            let why =
-                if tool.is_empty() { event.to_string() } else { format!("{event} ({tool})") };
+            let why = if tool.is_empty() { event.to_string() } else { format!("{event} ({tool})") };
             said(Status::Working, why)
         }
         "PermissionRequest" => {
@@ -53,7 +52,9 @@ pub fn interpret(event: &str, payload: &str) -> Option<(Status, String)> {
         "Stop" => said(Status::Idle, event.to_string()),
         // Codex's notify program.
         "codex" => match field("type") {
-            "agent-turn-complete" => said(Status::Idle, "codex notify (agent-turn-complete)".into()),
+            "agent-turn-complete" => {
+                said(Status::Idle, "codex notify (agent-turn-complete)".into())
+            }
             "approval-requested" => {
                 said(Status::NeedsInput, "codex notify (approval-requested)".into())
             }
@@ -136,7 +137,10 @@ mod tests {
     #[test]
     fn claude_events_map_to_states() {
         let p = r#"{"tool_name":"Write"}"#;
-        assert_eq!(interpret("PreToolUse", p), Some((Status::Working, "PreToolUse (Write)".into())));
+        assert_eq!(
+            interpret("PreToolUse", p),
+            Some((Status::Working, "PreToolUse (Write)".into()))
+        );
         assert_eq!(interpret("PermissionRequest", p).unwrap().0, Status::NeedsInput);
         assert_eq!(
             interpret("Notification", r#"{"notification_type":"permission_prompt"}"#).unwrap().0,

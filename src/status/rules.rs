@@ -135,8 +135,11 @@ impl RuleSet {
                 RegionKind::AboveInput => Some(compile_one(&spec.name, &spec.input)?),
                 _ => None,
             };
-            let patterns =
-                spec.patterns.iter().map(|p| compile_one(&spec.name, p)).collect::<Result<_, _>>()?;
+            let patterns = spec
+                .patterns
+                .iter()
+                .map(|p| compile_one(&spec.name, p))
+                .collect::<Result<_, _>>()?;
             let unless =
                 spec.unless.iter().map(|p| compile_one(&spec.name, p)).collect::<Result<_, _>>()?;
             rules.push(Rule { spec: spec.clone(), input, patterns, unless });
@@ -224,7 +227,8 @@ impl Rule {
     }
 
     fn matches(&self, text: &str) -> bool {
-        self.patterns.iter().all(|p| p.is_match(text)) && !self.unless.iter().any(|p| p.is_match(text))
+        self.patterns.iter().all(|p| p.is_match(text))
+            && !self.unless.iter().any(|p| p.is_match(text))
     }
 
     fn why(&self, text: &str) -> (bool, String) {
