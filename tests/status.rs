@@ -25,10 +25,9 @@ fn status_of(env: &Env, name: &str) -> (String, String) {
 
 /// Wait until the agent's status is `want`; returns its reason.
 fn wait_status(env: &Env, name: &str, want: &str) -> String {
-    let mut last = (String::new(), String::new());
     let deadline = std::time::Instant::now() + DEADLINE;
     loop {
-        last = status_of(env, name);
+        let last = status_of(env, name);
         if last.0 == want {
             return last.1;
         }
