@@ -19,7 +19,7 @@ use crate::status::rules::RuleReport;
 use crate::status::{Engine, RuleSet, Status, Timing, Transition};
 
 /// The least time between two reads of the screen: output arriving faster is read at this pace.
-pub const MIN_GAP: Duration = Duration::from_millis(50);
+pub const MIN_GAP: Duration = Duration::from_millis(25);
 /// Files looked at, at most, in one search for worktree changes.
 const SCAN_LIMIT: usize = 200_000;
 
@@ -207,8 +207,8 @@ impl Badge {
     }
 
     async fn read_screen(&mut self) {
-        if let Some(screen) = self.pane.screen().await {
-            self.rows = screen.lines.iter().map(|l| l.text()).collect();
+        if let Some(rows) = self.pane.screen_text().await {
+            self.rows = rows;
         }
     }
 
