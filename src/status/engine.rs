@@ -167,6 +167,18 @@ impl Engine {
             return (Status::Exited, r.clone(), Source::Process);
         }
         if let Some(h) = &self.hook {
+            // A question on screen beats a hook that says otherwise: hooks can be stale or about
+            // another turn (Codex notifies a finished side turn while its approval prompt waits),
+            // and an agent waiting for an answer must never read as idle.
+            if let Some((Status::NeedsInput, name)) = &self.screen
+                && h.status != Status::NeedsInput
+            {
+                return (
+                    Status::NeedsInput,
+                    format!("rule: {name} (over hook: {})", h.reason),
+                    Source::Rule,
+                );
+            }
             return (h.status, format!("hook: {}", h.reason), Source::Hook);
         }
         if let Some((s, name)) = &self.screen {
@@ -418,6 +430,21 @@ mod tests {
         e.on_hook(t0 + ms(6000), Status::Idle, "Stop".into());
         assert_eq!(e.decide(t0 + ms(6000)), None);
         assert_eq!(e.decide(t0 + ms(7500)).unwrap().reason, "hook: Stop");
+    }
+
+    #[test]
+    fn a_question_on_screen_beats_a_hook_that_says_idle() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        e.on_screen(t0, ev(Some(Status::NeedsInput), 1));
+        assert_eq!(e.decide(t0).unwrap().to, Status::NeedsInput);
+        e.on_hook(t0 + ms(100), Status::Idle, "codex notify (agent-turn-complete)".into());
+        assert_eq!(e.decide(t0 + ms(5000)), None);
+        assert!(e.reason().contains("over hook"), "{}", e.reason());
+        // Approved: the screen moves on, and the stale hook is spent with it.
+        e.on_screen(t0 + ms(6000), ev(Some(Status::Working), 2));
+        let tr = e.decide(t0 + ms(6000)).unwrap();
+        assert_eq!((tr.to, tr.reason.as_str()), (Status::Working, "rule: working-rule"));
     }
 
     #[test]
