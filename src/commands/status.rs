@@ -93,9 +93,18 @@ pub async fn hook(repo: Option<PathBuf>, event: &str, payload: Option<String>) -
         Some(p) => p,
         None if std::io::stdin().is_terminal() => String::new(),
         None => {
-            let mut buf = String::new();
-            let _ = std::io::stdin().take(HOOK_PAYLOAD_MAX).read_to_string(&mut buf);
-            buf
+            // On a thread, so a caller that never closes our stdin cannot hold the agent up.
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            std::thread::spawn(move || {
+                let mut buf = String::new();
+                let _ = std::io::stdin().take(HOOK_PAYLOAD_MAX).read_to_string(&mut buf);
+                let _ = tx.send(buf);
+            });
+            tokio::time::timeout(HOOK_LIMIT / 2, rx)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default()
         }
     };
     let (Ok(name), repo) = (std::env::var("CORRAL_AGENT"), repo) else { return 0 };
