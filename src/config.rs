@@ -70,6 +70,7 @@ impl StatusConfig {
         crate::status::Timing {
             idle_after: std::time::Duration::from_millis(self.idle_after_ms),
             stuck_after: std::time::Duration::from_secs(self.stuck_after_secs),
+            ..crate::status::Timing::default()
         }
     }
 }

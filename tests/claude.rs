@@ -11,72 +11,8 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
-
+use common::live::*;
 use common::*;
-
-fn find_agent_cli(name: &str) -> Option<PathBuf> {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    if let Some(d) = std::env::var_os("CORRAL_TEST_AGENTS_BIN") {
-        dirs.push(d.into());
-    }
-    if let Some(p) = std::env::var_os("PATH") {
-        dirs.extend(std::env::split_paths(&p));
-    }
-    dirs.push(manifest.join("node_modules/.bin"));
-    dirs.push(manifest.join(".ci/agents/node_modules/.bin"));
-    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Mock(Child);
-
-impl Drop for Mock {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct StopOnDrop<'a>(&'a AtomicBool);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
-
-fn now_secs() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
-}
-
-/// The mock's log: (time, event, script index).
-fn mock_log(path: &Path) -> Vec<(f64, String, i64)> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .map(|v| {
-            (
-                v["t"].as_f64().unwrap(),
-                v["event"].as_str().unwrap().to_string(),
-                v["index"].as_i64().unwrap_or(-1),
-            )
-        })
-        .collect()
-}
-
-fn when(log: &[(f64, String, i64)], event: &str, index: i64) -> Option<f64> {
-    log.iter().find(|(_, e, i)| e == event && *i == index).map(|(t, _, _)| *t)
-}
 
 #[test]
 fn claude_code_badge_follows_permission_prompt_and_streaming_against_the_mock_log() {
@@ -107,17 +43,7 @@ fn claude_code_badge_follows_permission_prompt_and_streaming_against_the_mock_lo
         }
     ]);
     std::fs::write(root.join("script.json"), script.to_string()).unwrap();
-    let mock = Mock(
-        Command::new("python3")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mock_anthropic.py"))
-            .arg(port.to_string())
-            .arg(root.join("script.json"))
-            .arg(&log_path)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("python3 runs the mock"),
-    );
-    wait_for("the mock to listen", || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+    let mock = Mock::start("mock_anthropic.py", port, &root.join("script.json"), &log_path);
 
     // Claude Code offline: an API key it has approved, onboarding done, and the main repository
     // trusted (a corral worktree is a linked worktree: trust is looked up at the main root).
@@ -143,9 +69,6 @@ DISABLE_AUTOUPDATER = "1"
         claude = claude.display(),
     ));
 
-    // Record every status the badge shows, with the time, until told to stop.
-    let seen: Mutex<Vec<(f64, String, String)>> = Mutex::default();
-    let stop = AtomicBool::new(false);
     let out = env.ok(&[
         "new",
         "create hello.txt",
@@ -158,57 +81,36 @@ DISABLE_AUTOUPDATER = "1"
         "100x30",
     ]);
     assert_eq!(out.trim(), "cc");
-    let statuses = || seen.lock().unwrap().iter().map(|(_, s, _)| s.clone()).collect::<Vec<_>>();
-    let explain = |env: &Env| {
-        format!(
-            "badge: {:?}\nmock: {:?}\nscreen:\n{}",
-            seen.lock().unwrap(),
-            mock_log(&log_path),
-            env.tail("cc")
-        )
-    };
-
-    std::thread::scope(|scope| {
-        scope.spawn(|| {
-            while !stop.load(Ordering::Relaxed) {
-                let before = now_secs();
-                let Ok(out) = env.cmd(&["ls", "--json"]).output() else { continue };
-                let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
-                    continue;
-                };
-                let Some(a) = v["agents"].as_array().and_then(|a| a.first()) else { continue };
-                let s = a["status"].as_str().unwrap_or("").to_string();
-                let r = a["status_reason"].as_str().unwrap_or("").to_string();
-                let mut seen = seen.lock().unwrap();
-                if seen.last().is_none_or(|(_, last, _)| *last != s) {
-                    // The status held at least from the moment the request was sent.
-                    seen.push((before, s, r));
-                }
-            }
-        });
-        // Whatever happens below, the watcher stops (a failed assertion must not hang the scope).
-        let _stop = StopOnDrop(&stop);
+    let seen = record_badge(&env, "cc", |seen| {
         // The permission prompt: needs-input.
         wait_for("needs-input at the permission prompt", || {
-            statuses().iter().any(|s| s == "needs-input").then_some(())
+            saw_after(seen, "needs-input", 0.0).then_some(())
         });
         // The PermissionRequest hook may come a moment before the prompt is drawn.
         env.wait_tail("cc", |t| t.contains("Do you want to create hello.txt?"));
         assert!(!worktree.join("hello.txt").exists(), "nothing written before permission");
         // Grant it (Enter on "1. Yes"), and wait for the end of the turn.
         env.ok(&["send", "cc", ""]);
-        wait_for("idle after the long reply", || {
-            let log = mock_log(&log_path);
-            let end = when(&log, "stream_end", 1)?;
-            let seen = seen.lock().unwrap();
-            seen.iter().any(|(t, s, _)| s == "idle" && *t > end).then_some(())
-        });
+        wait_or(
+            "idle after the long reply",
+            || {
+                let end = when(&mock_log(&log_path), "stream_end", 1)?;
+                saw_after(seen, "idle", end).then_some(())
+            },
+            || {
+                format!(
+                    "badge: {:?}\nmock: {:?}\nscreen:\n{}",
+                    seen.lock().unwrap(),
+                    mock_log(&log_path),
+                    env.tail("cc")
+                )
+            },
+        );
     });
     drop(mock);
 
     let log = mock_log(&log_path);
-    let why = explain(&env);
-    let seen = seen.lock().unwrap().clone();
+    let why = format!("badge: {seen:?}\nmock: {log:?}\nscreen:\n{}", env.tail("cc"));
     let first_request = when(&log, "request", 0).unwrap();
     let tool_sent = when(&log, "stream_end", 0).unwrap();
     let resumed = when(&log, "request", 1).unwrap();

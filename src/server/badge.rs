@@ -86,7 +86,8 @@ pub fn start(
     on_change: Box<dyn Fn(Transition, View) + Send>,
 ) -> BadgeHandle {
     let now = Instant::now();
-    let engine = Engine::new(now, settings.timing);
+    let mut engine = Engine::new(now, settings.timing);
+    engine.set_has_rules(!settings.rules.is_empty());
     let (view_tx, view_rx) = watch::channel(View {
         status: engine.status(),
         since: unix_of(now),
@@ -157,6 +158,7 @@ impl Badge {
                     Some(Msg::Settings(s)) => {
                         self.settings = s;
                         self.engine.set_timing(self.settings.timing);
+                        self.engine.set_has_rules(!self.settings.rules.is_empty());
                         self.engine.on_rules(self.settings.rules.evaluate(&self.rows));
                     }
                     Some(Msg::Explain(reply)) => {

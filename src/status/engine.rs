@@ -20,11 +20,18 @@ pub struct Timing {
     pub idle_after: Duration,
     /// How long `working` may go without progress before it is `stuck`.
     pub stuck_after: Duration,
+    /// With screen rules, how long activity alone may not end `starting`: an agent that loads for
+    /// a while before drawing its prompt is not idle, and its rules will say when it is ready.
+    pub startup_grace: Duration,
 }
 
 impl Default for Timing {
     fn default() -> Timing {
-        Timing { idle_after: Duration::from_millis(1500), stuck_after: Duration::from_secs(300) }
+        Timing {
+            idle_after: Duration::from_millis(1500),
+            stuck_after: Duration::from_secs(300),
+            startup_grace: Duration::from_secs(20),
+        }
     }
 }
 
@@ -65,10 +72,15 @@ pub struct Engine {
     last_change: Option<Instant>,
     first_change: Option<Instant>,
     fingerprint: Option<u64>,
+    /// When the screen's text (letters, not spinners or timers) last changed.
+    last_text_change: Option<Instant>,
     last_progress: Instant,
     working_since: Option<Instant>,
     idle_candidate_since: Option<Instant>,
     exited: Option<String>,
+    /// Whether the profile has screen rules (then activity alone does not end `starting` soon).
+    has_rules: bool,
+    started: Instant,
 }
 
 impl Engine {
@@ -84,11 +96,18 @@ impl Engine {
             last_change: None,
             first_change: None,
             fingerprint: None,
+            last_text_change: None,
             last_progress: now,
             working_since: None,
             idle_candidate_since: None,
             exited: None,
+            has_rules: false,
+            started: now,
         }
+    }
+
+    pub fn set_has_rules(&mut self, has_rules: bool) {
+        self.has_rules = has_rules;
     }
 
     pub fn status(&self) -> Status {
@@ -118,6 +137,7 @@ impl Engine {
         if self.fingerprint != Some(eval.fingerprint) {
             self.fingerprint = Some(eval.fingerprint);
             self.last_progress = self.last_progress.max(changed_at);
+            self.last_text_change = Some(changed_at);
         }
         self.rules_changed(eval);
     }
@@ -167,17 +187,15 @@ impl Engine {
             return (Status::Exited, r.clone(), Source::Process);
         }
         if let Some(h) = &self.hook {
-            // A question on screen beats a hook that says otherwise: hooks can be stale or about
-            // another turn (Codex notifies a finished side turn while its approval prompt waits),
-            // and an agent waiting for an answer must never read as idle.
-            if let Some((Status::NeedsInput, name)) = &self.screen
-                && h.status != Status::NeedsInput
+            // What the screen plainly shows beats a hook that says less: hooks can be stale or
+            // about another turn (Codex notifies a finished side turn while its approval prompt
+            // waits). A question on screen is never read as anything else, and visible work is
+            // not read as idle; the screen shows the end of a turn soon enough.
+            if let Some((shown, name)) = &self.screen
+                && ((*shown == Status::NeedsInput && h.status != Status::NeedsInput)
+                    || (*shown == Status::Working && h.status == Status::Idle))
             {
-                return (
-                    Status::NeedsInput,
-                    format!("rule: {name} (over hook: {})", h.reason),
-                    Source::Rule,
-                );
+                return (*shown, format!("rule: {name} (over hook: {})", h.reason), Source::Rule);
             }
             return (h.status, format!("hook: {}", h.reason), Source::Hook);
         }
@@ -194,6 +212,17 @@ impl Engine {
         }
     }
 
+    /// When a pending idle may be taken: the candidate and the screen's text both quiet long enough.
+    fn idle_due(&self) -> Option<Instant> {
+        let since = self.idle_candidate_since?;
+        let quiet_from = self.last_text_change.map_or(since, |t| t.max(since));
+        Some(quiet_from + self.timing.idle_after)
+    }
+
+    fn in_grace(&self, now: Instant) -> bool {
+        self.has_rules && now.saturating_duration_since(self.started) < self.timing.startup_grace
+    }
+
     fn still_starting(&self, now: Instant) -> bool {
         self.first_change.is_none_or(|t| now.saturating_duration_since(t) < self.timing.idle_after)
     }
@@ -208,6 +237,9 @@ impl Engine {
         let (mut to, mut reason, source) = self.candidate(now);
         if to != Status::Idle {
             self.idle_candidate_since = None;
+        }
+        if self.status == Status::Starting && source == Source::Activity && self.in_grace(now) {
+            return None;
         }
         match to {
             Status::Starting => return None,
@@ -231,9 +263,11 @@ impl Engine {
                 }
             }
             Status::Idle if self.status != Status::Idle && source != Source::Activity => {
-                // Activity's idle is itself a quiet period; a rule's or a hook's must hold for one.
-                let since = *self.idle_candidate_since.get_or_insert(now);
-                if now.saturating_duration_since(since) < self.timing.idle_after {
+                // Activity's idle is itself a quiet period; a rule's or a hook's must hold for one,
+                // with the screen's text quiet too: Codex streams its answer above an idle-looking
+                // prompt with no sign of work but the words arriving.
+                self.idle_candidate_since.get_or_insert(now);
+                if now < self.idle_due().unwrap_or(now) {
                     return None;
                 }
             }
@@ -265,6 +299,10 @@ impl Engine {
         let mut at: Option<Instant> = None;
         let mut consider = |t: Instant| at = Some(at.map_or(t, |a| a.min(t)));
         let (cand, _, source) = self.candidate(now);
+        if self.status == Status::Starting && source == Source::Activity && self.in_grace(now) {
+            // Only a rule, a hook or the end of the grace can end `starting` now.
+            return Some(self.started + self.timing.startup_grace);
+        }
         if source == Source::Activity
             && let Some(t) = self.last_change
             && cand == Status::Working
@@ -276,8 +314,8 @@ impl Engine {
                 consider(first + self.timing.idle_after);
             }
         }
-        if let Some(s) = self.idle_candidate_since {
-            consider(s + self.timing.idle_after);
+        if let Some(due) = self.idle_due() {
+            consider(due);
         } else if cand == Status::Idle && self.status != Status::Idle {
             consider(now + self.timing.idle_after);
         }
@@ -337,8 +375,11 @@ impl Engine {
 mod tests {
     use super::*;
 
-    const T: Timing =
-        Timing { idle_after: Duration::from_millis(1500), stuck_after: Duration::from_secs(60) };
+    const T: Timing = Timing {
+        idle_after: Duration::from_millis(1500),
+        stuck_after: Duration::from_secs(60),
+        startup_grace: Duration::from_secs(20),
+    };
 
     fn ev(status: Option<Status>, fp: u64) -> Evaluation {
         Evaluation { decided: status.map(|s| (s, format!("{s}-rule"))), fingerprint: fp }
@@ -377,6 +418,24 @@ mod tests {
         }
         e.on_screen(t0 + ms(1500), ev(None, 1));
         assert_eq!(e.decide(t0 + ms(1500)).unwrap().to, Status::Working);
+    }
+
+    #[test]
+    fn with_rules_a_slow_start_stays_starting_until_a_rule_speaks_or_the_grace_ends() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        e.set_has_rules(true);
+        e.on_screen(t0 + ms(100), ev(None, 1));
+        assert_eq!(e.decide(t0 + ms(5000)), None, "quiet while loading is not idle");
+        e.on_screen(t0 + ms(6000), ev(None, 2));
+        assert_eq!(e.decide(t0 + ms(9000)), None, "drawing the banner is not work");
+        e.on_screen(t0 + ms(9500), ev(Some(Status::Working), 3));
+        assert_eq!(e.decide(t0 + ms(9500)).unwrap().to, Status::Working);
+        let mut slow = Engine::new(t0, T);
+        slow.set_has_rules(true);
+        slow.on_screen(t0 + ms(100), ev(None, 1));
+        assert_eq!(slow.next_deadline(t0 + ms(5000)), Some(t0 + ms(20_000)));
+        assert_eq!(slow.decide(t0 + ms(20_000)).unwrap().to, Status::Idle);
     }
 
     #[test]
@@ -430,6 +489,35 @@ mod tests {
         e.on_hook(t0 + ms(6000), Status::Idle, "Stop".into());
         assert_eq!(e.decide(t0 + ms(6000)), None);
         assert_eq!(e.decide(t0 + ms(7500)).unwrap().reason, "hook: Stop");
+    }
+
+    #[test]
+    fn an_idle_looking_screen_whose_text_still_grows_is_not_idle_yet() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        e.on_screen(t0, ev(Some(Status::Working), 1));
+        e.decide(t0);
+        // The answer streams above the prompt: the rule says idle, the words keep coming.
+        for i in 1..30u64 {
+            e.on_screen(t0 + ms(i * 200), ev(Some(Status::Idle), 100 + i));
+            assert_eq!(e.decide(t0 + ms(i * 200)), None, "at {} ms", i * 200);
+        }
+        assert_eq!(e.next_deadline(t0 + ms(5800)), Some(t0 + ms(7300)));
+        assert_eq!(e.decide(t0 + ms(7300)).unwrap().to, Status::Idle);
+    }
+
+    #[test]
+    fn visible_work_is_not_idle_because_a_hook_said_so() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        e.on_screen(t0, ev(Some(Status::Working), 1));
+        e.decide(t0);
+        e.on_hook(t0 + ms(10), Status::Idle, "Stop".into());
+        assert_eq!(e.decide(t0 + ms(5000)), None, "the spinner is still there");
+        // The screen shows the idle prompt: the hook agrees, and idle holds after the quiet.
+        e.on_screen(t0 + ms(5100), ev(Some(Status::Idle), 2));
+        assert_eq!(e.decide(t0 + ms(5100)), None);
+        assert_eq!(e.decide(t0 + ms(6600)).unwrap().reason, "hook: Stop");
     }
 
     #[test]
