@@ -79,8 +79,18 @@ pub fn when(log: &[(f64, String, i64)], event: &str, index: i64) -> Option<f64> 
     log.iter().find(|(_, e, i)| e == event && *i == index).map(|(t, _, _)| *t)
 }
 
-/// Each status the badge of `name` showed, with the time the `ls` that first saw it was sent.
-pub type Seen = Vec<(f64, String, String)>;
+/// One change of the badge as `ls` saw it.
+#[derive(Debug, Clone)]
+pub struct Obs {
+    /// When the `ls` that first saw this status was sent, and when it returned: the badge changed
+    /// before `after`, and (the previous `ls` having seen the old status) not long before `sent`.
+    pub sent: f64,
+    pub after: f64,
+    pub status: String,
+    pub reason: String,
+}
+
+pub type Seen = Vec<Obs>;
 
 /// Run `drive` while recording the badge of agent `name` (polling `corral ls --json`).
 pub fn record_badge(env: &Env, name: &str, drive: impl FnOnce(&Mutex<Seen>)) -> Seen {
@@ -89,8 +99,9 @@ pub fn record_badge(env: &Env, name: &str, drive: impl FnOnce(&Mutex<Seen>)) -> 
     std::thread::scope(|scope| {
         scope.spawn(|| {
             while !stop.load(Ordering::Relaxed) {
-                let before = now_secs();
+                let sent = now_secs();
                 let Ok(out) = env.cmd(&["ls", "--json"]).output() else { continue };
+                let after = now_secs();
                 let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
                     continue;
                 };
@@ -99,11 +110,11 @@ pub fn record_badge(env: &Env, name: &str, drive: impl FnOnce(&Mutex<Seen>)) -> 
                 else {
                     continue;
                 };
-                let s = a["status"].as_str().unwrap_or("").to_string();
-                let r = a["status_reason"].as_str().unwrap_or("").to_string();
+                let status = a["status"].as_str().unwrap_or("").to_string();
+                let reason = a["status_reason"].as_str().unwrap_or("").to_string();
                 let mut seen = seen.lock().unwrap();
-                if seen.last().is_none_or(|(_, last, _)| *last != s) {
-                    seen.push((before, s, r));
+                if seen.last().is_none_or(|o| o.status != status) {
+                    seen.push(Obs { sent, after, status, reason });
                 }
             }
         });
@@ -120,9 +131,19 @@ pub fn record_badge(env: &Env, name: &str, drive: impl FnOnce(&Mutex<Seen>)) -> 
     seen.into_inner().unwrap()
 }
 
-/// Whether the recording so far has `status` first seen after `after`.
+/// Whether the recording so far has `status` seen by an `ls` sent after `after`.
 pub fn saw_after(seen: &Mutex<Seen>, status: &str, after: f64) -> bool {
-    seen.lock().unwrap().iter().any(|(t, s, _)| s == status && *t > after)
+    seen.lock().unwrap().iter().any(|o| o.status == status && o.sent > after)
+}
+
+/// The statuses in the order seen, `starting` left out.
+pub fn order(seen: &Seen) -> Vec<&str> {
+    seen.iter().map(|o| o.status.as_str()).filter(|s| *s != "starting").collect()
+}
+
+/// The `i`th change seen, `starting` left out.
+pub fn nth(seen: &Seen, i: usize) -> &Obs {
+    seen.iter().filter(|o| o.status != "starting").nth(i).unwrap()
 }
 
 /// Like [`wait_for`], with `context` (screen, logs) in the failure message.
