@@ -64,6 +64,7 @@ command = ["{claude}", "--permission-mode", "default", "--session-id", "{{sessio
 ANTHROPIC_BASE_URL = "http://127.0.0.1:{port}"
 ANTHROPIC_API_KEY = "{key}"
 DISABLE_AUTOUPDATER = "1"
+CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = "1"
 "#,
         wts = wts.display(),
         claude = claude.display(),

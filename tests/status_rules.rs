@@ -111,3 +111,36 @@ fn a_finished_reply_ending_in_an_ellipsis_is_not_a_spinner() {
     rows[i] = "● Let me know what else to do…".into();
     assert_eq!(rules("claude").evaluate(&rows).decided.map(|(s, _)| s), Some(Status::Idle));
 }
+
+#[test]
+fn typing_into_the_input_box_keeps_an_idle_agent_idle() {
+    // Derived from the fixtures: the user's unsent text in the input row.
+    let cases = [
+        ("claude", "claude-idle-fresh.100x30.txt", "❯\u{a0}", "❯ fix the login test"),
+        (
+            "codex",
+            "codex-idle-fresh.100x30.txt",
+            "› Ask Codex to do anything",
+            "› fix the login test",
+        ),
+        (
+            "gemini",
+            "gemini-idle.100x30.txt",
+            ">   Type your message or @path/to/file",
+            ">   fix the login test",
+        ),
+        ("aider", "aider-idle.100x30.txt", "> ", "> fix the login test"),
+    ];
+    for (profile, fixture, from, to) in cases {
+        let rows: Vec<String> = screen(fixture).iter().map(|r| r.replacen(from, to, 1)).collect();
+        assert!(
+            rows.iter().any(|r| r.contains("fix the login test")),
+            "{fixture}: {from:?} not found"
+        );
+        assert_eq!(
+            rules(profile).evaluate(&rows).decided.map(|(s, _)| s),
+            Some(Status::Idle),
+            "{fixture}"
+        );
+    }
+}
