@@ -240,6 +240,9 @@ fn print_table(agents: &[AgentInfo], all: bool) -> Result<()> {
         if let (Some(code), "exited") = (a.exit_code, a.status.as_str()) {
             status = format!("exited ({code})");
         }
+        if a.queued > 0 {
+            status = format!("{status} +{} queued", a.queued);
+        }
         let mut row = vec![
             a.name.clone(),
             status,
