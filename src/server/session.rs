@@ -25,7 +25,7 @@ use crate::paths;
 use crate::proto::{AgentInfo, NewAgent, Reply, Request, Target};
 use crate::term::{self, Size};
 
-/// Quiet time after output before an agent counts as idle (until the status engine exists).
+/// Quiet time after output before an agent without a badge counts as idle.
 const IDLE_AFTER: Duration = Duration::from_millis(1500);
 
 type Key = (PathBuf, String);
@@ -1115,7 +1115,8 @@ fn info_of(a: &Agent) -> AgentInfo {
     }
 }
 
-/// The status from what the pane shows of activity (the status engine will refine this).
+/// The status from activity alone, for agents without a badge (starting, or not running); a
+/// running agent's badge (`session/status`) overrides it.
 fn status_of(a: &Agent) -> (&'static str, u64, String) {
     if a.phase == Phase::Starting {
         return ("starting", a.rec.created, "creating worktree and process".into());
