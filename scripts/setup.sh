@@ -3,7 +3,7 @@
 # Rust itself comes from rustup; git and a C compiler build the vendored libgit2.
 set -euo pipefail
 need=()
-for cmd in git cc make pkg-config tmux; do
+for cmd in git cc make pkg-config tmux python3 npm; do
   command -v "$cmd" >/dev/null 2>&1 || need+=("$cmd")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -24,3 +24,19 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 cargo fetch --locked
+
+# The agent CLIs the end-to-end status tests run (tests/claude.rs), pinned, into .ci/agents
+# (ignored by git). Without them those tests say they are skipped; a failed install is not fatal.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+agents="$root/.ci/agents"
+if "$agents/node_modules/.bin/claude" --version 2>/dev/null | grep -q '^2\.1\.330 ' \
+  && "$agents/node_modules/.bin/codex" --version 2>/dev/null | grep -q ' 0\.169\.0$'; then
+  :
+elif command -v npm >/dev/null 2>&1; then
+  mkdir -p "$agents"
+  npm install --no-audit --no-fund --silent --prefix "$agents" \
+    @anthropic-ai/claude-code@2.1.330 @openai/codex@0.169.0 \
+    || echo "setup: could not install the agent CLIs; their end-to-end tests will be skipped" >&2
+else
+  echo "setup: npm not found; the agent CLIs' end-to-end tests will be skipped" >&2
+fi

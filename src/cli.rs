@@ -76,8 +76,39 @@ pub enum Command {
         name: String,
         text: String,
         /// Do not press Enter after the text.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "queue")]
         no_enter: bool,
+        /// Deliver it the next time the agent is idle, after messages queued before it (see
+        /// `corral queue`). Kept across server restarts.
+        #[arg(long)]
+        queue: bool,
+    },
+    /// Show or cancel the messages queued for an agent with `send --queue`.
+    Queue {
+        name: String,
+        /// Cancel every queued message.
+        #[arg(long, conflicts_with = "remove")]
+        clear: bool,
+        /// Cancel the Nth queued message (1 is the next to be delivered).
+        #[arg(long, value_name = "N")]
+        remove: Option<u32>,
+    },
+    /// An agent's status, since when, and which signal or rule decided it.
+    Status {
+        name: String,
+        /// Every signal and every screen rule, with the screen region each read.
+        #[arg(long)]
+        explain: bool,
+        /// The same as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// For agents' hook systems: report a state (JSON on stdin, or as the last argument).
+    Hook {
+        /// The hook event (Claude Code's event name, `codex` for Codex's notify, or a status).
+        event: String,
+        /// The event's JSON, when not given on stdin (Codex passes it as an argument).
+        payload: Option<String>,
     },
     /// End an agent's process (its worktree stays).
     Stop { name: String },

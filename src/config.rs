@@ -33,6 +33,7 @@ pub struct Config {
     pub worktree: WorktreeConfig,
     pub ports: PortsConfig,
     pub terminal: TerminalConfig,
+    pub status: StatusConfig,
     pub agents: BTreeMap<String, Profile>,
     pub merge: MergeConfig,
 }
@@ -50,6 +51,44 @@ pub enum SyncMode {
     #[default]
     Merge,
     Rebase,
+}
+
+/// Status detection and notifications (SPEC §7).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatusConfig {
+    /// How long an agent must stay quiet (or its idle screen hold) before it counts as idle.
+    pub idle_after_ms: u64,
+    /// How long an agent may be `working` with no screen or file change before it is `stuck`.
+    pub stuck_after_secs: u64,
+    /// Run when an agent needs attention, with CORRAL_AGENT, CORRAL_STATUS, CORRAL_WORKTREE, … set.
+    pub notify_command: Vec<String>,
+    /// The same notification for the same agent is not repeated within this time.
+    pub notify_debounce_secs: u64,
+    /// Ring the bell and send an OSC 9 desktop notification to attached clients.
+    pub bell: bool,
+}
+
+impl Default for StatusConfig {
+    fn default() -> StatusConfig {
+        StatusConfig {
+            idle_after_ms: 1500,
+            stuck_after_secs: 300,
+            notify_command: Vec::new(),
+            notify_debounce_secs: 30,
+            bell: true,
+        }
+    }
+}
+
+impl StatusConfig {
+    pub fn timing(&self) -> crate::status::Timing {
+        crate::status::Timing {
+            idle_after: std::time::Duration::from_millis(self.idle_after_ms),
+            stuck_after: std::time::Duration::from_secs(self.stuck_after_secs),
+            ..crate::status::Timing::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,6 +132,10 @@ pub struct Profile {
     pub prompt: PromptMode,
     pub prompt_flag: String,
     pub env: BTreeMap<String, String>,
+    /// Install corral's hooks into the agent (Claude Code and Codex), for exact status.
+    pub hooks: bool,
+    /// Screen rules for the status badge, tried in order (see `status::rules`).
+    pub rules: Vec<crate::status::RuleSpec>,
 }
 
 impl Default for WorktreeConfig {
@@ -190,6 +233,11 @@ fn command_keys(table: &toml::Table) -> Vec<String> {
     {
         keys.push("worktree.setup".to_string());
     }
+    if let Some(toml::Value::Table(st)) = table.get("status")
+        && st.get("notify_command").and_then(|v| v.as_array()).is_some_and(|a| !a.is_empty())
+    {
+        keys.push("status.notify_command".to_string());
+    }
     if let Some(toml::Value::Table(agents)) = table.get("agents") {
         for (name, p) in agents {
             if let toml::Value::Table(p) = p {
@@ -238,6 +286,9 @@ pub fn load(user: &Path, repo_root: Option<&Path>) -> Result<Loaded, ConfigError
     for (name, p) in &config.agents {
         if p.command.is_empty() || p.command[0].is_empty() {
             return Err(ConfigError::Invalid(format!("profile '{name}' has no command")));
+        }
+        if let Err(e) = crate::status::RuleSet::compile(&p.rules) {
+            return Err(ConfigError::Invalid(format!("profile '{name}': {e}")));
         }
     }
     Ok(Loaded { config, repo_file })

@@ -11,5 +11,6 @@ pub mod logging;
 pub mod paths;
 pub mod proto;
 pub mod server;
+pub mod status;
 pub mod term;
 pub mod trust;

@@ -188,6 +188,13 @@ pub async fn attach(mut c: Client, repo: PathBuf, name: String) -> Result<i32> {
                     stdout.write_all(b"\x07")?;
                     stdout.flush()?;
                 }
+                Some(Ok(ServerMsg::Notice(n))) => {
+                    // A bell, and a desktop notification for terminals that show OSC 9. The text
+                    // is ours, but strip control characters so it cannot end the sequence early.
+                    let text: String = n.message().chars().filter(|c| !c.is_control()).collect();
+                    stdout.write_all(format!("\x07\x1b]9;{text}\x07").as_bytes())?;
+                    stdout.flush()?;
+                }
                 Some(Ok(ServerMsg::Exited(code))) => {
                     exit_note = Some(format!(
                         "[{name} exited{}]",

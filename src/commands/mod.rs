@@ -4,6 +4,7 @@
 mod attach;
 mod doctor;
 mod land;
+mod status;
 
 pub use attach::attach;
 pub use doctor::doctor;
@@ -77,12 +78,25 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
             let mut c = Client::connect().await?;
             tail(&mut c, target, follow, lines, colour).await
         }
-        Command::Send { name, text, no_enter } => {
+        Command::Send { name, text, no_enter, queue } => {
             let target = target(repo.as_ref(), name)?;
             let mut c = Client::connect().await?;
+            if queue {
+                if let Reply::Note(n) = c.request(Request::Enqueue { target, text }).await? {
+                    eprintln!("{n}");
+                }
+                return Ok(0);
+            }
             c.request(Request::Send { target, text, enter: !no_enter }).await?;
             Ok(0)
         }
+        Command::Queue { name, clear, remove } => {
+            status::queue(target(repo.as_ref(), name)?, clear, remove).await
+        }
+        Command::Status { name, explain, json } => {
+            status::status(target(repo.as_ref(), name)?, explain, json).await
+        }
+        Command::Hook { event, payload } => Ok(status::hook(repo, &event, payload).await),
         Command::Stop { name } => simple(repo, name, |t| Request::Stop { target: t }).await,
         Command::Restart { name } => {
             simple(repo, name, |t| Request::Restart { target: t, env: client::env_vec() }).await
@@ -231,6 +245,9 @@ fn print_table(agents: &[AgentInfo], all: bool) -> Result<()> {
         let mut status = a.status.clone();
         if let (Some(code), "exited") = (a.exit_code, a.status.as_str()) {
             status = format!("exited ({code})");
+        }
+        if a.queued > 0 {
+            status = format!("{status} +{} queued", a.queued);
         }
         let mut row = vec![
             a.name.clone(),

@@ -17,7 +17,7 @@ use crate::term::screen::ScreenUpdate;
 use crate::term::{Line, Size};
 
 /// Bumped whenever a message changes shape.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientMsg {
@@ -49,6 +49,8 @@ pub enum ServerMsg {
     Bell,
     /// Attached or following: the agent's process ended (exit code when known).
     Exited(Option<i32>),
+    /// Attached: an agent (any of the server's) needs attention; the client rings its terminal.
+    Notice(crate::status::Notice),
 }
 
 /// Which agent a request is about: its repository's main worktree root and its name.
@@ -114,6 +116,28 @@ pub enum Request {
     Sync {
         target: Target,
     },
+    /// `corral hook EVENT`: an agent's own hook fired (payload: the JSON it passed).
+    Hook {
+        target: Target,
+        event: String,
+        payload: String,
+    },
+    /// `corral status NAME [--explain]`.
+    Status {
+        target: Target,
+        explain: bool,
+    },
+    /// `corral send --queue`: deliver `text` (then Enter) the next time the agent is idle.
+    Enqueue {
+        target: Target,
+        text: String,
+    },
+    /// `corral queue NAME`: the queued messages; `clear` drops them all, `remove` the Nth (1-based).
+    Queue {
+        target: Target,
+        clear: bool,
+        remove: Option<u32>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,6 +181,9 @@ pub enum Reply {
     },
     /// A merge or sync would conflict in these paths; nothing was changed (exit 3).
     Conflict(Vec<String>),
+    Status(Box<crate::status::Report>),
+    /// The messages still queued for an agent, in delivery order.
+    Queue(Vec<String>),
 }
 
 /// An agent as `ls` shows it. Fields may be added, never renamed (`ls --json` is an interface).

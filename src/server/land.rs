@@ -24,9 +24,7 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use super::{
-    Job, Key, Outcome, Phase, Session, SessionMsg, err, off_session, status_of, wait_exit,
-};
+use super::{Job, Key, Outcome, Phase, Session, SessionMsg, err, off_session, wait_exit};
 use crate::config::{self, SyncMode};
 use crate::git::{self, AgentReport, Conflict, LandError, RadarAgent};
 use crate::paths;
@@ -226,8 +224,10 @@ impl Session {
         yes: bool,
         reply: oneshot::Sender<Outcome>,
     ) {
+        let key = (target.repo.clone(), target.name.clone());
         let working = match self.agent(&target) {
-            Ok(a) => status_of(a).0 == "working",
+            // The badge's status (hooks, screen rules, activity), as `ls` shows it.
+            Ok(a) => self.agent_info(&key, a).status == "working",
             Err(e) => {
                 let _ = reply.send(err(e));
                 return;

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use tokio::net::UnixStream;
 use tokio::net::unix::OwnedWriteHalf;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use super::pane::PaneHandle;
 use super::session::{Outcome, SessionMsg};
 use crate::proto::{self, ClientMsg, FrameError, PROTOCOL_VERSION, Reply, ServerMsg};
+use crate::status::Notice;
 use crate::term::Screen;
 use crate::term::screen::render_text;
 
@@ -137,9 +138,9 @@ async fn converse(
                 type_text(&pane, &text, enter).await;
                 send(wr, &ServerMsg::Reply(Reply::Ok)).await?;
             }
-            Outcome::Attach(pane) => {
+            Outcome::Attach(pane, notices) => {
                 send(wr, &ServerMsg::Reply(Reply::Attached)).await?;
-                if !attach(inbox, wr, &pane).await? {
+                if !attach(inbox, wr, &pane, notices).await? {
                     return Ok(());
                 }
             }
@@ -195,8 +196,10 @@ async fn attach(
     inbox: &mut mpsc::Receiver<ClientMsg>,
     wr: &mut OwnedWriteHalf,
     pane: &PaneHandle,
+    mut notices: broadcast::Receiver<Notice>,
 ) -> Result<bool, FrameError> {
     let mut state = pane.subscribe();
+    let mut notices_open = true;
     let mut last: Option<Screen> = None;
     let mut bells = state.borrow().bells;
     // Mark the current state as unseen so the first screen is sent at once.
@@ -211,6 +214,12 @@ async fn attach(
                 Some(ClientMsg::Detach) => return Ok(true),
                 Some(_) => return Ok(false),
                 None => return Ok(false),
+            },
+            notice = notices.recv(), if notices_open => match notice {
+                Ok(n) => send(wr, &ServerMsg::Notice(n)).await?,
+                // Missed some while busy: the latest state is on the badges anyway.
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => notices_open = false,
             },
             changed = state.changed() => {
                 if changed.is_err() {

@@ -2,6 +2,7 @@
 //! socket in a private runtime directory (no TCP), holds a lock file so two servers never run at
 //! once, and hands each connection to the listener. No ratatui, no crossterm: clients draw.
 
+pub mod badge;
 pub mod listener;
 pub mod names;
 pub mod pane;

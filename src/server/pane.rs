@@ -43,6 +43,8 @@ pub enum PaneCmd {
     Write(Vec<u8>),
     Resize(Size),
     Screen(oneshot::Sender<Screen>),
+    /// The screen's rows as text only (cheaper than a [`Screen`]; for status rules).
+    ScreenText(oneshot::Sender<Vec<String>>),
     Modes(oneshot::Sender<Modes>),
     Lines(usize, oneshot::Sender<Vec<Line>>),
     Settled(u64, oneshot::Sender<Vec<NumberedLine>>),
@@ -91,6 +93,10 @@ impl PaneHandle {
 
     pub async fn screen(&self) -> Option<Screen> {
         self.ask(PaneCmd::Screen).await
+    }
+
+    pub async fn screen_text(&self) -> Option<Vec<String>> {
+        self.ask(PaneCmd::ScreenText).await
     }
 
     pub async fn modes(&self) -> Option<Modes> {
@@ -281,6 +287,9 @@ impl Pane {
             }
             PaneCmd::Screen(tx) => {
                 let _ = tx.send(self.emulator.screen());
+            }
+            PaneCmd::ScreenText(tx) => {
+                let _ = tx.send(self.emulator.screen_text());
             }
             PaneCmd::Modes(tx) => {
                 let _ = tx.send(self.emulator.modes());

@@ -32,6 +32,9 @@ pub struct AgentRecord {
     /// The argv that was started last, for `ls` and for restarting.
     pub argv: Vec<String>,
     pub exit_code: Option<i32>,
+    /// Messages waiting for the agent to be idle (`corral send --queue`), oldest first.
+    #[serde(default)]
+    pub queue: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -101,6 +104,7 @@ mod tests {
             size: Size::new(80, 24),
             argv: vec!["sh".into()],
             exit_code: None,
+            queue: vec!["later".into()],
         };
         save_agents(tmp.path(), std::slice::from_ref(&rec)).unwrap();
         assert_eq!(load_agents(tmp.path()).unwrap(), vec![rec]);

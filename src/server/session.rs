@@ -17,6 +17,7 @@ use tracing::{info, warn};
 // uses the session's state without widening its visibility.
 #[path = "land.rs"]
 mod land;
+mod status;
 
 use super::names;
 use super::pane::{PaneHandle, spawn_pane};
@@ -28,7 +29,7 @@ use crate::paths;
 use crate::proto::{AgentInfo, NewAgent, Reply, Request, Target};
 use crate::term::{self, Size};
 
-/// Quiet time after output before an agent counts as idle (until the status engine exists).
+/// Quiet time after output before an agent without a badge counts as idle.
 const IDLE_AFTER: Duration = Duration::from_millis(1500);
 
 type Key = (PathBuf, String);
@@ -45,7 +46,8 @@ pub enum SessionMsg {
 /// What a connection does with a request's answer.
 pub enum Outcome {
     Reply(Reply),
-    Attach(PaneHandle),
+    /// Stream the pane, and notices of agents that need attention.
+    Attach(PaneHandle, tokio::sync::broadcast::Receiver<crate::status::Notice>),
     Follow(PaneHandle, u32, bool),
     /// Type `text` (then Enter, as its own write, when `enter`).
     Send(PaneHandle, String, bool),
@@ -83,6 +85,7 @@ pub struct Session {
     tx: mpsc::UnboundedSender<SessionMsg>,
     runs: u64,
     land: land::Land,
+    status: status::StatusBook,
 }
 
 pub fn unix_now() -> u64 {
@@ -103,6 +106,7 @@ pub fn start(host: Arc<dyn PtyHost>) -> mpsc::UnboundedSender<SessionMsg> {
         tx: tx.clone(),
         runs: 0,
         land: land::Land::default(),
+        status: Default::default(),
     };
     session.recover();
     tokio::spawn(async move {
@@ -228,6 +232,14 @@ fn build_argv(
     let template =
         if resume && !profile.resume.is_empty() { &profile.resume } else { &profile.command };
     let mut argv: Vec<String> = template.iter().map(|a| expand_one(a, &p)).collect();
+    if profile.hooks
+        && let Some(flavor) = argv.first().and_then(|p| crate::status::hooks::flavor_of(p))
+        && let Ok(exe) = std::env::current_exe()
+    {
+        // Right after the program, so a prompt or subcommand at the end stays last.
+        let extra = crate::status::hooks::install_args(flavor, &exe.to_string_lossy());
+        argv.splice(1..1, extra);
+    }
     if !resume
         && profile.prompt == PromptMode::Arg
         && let Some(prompt) = rec.prompt.as_ref().filter(|p| !p.is_empty())
@@ -274,6 +286,8 @@ fn agent_env(
         env.insert("PORT".into(), port.to_string());
     }
     env.insert("PWD".into(), rec.worktree.to_string_lossy().into_owned());
+    // Hooks (`corral hook`) and corral commands run by the agent reach this server.
+    env.insert("CORRAL_RUNTIME_DIR".into(), paths::runtime_dir().to_string_lossy().into_owned());
     let p = Placeholders::for_agent(client_env, rec);
     for (k, v) in &profile.env {
         env.insert(k.clone(), expand_one(v, &p));
@@ -396,7 +410,7 @@ impl Session {
                             a.rec.size = size;
                         }
                     }
-                    Outcome::Attach(pane)
+                    Outcome::Attach(pane, self.status.subscribe())
                 }
                 Err(e) => err(e),
             },
@@ -424,6 +438,13 @@ impl Session {
                 self.sync_agent(target, reply);
                 return;
             }
+            Request::Hook { target, event, payload } => self.hook(&target, &event, &payload),
+            Request::Status { target, explain } => {
+                self.status_report(&target, explain, reply);
+                return;
+            }
+            Request::Enqueue { target, text } => self.enqueue(&target, text),
+            Request::Queue { target, clear, remove } => self.queue(&target, clear, remove),
             Request::KillServer => {
                 for a in self.agents.values() {
                     if let Some(p) = &a.pane {
@@ -484,9 +505,9 @@ impl Session {
         self.agents
             .iter()
             .filter(|((r, _), _)| repo.is_none_or(|want| r == want))
-            .map(|((r, _), a)| {
-                let mut info = info_of(a);
-                self.land.decorate(r, &mut info);
+            .map(|(k, a)| {
+                let mut info = self.agent_info(k, a);
+                self.land.decorate(&k.0, &mut info);
                 info
             })
             .collect()
@@ -584,6 +605,7 @@ impl Session {
                 size,
                 argv: Vec::new(),
                 exit_code: None,
+                queue: Vec::new(),
             };
             // Reserve the name and the port while the worktree is made.
             self.agents.insert(
@@ -615,8 +637,9 @@ impl Session {
                         if let Some(a) = s.agents.get_mut(&key) {
                             a.rec = rec;
                             a.phase = Phase::Ready;
-                            a.pane = Some(pane);
+                            a.pane = Some(pane.clone());
                             a.run = run;
+                            s.start_badge(&key, &pane, run);
                         }
                     }
                     s.save(&root);
@@ -765,12 +788,13 @@ impl Session {
         a.phase = Phase::Ready;
         match pane {
             Ok(p) => {
-                a.pane = Some(p);
+                a.pane = Some(p.clone());
                 a.run = run;
                 a.recovered_at = None;
                 a.rec.argv = spec.argv;
                 a.rec.exit_code = None;
                 let repo = key.0.clone();
+                self.start_badge(key, &p, run);
                 self.save(&repo);
                 let _ = reply.send(Outcome::Reply(Reply::Ok));
             }
@@ -846,6 +870,7 @@ impl Session {
             let _ = tx.send(SessionMsg::Run(Box::new(move |s: &mut Session| match done {
                 Ok(note) => {
                     s.agents.remove(&key);
+                    s.forget_badge(&key);
                     s.save(&key.0);
                     let _ = reply.send(Outcome::Reply(match note {
                         Some(n) => Reply::Note(n),
@@ -1079,7 +1104,11 @@ fn request_repo(req: &Request) -> Option<PathBuf> {
         | Request::Restart { target, .. }
         | Request::Remove { target, .. }
         | Request::Merge { target, .. }
-        | Request::Sync { target } => Some(target.repo.clone()),
+        | Request::Sync { target }
+        | Request::Hook { target, .. }
+        | Request::Status { target, .. }
+        | Request::Enqueue { target, .. }
+        | Request::Queue { target, .. } => Some(target.repo.clone()),
         Request::Ping | Request::KillServer => None,
     }
 }
@@ -1110,7 +1139,8 @@ fn info_of(a: &Agent) -> AgentInfo {
     }
 }
 
-/// The status from what the pane shows of activity (the status engine will refine this).
+/// The status from activity alone, for agents without a badge (starting, or not running); a
+/// running agent's badge (`session/status`) overrides it.
 fn status_of(a: &Agent) -> (&'static str, u64, String) {
     if a.phase == Phase::Starting {
         return ("starting", a.rec.created, "creating worktree and process".into());

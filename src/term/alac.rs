@@ -375,6 +375,34 @@ impl Emulator for AlacrittyEmulator {
         }
     }
 
+    fn screen_text(&self) -> Vec<String> {
+        let rows = usize::from(self.size.rows);
+        let cols = usize::from(self.size.cols);
+        let grid_rows = self.term.screen_lines();
+        let mut out = Vec::with_capacity(rows);
+        for r in 0..rows.min(grid_rows) {
+            let row = &self.term.grid()[GridLine(r as i32)];
+            let cells = &row[..];
+            let mut s = String::with_capacity(cols);
+            for c in &cells[..cells.len().min(cols)] {
+                if c.flags.intersects(Flags::WIDE_CHAR_SPACER | Flags::LEADING_WIDE_CHAR_SPACER) {
+                    continue;
+                }
+                s.push(if c.c.is_control() { ' ' } else { c.c });
+                if c.extra.is_some()
+                    && let Some(z) = c.zerowidth()
+                {
+                    s.extend(z.iter());
+                }
+            }
+            let trimmed = s.trim_end_matches(' ').len();
+            s.truncate(trimmed);
+            out.push(s);
+        }
+        out.resize(rows, String::new());
+        out
+    }
+
     fn modes(&self) -> Modes {
         let m = *self.term.mode();
         let mouse = if m.contains(TermMode::MOUSE_MOTION) {
@@ -956,6 +984,22 @@ mod tests {
 
     fn row(e: &AlacrittyEmulator, r: usize) -> String {
         e.screen().lines[r].text()
+    }
+
+    #[test]
+    fn screen_text_reads_as_the_screen_lines_text() {
+        // Status rules read screen_text (no cells built); it must say what Line::text says.
+        let mut e = emu(12, 5);
+        e.feed(
+            "wide 漢字 e\u{301}\ttab\r\n\x1b[7mrev\x1b[0m  \r\nthis row wraps over\x1b[5;1H❯\u{a0}"
+                .as_bytes(),
+        );
+        let from_cells: Vec<String> = e.screen().lines.iter().map(Line::text).collect();
+        assert_eq!(e.screen_text(), from_cells);
+        assert_eq!(e.screen_text().len(), 5);
+        e.resize(Size::new(6, 3));
+        let from_cells: Vec<String> = e.screen().lines.iter().map(Line::text).collect();
+        assert_eq!(e.screen_text(), from_cells);
     }
 
     #[test]

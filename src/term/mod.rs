@@ -93,6 +93,11 @@ pub trait Emulator: Send {
     fn size(&self) -> Size;
     /// The visible screen (not scrolled back), with cursor, modes and title.
     fn screen(&self) -> Screen;
+    /// The visible screen's rows as text, each as [`Line::text`] gives it. Status rules read this
+    /// on every change, so implementations may skip building cells.
+    fn screen_text(&self) -> Vec<String> {
+        self.screen().lines.iter().map(Line::text).collect()
+    }
     fn modes(&self) -> Modes;
     fn title(&self) -> String;
     /// The last `max` lines of scrollback followed by the visible screen, with trailing blank screen

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+pub mod live;
+
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
 pub struct Env {

@@ -1,0 +1,310 @@
+//! One agent's status badge: a task that feeds the status engine from the agent's pane and hooks,
+//! and publishes the status on a `watch` channel.
+//!
+//! It never scans in a loop: it wakes when the pane publishes a new generation (coalesced, at most
+//! one screen read per [`MIN_GAP`]), when a hook or new rules arrive, and on a timer only for the
+//! engine's own deadlines (the end of a quiet period, the stuck deadline). Before letting time make
+//! an agent `stuck` it looks once for files changed in the worktree since its last progress (one
+//! walk, stopped at the first newer file), rather than watching every worktree all the time.
+//! The task ends when its [`BadgeHandle`] is dropped (the agent is removed or restarted).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::pane::PaneHandle;
+use crate::status::rules::RuleReport;
+use crate::status::{Engine, RuleSet, Status, Timing, Transition};
+
+/// The least time between two reads of the screen: output arriving faster is read at this pace.
+pub const MIN_GAP: Duration = Duration::from_millis(25);
+/// Files looked at, at most, in one search for worktree changes.
+const SCAN_LIMIT: usize = 200_000;
+
+/// What a profile's status detection runs on.
+#[derive(Debug, Default)]
+pub struct Settings {
+    pub rules: RuleSet,
+    pub timing: Timing,
+}
+
+/// The badge as others see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    pub status: Status,
+    /// Unix seconds.
+    pub since: u64,
+    pub reason: String,
+    /// Bumped on every transition.
+    pub seq: u64,
+}
+
+enum Msg {
+    Hook(Status, String),
+    Settings(Arc<Settings>),
+    Explain(oneshot::Sender<(Vec<String>, Vec<RuleReport>)>),
+}
+
+#[derive(Clone)]
+pub struct BadgeHandle {
+    tx: mpsc::UnboundedSender<Msg>,
+    view: watch::Receiver<View>,
+}
+
+impl BadgeHandle {
+    pub fn view(&self) -> View {
+        self.view.borrow().clone()
+    }
+
+    pub fn hook(&self, status: Status, reason: String) {
+        let _ = self.tx.send(Msg::Hook(status, reason));
+    }
+
+    pub fn set_settings(&self, settings: Arc<Settings>) {
+        let _ = self.tx.send(Msg::Settings(settings));
+    }
+
+    /// The engine's signals and every rule on the current screen.
+    pub async fn explain(&self) -> Option<(Vec<String>, Vec<RuleReport>)> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Msg::Explain(tx)).ok()?;
+        rx.await.ok()
+    }
+}
+
+fn unix_of(at: Instant) -> u64 {
+    super::session::unix_now().saturating_sub(at.elapsed().as_secs())
+}
+
+/// Start the badge of `pane`; `on_change` runs after each transition is published.
+pub fn start(
+    pane: PaneHandle,
+    settings: Arc<Settings>,
+    worktree: PathBuf,
+    on_change: Box<dyn Fn(Transition, View) + Send>,
+) -> BadgeHandle {
+    let now = Instant::now();
+    let mut engine = Engine::new(now, settings.timing);
+    engine.set_has_rules(!settings.rules.is_empty());
+    let (view_tx, view_rx) = watch::channel(View {
+        status: engine.status(),
+        since: unix_of(now),
+        reason: engine.reason().to_string(),
+        seq: 0,
+    });
+    let (tx, rx) = mpsc::unbounded_channel();
+    let badge = Badge {
+        pane,
+        settings,
+        worktree,
+        engine,
+        rows: Vec::new(),
+        view: view_tx,
+        on_change,
+        exit_seen: false,
+        scanned_for: None,
+        rescan_at: None,
+    };
+    tokio::spawn(badge.run(rx));
+    BadgeHandle { tx, view: view_rx }
+}
+
+struct Badge {
+    pane: PaneHandle,
+    settings: Arc<Settings>,
+    worktree: PathBuf,
+    engine: Engine,
+    rows: Vec<String>,
+    view: watch::Sender<View>,
+    on_change: Box<dyn Fn(Transition, View) + Send>,
+    exit_seen: bool,
+    /// The stuck deadline already checked against the worktree's files.
+    scanned_for: Option<Instant>,
+    /// While stuck: when to look at the files again.
+    rescan_at: Option<Instant>,
+}
+
+impl Badge {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+        let mut state = self.pane.subscribe();
+        state.mark_changed();
+        let mut seen_generation: Option<u64> = None;
+        // The latest change not yet read from the screen, and when the screen was last read.
+        let mut dirty: Option<Instant> = None;
+        let mut last_read: Option<Instant> = None;
+        let mut pane_gone = false;
+        loop {
+            let now = Instant::now();
+            let read_at = dirty.map(|_| last_read.map_or(now, |l| (l + MIN_GAP).max(now)));
+            let wake = [read_at, self.engine.next_deadline(now), self.rescan_at]
+                .into_iter()
+                .flatten()
+                .min();
+            let sleep = async {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                msg = rx.recv() => match msg {
+                    None => return,
+                    Some(Msg::Hook(status, reason)) => {
+                        self.engine.on_hook(Instant::now(), status, reason);
+                    }
+                    Some(Msg::Settings(s)) => {
+                        self.settings = s;
+                        self.engine.set_timing(self.settings.timing);
+                        self.engine.set_has_rules(!self.settings.rules.is_empty());
+                        self.engine.on_rules(self.settings.rules.evaluate(&self.rows));
+                    }
+                    Some(Msg::Explain(reply)) => {
+                        self.read_screen().await;
+                        let now = Instant::now();
+                        let mut signals = vec![format!(
+                            "badge: {} since {} s ago ({})",
+                            self.engine.status(),
+                            now.saturating_duration_since(self.engine.since()).as_secs(),
+                            self.engine.reason()
+                        )];
+                        signals.extend(self.engine.signals(now));
+                        let _ = reply.send((signals, self.settings.rules.explain(&self.rows)));
+                    }
+                },
+                changed = state.changed(), if !pane_gone => {
+                    if changed.is_err() {
+                        pane_gone = true;
+                    } else {
+                        let st = state.borrow_and_update().clone();
+                        if seen_generation != Some(st.generation) {
+                            seen_generation = Some(st.generation);
+                            dirty = Some(Instant::now());
+                        }
+                        if st.exited && !self.exit_seen {
+                            self.exit_seen = true;
+                            let code = st.exit_code.map_or("unknown".into(), |c| c.to_string());
+                            self.engine.on_exit(format!("process: exited with code {code}"));
+                        }
+                    }
+                },
+                () = sleep => {}
+            }
+            let now = Instant::now();
+            if let Some(changed_at) = dirty
+                && last_read.is_none_or(|l| now >= l + MIN_GAP)
+                && !self.exit_seen
+            {
+                dirty = None;
+                last_read = Some(now);
+                self.read_screen().await;
+                let eval = self.settings.rules.evaluate(&self.rows);
+                self.engine.on_screen(changed_at, eval);
+            }
+            self.look_at_files(now).await;
+            self.decide(Instant::now());
+        }
+    }
+
+    async fn read_screen(&mut self) {
+        if let Some(rows) = self.pane.screen_text().await {
+            self.rows = rows;
+        }
+    }
+
+    /// Before time alone makes a working agent stuck, and now and then while it is stuck: did files
+    /// in the worktree change since its last progress?
+    async fn look_at_files(&mut self, now: Instant) {
+        let due = match self.engine.status() {
+            Status::Working => {
+                let deadline = self.engine.stuck_deadline();
+                now >= deadline && self.scanned_for != Some(deadline)
+            }
+            Status::Stuck => self.rescan_at.is_none_or(|r| now >= r),
+            _ => {
+                self.rescan_at = None;
+                false
+            }
+        };
+        if !due {
+            return;
+        }
+        self.scanned_for = Some(self.engine.stuck_deadline());
+        let since = SystemTime::now()
+            .checked_sub(now.saturating_duration_since(self.engine.last_progress()))
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let dir = self.worktree.clone();
+        let changed =
+            tokio::task::spawn_blocking(move || changed_since(&dir, since)).await.unwrap_or(false);
+        if changed {
+            self.engine.on_files_changed(Instant::now());
+        }
+        let every = (self.engine_timing().stuck_after / 4)
+            .clamp(Duration::from_secs(1), Duration::from_secs(30));
+        self.rescan_at = Some(Instant::now() + every);
+    }
+
+    fn engine_timing(&self) -> Timing {
+        self.settings.timing
+    }
+
+    fn decide(&mut self, now: Instant) {
+        let Some(tr) = self.engine.decide(now) else {
+            // The reason may have been refined without a transition.
+            if self.view.borrow().reason != self.engine.reason() {
+                let reason = self.engine.reason().to_string();
+                self.view.send_modify(|v| v.reason = reason);
+            }
+            return;
+        };
+        let view =
+            View { status: tr.to, since: unix_of(tr.at), reason: tr.reason.clone(), seq: tr.seq };
+        self.view.send_replace(view.clone());
+        (self.on_change)(tr, view);
+    }
+}
+
+/// Whether any file or directory under `dir` (`.git` left out) was modified after `since`. Stops
+/// at the first one, and after [`SCAN_LIMIT`] entries.
+fn changed_since(dir: &Path, since: SystemTime) -> bool {
+    let mut stack = vec![dir.to_path_buf()];
+    let mut seen = 0usize;
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for entry in entries.flatten() {
+            seen += 1;
+            if seen > SCAN_LIMIT {
+                return false;
+            }
+            if entry.file_name() == ".git" {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.modified().is_ok_and(|m| m > since) {
+                return true;
+            }
+            if meta.is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_since_compares_modification_times() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join(".git/objects")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("src/deep")).unwrap();
+        let before = SystemTime::now() + Duration::from_secs(3600);
+        assert!(!changed_since(tmp.path(), before));
+        let past = SystemTime::now() - Duration::from_secs(3600);
+        assert!(changed_since(tmp.path(), past));
+    }
+}

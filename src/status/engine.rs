@@ -1,0 +1,571 @@
+//! The status engine of one agent: signals in (each with the instant it happened), transitions out.
+//!
+//! Trust, strongest first: a hook the agent fired, the screen rule that matches, then activity. A
+//! hook moves the agent into a state, but agents do not fire hooks for everything (Claude Code fires
+//! none when a permission is granted or a turn is interrupted), so a hook holds only until the
+//! screen rules show a *different* state than before; then the screen decides again. `working` and
+//! `needs-input` are taken at once; `idle` only once it has held for the quiet period, so a screen
+//! caught between two frames does not flap the badge; `stuck` is `working` with no progress (a
+//! screen change that is more than a spinner, or a file change) for the stuck period. No clock is
+//! read here: callers pass `now`, so tests run on made-up time.
+
+use std::time::{Duration, Instant};
+
+use super::Status;
+use super::rules::Evaluation;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// How long `idle` must hold (or the screen be quiet) before the badge says so.
+    pub idle_after: Duration,
+    /// How long `working` may go without progress before it is `stuck`.
+    pub stuck_after: Duration,
+    /// With screen rules, how long activity alone may not end `starting`: an agent that loads for
+    /// a while before drawing its prompt is not idle, and its rules will say when it is ready.
+    pub startup_grace: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            idle_after: Duration::from_millis(1500),
+            stuck_after: Duration::from_secs(300),
+            startup_grace: Duration::from_secs(20),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub from: Status,
+    pub to: Status,
+    pub reason: String,
+    pub at: Instant,
+    /// Counts transitions, so a consumer can tell "idle again" from "still idle".
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Hold {
+    status: Status,
+    reason: String,
+    at: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Process,
+    Hook,
+    Rule,
+    Activity,
+}
+
+#[derive(Debug)]
+pub struct Engine {
+    timing: Timing,
+    status: Status,
+    since: Instant,
+    reason: String,
+    seq: u64,
+    hook: Option<Hold>,
+    screen: Option<(Status, String)>,
+    last_change: Option<Instant>,
+    first_change: Option<Instant>,
+    fingerprint: Option<u64>,
+    /// When the screen's text (letters, not spinners or timers) last changed.
+    last_text_change: Option<Instant>,
+    last_progress: Instant,
+    working_since: Option<Instant>,
+    idle_candidate_since: Option<Instant>,
+    exited: Option<String>,
+    /// Whether the profile has screen rules (then activity alone does not end `starting` soon).
+    has_rules: bool,
+    started: Instant,
+}
+
+impl Engine {
+    pub fn new(now: Instant, timing: Timing) -> Engine {
+        Engine {
+            timing,
+            status: Status::Starting,
+            since: now,
+            reason: "process: started, no output yet".into(),
+            seq: 0,
+            hook: None,
+            screen: None,
+            last_change: None,
+            first_change: None,
+            fingerprint: None,
+            last_text_change: None,
+            last_progress: now,
+            working_since: None,
+            idle_candidate_since: None,
+            exited: None,
+            has_rules: false,
+            started: now,
+        }
+    }
+
+    pub fn set_has_rules(&mut self, has_rules: bool) {
+        self.has_rules = has_rules;
+    }
+
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    pub fn since(&self) -> Instant {
+        self.since
+    }
+
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    pub fn set_timing(&mut self, timing: Timing) {
+        self.timing = timing;
+    }
+
+    /// The screen was evaluated after a change that happened at `changed_at`.
+    pub fn on_screen(&mut self, changed_at: Instant, eval: Evaluation) {
+        self.last_change = Some(self.last_change.map_or(changed_at, |t| t.max(changed_at)));
+        self.first_change.get_or_insert(changed_at);
+        if self.fingerprint != Some(eval.fingerprint) {
+            self.fingerprint = Some(eval.fingerprint);
+            self.last_progress = self.last_progress.max(changed_at);
+            self.last_text_change = Some(changed_at);
+        }
+        self.rules_changed(eval);
+    }
+
+    /// The screen was evaluated again without having changed (the rules changed).
+    pub fn on_rules(&mut self, eval: Evaluation) {
+        self.rules_changed(eval);
+    }
+
+    fn rules_changed(&mut self, eval: Evaluation) {
+        let old = self.screen.as_ref().map(|(s, _)| *s);
+        let new = eval.decided.as_ref().map(|(s, _)| *s);
+        if new != old
+            && let (Some(h), Some(n)) = (&self.hook, new)
+            && n != h.status
+        {
+            // The screen moved on to something the hook did not say: the hook is spent.
+            self.hook = None;
+        }
+        self.screen = eval.decided;
+    }
+
+    /// The agent's hook said it is in `status`.
+    pub fn on_hook(&mut self, now: Instant, status: Status, reason: String) {
+        if self.exited.is_some() {
+            return;
+        }
+        self.hook = Some(Hold { status, reason, at: now });
+        if status == Status::Working {
+            // Activity the hook reports is progress too (a tool ran).
+            self.last_progress = self.last_progress.max(now);
+        }
+    }
+
+    /// Files in the worktree changed at `at`.
+    pub fn on_files_changed(&mut self, at: Instant) {
+        self.last_progress = self.last_progress.max(at);
+    }
+
+    pub fn on_exit(&mut self, reason: String) {
+        self.exited = Some(reason);
+        self.hook = None;
+    }
+
+    fn candidate(&self, now: Instant) -> (Status, String, Source) {
+        if let Some(r) = &self.exited {
+            return (Status::Exited, r.clone(), Source::Process);
+        }
+        if let Some(h) = &self.hook {
+            // What the screen plainly shows beats a hook that says less: hooks can be stale or
+            // about another turn (Codex notifies a finished side turn while its approval prompt
+            // waits). A question on screen is never read as anything else, and visible work is
+            // not read as idle; the screen shows the end of a turn soon enough.
+            if let Some((shown, name)) = &self.screen
+                && ((*shown == Status::NeedsInput && h.status != Status::NeedsInput)
+                    || (*shown == Status::Working && h.status == Status::Idle))
+            {
+                return (*shown, format!("rule: {name} (over hook: {})", h.reason), Source::Rule);
+            }
+            return (h.status, format!("hook: {}", h.reason), Source::Hook);
+        }
+        if let Some((s, name)) = &self.screen {
+            return (*s, format!("rule: {name}"), Source::Rule);
+        }
+        let ms = self.timing.idle_after.as_millis();
+        match self.last_change {
+            None => (Status::Starting, "process: started, no output yet".into(), Source::Activity),
+            Some(t) if now.saturating_duration_since(t) < self.timing.idle_after => {
+                (Status::Working, format!("activity: output within {ms} ms"), Source::Activity)
+            }
+            Some(_) => (Status::Idle, format!("activity: quiet for {ms} ms"), Source::Activity),
+        }
+    }
+
+    /// When a pending idle may be taken: the candidate and the screen's text both quiet long enough.
+    fn idle_due(&self) -> Option<Instant> {
+        let since = self.idle_candidate_since?;
+        let quiet_from = self.last_text_change.map_or(since, |t| t.max(since));
+        Some(quiet_from + self.timing.idle_after)
+    }
+
+    fn in_grace(&self, now: Instant) -> bool {
+        self.has_rules && now.saturating_duration_since(self.started) < self.timing.startup_grace
+    }
+
+    fn still_starting(&self, now: Instant) -> bool {
+        self.first_change.is_none_or(|t| now.saturating_duration_since(t) < self.timing.idle_after)
+    }
+
+    /// When working began or last made progress, whichever is later.
+    fn progress_base(&self) -> Instant {
+        self.working_since.map_or(self.last_progress, |w| w.max(self.last_progress))
+    }
+
+    /// Bring the status up to date; returns the transition if it changed.
+    pub fn decide(&mut self, now: Instant) -> Option<Transition> {
+        let (mut to, mut reason, source) = self.candidate(now);
+        if to != Status::Idle {
+            self.idle_candidate_since = None;
+        }
+        if self.status == Status::Starting && source == Source::Activity && self.in_grace(now) {
+            return None;
+        }
+        match to {
+            Status::Starting => return None,
+            Status::Working
+                if self.status == Status::Starting
+                    && source == Source::Activity
+                    && self.still_starting(now) =>
+            {
+                // Drawing a banner is not work; a rule, a hook, going quiet or output that goes on
+                // past the quiet period ends `starting`.
+                return None;
+            }
+            Status::Working if matches!(self.status, Status::Working | Status::Stuck) => {
+                let quiet = now.saturating_duration_since(self.progress_base());
+                if quiet >= self.timing.stuck_after {
+                    to = Status::Stuck;
+                    reason = format!(
+                        "activity: no screen or file change for {} s while working ({reason})",
+                        quiet.as_secs()
+                    );
+                }
+            }
+            Status::Idle if self.status != Status::Idle && source != Source::Activity => {
+                // Activity's idle is itself a quiet period; a rule's or a hook's must hold for one,
+                // with the screen's text quiet too: Codex streams its answer above an idle-looking
+                // prompt with no sign of work but the words arriving.
+                self.idle_candidate_since.get_or_insert(now);
+                if now < self.idle_due().unwrap_or(now) {
+                    return None;
+                }
+            }
+            _ => {}
+        }
+        if to == self.status {
+            if self.reason != reason && to != Status::Stuck {
+                self.reason = reason;
+            }
+            return None;
+        }
+        if to == Status::Working && self.status != Status::Stuck {
+            self.working_since = Some(now);
+        }
+        let from = self.status;
+        self.status = to;
+        self.since = now;
+        self.reason = reason.clone();
+        self.seq += 1;
+        Some(Transition { from, to, reason, at: now, seq: self.seq })
+    }
+
+    /// The next instant at which time alone may change the status: the end of a quiet period, or
+    /// the stuck deadline.
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        if self.exited.is_some() {
+            return None;
+        }
+        let mut at: Option<Instant> = None;
+        let mut consider = |t: Instant| at = Some(at.map_or(t, |a| a.min(t)));
+        let (cand, _, source) = self.candidate(now);
+        if self.status == Status::Starting && source == Source::Activity && self.in_grace(now) {
+            // Only a rule, a hook or the end of the grace can end `starting` now.
+            return Some(self.started + self.timing.startup_grace);
+        }
+        if source == Source::Activity
+            && let Some(t) = self.last_change
+            && cand == Status::Working
+        {
+            consider(t + self.timing.idle_after);
+            if self.status == Status::Starting
+                && let Some(first) = self.first_change
+            {
+                consider(first + self.timing.idle_after);
+            }
+        }
+        if let Some(due) = self.idle_due() {
+            consider(due);
+        } else if cand == Status::Idle && self.status != Status::Idle {
+            consider(now + self.timing.idle_after);
+        }
+        if self.status == Status::Working {
+            consider(self.stuck_deadline());
+        }
+        at
+    }
+
+    /// When `working` turns `stuck` if nothing happens first.
+    pub fn stuck_deadline(&self) -> Instant {
+        self.progress_base() + self.timing.stuck_after
+    }
+
+    /// Progress is measured from here (for the file scan that looks for changes since then).
+    pub fn last_progress(&self) -> Instant {
+        self.progress_base()
+    }
+
+    /// One line per signal, for `--explain`.
+    pub fn signals(&self, now: Instant) -> Vec<String> {
+        let ago =
+            |t: Instant| format!("{:.1} s ago", now.saturating_duration_since(t).as_secs_f32());
+        let mut out = Vec::new();
+        out.push(match &self.exited {
+            Some(r) => r.clone(),
+            None => "process: running".into(),
+        });
+        out.push(match &self.hook {
+            Some(h) => {
+                format!(
+                    "hook: {} ({}), holds until the screen shows another state",
+                    h.status, h.reason
+                ) + &format!(", {}", ago(h.at))
+            }
+            None => "hook: none in force".into(),
+        });
+        out.push(match &self.screen {
+            Some((s, n)) => format!("screen: rule '{n}' says {s}"),
+            None => "screen: no rule matches".into(),
+        });
+        out.push(match self.last_change {
+            Some(t) => format!("activity: last screen change {}", ago(t)),
+            None => "activity: no output yet".into(),
+        });
+        out.push(format!(
+            "activity: last progress (screen text or files) {}; stuck after {} s of none while working",
+            ago(self.progress_base()),
+            self.timing.stuck_after.as_secs()
+        ));
+        out.push(format!("timing: idle after {} ms quiet", self.timing.idle_after.as_millis()));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Timing = Timing {
+        idle_after: Duration::from_millis(1500),
+        stuck_after: Duration::from_secs(60),
+        startup_grace: Duration::from_secs(20),
+    };
+
+    fn ev(status: Option<Status>, fp: u64) -> Evaluation {
+        Evaluation { decided: status.map(|s| (s, format!("{s}-rule"))), fingerprint: fp }
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn activity_alone_starting_then_idle_then_working_then_idle() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        assert_eq!(e.decide(t0), None);
+        e.on_screen(t0 + ms(10), ev(None, 1));
+        assert_eq!(e.decide(t0 + ms(20)), None, "banner output keeps starting");
+        assert_eq!(e.next_deadline(t0 + ms(20)), Some(t0 + ms(1510)));
+        let d = e.next_deadline(t0 + ms(20)).unwrap();
+        assert_eq!(d, t0 + ms(1510));
+        assert_eq!(e.decide(d).unwrap().to, Status::Idle);
+        e.on_screen(t0 + ms(3000), ev(None, 2));
+        let tr = e.decide(t0 + ms(3000)).unwrap();
+        assert_eq!((tr.from, tr.to), (Status::Idle, Status::Working));
+        assert!(tr.reason.starts_with("activity"), "{}", tr.reason);
+        assert_eq!(e.decide(t0 + ms(4000)), None);
+        assert_eq!(e.decide(t0 + ms(4500)).unwrap().to, Status::Idle);
+    }
+
+    #[test]
+    fn output_that_goes_on_past_the_quiet_period_is_work() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        for i in 0..15u64 {
+            e.on_screen(t0 + ms(i * 100), ev(None, 1));
+            assert_eq!(e.decide(t0 + ms(i * 100)), None);
+        }
+        e.on_screen(t0 + ms(1500), ev(None, 1));
+        assert_eq!(e.decide(t0 + ms(1500)).unwrap().to, Status::Working);
+    }
+
+    #[test]
+    fn with_rules_a_slow_start_stays_starting_until_a_rule_speaks_or_the_grace_ends() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        e.set_has_rules(true);
+        e.on_screen(t0 + ms(100), ev(None, 1));
+        assert_eq!(e.decide(t0 + ms(5000)), None, "quiet while loading is not idle");
+        e.on_screen(t0 + ms(6000), ev(None, 2));
+        assert_eq!(e.decide(t0 + ms(9000)), None, "drawing the banner is not work");
+        e.on_screen(t0 + ms(9500), ev(Some(Status::Working), 3));
+        assert_eq!(e.decide(t0 + ms(9500)).unwrap().to, Status::Working);
+        let mut slow = Engine::new(t0, T);
+        slow.set_has_rules(true);
+        slow.on_screen(t0 + ms(100), ev(None, 1));
+        assert_eq!(slow.next_deadline(t0 + ms(5000)), Some(t0 + ms(20_000)));
+        assert_eq!(slow.decide(t0 + ms(20_000)).unwrap().to, Status::Idle);
+    }
+
+    #[test]
+    fn rules_switch_to_working_and_needs_input_at_once_but_idle_waits() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        e.on_screen(t0, ev(Some(Status::Working), 1));
+        assert_eq!(e.decide(t0).unwrap().to, Status::Working);
+        e.on_screen(t0 + ms(100), ev(Some(Status::NeedsInput), 2));
+        assert_eq!(e.decide(t0 + ms(100)).unwrap().to, Status::NeedsInput);
+        e.on_screen(t0 + ms(200), ev(Some(Status::Idle), 3));
+        assert_eq!(e.decide(t0 + ms(200)), None);
+        // A frame caught between two states does not make it idle.
+        e.on_screen(t0 + ms(300), ev(Some(Status::Working), 4));
+        assert_eq!(e.decide(t0 + ms(300)).unwrap().to, Status::Working);
+        e.on_screen(t0 + ms(400), ev(Some(Status::Idle), 5));
+        assert_eq!(e.decide(t0 + ms(400)), None);
+        assert_eq!(e.next_deadline(t0 + ms(400)), Some(t0 + ms(1900)));
+        let tr = e.decide(t0 + ms(1900)).unwrap();
+        assert_eq!(tr.to, Status::Idle);
+        assert_eq!(tr.reason, "rule: idle-rule");
+    }
+
+    #[test]
+    fn a_hook_holds_until_the_screen_shows_another_state() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        e.on_screen(t0, ev(Some(Status::Working), 1));
+        e.decide(t0);
+        // The permission hook arrives before the prompt is drawn.
+        e.on_hook(t0 + ms(10), Status::NeedsInput, "Notification".into());
+        assert_eq!(e.decide(t0 + ms(10)).unwrap().to, Status::NeedsInput);
+        // The prompt is drawn: agreement, the hook stays.
+        e.on_screen(t0 + ms(50), ev(Some(Status::NeedsInput), 2));
+        assert_eq!(e.decide(t0 + ms(50)), None);
+        // Granted: no hook fires, the screen shows work again.
+        e.on_screen(t0 + ms(900), ev(Some(Status::Working), 3));
+        let tr = e.decide(t0 + ms(900)).unwrap();
+        assert_eq!((tr.to, tr.reason.as_str()), (Status::Working, "rule: working-rule"));
+    }
+
+    #[test]
+    fn a_hook_wins_over_a_screen_that_did_not_move() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        e.on_screen(t0, ev(None, 1));
+        e.on_hook(t0, Status::Working, "UserPromptSubmit".into());
+        assert_eq!(e.decide(t0).unwrap().to, Status::Working);
+        e.on_screen(t0 + ms(5000), ev(None, 1));
+        assert_eq!(e.decide(t0 + ms(5000)), None, "quiet screen, but the hook says working");
+        e.on_hook(t0 + ms(6000), Status::Idle, "Stop".into());
+        assert_eq!(e.decide(t0 + ms(6000)), None);
+        assert_eq!(e.decide(t0 + ms(7500)).unwrap().reason, "hook: Stop");
+    }
+
+    #[test]
+    fn an_idle_looking_screen_whose_text_still_grows_is_not_idle_yet() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        e.on_screen(t0, ev(Some(Status::Working), 1));
+        e.decide(t0);
+        // The answer streams above the prompt: the rule says idle, the words keep coming.
+        for i in 1..30u64 {
+            e.on_screen(t0 + ms(i * 200), ev(Some(Status::Idle), 100 + i));
+            assert_eq!(e.decide(t0 + ms(i * 200)), None, "at {} ms", i * 200);
+        }
+        assert_eq!(e.next_deadline(t0 + ms(5800)), Some(t0 + ms(7300)));
+        assert_eq!(e.decide(t0 + ms(7300)).unwrap().to, Status::Idle);
+    }
+
+    #[test]
+    fn visible_work_is_not_idle_because_a_hook_said_so() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        e.on_screen(t0, ev(Some(Status::Working), 1));
+        e.decide(t0);
+        e.on_hook(t0 + ms(10), Status::Idle, "Stop".into());
+        assert_eq!(e.decide(t0 + ms(5000)), None, "the spinner is still there");
+        // The screen shows the idle prompt: the hook agrees, and idle holds after the quiet.
+        e.on_screen(t0 + ms(5100), ev(Some(Status::Idle), 2));
+        assert_eq!(e.decide(t0 + ms(5100)), None);
+        assert_eq!(e.decide(t0 + ms(6600)).unwrap().reason, "hook: Stop");
+    }
+
+    #[test]
+    fn a_question_on_screen_beats_a_hook_that_says_idle() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        e.on_screen(t0, ev(Some(Status::NeedsInput), 1));
+        assert_eq!(e.decide(t0).unwrap().to, Status::NeedsInput);
+        e.on_hook(t0 + ms(100), Status::Idle, "codex notify (agent-turn-complete)".into());
+        assert_eq!(e.decide(t0 + ms(5000)), None);
+        assert!(e.reason().contains("over hook"), "{}", e.reason());
+        // Approved: the screen moves on, and the stale hook is spent with it.
+        e.on_screen(t0 + ms(6000), ev(Some(Status::Working), 2));
+        let tr = e.decide(t0 + ms(6000)).unwrap();
+        assert_eq!((tr.to, tr.reason.as_str()), (Status::Working, "rule: working-rule"));
+    }
+
+    #[test]
+    fn working_without_progress_is_stuck_and_progress_ends_it() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        e.on_screen(t0, ev(Some(Status::Working), 7));
+        e.decide(t0);
+        // A spinner animates: the screen changes, the fingerprint does not.
+        for i in 1..60u64 {
+            e.on_screen(t0 + ms(i * 1000), ev(Some(Status::Working), 7));
+            assert_eq!(e.decide(t0 + ms(i * 1000)), None);
+        }
+        assert_eq!(e.next_deadline(t0 + ms(59_000)), Some(t0 + ms(60_000)));
+        let tr = e.decide(t0 + ms(60_000)).unwrap();
+        assert_eq!(tr.to, Status::Stuck);
+        assert!(tr.reason.contains("no screen or file change for 60 s"), "{}", tr.reason);
+        e.on_files_changed(t0 + ms(61_000));
+        assert_eq!(e.decide(t0 + ms(61_000)).unwrap().to, Status::Working);
+        assert_eq!(e.stuck_deadline(), t0 + ms(121_000));
+    }
+
+    #[test]
+    fn exit_beats_everything_and_ends_deadlines() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        e.on_hook(t0, Status::Working, "PreToolUse".into());
+        e.decide(t0);
+        e.on_exit("process: exited with code 3".into());
+        let tr = e.decide(t0 + ms(1)).unwrap();
+        assert_eq!((tr.to, tr.reason.as_str()), (Status::Exited, "process: exited with code 3"));
+        assert_eq!(e.next_deadline(t0 + ms(1)), None);
+        e.on_hook(t0 + ms(2), Status::Working, "late".into());
+        assert_eq!(e.decide(t0 + ms(2)), None);
+    }
+}

@@ -1,0 +1,150 @@
+//! The badge of a real Claude Code, end to end: corral runs the real CLI in a real PTY, talking to
+//! a local mock of the Anthropic API (tests/fixtures/mock_anthropic.py) that scripts a reply with
+//! text and a `Write` tool call (which needs permission), then a long streamed reply. The badge is
+//! checked against the mock's own log of when it was streaming and when it was waiting.
+//!
+//! Needs the `claude` CLI: from CORRAL_TEST_AGENTS_BIN (a directory), PATH, or node_modules/.bin
+//! in the repository or in .ci/agents (where `scripts/setup.sh` installs the pinned version).
+//! Without it the test says so and passes.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::live::*;
+use common::*;
+
+#[test]
+fn claude_code_badge_follows_permission_prompt_and_streaming_against_the_mock_log() {
+    let Some(claude) = find_agent_cli("claude") else {
+        eprintln!(
+            "SKIPPED claude_code_badge…: no `claude` CLI (set CORRAL_TEST_AGENTS_BIN, put it on PATH, or run scripts/setup.sh to install it into .ci/agents)"
+        );
+        return;
+    };
+    let env = Env::new();
+    let root = env.root();
+    let wts = root.join("wts");
+    let worktree = wts.join("cc");
+    let port = free_port();
+    let log_path = root.join("mock.jsonl");
+    let script = serde_json::json!([
+        {
+            "text": "I will create the file.",
+            "tool": "Write",
+            "input": {"file_path": worktree.join("hello.txt"), "content": "hello from the mock\n"},
+            "delay": 1.0
+        },
+        {
+            "text": "Done. hello.txt now greets whoever reads it. This reply streams slowly, a few words at a time, so that the badge has a long stretch of streaming to show as working before the turn ends and the agent waits for its next prompt.",
+            "chunks": 25,
+            "chunk_delay": 0.15,
+            "delay": 1.0
+        }
+    ]);
+    std::fs::write(root.join("script.json"), script.to_string()).unwrap();
+    let mock = Mock::start("mock_anthropic.py", port, &root.join("script.json"), &log_path);
+
+    // Claude Code offline: an API key it has approved, onboarding done, and the main repository
+    // trusted (a corral worktree is a linked worktree: trust is looked up at the main root).
+    let key = "sk-ant-corral-test-0123456789abcdefghij";
+    let claude_json = serde_json::json!({
+        "hasCompletedOnboarding": true,
+        "customApiKeyResponses": {"approved": [&key[key.len() - 20..]], "rejected": []},
+        "projects": {env.repo.display().to_string(): {"hasTrustDialogAccepted": true}}
+    });
+    std::fs::write(env.home.join(".claude.json"), claude_json.to_string()).unwrap();
+    env.write_config(&format!(
+        r#"
+[worktree]
+dir = "{wts}"
+[agents.claude]
+command = ["{claude}", "--permission-mode", "default", "--session-id", "{{session}}"]
+[agents.claude.env]
+ANTHROPIC_BASE_URL = "http://127.0.0.1:{port}"
+ANTHROPIC_API_KEY = "{key}"
+DISABLE_AUTOUPDATER = "1"
+CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = "1"
+"#,
+        wts = wts.display(),
+        claude = claude.display(),
+    ));
+
+    let out = env.ok(&[
+        "new",
+        "create hello.txt",
+        "--agent",
+        "claude",
+        "--name",
+        "cc",
+        "--detach",
+        "--size",
+        "100x30",
+    ]);
+    assert_eq!(out.trim(), "cc");
+    let seen = record_badge(&env, "cc", |seen| {
+        // The permission prompt: needs-input.
+        wait_for("needs-input at the permission prompt", || {
+            saw_after(seen, "needs-input", 0.0).then_some(())
+        });
+        // The PermissionRequest hook may come a moment before the prompt is drawn.
+        env.wait_tail("cc", |t| t.contains("Do you want to create hello.txt?"));
+        assert!(!worktree.join("hello.txt").exists(), "nothing written before permission");
+        // Grant it (Enter on "1. Yes"), and wait for the end of the turn.
+        env.ok(&["send", "cc", ""]);
+        wait_or(
+            "idle after the long reply",
+            || {
+                let end = when(&mock_log(&log_path), "stream_end", 1)?;
+                saw_after(seen, "idle", end).then_some(())
+            },
+            || {
+                format!(
+                    "badge: {:?}\nmock: {:?}\nscreen:\n{}",
+                    seen.lock().unwrap(),
+                    mock_log(&log_path),
+                    env.tail("cc")
+                )
+            },
+        );
+    });
+    drop(mock);
+
+    let log = mock_log(&log_path);
+    let why = format!("badge: {seen:?}\nmock: {log:?}\nscreen:\n{}", env.tail("cc"));
+    let asked_from = when(&log, "stream_start", 0).unwrap();
+    let resumed = when(&log, "request", 1).unwrap();
+    let (long_start, long_end) =
+        (when(&log, "stream_start", 1).unwrap(), when(&log, "stream_end", 1).unwrap());
+    eprintln!("{why}");
+    assert_eq!(order(&seen), ["working", "needs-input", "working", "idle"], "{why}");
+    let (work, ask, work2, idle) = (nth(&seen, 0), nth(&seen, 1), nth(&seen, 2), nth(&seen, 3));
+    // Each check below is strict about what an `ls` proves (a status seen by an `ls` was there
+    // before it returned; one first seen was not there when the previous `ls` was sent), and the
+    // mock's pauses (a second before each reply) leave room for slow polls.
+    // working came with the first request, before the tool call was sent;
+    assert!(work.after < asked_from + 1.0, "{why}");
+    // needs-input only once the model asked (it sends nothing in the first second), and before
+    // the agent went on;
+    assert!(ask.sent > asked_from, "needs-input before the model asked: {why}");
+    assert!(ask.after < resumed, "{why}");
+    assert!(
+        ask.reason.contains("permission prompt") || ask.reason.contains("Permission"),
+        "{}",
+        ask.reason
+    );
+    // working again after permission, and all through the long reply;
+    assert!(work2.after < long_start + 1.0, "{why}");
+    assert!(
+        seen.iter().all(|o| !(o.sent > long_start && o.sent < long_end) || o.status == "working"),
+        "the badge left working while the reply streamed: {why}"
+    );
+    // idle only after the reply ended.
+    assert!(idle.sent > long_end, "{why}");
+    assert!(idle.reason.contains("Stop") || idle.reason.contains("input box"), "{}", idle.reason);
+    assert_eq!(
+        std::fs::read_to_string(worktree.join("hello.txt")).unwrap(),
+        "hello from the mock\n",
+        "{why}"
+    );
+}

@@ -1,0 +1,111 @@
+//! The badge of a real Codex, end to end: corral runs the real CLI in a real PTY against a local
+//! mock of the OpenAI Responses API (tests/fixtures/mock_openai.py) that scripts a command needing
+//! approval, then a long streamed reply. Covers Codex's trust dialog, its approval prompt, its
+//! `notify` hook (which corral installs with `-c notify=…`), and the mock's log as the reference.
+//!
+//! Needs the `codex` CLI (found like `claude` in tests/claude.rs); without it the test says so.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::live::*;
+use common::*;
+
+#[test]
+fn codex_badge_follows_trust_approval_and_streaming_against_the_mock_log() {
+    let Some(codex) = find_agent_cli("codex") else {
+        eprintln!(
+            "SKIPPED codex_badge…: no `codex` CLI (set CORRAL_TEST_AGENTS_BIN, put it on PATH, or run scripts/setup.sh to install it into .ci/agents)"
+        );
+        return;
+    };
+    let env = Env::new();
+    let root = env.root();
+    let port = free_port();
+    let log_path = root.join("mock.jsonl");
+    let script = serde_json::json!([
+        {"command": "echo hello from codex > hello.txt", "justification": "Create hello.txt", "delay": 1.0},
+        {
+            "text": "Done: hello.txt greets whoever reads it. This reply streams slowly, a few words at a time, so that the badge has a long stretch of streaming to show as working before the turn ends.",
+            "chunks": 25,
+            "chunk_delay": 0.15,
+            "delay": 1.0
+        }
+    ]);
+    std::fs::write(root.join("script.json"), script.to_string()).unwrap();
+    let mock = Mock::start("mock_openai.py", port, &root.join("script.json"), &log_path);
+    // Codex offline: a provider pointing at the mock; commands need approval to write.
+    std::fs::create_dir_all(env.home.join(".codex")).unwrap();
+    std::fs::write(
+        env.home.join(".codex/config.toml"),
+        format!(
+            "model = \"m\"\nmodel_provider = \"mock\"\napproval_policy = \"on-request\"\nsandbox_mode = \"read-only\"\n[model_providers.mock]\nname = \"mock\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\nenv_key = \"MOCK_KEY\"\n"
+        ),
+    )
+    .unwrap();
+    env.write_config(&format!(
+        "[agents.codex]\ncommand = [\"{}\", \"--no-daemon\"]\n[agents.codex.env]\nMOCK_KEY = \"x\"\n",
+        codex.display()
+    ));
+    env.ok(&["new", "--agent", "codex", "--name", "cx", "--detach", "--size", "100x30"]);
+    let until = |what: &str, status: &str| {
+        wait_for(what, || (env.agent_json("cx")["status"] == status).then_some(()));
+    };
+    // Codex asks whether to trust the folder: a question.
+    until("the trust dialog", "needs-input");
+    env.wait_tail("cx", |t| t.contains("Trust this folder?"));
+    env.ok(&["send", "cx", ""]);
+    until("the composer", "idle");
+
+    let seen = record_badge(&env, "cx", |seen| {
+        env.ok(&["send", "cx", "create hello.txt"]);
+        wait_for("needs-input at the approval", || {
+            saw_after(seen, "needs-input", 0.0).then_some(())
+        });
+        env.wait_tail("cx", |t| t.contains("Would you like to run the following command?"));
+        assert!(!env.worktree_of("cx").join("hello.txt").exists(), "nothing ran before approval");
+        env.ok(&["send", "cx", ""]);
+        wait_or(
+            "idle after the long reply",
+            || {
+                let end = when(&mock_log(&log_path), "stream_end", 1)?;
+                saw_after(seen, "idle", end).then_some(())
+            },
+            || {
+                format!(
+                    "badge: {:?}\nmock: {:?}\nscreen:\n{}",
+                    seen.lock().unwrap(),
+                    mock_log(&log_path),
+                    env.tail("cx")
+                )
+            },
+        );
+    });
+    drop(mock);
+
+    let log = mock_log(&log_path);
+    let why = format!("badge: {seen:?}\nmock: {log:?}\nscreen:\n{}", env.tail("cx"));
+    eprintln!("{why}");
+    assert_eq!(order(&seen), ["idle", "working", "needs-input", "working", "idle"], "{why}");
+    let (work, ask, work2, idle) = (nth(&seen, 1), nth(&seen, 2), nth(&seen, 3), nth(&seen, 4));
+    let asked_from = when(&log, "stream_start", 0).unwrap();
+    let resumed = when(&log, "request", 1).unwrap();
+    let (long_start, long_end) =
+        (when(&log, "stream_start", 1).unwrap(), when(&log, "stream_end", 1).unwrap());
+    // As in tests/claude.rs: strict about what each `ls` proves, with the mock's one-second
+    // pauses as room for slow polls.
+    assert!(work.after < asked_from + 1.0, "{why}");
+    assert!(ask.sent > asked_from && ask.after < resumed, "{why}");
+    assert!(ask.reason.contains("approval"), "{}", ask.reason);
+    assert!(work2.after < long_start + 1.0, "{why}");
+    assert!(
+        seen.iter().all(|o| !(o.sent > long_start && o.sent < long_end) || o.status == "working"),
+        "the badge left working while the reply streamed: {why}"
+    );
+    assert!(idle.sent > long_end, "{why}");
+    assert_eq!(
+        std::fs::read_to_string(env.worktree_of("cx").join("hello.txt")).unwrap(),
+        "hello from codex\n"
+    );
+}

@@ -1,0 +1,163 @@
+//! For tests that run real agent CLIs against local mocks of their APIs: finding the CLI, running
+//! a mock, reading its log, and recording the badge while a test drives the agent.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::{Env, wait_for};
+
+/// The agent CLI `name`: in CORRAL_TEST_AGENTS_BIN (a directory), on PATH, or in node_modules/.bin
+/// of the repository or of .ci/agents (where scripts/setup.sh installs the pinned versions).
+pub fn find_agent_cli(name: &str) -> Option<PathBuf> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Some(d) = std::env::var_os("CORRAL_TEST_AGENTS_BIN") {
+        dirs.push(d.into());
+    }
+    if let Some(p) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&p));
+    }
+    dirs.push(manifest.join("node_modules/.bin"));
+    dirs.push(manifest.join(".ci/agents/node_modules/.bin"));
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A mock API server (tests/fixtures/<script>) on `port`, killed on drop.
+pub struct Mock(Child);
+
+impl Mock {
+    pub fn start(fixture: &str, port: u16, script: &Path, log: &Path) -> Mock {
+        let child = Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(fixture))
+            .arg(port.to_string())
+            .arg(script)
+            .arg(log)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("python3 runs the mock");
+        let mock = Mock(child);
+        wait_for("the mock to listen", || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+        mock
+    }
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn now_secs() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+/// A mock's log: (time, event, script index; -1 for side requests).
+pub fn mock_log(path: &Path) -> Vec<(f64, String, i64)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| {
+            (
+                v["t"].as_f64().unwrap(),
+                v["event"].as_str().unwrap().to_string(),
+                v["index"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect()
+}
+
+pub fn when(log: &[(f64, String, i64)], event: &str, index: i64) -> Option<f64> {
+    log.iter().find(|(_, e, i)| e == event && *i == index).map(|(t, _, _)| *t)
+}
+
+/// One change of the badge as `ls` saw it.
+#[derive(Debug, Clone)]
+pub struct Obs {
+    /// When the `ls` that first saw this status was sent, and when it returned: the badge changed
+    /// before `after`, and (the previous `ls` having seen the old status) not long before `sent`.
+    pub sent: f64,
+    pub after: f64,
+    pub status: String,
+    pub reason: String,
+}
+
+pub type Seen = Vec<Obs>;
+
+/// Run `drive` while recording the badge of agent `name` (polling `corral ls --json`).
+pub fn record_badge(env: &Env, name: &str, drive: impl FnOnce(&Mutex<Seen>)) -> Seen {
+    let seen: Mutex<Seen> = Mutex::default();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                let sent = now_secs();
+                let Ok(out) = env.cmd(&["ls", "--json"]).output() else { continue };
+                let after = now_secs();
+                let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+                    continue;
+                };
+                let Some(a) =
+                    v["agents"].as_array().and_then(|a| a.iter().find(|a| a["name"] == name))
+                else {
+                    continue;
+                };
+                let status = a["status"].as_str().unwrap_or("").to_string();
+                let reason = a["status_reason"].as_str().unwrap_or("").to_string();
+                let mut seen = seen.lock().unwrap();
+                if seen.last().is_none_or(|o| o.status != status) {
+                    seen.push(Obs { sent, after, status, reason });
+                }
+            }
+        });
+        // Whatever happens in `drive`, the recorder stops (a failed assertion must not hang).
+        struct StopOnDrop<'a>(&'a AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let _stop = StopOnDrop(&stop);
+        drive(&seen);
+    });
+    seen.into_inner().unwrap()
+}
+
+/// Whether the recording so far has `status` seen by an `ls` sent after `after`.
+pub fn saw_after(seen: &Mutex<Seen>, status: &str, after: f64) -> bool {
+    seen.lock().unwrap().iter().any(|o| o.status == status && o.sent > after)
+}
+
+/// The statuses in the order seen, `starting` left out.
+pub fn order(seen: &Seen) -> Vec<&str> {
+    seen.iter().map(|o| o.status.as_str()).filter(|s| *s != "starting").collect()
+}
+
+/// The `i`th change seen, `starting` left out.
+pub fn nth(seen: &Seen, i: usize) -> &Obs {
+    seen.iter().filter(|o| o.status != "starting").nth(i).unwrap()
+}
+
+/// Like [`wait_for`], with `context` (screen, logs) in the failure message.
+pub fn wait_or<T>(what: &str, mut f: impl FnMut() -> Option<T>, context: impl Fn() -> String) -> T {
+    let deadline = std::time::Instant::now() + super::DEADLINE;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            context()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+}

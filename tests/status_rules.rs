@@ -1,0 +1,146 @@
+//! The built-in screen rules against screens of the real agent CLIs.
+//!
+//! Claude Code (2.1.330) and Codex (0.169.0) screens were captured from the real CLIs running in
+//! corral at 100x30 (`examples/capture_screens.rs`), talking to local mocks of their APIs. Gemini
+//! CLI, Aider and OpenCode are not installed where corral is tested: their screens were written by
+//! hand from the UI text their documentation shows, and say so by name in the table below.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use corral::status::{RuleSet, Status};
+
+fn rules(profile: &str) -> RuleSet {
+    let loaded = corral::config::load(Path::new("/nonexistent/config.toml"), None).unwrap();
+    RuleSet::compile(&loaded.config.agents[profile].rules).unwrap()
+}
+
+fn screen(name: &str) -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/screens").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let rows: Vec<String> = text.lines().map(str::to_string).collect();
+    // Fixtures are whole screens at the size in their name.
+    let size = name.split('.').nth(1).unwrap();
+    let (cols, n) = size.split_once('x').unwrap();
+    assert_eq!(rows.len(), n.parse::<usize>().unwrap(), "{name}: rows");
+    let cols: usize = cols.parse().unwrap();
+    assert!(rows.iter().all(|r| r.chars().count() <= cols), "{name}: a row wider than {cols}");
+    rows
+}
+
+/// (profile, fixture, expected status; None: no rule matches and activity decides).
+const CASES: &[(&str, &str, Option<Status>)] = &[
+    ("claude", "claude-idle-fresh.100x30.txt", Some(Status::Idle)),
+    ("claude", "claude-thinking-start.100x30.txt", Some(Status::Working)),
+    ("claude", "claude-working-streaming.100x30.txt", Some(Status::Working)),
+    ("claude", "claude-working-after-tool.100x30.txt", Some(Status::Working)),
+    ("claude", "claude-working-custom-verb.100x30.txt", Some(Status::Working)),
+    ("claude", "claude-permission.100x30.txt", Some(Status::NeedsInput)),
+    ("claude", "claude-idle-done.100x30.txt", Some(Status::Idle)),
+    ("claude", "claude-interrupted.100x30.txt", Some(Status::Idle)),
+    ("codex", "codex-trust.100x30.txt", Some(Status::NeedsInput)),
+    ("codex", "codex-idle-fresh.100x30.txt", Some(Status::Idle)),
+    ("codex", "codex-working.100x30.txt", Some(Status::Working)),
+    ("codex", "codex-approval.100x30.txt", Some(Status::NeedsInput)),
+    ("codex", "codex-idle-done.100x30.txt", Some(Status::Idle)),
+    // Written from documentation, not captured:
+    ("gemini", "gemini-idle.100x30.txt", Some(Status::Idle)),
+    ("gemini", "gemini-working.100x30.txt", Some(Status::Working)),
+    ("gemini", "gemini-confirm.100x30.txt", Some(Status::NeedsInput)),
+    ("aider", "aider-idle.100x30.txt", Some(Status::Idle)),
+    ("aider", "aider-confirm.100x30.txt", Some(Status::NeedsInput)),
+    ("aider", "aider-working.100x30.txt", None),
+    ("opencode", "opencode-idle.100x30.txt", Some(Status::Idle)),
+    ("opencode", "opencode-working.100x30.txt", Some(Status::Working)),
+    ("opencode", "opencode-permission.100x30.txt", Some(Status::NeedsInput)),
+];
+
+#[test]
+fn builtin_rules_read_every_fixture_screen_right() {
+    let mut wrong = Vec::new();
+    for (profile, fixture, want) in CASES {
+        let rows = screen(fixture);
+        let got = rules(profile).evaluate(&rows).decided.map(|(s, _)| s);
+        if got != *want {
+            let why: Vec<String> = rules(profile)
+                .explain(&rows)
+                .iter()
+                .map(|r| format!("  {} ({}): {} [{}]", r.name, r.status, r.matched, r.detail))
+                .collect();
+            wrong.push(format!("{fixture}: want {want:?}, got {got:?}\n{}", why.join("\n")));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn every_builtin_agent_profile_has_rules_and_a_fixture_for_each_state() {
+    for profile in ["claude", "codex", "gemini", "aider", "opencode"] {
+        assert!(!rules(profile).is_empty(), "{profile} has no rules");
+        for want in [Status::Idle, Status::NeedsInput] {
+            assert!(
+                CASES.iter().any(|(p, _, s)| *p == profile && *s == Some(want)),
+                "{profile}: no fixture for {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_unusual_spinner_word_is_working_by_the_spinner_rule_alone() {
+    // The user replaced Claude Code's spinner verbs ("Frobnicating…"): the spinner rule must
+    // match without knowing the word, not only the "esc to interrupt" footer.
+    let rows = screen("claude-working-custom-verb.100x30.txt");
+    assert!(rows.iter().any(|r| r.contains("Frobnicating…")));
+    let report = rules("claude").explain(&rows);
+    let spinner = report.iter().find(|r| r.name == "spinner").unwrap();
+    assert!(spinner.matched, "{spinner:?}");
+    // And with the footer gone (an older or narrower layout), the verdict stays working.
+    let no_footer: Vec<String> = rows.iter().map(|r| r.replace("esc to interrupt", "")).collect();
+    assert_eq!(
+        rules("claude").evaluate(&no_footer).decided,
+        Some((Status::Working, "spinner".to_string()))
+    );
+}
+
+#[test]
+fn a_finished_reply_ending_in_an_ellipsis_is_not_a_spinner() {
+    let mut rows = screen("claude-idle-done.100x30.txt");
+    let i = rows.iter().position(|r| r.starts_with("✻ Churned")).unwrap();
+    rows[i] = "● Let me know what else to do…".into();
+    assert_eq!(rules("claude").evaluate(&rows).decided.map(|(s, _)| s), Some(Status::Idle));
+}
+
+#[test]
+fn typing_into_the_input_box_keeps_an_idle_agent_idle() {
+    // Derived from the fixtures: the user's unsent text in the input row.
+    let cases = [
+        ("claude", "claude-idle-fresh.100x30.txt", "❯\u{a0}", "❯ fix the login test"),
+        (
+            "codex",
+            "codex-idle-fresh.100x30.txt",
+            "› Ask Codex to do anything",
+            "› fix the login test",
+        ),
+        (
+            "gemini",
+            "gemini-idle.100x30.txt",
+            ">   Type your message or @path/to/file",
+            ">   fix the login test",
+        ),
+        ("aider", "aider-idle.100x30.txt", "> ", "> fix the login test"),
+    ];
+    for (profile, fixture, from, to) in cases {
+        let rows: Vec<String> = screen(fixture).iter().map(|r| r.replacen(from, to, 1)).collect();
+        assert!(
+            rows.iter().any(|r| r.contains("fix the login test")),
+            "{fixture}: {from:?} not found"
+        );
+        assert_eq!(
+            rules(profile).evaluate(&rows).decided.map(|(s, _)| s),
+            Some(Status::Idle),
+            "{fixture}"
+        );
+    }
+}
