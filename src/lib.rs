@@ -13,3 +13,4 @@ pub mod proto;
 pub mod server;
 pub mod term;
 pub mod trust;
+pub mod tui;
