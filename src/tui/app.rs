@@ -80,7 +80,10 @@ impl TerminalGuard {
             EnableBracketedPaste,
             EnableFocusChange,
             PushKeyboardEnhancementFlags(KeyboardEnhancementFlags::DISAMBIGUATE_ESCAPE_CODES),
-            crossterm::cursor::Hide
+            crossterm::cursor::Hide,
+            // Not ratatui's clear, which asks the terminal where the cursor is and stalls on
+            // terminals that never answer.
+            crossterm::terminal::Clear(crossterm::terminal::ClearType::All)
         )
         .context("cannot set up the terminal")?;
         Ok(guard)
@@ -135,7 +138,6 @@ pub async fn run(repo_arg: Option<PathBuf>) -> Result<i32> {
     }));
     let backend = CrosstermBackend::new(BufWriter::with_capacity(1 << 16, std::io::stdout()));
     let mut terminal = Terminal::new(backend).context("cannot start drawing")?;
-    terminal.clear().context("cannot clear the terminal")?;
 
     let result = event_loop(&mut st, &mut terminal, first).await;
     drop(terminal);
