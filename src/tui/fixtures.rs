@@ -60,7 +60,8 @@ pub fn content(name: &str) -> String {
     }
 }
 
-/// Six agents, one per status, the first selected; `foxtrot` is still being created.
+/// Six agents, one per status, the first selected (and attached as id 100); `foxtrot` is still
+/// being created.
 pub fn demo(area: Rect) -> AppState {
     let mut st = AppState::new(Keymap::defaults(), Some(PathBuf::from(REPO)), area);
     st.profiles = ["aider", "claude", "codex", "gemini", "opencode", "shell"]
@@ -90,10 +91,10 @@ pub fn demo(area: Rect) -> AppState {
             key.clone(),
             Pane { screen: Some(screen(size, &content(n))), note: None, scroll: None },
         );
-        st.attachments.insert(
-            key,
-            Attachment { id: 100 + i as u64, pid: st.agents[i].pid, live: *n != "echo" },
-        );
+        // Only the selected agent streams in the list view.
+        if i == 0 {
+            st.attachments.insert(key, Attachment { id: 100, pid: st.agents[i].pid, live: true });
+        }
     }
     st.selected = Some((PathBuf::from(REPO), "alpha".into()));
     st.dirty = false;

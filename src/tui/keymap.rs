@@ -405,6 +405,38 @@ mod tests {
         }
     }
 
+    fn load(user: &str) -> Result<crate::config::Config, String> {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("config.toml");
+        std::fs::write(&path, user).unwrap();
+        crate::config::load(&path, None).map(|l| l.config).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn config_layers_rebind_and_unbind_keys() {
+        let cfg =
+            load("[keys.normal]\na = \"new\"\nn = \"none\"\n\n[keys.focus]\nf12 = \"grid\"\n")
+                .unwrap();
+        let km = Keymap::from_config(&cfg.keys, &cfg.terminal.detach_key).unwrap();
+        assert_eq!(km.lookup(KeyMode::Normal, KeySpec::plain('a')), Some(Action::New));
+        assert_eq!(km.lookup(KeyMode::Normal, KeySpec::plain('n')), None);
+        assert_eq!(km.lookup(KeyMode::Normal, KeySpec::plain('j')), Some(Action::Down), "kept");
+        assert_eq!(km.lookup(KeyMode::Focus, "f12".parse().unwrap()), Some(Action::Grid));
+        // The footer and help read the same map.
+        assert_eq!(km.first_key(KeyMode::Normal, Action::New), Some(KeySpec::plain('a')));
+    }
+
+    #[test]
+    fn bad_keys_config_names_file_line_and_key() {
+        let err = load("[keys.normal]\nj = \"down\"\nk = \"upp\"\n").unwrap_err();
+        assert!(err.contains("config.toml: line 3"), "{err}");
+        assert!(err.contains("unknown action 'upp'"), "{err}");
+        let err = load("[keys.focus]\n\n\"pageup\" = \"scroll-up\"\n").unwrap_err();
+        assert!(err.contains("line 3") && err.contains("key 'pageup'"), "{err}");
+        let err = load("[keys.insert]\nx = \"quit\"\n").unwrap_err();
+        assert!(err.contains("keys.insert"), "{err}");
+    }
+
     #[test]
     fn prefix_must_be_a_chord() {
         let keys = KeysConfig::default();

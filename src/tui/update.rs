@@ -72,7 +72,6 @@ pub fn update(st: &mut AppState, msg: Msg) -> Vec<Effect> {
             if let Some(key) = attachment_key(st, id) {
                 if let Some(a) = st.attachments.get_mut(&key) {
                     a.live = false;
-                    a.pid = None;
                 }
                 let what = match code {
                     Some(c) => format!("{} exited with code {c}", key.1),
