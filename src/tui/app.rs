@@ -226,16 +226,27 @@ fn draw(terminal: &mut Terminal<Out>, st: &mut AppState, tasks: &mut Tasks) -> R
         debug!("terminal size {}x{} found at draw time", size.width, size.height);
         tasks.run(update::update(st, Msg::Resize(size.width, size.height, Instant::now())));
     }
+    draw_frame(terminal, st)?;
+    st.dirty = false;
+    Ok(())
+}
+
+/// One frame: render the state, write what changed, all inside one synchronized update so the
+/// terminal shows it at once. Public for the frame benchmark.
+pub fn draw_frame<W: Write>(
+    terminal: &mut Terminal<CrosstermBackend<W>>,
+    st: &AppState,
+) -> std::io::Result<()> {
     crossterm::queue!(terminal.backend_mut(), BeginSynchronizedUpdate)?;
     terminal.draw(|f| {
+        // A frame of another size than the state's would be laid out wrong; the resize message
+        // is on its way and the next frame draws.
         if f.area() == st.area {
             ui::render(st, f);
         }
     })?;
     crossterm::queue!(terminal.backend_mut(), EndSynchronizedUpdate)?;
-    terminal.backend_mut().flush()?;
-    st.dirty = false;
-    Ok(())
+    terminal.backend_mut().flush()
 }
 
 async fn event_loop(st: &mut AppState, terminal: &mut Terminal<Out>, first: Client) -> Result<()> {
