@@ -264,9 +264,12 @@ impl Keymap {
     pub fn from_config(keys: &KeysConfig, detach_key: &str) -> Result<Keymap, String> {
         let prefix: KeySpec =
             detach_key.parse().map_err(|e| format!("[terminal] detach_key: {e}"))?;
-        if prefix.mods & (CTRL | ALT) == 0 && !matches!(prefix.key, Key::F(_)) {
+        // The same key leaves `corral attach`, which sees raw bytes: it must be a control code.
+        let control = matches!(prefix.key, Key::Char(c) if c.is_ascii_lowercase()
+            || matches!(c, '@' | '\\' | ']' | '^' | '_' | ' '));
+        if prefix.mods != CTRL || !control {
             return Err(format!(
-                "[terminal] detach_key '{detach_key}' would be taken from every agent; use a ctrl- or alt- key or a function key"
+                "[terminal] detach_key '{detach_key}' must be ctrl- and a letter or one of @ \\ ] ^ _ space (e.g. ctrl-]), so that it is a key no agent needs and `corral attach` can see it"
             ));
         }
         let mut maps = BTreeMap::new();
@@ -442,7 +445,9 @@ mod tests {
         let keys = KeysConfig::default();
         assert!(Keymap::from_config(&keys, "x").unwrap_err().contains("detach_key 'x'"));
         assert!(Keymap::from_config(&keys, "ctrl-x").is_ok());
-        assert!(Keymap::from_config(&keys, "f12").is_ok());
-        assert!(Keymap::from_config(&keys, "ctrl-").unwrap_err().contains("detach_key"));
+        assert!(Keymap::from_config(&keys, "ctrl-\\").is_ok());
+        for bad in ["f12", "alt-x", "ctrl-alt-x", "ctrl-1", "ctrl-"] {
+            assert!(Keymap::from_config(&keys, bad).unwrap_err().contains("detach_key"), "{bad}");
+        }
     }
 }
