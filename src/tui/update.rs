@@ -922,9 +922,15 @@ fn reconcile(st: &mut AppState, fx: &mut Vec<Effect>) {
         {
             fx.push(Effect::Detach { id: a.id });
         }
+        let replaced = current.is_some();
         let id = st.next_id();
         st.attachments.insert(k.clone(), Attachment { id, pid, live: true });
-        st.panes.entry(k.clone()).or_default().note = None;
+        let pane = st.panes.entry(k.clone()).or_default();
+        pane.note = None;
+        // A new process has a history of its own.
+        if replaced {
+            pane.scroll = None;
+        }
         fx.push(Effect::Attach { id, target: target(&k) });
     }
 }

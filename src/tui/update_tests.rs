@@ -546,9 +546,11 @@ fn a_restarted_agent_is_attached_again_and_a_list_without_changes_draws_nothing(
     agents[0].status_reason = "activity: output 0.2s ago".into();
     update(&mut st, Msg::Agents(Ok(agents.clone())));
     assert!(!st.dirty, "only the reason changed");
+    st.panes.get_mut(&key("alpha")).unwrap().scroll = Some(Default::default());
     agents[0].pid = Some(4242);
     let fx = update(&mut st, Msg::Agents(Ok(agents.clone())));
     assert!(st.dirty);
+    assert!(st.panes[&key("alpha")].scroll.is_none(), "a new process: the old history is gone");
     assert_eq!(fx[0], Effect::Detach { id: 100 });
     assert!(attach_of(&fx, "alpha").is_some());
     // The selected agent removed elsewhere: the one now at its place is selected.
