@@ -424,3 +424,48 @@ async fn attach_task(
     }
     reader.abort();
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::super::fixtures;
+    use super::*;
+
+    /// What the terminal would receive.
+    struct Capture(Rc<RefCell<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn each_frame_is_one_synchronized_update() {
+        let area = Rect::new(0, 0, 80, 24);
+        let mut st = super::super::fixtures::demo(area);
+        let out = Rc::new(RefCell::new(Vec::new()));
+        let backend = CrosstermBackend::new(Capture(out.clone()));
+        let opts = ratatui::TerminalOptions { viewport: ratatui::Viewport::Fixed(area) };
+        let mut term = Terminal::with_options(backend, opts).unwrap();
+        for round in 0..2 {
+            out.borrow_mut().clear();
+            draw_frame(&mut term, &st).unwrap();
+            let bytes = String::from_utf8_lossy(&out.borrow()).into_owned();
+            assert!(bytes.starts_with("\x1b[?2026h"), "round {round}: {bytes:?}");
+            assert!(bytes.ends_with("\x1b[?2026l"), "round {round}: {bytes:?}");
+            assert_eq!(bytes.matches("\x1b[?2026h").count(), 1);
+            st.selected = Some((fixtures::REPO.into(), "bravo".into()));
+        }
+        // Only what changed is written the second time: bravo's screen, not the whole frame.
+        let second = String::from_utf8_lossy(&out.borrow()).into_owned();
+        assert!(second.contains("Do you want"), "{second:?}");
+        assert!(!second.contains("agents (6)"), "unchanged heading redrawn: {second:?}");
+    }
+}
