@@ -212,6 +212,13 @@ impl Tasks {
                     }
                 }
                 Effect::RefreshList => self.refresh.notify_one(),
+                Effect::Bell => {
+                    // Between frames the drawing buffer is empty (every frame ends flushed), so
+                    // the bell cannot land inside a frame.
+                    let mut out = std::io::stdout();
+                    let _ = out.write_all(b"\x07");
+                    let _ = out.flush();
+                }
                 Effect::Quit => {}
             }
         }
@@ -412,6 +419,11 @@ async fn attach_task(
                 Some(Ok(ServerMsg::Exited(code))) => {
                     let _ = msgs.send(Msg::Exited(id, code)).await;
                     break;
+                }
+                Some(Ok(ServerMsg::Bell)) => {
+                    if msgs.send(Msg::Bell(id)).await.is_err() {
+                        break;
+                    }
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {

@@ -37,6 +37,8 @@ pub enum Msg {
     /// From the attachment with this id.
     Screen(u64, ScreenUpdate),
     Exited(u64, Option<i32>),
+    /// The agent behind this attachment rang the bell.
+    Bell(u64),
     AttachFailed(u64, String),
     /// The answer to the request with this id (a server-side refusal is `Err`).
     Reply(u64, Result<Reply, String>),
@@ -66,6 +68,8 @@ pub enum Effect {
     },
     /// Ask the server for the agent list now instead of at the next poll.
     RefreshList,
+    /// Ring the user's terminal bell (an agent on screen rang its own, often to say it needs you).
+    Bell,
     Quit,
 }
 

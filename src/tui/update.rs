@@ -86,6 +86,11 @@ pub fn update(st: &mut AppState, msg: Msg) -> Vec<Effect> {
                 fx.push(Effect::RefreshList);
             }
         }
+        Msg::Bell(id) => {
+            if attachment_key(st, id).is_some() {
+                fx.push(Effect::Bell);
+            }
+        }
         Msg::AttachFailed(id, e) => {
             if let Some(key) = attachment_key(st, id) {
                 if let Some(a) = st.attachments.get_mut(&key) {

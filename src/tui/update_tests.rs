@@ -529,6 +529,9 @@ fn screens_apply_to_their_attachment_only() {
     assert_eq!(update(&mut st, Msg::Screen(100, new.diff(Some(&old)))), vec![]);
     assert_eq!(st.panes[&key("alpha")].screen.as_ref().unwrap(), &new);
     assert!(st.dirty);
+    // A bell from a screen on view reaches the user's terminal; from a stale stream, nothing.
+    assert_eq!(update(&mut st, Msg::Bell(100)), vec![Effect::Bell]);
+    assert_eq!(update(&mut st, Msg::Bell(7)), vec![]);
     // A stale stream (detached) changes nothing.
     st.dirty = false;
     update(&mut st, Msg::Screen(7, old.diff(Some(&new))));
