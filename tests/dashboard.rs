@@ -138,3 +138,24 @@ fn dashboard_new_dialog_refuses_bad_input_and_creates_nothing() {
     ui.type_str("q");
     assert!(ui.wait_exit().success());
 }
+
+#[test]
+fn dashboard_killed_restores_the_terminal_and_stops_nothing() {
+    let env = Env::new();
+    env.new_shell("steady");
+    let mut ui = Tty::spawn(&env, &[], Size::new(80, 24));
+    ui.wait_screen("steady");
+    let on = ui.modes();
+    assert!(on.alt_screen && on.bracketed_paste && on.mouse != corral::term::MouseMode::None);
+    let pid = ui.child.process_id().unwrap();
+    let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert!(ui.wait_exit().success());
+    let off = ui.modes();
+    assert!(!off.alt_screen, "{off:?}");
+    assert!(!off.bracketed_paste && !off.focus_events, "{off:?}");
+    assert_eq!(off.mouse, corral::term::MouseMode::None);
+    assert_eq!(off.kitty_flags, 0);
+    assert!(off.cursor_visible);
+    assert_ne!(env.agent_json("steady")["status"], "exited");
+}

@@ -263,6 +263,12 @@ async fn event_loop(st: &mut AppState, terminal: &mut Terminal<Out>, first: Clie
     let refresh = Arc::new(Notify::new());
     tokio::spawn(list_task(first, msg_tx.clone(), refresh.clone()));
     let mut tasks = Tasks { msgs: msg_tx, refresh, attached: HashMap::new() };
+    // Being told to stop (kill, a closing terminal) ends the dashboard like `q`, so the terminal
+    // is restored; the agents are the server's and keep running.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term_sig = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
+    let mut hup_sig = signal(SignalKind::hangup()).context("cannot watch for SIGHUP")?;
+    let mut int_sig = signal(SignalKind::interrupt()).context("cannot watch for SIGINT")?;
     let mut next_frame = Instant::now();
     loop {
         let now = Instant::now();
@@ -285,6 +291,9 @@ async fn event_loop(st: &mut AppState, terminal: &mut Terminal<Out>, first: Clie
             },
             _ = sleep_until(frame_at), if frame_at.is_some() => continue,
             _ = sleep_until(tick_at), if tick_at.is_some() => Msg::Tick(Instant::now()),
+            _ = term_sig.recv() => return Ok(()),
+            _ = hup_sig.recv() => return Ok(()),
+            _ = int_sig.recv() => return Ok(()),
         };
         tasks.run(update::update(st, msg));
         // Take what else is already waiting before drawing, input first.

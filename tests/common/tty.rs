@@ -76,6 +76,11 @@ impl Tty {
     }
 
     /// Wait until the screen satisfies `pred`; `what` names the condition in the failure.
+    /// The input modes the program left set on this terminal.
+    pub fn modes(&self) -> corral::term::Modes {
+        self.emu.lock().unwrap().modes()
+    }
+
     pub fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) {
         let deadline = Instant::now() + DEADLINE;
         loop {
