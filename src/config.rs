@@ -36,6 +36,7 @@ pub struct Config {
     pub status: StatusConfig,
     pub agents: BTreeMap<String, Profile>,
     pub merge: MergeConfig,
+    pub keys: KeysConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -89,6 +90,16 @@ impl StatusConfig {
             ..crate::status::Timing::default()
         }
     }
+}
+
+/// The dashboard's keys, per mode: key name → action name (`"none"` takes a default away).
+/// Names are checked as the file is read, so a typo is reported with its file and line.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    pub normal: BTreeMap<crate::tui::keymap::KeySpec, crate::tui::action::Action>,
+    pub focus: BTreeMap<crate::tui::keymap::KeySpec, crate::tui::action::Action>,
+    pub dialog: BTreeMap<crate::tui::keymap::KeySpec, crate::tui::action::Action>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

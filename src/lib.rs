@@ -14,3 +14,4 @@ pub mod server;
 pub mod status;
 pub mod term;
 pub mod trust;
+pub mod tui;

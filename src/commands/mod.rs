@@ -22,9 +22,7 @@ use crate::term::{Line, Size};
 /// Run one command; returns the process exit code.
 pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
     match cmd {
-        Command::Ui => bail!(
-            "the dashboard is not built yet; use `corral ls`, `corral attach NAME` and `corral tail NAME`"
-        ),
+        Command::Ui => crate::tui::run(repo).await,
         Command::New { prompt, profile, name, base, count, size, detach } => {
             let root = client::repo_root(repo.as_ref())?;
             let size = size.or_else(terminal_size).unwrap_or(Size::DEFAULT);

@@ -1,0 +1,492 @@
+//! The dashboard's loop and its connections to the server. One `tokio::select!`, biased to the
+//! user's input, over terminal events, messages from the server tasks, a frame timer and the
+//! state's own deadline. Frames are drawn only when the state is dirty, at most 60 a second,
+//! each wrapped in synchronized output (mode 2026) so the terminal never shows half a frame.
+//!
+//! Server work runs in tasks that only send messages back: a poller for the agent list, one
+//! task per attached agent (its screen diffs in, keys and resizes out), one task per request.
+//! Their channel to the loop is bounded: when the loop falls behind, the tasks stop reading, the
+//! server's sends wait, and the server coalesces frames (latest state wins, nothing queues up).
+
+use std::collections::HashMap;
+use std::io::{BufWriter, IsTerminal, Stdout, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use crossterm::event::{
+    DisableBracketedPaste, DisableFocusChange, DisableMouseCapture, EnableBracketedPaste,
+    EnableFocusChange, EnableMouseCapture, Event, KeyboardEnhancementFlags,
+    PopKeyboardEnhancementFlags, PushKeyboardEnhancementFlags,
+};
+use crossterm::terminal::{
+    BeginSynchronizedUpdate, EndSynchronizedUpdate, EnterAlternateScreen, LeaveAlternateScreen,
+};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use ratatui::layout::Rect;
+use tokio::sync::{Notify, mpsc};
+use tracing::{debug, error, info};
+
+use super::keymap::Keymap;
+use super::state::{AppState, Effect, Msg};
+use super::{ui, update};
+use crate::client::{self, Client};
+use crate::proto::{self, ClientMsg, Reply, Request, ServerMsg, Target};
+use crate::term::Size;
+
+/// At most 60 frames a second.
+const FRAME: Duration = Duration::from_micros(16_667);
+/// How often the agent list is asked for (statuses change on their own).
+const LIST_EVERY: Duration = Duration::from_millis(500);
+/// Messages handled between two chances to draw, so a flood of diffs cannot starve the screen.
+const BATCH: usize = 256;
+
+type Out = CrosstermBackend<BufWriter<Stdout>>;
+
+/// Put the user's terminal back: modes we set off, main screen, cursor shown, cooked mode.
+/// Safe to call more than once and from the panic hook.
+fn restore_terminal() {
+    let mut out = std::io::stdout();
+    let _ = crossterm::execute!(
+        out,
+        PopKeyboardEnhancementFlags,
+        DisableFocusChange,
+        DisableBracketedPaste,
+        DisableMouseCapture,
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+    let _ = out.flush();
+    let _ = crossterm::terminal::disable_raw_mode();
+}
+
+/// Restores the terminal however the dashboard ends.
+struct TerminalGuard;
+
+impl TerminalGuard {
+    fn enter() -> Result<TerminalGuard> {
+        crossterm::terminal::enable_raw_mode().context("cannot put the terminal in raw mode")?;
+        let guard = TerminalGuard;
+        let mut out = std::io::stdout();
+        // Kitty keyboard flags are pushed without asking first: terminals that do not know them
+        // ignore the sequence, and asking would stall start-up on terminals that never answer.
+        // With them, shift-enter and the like arrive distinguishable from their plain keys.
+        crossterm::execute!(
+            out,
+            EnterAlternateScreen,
+            EnableMouseCapture,
+            EnableBracketedPaste,
+            EnableFocusChange,
+            PushKeyboardEnhancementFlags(KeyboardEnhancementFlags::DISAMBIGUATE_ESCAPE_CODES),
+            crossterm::cursor::Hide,
+            // Not ratatui's clear, which asks the terminal where the cursor is and stalls on
+            // terminals that never answer.
+            crossterm::terminal::Clear(crossterm::terminal::ClearType::All)
+        )
+        .context("cannot set up the terminal")?;
+        Ok(guard)
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+/// Open the dashboard; returns the exit code once the user quits.
+pub async fn run(repo_arg: Option<PathBuf>) -> Result<i32> {
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        bail!(
+            "the dashboard needs a terminal; `corral ls` and `corral tail NAME` work from scripts"
+        );
+    }
+    // Outside a repository the dashboard still shows every agent; only `new` needs one.
+    let repo = match &repo_arg {
+        Some(_) => Some(client::repo_root(repo_arg.as_ref())?),
+        None => client::repo_root(None).ok(),
+    };
+    let config = crate::config::load(&crate::paths::user_config_file(), repo.as_deref())?.config;
+    let keymap = Keymap::from_config(&config.keys, &config.terminal.detach_key)
+        .map_err(|e| anyhow!("config: {e}"))?;
+    let env = client::env_vec();
+    let path_var = env.iter().rev().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
+    let default_profile =
+        config.profile(None, path_var).map(|(n, _)| n).unwrap_or_else(|_| "shell".into());
+    // Connecting first (and starting the server if need be) reports a server that cannot start
+    // on a plain terminal rather than inside the dashboard.
+    let first = Client::connect().await?;
+    let _log = crate::logging::init_file("dashboard")?;
+    info!("dashboard started (server pid {})", first.server_pid);
+
+    let (cols, rows) = crossterm::terminal::size().context("cannot read the terminal size")?;
+    let mut st = AppState::new(keymap, repo, Rect::new(0, 0, cols, rows));
+    st.env = env;
+    st.profiles = config.agents.keys().cloned().collect();
+    st.default_profile = default_profile;
+
+    let guard = TerminalGuard::enter()?;
+    let prev_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        // The terminal first: a panic message printed in raw mode on the alternate screen is
+        // lost, and the user's shell would be left unusable.
+        restore_terminal();
+        error!("dashboard panicked: {info}");
+        prev_hook(info);
+    }));
+    let backend = CrosstermBackend::new(BufWriter::with_capacity(1 << 16, std::io::stdout()));
+    let mut terminal = Terminal::new(backend).context("cannot start drawing")?;
+
+    let result = event_loop(&mut st, &mut terminal, first).await;
+    drop(terminal);
+    drop(guard);
+    result.map(|()| 0)
+}
+
+/// Terminal events, read on their own thread: a blocking read cannot be cancelled, and the thread
+/// simply ends with the process.
+fn spawn_input(tx: mpsc::Sender<Msg>) {
+    std::thread::spawn(move || {
+        loop {
+            let ev = match crossterm::event::read() {
+                Ok(ev) => ev,
+                Err(e) => {
+                    error!("reading the terminal: {e}");
+                    break;
+                }
+            };
+            let now = Instant::now();
+            let msg = match ev {
+                Event::Key(k) => Msg::Key(k, now),
+                Event::Mouse(m) => Msg::Mouse(m),
+                Event::Paste(p) => Msg::Paste(p),
+                Event::FocusGained => Msg::Focus(true),
+                Event::FocusLost => Msg::Focus(false),
+                Event::Resize(c, r) => Msg::Resize(c, r, now),
+            };
+            if tx.blocking_send(msg).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// Keys and resizes for one attached agent.
+enum AttachCmd {
+    Input(Vec<u8>),
+    Resize(Size),
+}
+
+struct Tasks {
+    msgs: mpsc::Sender<Msg>,
+    refresh: Arc<Notify>,
+    /// Dropping a sender ends that attachment (the task says Detach and closes).
+    attached: HashMap<u64, mpsc::UnboundedSender<AttachCmd>>,
+}
+
+impl Tasks {
+    fn run(&mut self, effects: Vec<Effect>) {
+        for fx in effects {
+            match fx {
+                Effect::Request(id, req) => {
+                    tokio::spawn(request_task(id, req, self.msgs.clone()));
+                }
+                Effect::Attach { id, target } => {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    self.attached.insert(id, tx);
+                    tokio::spawn(attach_task(id, target, self.msgs.clone(), rx));
+                }
+                Effect::Detach { id } => {
+                    self.attached.remove(&id);
+                }
+                Effect::Input { id, bytes } => {
+                    if let Some(tx) = self.attached.get(&id) {
+                        let _ = tx.send(AttachCmd::Input(bytes));
+                    }
+                }
+                Effect::Resize { id, size } => {
+                    if let Some(tx) = self.attached.get(&id) {
+                        let _ = tx.send(AttachCmd::Resize(size));
+                    }
+                }
+                Effect::RefreshList => self.refresh.notify_one(),
+                Effect::Bell => {
+                    // Between frames the drawing buffer is empty (every frame ends flushed), so
+                    // the bell cannot land inside a frame.
+                    let mut out = std::io::stdout();
+                    let _ = out.write_all(b"\x07");
+                    let _ = out.flush();
+                }
+                Effect::Quit => {}
+            }
+        }
+    }
+}
+
+fn draw(terminal: &mut Terminal<Out>, st: &mut AppState, tasks: &mut Tasks) -> Result<()> {
+    // ratatui sizes its frame from the terminal itself; a resize whose event has not arrived yet
+    // is taken in now, so the layout is computed for the size actually drawn.
+    let size = terminal.size().context("cannot read the terminal size")?;
+    if Rect::new(0, 0, size.width, size.height) != st.area {
+        debug!("terminal size {}x{} found at draw time", size.width, size.height);
+        tasks.run(update::update(st, Msg::Resize(size.width, size.height, Instant::now())));
+    }
+    draw_frame(terminal, st)?;
+    st.dirty = false;
+    Ok(())
+}
+
+/// One frame: render the state, write what changed, all inside one synchronized update so the
+/// terminal shows it at once. Public for the frame benchmark.
+pub fn draw_frame<W: Write>(
+    terminal: &mut Terminal<CrosstermBackend<W>>,
+    st: &AppState,
+) -> std::io::Result<()> {
+    crossterm::queue!(terminal.backend_mut(), BeginSynchronizedUpdate)?;
+    terminal.draw(|f| {
+        // A frame of another size than the state's would be laid out wrong; the resize message
+        // is on its way and the next frame draws.
+        if f.area() == st.area {
+            ui::render(st, f);
+        }
+    })?;
+    crossterm::queue!(terminal.backend_mut(), EndSynchronizedUpdate)?;
+    terminal.backend_mut().flush()
+}
+
+async fn event_loop(st: &mut AppState, terminal: &mut Terminal<Out>, first: Client) -> Result<()> {
+    let (term_tx, mut term_rx) = mpsc::channel::<Msg>(256);
+    spawn_input(term_tx);
+    let (msg_tx, mut server_rx) = mpsc::channel::<Msg>(1024);
+    let refresh = Arc::new(Notify::new());
+    tokio::spawn(list_task(first, msg_tx.clone(), refresh.clone()));
+    let mut tasks = Tasks { msgs: msg_tx, refresh, attached: HashMap::new() };
+    // Being told to stop (kill, a closing terminal) ends the dashboard like `q`, so the terminal
+    // is restored; the agents are the server's and keep running.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term_sig = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
+    let mut hup_sig = signal(SignalKind::hangup()).context("cannot watch for SIGHUP")?;
+    let mut int_sig = signal(SignalKind::interrupt()).context("cannot watch for SIGINT")?;
+    let mut next_frame = Instant::now();
+    loop {
+        let now = Instant::now();
+        if st.dirty && now >= next_frame {
+            draw(terminal, st, &mut tasks)?;
+            next_frame = now + FRAME;
+        }
+        let frame_at = st.dirty.then(|| tokio::time::Instant::from_std(next_frame));
+        let tick_at = st.next_deadline().map(tokio::time::Instant::from_std);
+        let msg = tokio::select! {
+            biased;
+            m = term_rx.recv() => match m {
+                Some(m) => m,
+                // The terminal is gone: nothing left to show.
+                None => return Ok(()),
+            },
+            m = server_rx.recv() => match m {
+                Some(m) => m,
+                None => continue,
+            },
+            _ = sleep_until(frame_at), if frame_at.is_some() => continue,
+            _ = sleep_until(tick_at), if tick_at.is_some() => Msg::Tick(Instant::now()),
+            _ = term_sig.recv() => return Ok(()),
+            _ = hup_sig.recv() => return Ok(()),
+            _ = int_sig.recv() => return Ok(()),
+        };
+        tasks.run(update::update(st, msg));
+        // Take what else is already waiting before drawing, input first.
+        for _ in 0..BATCH {
+            let next = match term_rx.try_recv() {
+                Ok(m) => m,
+                Err(_) => match server_rx.try_recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                },
+            };
+            tasks.run(update::update(st, next));
+            if st.quit {
+                break;
+            }
+        }
+        if st.quit {
+            info!("dashboard quit; agents keep running");
+            return Ok(());
+        }
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Ask for the agent list every [`LIST_EVERY`], or at once when poked; reconnect when the
+/// connection breaks.
+async fn list_task(first: Client, msgs: mpsc::Sender<Msg>, refresh: Arc<Notify>) {
+    let mut client = Some(first);
+    loop {
+        if client.is_none() {
+            client = Client::connect_existing().await.ok().flatten();
+        }
+        let msg = match client.as_mut() {
+            Some(c) => match c.request(Request::List { repo: None }).await {
+                Ok(Reply::Agents(agents)) => Msg::Agents(Ok(agents)),
+                Ok(other) => Msg::Agents(Err(format!("unexpected answer to list: {other:?}"))),
+                Err(e) => {
+                    client = None;
+                    Msg::Agents(Err(format!("{e:#}")))
+                }
+            },
+            None => Msg::Agents(Err(
+                "no corral server is answering (was it killed?); quit and run corral again to start one".into(),
+            )),
+        };
+        if msgs.send(msg).await.is_err() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(LIST_EVERY) => {}
+            _ = refresh.notified() => {}
+        }
+    }
+}
+
+async fn request_task(id: u64, req: Request, msgs: mpsc::Sender<Msg>) {
+    let result = async {
+        let mut c = Client::connect_existing()
+            .await?
+            .ok_or_else(|| anyhow!("no corral server is answering"))?;
+        c.request(req).await
+    }
+    .await
+    .map_err(|e| format!("{e:#}"));
+    let _ = msgs.send(Msg::Reply(id, result)).await;
+}
+
+async fn attach_task(
+    id: u64,
+    target: Target,
+    msgs: mpsc::Sender<Msg>,
+    mut cmds: mpsc::UnboundedReceiver<AttachCmd>,
+) {
+    let fail = |e: String| Msg::AttachFailed(id, e);
+    let c = async {
+        let mut c = Client::connect_existing()
+            .await?
+            .ok_or_else(|| anyhow!("no corral server is answering"))?;
+        match c.request(Request::Attach { target, size: None }).await? {
+            Reply::Attached => Ok(c),
+            other => Err(anyhow!("unexpected answer to attach: {other:?}")),
+        }
+    }
+    .await;
+    let c = match c {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = msgs.send(fail(format!("{e:#}"))).await;
+            return;
+        }
+    };
+    let (mut rd, mut wr) = (c.rd, c.wr);
+    // Frames are read by their own task so a select never cancels a read half-way.
+    let (ftx, mut frames) = mpsc::channel(4);
+    let reader = tokio::spawn(async move {
+        loop {
+            let m = proto::read_frame::<_, ServerMsg>(&mut rd).await;
+            let end = m.is_err();
+            if ftx.send(m).await.is_err() || end {
+                break;
+            }
+        }
+    });
+    loop {
+        tokio::select! {
+            cmd = cmds.recv() => {
+                let msg = match cmd {
+                    Some(AttachCmd::Input(b)) => ClientMsg::Input(b),
+                    Some(AttachCmd::Resize(s)) => ClientMsg::Resize(s),
+                    None => {
+                        let _ = proto::write_frame(&mut wr, &ClientMsg::Detach).await;
+                        break;
+                    }
+                };
+                if let Err(e) = proto::write_frame(&mut wr, &msg).await {
+                    let _ = msgs.send(fail(format!("lost the connection to the server: {e}"))).await;
+                    break;
+                }
+            }
+            frame = frames.recv() => match frame {
+                Some(Ok(ServerMsg::Screen(u))) => {
+                    if msgs.send(Msg::Screen(id, u)).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(ServerMsg::Exited(code))) => {
+                    let _ = msgs.send(Msg::Exited(id, code)).await;
+                    break;
+                }
+                Some(Ok(ServerMsg::Bell)) => {
+                    if msgs.send(Msg::Bell(id)).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    let _ = msgs.send(fail(format!("lost the connection to the server: {e}"))).await;
+                    break;
+                }
+                None => break,
+            }
+        }
+    }
+    reader.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::super::fixtures;
+    use super::*;
+
+    /// What the terminal would receive.
+    struct Capture(Rc<RefCell<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn each_frame_is_one_synchronized_update() {
+        let area = Rect::new(0, 0, 80, 24);
+        let mut st = super::super::fixtures::demo(area);
+        let out = Rc::new(RefCell::new(Vec::new()));
+        let backend = CrosstermBackend::new(Capture(out.clone()));
+        let opts = ratatui::TerminalOptions { viewport: ratatui::Viewport::Fixed(area) };
+        let mut term = Terminal::with_options(backend, opts).unwrap();
+        for round in 0..2 {
+            out.borrow_mut().clear();
+            draw_frame(&mut term, &st).unwrap();
+            let bytes = String::from_utf8_lossy(&out.borrow()).into_owned();
+            assert!(bytes.starts_with("\x1b[?2026h"), "round {round}: {bytes:?}");
+            assert!(bytes.ends_with("\x1b[?2026l"), "round {round}: {bytes:?}");
+            assert_eq!(bytes.matches("\x1b[?2026h").count(), 1);
+            st.selected = Some((fixtures::REPO.into(), "bravo".into()));
+        }
+        // Only what changed is written the second time: bravo's screen, not the whole frame.
+        let second = String::from_utf8_lossy(&out.borrow()).into_owned();
+        assert!(second.contains("Do you want"), "{second:?}");
+        assert!(!second.contains("agents (6)"), "unchanged heading redrawn: {second:?}");
+    }
+}

@@ -1,0 +1,457 @@
+//! The dashboard's state, the messages that change it and the effects it asks for. `AppState` is
+//! owned by the UI loop alone; background tasks only ever send a [`Msg`]. Nothing here does I/O.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crossterm::event::{KeyEvent, MouseEvent};
+use ratatui::layout::Rect;
+
+use super::keymap::Keymap;
+use crate::proto::{AgentInfo, Reply, Request, Target};
+use crate::term::screen::ScreenUpdate;
+use crate::term::{Line, Screen, Size};
+
+/// An agent: its repository's root and its name.
+pub type AgentKey = (PathBuf, String);
+
+pub fn target(key: &AgentKey) -> Target {
+    Target { repo: key.0.clone(), name: key.1.clone() }
+}
+
+/// What happened, from the terminal, the server or the clock.
+#[derive(Debug, Clone)]
+pub enum Msg {
+    Key(KeyEvent, Instant),
+    Mouse(MouseEvent),
+    Paste(String),
+    /// The user's terminal gained (true) or lost focus.
+    Focus(bool),
+    /// The user's terminal is now cols x rows.
+    Resize(u16, u16, Instant),
+    /// A deadline from [`AppState::next_deadline`] passed.
+    Tick(Instant),
+    /// The server's agents (every repository), or why they could not be listed.
+    Agents(Result<Vec<AgentInfo>, String>),
+    /// From the attachment with this id.
+    Screen(u64, ScreenUpdate),
+    Exited(u64, Option<i32>),
+    /// The agent behind this attachment rang the bell.
+    Bell(u64),
+    AttachFailed(u64, String),
+    /// The answer to the request with this id (a server-side refusal is `Err`).
+    Reply(u64, Result<Reply, String>),
+}
+
+/// What the loop must do for `update`; tests assert on these.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// One request on its own connection; its reply comes back as `Msg::Reply(id, …)`.
+    Request(u64, Request),
+    /// Stream an agent's screen (no resize: a pane is not resized just because it is shown).
+    Attach {
+        id: u64,
+        target: Target,
+    },
+    Detach {
+        id: u64,
+    },
+    /// Bytes for the agent behind attachment `id`.
+    Input {
+        id: u64,
+        bytes: Vec<u8>,
+    },
+    Resize {
+        id: u64,
+        size: Size,
+    },
+    /// Ask the server for the agent list now instead of at the next poll.
+    RefreshList,
+    /// Ring the user's terminal bell (an agent on screen rang its own, often to say it needs you).
+    Bell,
+    Quit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// The agent list and the selected agent's screen.
+    List,
+    /// Several agents' screens at once.
+    Grid,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    Normal,
+    /// Keys go to the selected agent.
+    Focus,
+    Dialog(Dialog),
+    Help,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Dialog {
+    /// Boxed: five text fields would make every `Mode` as large.
+    New(Box<NewDialog>),
+    Send(SendDialog),
+    Remove(RemoveDialog),
+}
+
+/// A one-line text input; `cursor` counts characters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TextField {
+    pub text: String,
+    pub cursor: usize,
+}
+
+impl TextField {
+    pub fn new(text: &str) -> TextField {
+        TextField { text: text.into(), cursor: text.chars().count() }
+    }
+
+    fn byte_at(&self, char_idx: usize) -> usize {
+        self.text.char_indices().nth(char_idx).map_or(self.text.len(), |(i, _)| i)
+    }
+
+    pub fn insert(&mut self, s: &str) {
+        let at = self.byte_at(self.cursor);
+        self.text.insert_str(at, s);
+        self.cursor += s.chars().count();
+    }
+
+    pub fn backspace(&mut self) {
+        if self.cursor > 0 {
+            let (a, b) = (self.byte_at(self.cursor - 1), self.byte_at(self.cursor));
+            self.text.replace_range(a..b, "");
+            self.cursor -= 1;
+        }
+    }
+
+    pub fn delete(&mut self) {
+        if self.cursor < self.text.chars().count() {
+            let (a, b) = (self.byte_at(self.cursor), self.byte_at(self.cursor + 1));
+            self.text.replace_range(a..b, "");
+        }
+    }
+
+    pub fn left(&mut self) {
+        self.cursor = self.cursor.saturating_sub(1);
+    }
+
+    pub fn right(&mut self) {
+        self.cursor = (self.cursor + 1).min(self.text.chars().count());
+    }
+
+    pub fn home(&mut self) {
+        self.cursor = 0;
+    }
+
+    pub fn end(&mut self) {
+        self.cursor = self.text.chars().count();
+    }
+
+    /// ctrl-u: everything before the cursor.
+    pub fn kill_start(&mut self) {
+        let at = self.byte_at(self.cursor);
+        self.text.replace_range(..at, "");
+        self.cursor = 0;
+    }
+
+    /// ctrl-w: the word before the cursor.
+    pub fn kill_word(&mut self) {
+        let chars: Vec<char> = self.text.chars().collect();
+        let mut i = self.cursor;
+        while i > 0 && chars[i - 1] == ' ' {
+            i -= 1;
+        }
+        while i > 0 && chars[i - 1] != ' ' {
+            i -= 1;
+        }
+        let (a, b) = (self.byte_at(i), self.byte_at(self.cursor));
+        self.text.replace_range(a..b, "");
+        self.cursor = i;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewField {
+    Prompt,
+    Profile,
+    Name,
+    Base,
+    Count,
+}
+
+impl NewField {
+    pub const ALL: [NewField; 5] =
+        [NewField::Prompt, NewField::Profile, NewField::Name, NewField::Base, NewField::Count];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            NewField::Prompt => "Prompt",
+            NewField::Profile => "Profile",
+            NewField::Name => "Name",
+            NewField::Base => "Base",
+            NewField::Count => "Count",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDialog {
+    pub prompt: TextField,
+    pub profile: TextField,
+    pub name: TextField,
+    pub base: TextField,
+    pub count: TextField,
+    pub focus: NewField,
+    /// Why the last submission was refused (here, or by the server).
+    pub error: Option<String>,
+    /// The request in flight.
+    pub pending: Option<u64>,
+}
+
+impl NewDialog {
+    pub fn new(profile: &str) -> NewDialog {
+        NewDialog {
+            prompt: TextField::default(),
+            profile: TextField::new(profile),
+            name: TextField::default(),
+            base: TextField::default(),
+            count: TextField::new("1"),
+            focus: NewField::Prompt,
+            error: None,
+            pending: None,
+        }
+    }
+
+    pub fn field(&self, f: NewField) -> &TextField {
+        match f {
+            NewField::Prompt => &self.prompt,
+            NewField::Profile => &self.profile,
+            NewField::Name => &self.name,
+            NewField::Base => &self.base,
+            NewField::Count => &self.count,
+        }
+    }
+
+    pub fn field_mut(&mut self, f: NewField) -> &mut TextField {
+        match f {
+            NewField::Prompt => &mut self.prompt,
+            NewField::Profile => &mut self.profile,
+            NewField::Name => &mut self.name,
+            NewField::Base => &mut self.base,
+            NewField::Count => &mut self.count,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendDialog {
+    pub agent: AgentKey,
+    pub text: TextField,
+    pub error: Option<String>,
+    pub pending: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoveDialog {
+    pub agent: AgentKey,
+    /// The server's refusal; while shown, the force key is offered.
+    pub refusal: Option<String>,
+    pub pending: Option<u64>,
+}
+
+/// A line of news for the user, shown until the next key or click (like vim's message line), so
+/// nothing is missed by looking away and no timer is needed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub text: String,
+    pub error: bool,
+}
+
+/// An agent's history as fetched for scrolling back, and how far back the view is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scroll {
+    /// Lines between the bottom of the view and the newest line.
+    pub offset: usize,
+    /// Scrollback and screen, oldest first, as of the last fetch.
+    pub lines: Vec<Line>,
+    /// Every line the server keeps is in `lines`.
+    pub complete: bool,
+    pub fetching: Option<u64>,
+}
+
+/// What the dashboard holds of one agent's terminal.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Pane {
+    /// The live screen, kept up to date by the server's diffs; `None` until the first one.
+    pub screen: Option<Screen>,
+    /// Why there is no live screen (the agent exited, or attaching was refused).
+    pub note: Option<String>,
+    pub scroll: Option<Scroll>,
+}
+
+/// One stream of an agent's screen from the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub id: u64,
+    /// The process it shows; a restarted agent gets a new one and a new attachment.
+    pub pid: Option<u32>,
+    /// Still streaming (false after the agent exited or attaching failed).
+    pub live: bool,
+}
+
+/// Requests in flight, by id, and what their replies are for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pending {
+    New,
+    Send(AgentKey),
+    Stop(AgentKey),
+    Restart(AgentKey),
+    Remove(AgentKey, bool),
+    /// History for scrolling back; `asked` lines were requested.
+    Scroll(AgentKey, u32),
+}
+
+pub struct AppState {
+    pub keymap: Keymap,
+    /// The repository the dashboard was opened in (new agents go there); `None` outside one.
+    pub repo: Option<PathBuf>,
+    /// The user's environment, given to agents created or restarted from here.
+    pub env: Vec<(String, String)>,
+    /// Profile names from the config, and the one `new` uses by default.
+    pub profiles: Vec<String>,
+    pub default_profile: String,
+    /// Every agent the server has, in display order (this repository's first).
+    pub agents: Vec<AgentInfo>,
+    /// The first list arrived.
+    pub loaded: bool,
+    /// Why the server could not be asked for the list.
+    pub server_error: Option<String>,
+    pub selected: Option<AgentKey>,
+    /// An agent just created: selected as soon as the list has it.
+    pub select_when_listed: Option<AgentKey>,
+    pub view: View,
+    pub mode: Mode,
+    pub panes: HashMap<AgentKey, Pane>,
+    pub attachments: HashMap<AgentKey, Attachment>,
+    /// The whole terminal.
+    pub area: Rect,
+    pub notice: Option<Notice>,
+    pub pending: HashMap<u64, Pending>,
+    pub next_id: u64,
+    /// When the viewed agent should follow a terminal resize (debounced).
+    pub resize_due: Option<Instant>,
+    /// When focus mode was left with the prefix key: a second press soon after sends the key.
+    pub left_focus_at: Option<Instant>,
+    /// Something visible changed since the last frame.
+    pub dirty: bool,
+    pub quit: bool,
+}
+
+impl AppState {
+    pub fn new(keymap: Keymap, repo: Option<PathBuf>, area: Rect) -> AppState {
+        AppState {
+            keymap,
+            repo,
+            env: Vec::new(),
+            profiles: Vec::new(),
+            default_profile: "shell".into(),
+            agents: Vec::new(),
+            loaded: false,
+            server_error: None,
+            selected: None,
+            select_when_listed: None,
+            view: View::List,
+            mode: Mode::Normal,
+            panes: HashMap::new(),
+            attachments: HashMap::new(),
+            area,
+            notice: None,
+            pending: HashMap::new(),
+            next_id: 1,
+            resize_due: None,
+            left_focus_at: None,
+            dirty: true,
+            quit: false,
+        }
+    }
+
+    pub fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    pub fn key_of(a: &AgentInfo) -> AgentKey {
+        (a.repo.clone(), a.name.clone())
+    }
+
+    pub fn index_of(&self, key: &AgentKey) -> Option<usize> {
+        self.agents.iter().position(|a| a.repo == key.0 && a.name == key.1)
+    }
+
+    pub fn agent(&self, key: &AgentKey) -> Option<&AgentInfo> {
+        self.index_of(key).map(|i| &self.agents[i])
+    }
+
+    pub fn selected_agent(&self) -> Option<&AgentInfo> {
+        self.selected.as_ref().and_then(|k| self.agent(k))
+    }
+
+    /// More than one repository: the list shows a heading per repository.
+    pub fn grouped(&self) -> bool {
+        self.agents.first().is_some_and(|first| self.agents.iter().any(|a| a.repo != first.repo))
+    }
+
+    /// The layout in force: focus always shows one agent beside the list.
+    pub fn effective_view(&self) -> View {
+        if self.mode == Mode::Focus { View::List } else { self.view }
+    }
+
+    /// The agents on the grid page that holds the selection (at most nine).
+    pub fn grid_page(&self) -> Vec<AgentKey> {
+        let sel = self.selected.as_ref().and_then(|k| self.index_of(k)).unwrap_or(0);
+        let start = sel / super::GRID_MAX * super::GRID_MAX;
+        self.agents.iter().skip(start).take(super::GRID_MAX).map(AppState::key_of).collect()
+    }
+
+    /// The live attachment of an agent, if it has one.
+    pub fn live(&self, key: &AgentKey) -> Option<u64> {
+        self.attachments.get(key).filter(|a| a.live).map(|a| a.id)
+    }
+
+    /// The agent whose size follows the terminal: the one shown beside the list.
+    pub fn viewed(&self) -> Option<&AgentKey> {
+        (self.effective_view() == View::List).then_some(self.selected.as_ref()).flatten()
+    }
+
+    /// The earliest instant at which `update` wants a `Msg::Tick`.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.resize_due
+    }
+
+    pub fn error(&mut self, text: impl Into<String>) {
+        self.notice = Some(Notice { text: text.into(), error: true });
+        self.dirty = true;
+    }
+
+    pub fn info(&mut self, text: impl Into<String>) {
+        self.notice = Some(Notice { text: text.into(), error: false });
+        self.dirty = true;
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("agents", &self.agents.len())
+            .field("selected", &self.selected)
+            .field("view", &self.view)
+            .field("mode", &self.mode)
+            .field("notice", &self.notice)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,322 @@
+//! Agents' screens drawn into the frame: our `Screen` cells with their colours and attributes,
+//! the cursor, and the history when scrolled back; one beside the list, or several in the grid.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Position, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::Span;
+use ratatui::widgets::{Block, BorderType, Borders, Widget};
+
+use super::{ACCENT, badge, fit, grid_cells, overlays};
+use crate::term::screen::attr;
+use crate::term::{Cell, Line, Screen};
+use crate::tui::action::Action;
+use crate::tui::keymap::KeyMode;
+use crate::tui::state::{AgentKey, AppState, Mode, Pane};
+
+pub fn color(c: crate::term::Color) -> Color {
+    match c {
+        crate::term::Color::Default => Color::Reset,
+        crate::term::Color::Indexed(n) => Color::Indexed(n),
+        crate::term::Color::Rgb(r, g, b) => Color::Rgb(r, g, b),
+    }
+}
+
+pub fn modifier(attrs: u16) -> Modifier {
+    let mut m = Modifier::empty();
+    if attrs & attr::BOLD != 0 {
+        m |= Modifier::BOLD;
+    }
+    if attrs & attr::DIM != 0 {
+        m |= Modifier::DIM;
+    }
+    if attrs & attr::ITALIC != 0 {
+        m |= Modifier::ITALIC;
+    }
+    if attrs & (attr::UNDERLINE | attr::DOUBLE_UNDERLINE | attr::UNDERCURL) != 0 {
+        m |= Modifier::UNDERLINED;
+    }
+    if attrs & attr::BLINK != 0 {
+        m |= Modifier::SLOW_BLINK;
+    }
+    if attrs & attr::INVERSE != 0 {
+        m |= Modifier::REVERSED;
+    }
+    if attrs & attr::HIDDEN != 0 {
+        m |= Modifier::HIDDEN;
+    }
+    if attrs & attr::STRIKE != 0 {
+        m |= Modifier::CROSSED_OUT;
+    }
+    m
+}
+
+/// Draw one row of cells at (x, y), at most `width` columns.
+fn draw_cells(cells: &[Cell], x: u16, y: u16, width: u16, buf: &mut Buffer) {
+    let n = cells.len().min(usize::from(width));
+    let mut i = 0;
+    while i < n {
+        let cell = &cells[i];
+        let out = &mut buf[(x + i as u16, y)];
+        let wide = cell.attrs & attr::WIDE != 0;
+        let spacer = cell.attrs & attr::WIDE_SPACER != 0;
+        // A wide character needs its spacer inside the area; a spacer without its wide half (or
+        // a wide character cut by the edge) shows as a blank in the cell's colours.
+        let paired = wide && i + 1 < n && cells[i + 1].attrs & attr::WIDE_SPACER != 0;
+        if spacer || (wide && !paired) {
+            out.set_char(' ');
+        } else if let Some(extra) = &cell.extra {
+            let mut s = String::with_capacity(4 + extra.len());
+            s.push(printable(cell.ch));
+            s.push_str(extra);
+            out.set_symbol(&s);
+        } else {
+            out.set_char(printable(cell.ch));
+        }
+        out.fg = color(cell.fg);
+        out.bg = color(cell.bg);
+        out.modifier = modifier(cell.attrs);
+        if paired {
+            // The spacer is covered by the wide character; ratatui skips it when drawing.
+            let bg = out.bg;
+            let next = &mut buf[(x + i as u16 + 1, y)];
+            next.reset();
+            next.bg = bg;
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+}
+
+fn printable(c: char) -> char {
+    if c.is_control() { ' ' } else { c }
+}
+
+/// The first screen row shown when the screen is taller than the area: the rows that hold text
+/// and the cursor, bottom-aligned, since that is where agents prompt.
+pub fn anchor(screen: &Screen, height: u16) -> usize {
+    let rows = screen.lines.len();
+    let h = usize::from(height);
+    if rows <= h {
+        return 0;
+    }
+    let last_text = screen.lines.iter().rposition(|l| !l.is_blank()).unwrap_or(0);
+    let last = last_text.max(usize::from(screen.cursor.0)).min(rows - 1);
+    (last + 1).saturating_sub(h)
+}
+
+/// An agent's live screen.
+pub struct ScreenView<'a> {
+    pub screen: &'a Screen,
+    /// Mark the cursor cell (when the real cursor is elsewhere).
+    pub mark_cursor: bool,
+}
+
+impl Widget for ScreenView<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let s = self.screen;
+        let top = anchor(s, area.height);
+        for (dy, line) in s.lines.iter().skip(top).take(usize::from(area.height)).enumerate() {
+            draw_cells(&line.cells, area.x, area.y + dy as u16, area.width, buf);
+        }
+        if self.mark_cursor && s.modes.cursor_visible {
+            let (r, c) = (usize::from(s.cursor.0), s.cursor.1);
+            if r >= top && r < top + usize::from(area.height) && c < area.width {
+                let cell = &mut buf[(area.x + c, area.y + (r - top) as u16)];
+                cell.modifier.toggle(Modifier::REVERSED);
+            }
+        }
+    }
+}
+
+/// Lines of history: the window `offset` lines above the newest.
+pub struct HistoryView<'a> {
+    pub lines: &'a [Line],
+    pub offset: usize,
+}
+
+impl Widget for HistoryView<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let h = usize::from(area.height);
+        let end = self.lines.len().saturating_sub(self.offset);
+        let start = end.saturating_sub(h);
+        for (dy, line) in self.lines[start..end].iter().enumerate() {
+            draw_cells(&line.cells, area.x, area.y + dy as u16, area.width, buf);
+        }
+    }
+}
+
+/// Where the real cursor goes in focus mode: the agent's cursor, when shown.
+pub fn focus_cursor(st: &AppState, pane: Rect) -> Option<Position> {
+    if st.mode != Mode::Focus {
+        return None;
+    }
+    let p = st.panes.get(st.selected.as_ref()?)?;
+    if p.scroll.is_some() {
+        return None;
+    }
+    let s = p.screen.as_ref()?;
+    if !s.modes.cursor_visible {
+        return None;
+    }
+    let top = anchor(s, pane.height);
+    let (r, c) = (usize::from(s.cursor.0), s.cursor.1);
+    (r >= top && r - top < usize::from(pane.height) && c < pane.width)
+        .then(|| Position::new(pane.x + c, pane.y + (r - top) as u16))
+}
+
+/// The body of one agent's area: history, live screen, or why there is none.
+fn render_body(
+    st: &AppState,
+    key: &AgentKey,
+    p: Option<&Pane>,
+    area: Rect,
+    mark: bool,
+    buf: &mut Buffer,
+) {
+    let dim = Style::default().fg(Color::DarkGray);
+    match p {
+        Some(Pane { scroll: Some(sc), .. }) if !sc.lines.is_empty() => {
+            HistoryView { lines: &sc.lines, offset: sc.offset }.render(area, buf);
+        }
+        Some(Pane { screen: Some(s), .. }) => {
+            ScreenView { screen: s, mark_cursor: mark }.render(area, buf)
+        }
+        Some(Pane { note: Some(n), .. }) => {
+            for (i, l) in super::wrap(n, area.width.saturating_sub(2))
+                .iter()
+                .enumerate()
+                .take(usize::from(area.height))
+            {
+                buf.set_stringn(area.x + 1, area.y + i as u16, l, usize::from(area.width), dim);
+            }
+        }
+        _ => {
+            let starting = st.agent(key).is_some_and(|a| a.status == "starting" && a.pid.is_none());
+            let msg = if starting { "starting…" } else { "connecting…" };
+            buf.set_stringn(
+                area.x + 1,
+                area.y,
+                msg,
+                usize::from(area.width.saturating_sub(1)),
+                dim,
+            );
+        }
+    }
+}
+
+/// The title line over the viewed agent and its screen.
+pub fn render_viewed(st: &AppState, title: Rect, pane: Rect, buf: &mut Buffer) {
+    let Some(key) = st.selected.clone() else {
+        welcome(st, pane, buf);
+        return;
+    };
+    let Some(a) = st.agent(&key) else { return };
+    let p = st.panes.get(&key);
+    let focus = st.mode == Mode::Focus;
+    let bar = if focus {
+        Style::default().bg(ACCENT).fg(Color::Black)
+    } else {
+        Style::default().bg(Color::Indexed(236))
+    };
+    buf.set_style(title, bar);
+    let (badge_text, badge_style) = badge(a);
+    let mut spans = vec![
+        Span::styled(format!(" {} ", a.name), bar.add_modifier(Modifier::BOLD)),
+        Span::styled(badge_text, if focus { bar } else { bar.patch(badge_style) }),
+    ];
+    let mut info = vec![a.profile.clone(), a.branch.clone()];
+    info.extend(overlays(a));
+    if let Some(s) = p.and_then(|p| p.screen.as_ref()) {
+        info.push(s.size.to_string());
+    }
+    spans.push(Span::styled(format!(" · {}", info.join(" · ")), bar));
+    let right = match (p.and_then(|p| p.scroll.as_ref()), focus) {
+        (Some(sc), _) => format!("history −{} ", sc.offset),
+        (None, true) => format!("FOCUS · {} returns ", st.keymap.prefix),
+        (None, false) => String::new(),
+    };
+    let right_w = right.chars().count() as u16;
+    let mut x = title.x;
+    // One column between the agent's details and the state on the right.
+    let left_end = title.x + title.width.saturating_sub(right_w + u16::from(right_w > 0));
+    for sp in &spans {
+        if x >= left_end {
+            break;
+        }
+        let (nx, _) = buf.set_stringn(x, title.y, &sp.content, usize::from(left_end - x), sp.style);
+        x = nx;
+    }
+    if right_w > 0 && right_w < title.width {
+        buf.set_stringn(
+            title.x + title.width - right_w,
+            title.y,
+            &right,
+            usize::from(right_w),
+            bar.add_modifier(Modifier::BOLD),
+        );
+    }
+    render_body(st, &key, p, pane, !focus, buf);
+}
+
+fn welcome(st: &AppState, pane: Rect, buf: &mut Buffer) {
+    let new = st
+        .keymap
+        .first_key(KeyMode::Normal, Action::New)
+        .map_or_else(|| "the new-agent key".to_string(), |k| k.to_string());
+    let help = st
+        .keymap
+        .first_key(KeyMode::Normal, Action::Help)
+        .map_or_else(String::new, |k| format!(" {k} lists every key."));
+    let text = format!(
+        "corral runs coding agents side by side, each in its own terminal, git worktree and branch. Press {new} to start one.{help} Agents keep running when the dashboard closes."
+    );
+    for (i, l) in super::wrap(&text, pane.width.saturating_sub(4))
+        .iter()
+        .enumerate()
+        .take(usize::from(pane.height.saturating_sub(1)))
+    {
+        buf.set_stringn(
+            pane.x + 2,
+            pane.y + 1 + i as u16,
+            l,
+            usize::from(pane.width),
+            Style::default(),
+        );
+    }
+}
+
+/// Several agents live at once, the page of up to nine that holds the selection.
+pub fn render_grid(st: &AppState, main: Rect, buf: &mut Buffer) {
+    let page = st.grid_page();
+    if page.is_empty() {
+        welcome(st, main, buf);
+        return;
+    }
+    let cells = grid_cells(main, page.len());
+    for (key, cell) in page.iter().zip(cells) {
+        let Some(i) = st.index_of(key) else { continue };
+        let a = &st.agents[i];
+        let selected = st.selected.as_ref() == Some(key);
+        let border = if selected {
+            Style::default().fg(ACCENT).add_modifier(Modifier::BOLD)
+        } else {
+            Style::default().fg(Color::DarkGray)
+        };
+        let (badge_text, badge_style) = badge(a);
+        let num = if i < 9 { format!("{} ", i + 1) } else { String::new() };
+        let room = usize::from(cell.width.saturating_sub(6 + badge_text.chars().count() as u16));
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_type(if selected { BorderType::Thick } else { BorderType::Rounded })
+            .border_style(border)
+            .title(ratatui::text::Line::from(vec![
+                Span::styled(format!(" {num}{} ", fit(&a.name, room)), border),
+                Span::styled(format!("{badge_text} "), badge_style),
+            ]));
+        let inner = block.inner(cell);
+        block.render(cell, buf);
+        render_body(st, key, st.panes.get(key), inner, true, buf);
+    }
+}

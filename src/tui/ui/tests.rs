@@ -1,0 +1,229 @@
+//! Snapshots of every view at 80x24 and 120x40, with agents in every status.
+
+use std::path::PathBuf;
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::layout::Rect;
+
+use super::render;
+use crate::tui::fixtures::{self, REPO};
+use crate::tui::state::{
+    AppState, Dialog, Mode, NewDialog, NewField, Notice, RemoveDialog, Scroll, SendDialog,
+    TextField, View,
+};
+
+const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
+
+fn draw(st: &AppState) -> String {
+    let mut t = Terminal::new(TestBackend::new(st.area.width, st.area.height)).unwrap();
+    t.draw(|f| render(st, f)).unwrap();
+    t.backend().to_string()
+}
+
+/// Snapshot `make(size)` at both sizes, named `<name>_<cols>x<rows>`.
+fn snap(name: &str, make: impl Fn(Rect) -> AppState) {
+    for (w, h) in SIZES {
+        let st = make(Rect::new(0, 0, w, h));
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), draw(&st));
+    }
+}
+
+fn key(name: &str) -> (PathBuf, String) {
+    (PathBuf::from(REPO), name.to_string())
+}
+
+#[test]
+fn list_with_every_status() {
+    snap("list", fixtures::demo);
+}
+
+#[test]
+fn list_selecting_each_status() {
+    for name in ["bravo", "echo", "foxtrot"] {
+        snap(&format!("list_selected_{name}"), |a| {
+            let mut st = fixtures::demo(a);
+            st.selected = Some(key(name));
+            st
+        });
+    }
+}
+
+#[test]
+fn focus_mode() {
+    snap("focus", |a| {
+        let mut st = fixtures::demo(a);
+        st.mode = Mode::Focus;
+        st
+    });
+}
+
+#[test]
+fn grid_of_six() {
+    snap("grid", |a| {
+        let mut st = fixtures::demo(a);
+        st.view = View::Grid;
+        st.selected = Some(key("bravo"));
+        st
+    });
+}
+
+#[test]
+fn grid_of_two() {
+    snap("grid_two", |a| {
+        let mut st = fixtures::demo(a);
+        st.agents.truncate(2);
+        st.view = View::Grid;
+        st
+    });
+}
+
+#[test]
+fn new_agent_dialog() {
+    snap("new_dialog", |a| {
+        let mut st = fixtures::demo(a);
+        let mut d = NewDialog::new("claude");
+        d.prompt = TextField::new("fix the refund rounding in pay.rs");
+        d.focus = NewField::Prompt;
+        st.mode = Mode::Dialog(Dialog::New(Box::new(d)));
+        st
+    });
+}
+
+#[test]
+fn new_agent_dialog_refused() {
+    snap("new_dialog_refused", |a| {
+        let mut st = fixtures::demo(a);
+        let mut d = NewDialog::new("shell");
+        d.base = TextField::new("no-such-branch");
+        d.focus = NewField::Base;
+        d.error =
+            Some("base 'no-such-branch' is not a branch, tag or commit of this repository".into());
+        st.mode = Mode::Dialog(Dialog::New(Box::new(d)));
+        st
+    });
+}
+
+#[test]
+fn send_dialog() {
+    snap("send_dialog", |a| {
+        let mut st = fixtures::demo(a);
+        st.mode = Mode::Dialog(Dialog::Send(SendDialog {
+            agent: key("alpha"),
+            text: TextField::new("also run the integration tests"),
+            error: None,
+            pending: None,
+        }));
+        st
+    });
+}
+
+#[test]
+fn remove_dialog_refused_offers_force() {
+    snap("remove_dialog_refused", |a| {
+        let mut st = fixtures::demo(a);
+        st.selected = Some(key("charlie"));
+        st.mode = Mode::Dialog(Dialog::Remove(RemoveDialog {
+            agent: key("charlie"),
+            refusal: Some("branch corral/charlie of agent 'charlie' has commits that are not on main; merge it, or `corral rm --force charlie` removes the worktree and keeps the branch".into()),
+            pending: None,
+        }));
+        st
+    });
+}
+
+#[test]
+fn help_overlay() {
+    snap("help", |a| {
+        let mut st = fixtures::demo(a);
+        st.mode = Mode::Help;
+        st
+    });
+}
+
+#[test]
+fn error_notice() {
+    snap("error_notice", |a| {
+        let mut st = fixtures::demo(a);
+        st.notice = Some(Notice {
+            text: "restart echo: agent 'echo' is busy starting or stopping".into(),
+            error: true,
+        });
+        st
+    });
+}
+
+#[test]
+fn scrolled_back() {
+    snap("scrolled", |a| {
+        let mut st = fixtures::demo(a);
+        let lines: Vec<_> = (0..200)
+            .map(|i| {
+                fixtures::screen(crate::term::Size::new(60, 1), &format!("history line {i}")).lines
+                    [0]
+                .clone()
+            })
+            .collect();
+        st.panes.get_mut(&key("alpha")).unwrap().scroll =
+            Some(Scroll { offset: 50, lines, complete: true, fetching: None });
+        st
+    });
+}
+
+#[test]
+fn empty_and_connecting() {
+    snap("empty", |a| {
+        let mut st = fixtures::demo(a);
+        st.agents.clear();
+        st.panes.clear();
+        st.selected = None;
+        st
+    });
+    snap("connecting", |a| AppState::new(crate::tui::keymap::Keymap::defaults(), None, a));
+}
+
+#[test]
+fn several_repositories_are_grouped() {
+    snap("grouped", |a| {
+        let mut st = fixtures::demo(a);
+        st.agents.truncate(3);
+        st.agents.push(fixtures::agent("/home/dev/blog", "posts", "idle", 7));
+        st.agents.push(fixtures::agent("/home/dev/blog", "theme", "working", 8));
+        st
+    });
+}
+
+#[test]
+fn wide_characters_and_colours_are_kept() {
+    let mut st = fixtures::demo(Rect::new(0, 0, 80, 24));
+    let size = crate::tui::ui::pane_size(&st);
+    st.panes.get_mut(&key("alpha")).unwrap().screen =
+        Some(fixtures::screen(size, &fixtures::content("golf")));
+    let mut t = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    t.draw(|f| render(&st, f)).unwrap();
+    let buf = t.backend().buffer();
+    let pane = crate::tui::ui::areas(&st).pane;
+    assert_eq!(buf[(pane.x, pane.y)].symbol(), "中");
+    assert_eq!(buf[(pane.x + 2, pane.y)].symbol(), "文");
+    let row1 = pane.y + 1;
+    assert_eq!(buf[(pane.x, row1)].fg, ratatui::style::Color::Rgb(255, 100, 0));
+    let bg_cell = (pane.x..pane.x + 40).find(|x| buf[(*x, row1)].symbol() == "2").unwrap();
+    assert_eq!(buf[(bg_cell, row1)].bg, ratatui::style::Color::Indexed(22));
+    insta::assert_snapshot!("wide_and_colour_80x24", t.backend().to_string());
+}
+
+#[test]
+fn tiny_terminals_do_not_panic() {
+    for (w, h) in [(1, 1), (10, 3), (30, 8), (2, 40), (200, 2)] {
+        for mode in [Mode::Normal, Mode::Focus, Mode::Help] {
+            let mut st = fixtures::demo(Rect::new(0, 0, w, h));
+            st.mode = mode.clone();
+            draw(&st);
+            st.view = View::Grid;
+            draw(&st);
+        }
+        let mut st = fixtures::demo(Rect::new(0, 0, w, h));
+        st.mode = Mode::Dialog(Dialog::New(Box::new(NewDialog::new("x"))));
+        draw(&st);
+    }
+}

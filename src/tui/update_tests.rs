@@ -1,0 +1,599 @@
+//! `update`: each key in each mode, and each message, produces the expected effects.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use ratatui::layout::Rect;
+
+use super::update;
+use crate::proto::{Reply, Request, Target};
+use crate::term::{Modes, MouseMode, Size};
+use crate::tui::fixtures::{self, REPO};
+use crate::tui::state::{AppState, Dialog, Effect, Mode, Msg, NewField, View};
+use crate::tui::ui::{areas, pane_size};
+
+fn demo() -> AppState {
+    fixtures::demo(Rect::new(0, 0, 120, 40))
+}
+
+fn key(name: &str) -> (PathBuf, String) {
+    (PathBuf::from(REPO), name.to_string())
+}
+
+fn target(name: &str) -> Target {
+    Target { repo: PathBuf::from(REPO), name: name.into() }
+}
+
+/// A key as a terminal reports it, from its config name.
+fn ev(name: &str) -> KeyEvent {
+    let (mods, rest) = {
+        let mut m = KeyModifiers::NONE;
+        let mut r = name;
+        loop {
+            if let Some(x) = r.strip_prefix("ctrl-").filter(|x| !x.is_empty()) {
+                m |= KeyModifiers::CONTROL;
+                r = x;
+            } else if let Some(x) = r.strip_prefix("alt-").filter(|x| !x.is_empty()) {
+                m |= KeyModifiers::ALT;
+                r = x;
+            } else if let Some(x) = r.strip_prefix("shift-").filter(|x| !x.is_empty()) {
+                m |= KeyModifiers::SHIFT;
+                r = x;
+            } else {
+                break (m, r);
+            }
+        }
+    };
+    let code = match rest {
+        "enter" => KeyCode::Enter,
+        "esc" => KeyCode::Esc,
+        "tab" => KeyCode::Tab,
+        "backtab" => KeyCode::BackTab,
+        "backspace" => KeyCode::Backspace,
+        "up" => KeyCode::Up,
+        "down" => KeyCode::Down,
+        "left" => KeyCode::Left,
+        "right" => KeyCode::Right,
+        "pgup" => KeyCode::PageUp,
+        "pgdn" => KeyCode::PageDown,
+        s => {
+            let c = s.chars().next().unwrap();
+            let mods = if c.is_ascii_uppercase() { mods | KeyModifiers::SHIFT } else { mods };
+            return KeyEvent::new(KeyCode::Char(c), mods);
+        }
+    };
+    KeyEvent::new(code, mods)
+}
+
+fn press(st: &mut AppState, name: &str) -> Vec<Effect> {
+    update(st, Msg::Key(ev(name), Instant::now()))
+}
+
+fn type_text(st: &mut AppState, s: &str) {
+    for c in s.chars() {
+        let fx = update(
+            st,
+            Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE), Instant::now()),
+        );
+        assert!(fx.is_empty(), "typing {c:?}: {fx:?}");
+    }
+}
+
+fn attach_of(fx: &[Effect], name: &str) -> Option<u64> {
+    fx.iter().find_map(|e| match e {
+        Effect::Attach { id, target } if target.name == name => Some(*id),
+        _ => None,
+    })
+}
+
+// ---- normal mode ----
+
+#[test]
+fn normal_selection_keys_move_and_reattach() {
+    for k in ["j", "down"] {
+        let mut st = demo();
+        let fx = press(&mut st, k);
+        assert_eq!(st.selected, Some(key("bravo")), "{k}");
+        assert_eq!(fx[0], Effect::Detach { id: 100 }, "{k}");
+        assert!(attach_of(&fx, "bravo").is_some(), "{k}: {fx:?}");
+        assert_eq!(fx.len(), 2);
+    }
+    for k in ["k", "up"] {
+        let mut st = demo();
+        assert_eq!(press(&mut st, k), vec![], "{k} at the top");
+        assert_eq!(st.selected, Some(key("alpha")));
+    }
+    let mut st = demo();
+    let fx = press(&mut st, "4");
+    assert_eq!(st.selected, Some(key("delta")));
+    assert!(attach_of(&fx, "delta").is_some());
+    assert_eq!(press(&mut st, "9"), vec![], "no ninth agent");
+    assert_eq!(st.selected, Some(key("delta")));
+    // The agent being created has no terminal to attach yet.
+    let fx = press(&mut st, "6");
+    assert_eq!(st.selected, Some(key("foxtrot")));
+    assert!(fx.iter().all(|e| !matches!(e, Effect::Attach { .. })), "{fx:?}");
+}
+
+#[test]
+fn normal_enter_focuses_a_running_agent_and_sizes_it() {
+    let mut st = demo();
+    assert_eq!(press(&mut st, "enter"), vec![]);
+    assert_eq!(st.mode, Mode::Focus);
+
+    // An agent shown at another size takes the size it is shown at when focused.
+    let mut st = demo();
+    st.panes.get_mut(&key("alpha")).unwrap().screen =
+        Some(fixtures::screen(Size::new(200, 50), ""));
+    assert_eq!(press(&mut st, "enter"), vec![Effect::Resize { id: 100, size: pane_size(&st) }]);
+
+    // Not running: refused with a reason.
+    let mut st = demo();
+    press(&mut st, "5");
+    press(&mut st, "enter");
+    assert_eq!(st.mode, Mode::Normal);
+    let n = st.notice.clone().unwrap();
+    assert!(n.error && n.text.contains("echo is not running; r restarts it"), "{n:?}");
+}
+
+#[test]
+fn normal_grid_attaches_the_page() {
+    let mut st = demo();
+    let fx = press(&mut st, "g");
+    assert_eq!(st.view, View::Grid);
+    for n in ["bravo", "charlie", "delta", "echo"] {
+        assert!(attach_of(&fx, n).is_some(), "{n}: {fx:?}");
+    }
+    assert!(attach_of(&fx, "foxtrot").is_none());
+    assert!(!fx.contains(&Effect::Detach { id: 100 }), "alpha stays attached");
+    let fx = press(&mut st, "g");
+    assert_eq!(st.view, View::List);
+    assert_eq!(fx.iter().filter(|e| matches!(e, Effect::Detach { .. })).count(), 4);
+}
+
+#[test]
+fn normal_action_keys() {
+    let mut st = demo();
+    assert_eq!(press(&mut st, "n"), vec![]);
+    assert!(matches!(st.mode, Mode::Dialog(Dialog::New(_))));
+
+    let mut st = demo();
+    assert_eq!(press(&mut st, "i"), vec![]);
+    assert!(matches!(&st.mode, Mode::Dialog(Dialog::Send(d)) if d.agent == key("alpha")));
+
+    let mut st = demo();
+    let fx = press(&mut st, "x");
+    assert!(
+        matches!(&fx[..], [Effect::Request(_, Request::Stop { target: t })] if *t == target("alpha"))
+    );
+
+    let mut st = demo();
+    let fx = press(&mut st, "r");
+    assert!(matches!(&fx[..], [Effect::Request(_, Request::Restart { target: t, env })]
+        if *t == target("alpha") && *env == st.env));
+
+    let mut st = demo();
+    assert_eq!(press(&mut st, "D"), vec![]);
+    assert!(matches!(&st.mode, Mode::Dialog(Dialog::Remove(d)) if d.agent == key("alpha")));
+
+    let mut st = demo();
+    assert_eq!(press(&mut st, "?"), vec![]);
+    assert_eq!(st.mode, Mode::Help);
+    assert_eq!(press(&mut st, "x"), vec![], "any key closes help, doing nothing else");
+    assert_eq!(st.mode, Mode::Normal);
+
+    for k in ["q", "ctrl-c"] {
+        let mut st = demo();
+        assert_eq!(press(&mut st, k), vec![Effect::Quit], "{k}");
+        assert!(st.quit);
+    }
+    // Not bound until the server can merge, diff and sync.
+    for k in ["m", "d", "s", "ctrl-]"] {
+        let mut st = demo();
+        assert_eq!(press(&mut st, k), vec![], "{k}");
+        assert_eq!(st.mode, Mode::Normal);
+    }
+}
+
+#[test]
+fn normal_scroll_keys_fetch_history_and_return_to_live() {
+    let mut st = demo();
+    let fx = press(&mut st, "pgup");
+    let half = usize::from(areas(&st).pane.height / 2);
+    let Some(Effect::Request(id, Request::Tail { target: t, lines })) = fx.first().cloned() else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(t, target("alpha"));
+    assert!(lines >= 500);
+    assert_eq!(st.panes[&key("alpha")].scroll.as_ref().unwrap().offset, half);
+    // A second page while the first fetch is out asks nothing more.
+    assert_eq!(press(&mut st, "pgup"), vec![]);
+    // 100 lines of history: the view stops at the oldest.
+    let lines_back: Vec<_> = (0..100).map(|_| crate::term::Line::blank(10)).collect();
+    assert_eq!(update(&mut st, Msg::Reply(id, Ok(Reply::Lines(lines_back)))), vec![]);
+    assert_eq!(st.panes[&key("alpha")].scroll.as_ref().unwrap().offset, 2 * half);
+    for _ in 0..3 {
+        assert_eq!(press(&mut st, "pgup"), vec![], "everything is here; no more requests");
+    }
+    let rows = usize::from(areas(&st).pane.height);
+    assert_eq!(st.panes[&key("alpha")].scroll.as_ref().unwrap().offset, 100 - rows);
+    press(&mut st, "pgdn");
+    assert!(st.panes[&key("alpha")].scroll.is_some());
+    assert_eq!(press(&mut st, "esc"), vec![]);
+    assert!(st.panes[&key("alpha")].scroll.is_none(), "esc: back to the live screen");
+}
+
+// ---- focus mode ----
+
+fn focused() -> AppState {
+    let mut st = demo();
+    press(&mut st, "enter");
+    assert_eq!(st.mode, Mode::Focus);
+    st
+}
+
+fn set_modes(st: &mut AppState, modes: Modes) {
+    st.panes.get_mut(&key("alpha")).unwrap().screen.as_mut().unwrap().modes = modes;
+}
+
+fn input(bytes: &[u8]) -> Vec<Effect> {
+    vec![Effect::Input { id: 100, bytes: bytes.to_vec() }]
+}
+
+#[test]
+fn focus_keys_go_to_the_agent_encoded_for_its_modes() {
+    let mut st = focused();
+    for (k, bytes) in [
+        ("a", &b"a"[..]),
+        ("q", b"q"),
+        ("ctrl-c", b"\x03"),
+        ("ctrl-g", b"\x07"),
+        ("ctrl-b", b"\x02"),
+        ("ctrl-o", b"\x0f"),
+        ("ctrl-t", b"\x14"),
+        ("ctrl-s", b"\x13"),
+        ("ctrl-z", b"\x1a"),
+        ("ctrl-v", b"\x16"),
+        ("enter", b"\r"),
+        ("shift-enter", b"\x1b\r"),
+        ("esc", b"\x1b"),
+        ("up", b"\x1b[A"),
+        ("pgup", b"\x1b[5~"),
+        ("n", b"n"),
+        ("D", b"D"),
+        ("?", b"?"),
+    ] {
+        assert_eq!(press(&mut st, k), input(bytes), "{k}");
+        assert_eq!(st.mode, Mode::Focus, "{k}");
+    }
+    set_modes(&mut st, Modes { app_cursor: true, kitty_flags: 1, ..Modes::default() });
+    assert_eq!(press(&mut st, "up"), input(b"\x1bOA"));
+    assert_eq!(press(&mut st, "shift-enter"), input(b"\x1b[13;2u"));
+    assert_eq!(press(&mut st, "esc"), input(b"\x1b[27u"));
+}
+
+#[test]
+fn focus_prefix_returns_and_twice_sends_itself() {
+    let mut st = focused();
+    let t0 = Instant::now();
+    assert_eq!(update(&mut st, Msg::Key(ev("ctrl-]"), t0)), vec![]);
+    assert_eq!(st.mode, Mode::Normal);
+    assert_eq!(
+        update(&mut st, Msg::Key(ev("ctrl-]"), t0 + Duration::from_millis(100))),
+        input(b"\x1d")
+    );
+    assert_eq!(st.mode, Mode::Focus);
+    // Legacy terminals report 0x1d as ctrl-5.
+    let legacy = KeyEvent::new(KeyCode::Char('5'), KeyModifiers::CONTROL);
+    assert_eq!(update(&mut st, Msg::Key(legacy, t0)), vec![]);
+    assert_eq!(st.mode, Mode::Normal);
+    // Too late for a double press: the key does nothing in the dashboard.
+    assert_eq!(update(&mut st, Msg::Key(ev("ctrl-]"), t0 + Duration::from_secs(1))), vec![]);
+    assert_eq!(st.mode, Mode::Normal);
+    // Another key in between: no double press.
+    let mut st = focused();
+    update(&mut st, Msg::Key(ev("ctrl-]"), t0));
+    press(&mut st, "j");
+    assert_eq!(update(&mut st, Msg::Key(ev("ctrl-]"), t0)), vec![]);
+    assert_eq!(st.mode, Mode::Normal);
+}
+
+#[test]
+fn focus_scroll_keys_paste_and_focus_reports() {
+    let mut st = focused();
+    let fx = press(&mut st, "shift-pgup");
+    assert!(matches!(&fx[..], [Effect::Request(_, Request::Tail { .. })]), "{fx:?}");
+    assert!(st.panes[&key("alpha")].scroll.is_some());
+    // Typing shows the live screen again.
+    assert_eq!(press(&mut st, "x"), input(b"x"));
+    assert!(st.panes[&key("alpha")].scroll.is_none());
+
+    assert_eq!(update(&mut st, Msg::Paste("a\nb".into())), input(b"a\rb"));
+    assert_eq!(update(&mut st, Msg::Focus(true)), vec![]);
+    set_modes(&mut st, Modes { bracketed_paste: true, focus_events: true, ..Modes::default() });
+    assert_eq!(update(&mut st, Msg::Paste("hi".into())), input(b"\x1b[200~hi\x1b[201~"));
+    assert_eq!(update(&mut st, Msg::Focus(false)), input(b"\x1b[O"));
+}
+
+#[test]
+fn focus_ends_when_the_agent_exits() {
+    let mut st = focused();
+    let fx = update(&mut st, Msg::Exited(100, Some(3)));
+    assert_eq!(fx, vec![Effect::RefreshList]);
+    assert_eq!(st.mode, Mode::Normal);
+    assert!(st.notice.as_ref().unwrap().text.contains("alpha exited with code 3"));
+    assert!(!st.attachments[&key("alpha")].live);
+}
+
+// ---- dialogs ----
+
+fn new_dialog(st: &AppState) -> &crate::tui::state::NewDialog {
+    match &st.mode {
+        Mode::Dialog(Dialog::New(d)) => d,
+        m => panic!("not the new dialog: {m:?}"),
+    }
+}
+
+#[test]
+fn new_dialog_fields_and_submit() {
+    let mut st = demo();
+    press(&mut st, "n");
+    type_text(&mut st, "fix it");
+    assert_eq!(press(&mut st, "tab"), vec![]);
+    assert_eq!(new_dialog(&st).focus, NewField::Profile);
+    assert_eq!(press(&mut st, "right"), vec![]);
+    assert_eq!(new_dialog(&st).profile.text, "codex", "right: the next profile after claude");
+    press(&mut st, "left");
+    press(&mut st, "left");
+    assert_eq!(new_dialog(&st).profile.text, "aider");
+    press(&mut st, "down");
+    type_text(&mut st, "fixer");
+    press(&mut st, "tab");
+    type_text(&mut st, "develop");
+    press(&mut st, "backtab");
+    assert_eq!(new_dialog(&st).focus, NewField::Name);
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(id, Request::New(req))] = &fx[..] else { panic!("{fx:?}") };
+    assert_eq!(req.repo, PathBuf::from(REPO));
+    assert_eq!(req.prompt.as_deref(), Some("fix it"));
+    assert_eq!(req.profile.as_deref(), Some("aider"));
+    assert_eq!(req.name.as_deref(), Some("fixer"));
+    assert_eq!(req.base.as_deref(), Some("develop"));
+    assert_eq!(req.count, 1);
+    assert_eq!(req.size, Some(pane_size(&st)));
+    assert_eq!(req.env, st.env);
+    assert!(new_dialog(&st).pending.is_some());
+    // While the server works, keys other than cancel do nothing.
+    assert_eq!(press(&mut st, "enter"), vec![]);
+    // Created: the dialog closes and the new agent is selected once listed.
+    let fx = update(&mut st, Msg::Reply(*id, Ok(Reply::Created(vec!["fixer".into()]))));
+    assert_eq!(fx, vec![Effect::RefreshList]);
+    assert_eq!(st.mode, Mode::Normal);
+    let mut agents = st.agents.clone();
+    agents.push(fixtures::agent(REPO, "fixer", "starting", 9));
+    let fx = update(&mut st, Msg::Agents(Ok(agents)));
+    assert_eq!(st.selected, Some(key("fixer")));
+    assert_eq!(
+        fx,
+        vec![
+            Effect::Detach { id: 100 },
+            Effect::Attach { id: fx_attach(&fx), target: target("fixer") }
+        ]
+    );
+}
+
+fn fx_attach(fx: &[Effect]) -> u64 {
+    attach_of(fx, "fixer").unwrap_or(0)
+}
+
+#[test]
+fn new_dialog_refusals_stay_in_the_dialog_and_send_nothing() {
+    // Several agents without a prompt.
+    let mut st = demo();
+    press(&mut st, "n");
+    for _ in 0..4 {
+        press(&mut st, "tab");
+    }
+    press(&mut st, "backspace");
+    type_text(&mut st, "3");
+    assert_eq!(press(&mut st, "enter"), vec![]);
+    let d = new_dialog(&st);
+    assert_eq!(d.focus, NewField::Prompt, "the offending field gets focus");
+    assert!(d.error.as_ref().unwrap().contains("a prompt is required to start 3 agents"));
+
+    for (field, text, why) in [
+        (NewField::Name, "alpha", "an agent named 'alpha' already exists"),
+        (NewField::Name, "Bad_Name", "has 'B'"),
+        (NewField::Count, "0", "count '0' must be a number from 1 to 50"),
+        (NewField::Count, "x", "must be a number"),
+        (NewField::Profile, "nope", "no agent profile 'nope'"),
+        (NewField::Base, "two words", "has spaces"),
+    ] {
+        let mut st = demo();
+        press(&mut st, "n");
+        while new_dialog(&st).focus != field {
+            press(&mut st, "tab");
+        }
+        press(&mut st, "ctrl-u");
+        type_text(&mut st, text);
+        assert_eq!(press(&mut st, "enter"), vec![], "{text}");
+        let d = new_dialog(&st);
+        assert_eq!(d.focus, field);
+        assert!(d.error.as_ref().unwrap().contains(why), "{text}: {:?}", d.error);
+        // Editing clears the message; esc closes without effects.
+        press(&mut st, "backspace");
+        assert!(new_dialog(&st).error.is_none());
+        assert_eq!(press(&mut st, "esc"), vec![]);
+        assert_eq!(st.mode, Mode::Normal);
+    }
+
+    // The server's refusal (a base that does not exist) is shown in the dialog.
+    let mut st = demo();
+    press(&mut st, "n");
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(id, _)] = &fx[..] else { panic!("{fx:?}") };
+    let why = "base 'nope' is not a branch, tag or commit of this repository";
+    assert_eq!(update(&mut st, Msg::Reply(*id, Err(why.into()))), vec![]);
+    let d = new_dialog(&st);
+    assert_eq!(d.error.as_deref(), Some(why));
+    assert!(d.pending.is_none());
+}
+
+#[test]
+fn send_dialog_refuses_empty_and_sends_text() {
+    let mut st = demo();
+    press(&mut st, "i");
+    assert_eq!(press(&mut st, "enter"), vec![]);
+    let Mode::Dialog(Dialog::Send(d)) = &st.mode else { panic!() };
+    assert!(d.error.as_ref().unwrap().contains("empty message"));
+    type_text(&mut st, "run the tests");
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(id, req)] = &fx[..] else { panic!("{fx:?}") };
+    assert_eq!(
+        *req,
+        Request::Send { target: target("alpha"), text: "run the tests".into(), enter: true }
+    );
+    update(&mut st, Msg::Reply(*id, Ok(Reply::Ok)));
+    assert_eq!(st.mode, Mode::Normal);
+    assert_eq!(st.notice.as_ref().unwrap().text, "sent to alpha");
+}
+
+#[test]
+fn remove_dialog_shows_the_refusal_then_offers_force() {
+    let mut st = demo();
+    press(&mut st, "D");
+    assert_eq!(press(&mut st, "F"), vec![], "no force before the server has refused");
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(id, req)] = &fx[..] else { panic!("{fx:?}") };
+    assert_eq!(*req, Request::Remove { target: target("alpha"), force: false });
+    let why = "agent 'alpha' has uncommitted work";
+    assert_eq!(update(&mut st, Msg::Reply(*id, Err(why.into()))), vec![Effect::RefreshList]);
+    let Mode::Dialog(Dialog::Remove(d)) = &st.mode else { panic!() };
+    assert_eq!(d.refusal.as_deref(), Some(why));
+    let fx = press(&mut st, "F");
+    let [Effect::Request(id, req)] = &fx[..] else { panic!("{fx:?}") };
+    assert_eq!(*req, Request::Remove { target: target("alpha"), force: true });
+    let fx = update(&mut st, Msg::Reply(*id, Ok(Reply::Note("kept branch corral/alpha".into()))));
+    assert_eq!(fx, vec![Effect::RefreshList]);
+    assert_eq!(st.mode, Mode::Normal);
+    assert!(st.notice.as_ref().unwrap().text.contains("kept branch"));
+    // Cancel.
+    let mut st = demo();
+    press(&mut st, "D");
+    assert_eq!(press(&mut st, "esc"), vec![]);
+    assert_eq!(st.mode, Mode::Normal);
+}
+
+#[test]
+fn action_errors_are_shown_not_printed() {
+    let mut st = demo();
+    let fx = press(&mut st, "x");
+    let [Effect::Request(id, _)] = &fx[..] else { panic!() };
+    update(&mut st, Msg::Reply(*id, Err("agent 'alpha' is busy starting or stopping".into())));
+    let n = st.notice.clone().unwrap();
+    assert!(n.error && n.text == "stop alpha: agent 'alpha' is busy starting or stopping");
+    // The next key dismisses it (and still does its job).
+    press(&mut st, "j");
+    assert!(st.notice.is_none());
+    assert_eq!(st.selected, Some(key("bravo")));
+}
+
+// ---- messages ----
+
+#[test]
+fn resize_is_debounced_and_resizes_only_the_viewed_agent() {
+    let mut st = demo();
+    let t0 = Instant::now();
+    assert_eq!(update(&mut st, Msg::Resize(100, 30, t0)), vec![]);
+    assert_eq!(update(&mut st, Msg::Resize(90, 30, t0)), vec![]);
+    assert_eq!(update(&mut st, Msg::Tick(t0 + Duration::from_millis(50))), vec![]);
+    let due = st.next_deadline().unwrap();
+    let fx = update(&mut st, Msg::Tick(due));
+    assert_eq!(fx, vec![Effect::Resize { id: 100, size: pane_size(&st) }]);
+    assert_eq!(pane_size(&st), Size::new(90 - 25, 28));
+    assert_eq!(st.next_deadline(), None);
+    // In the grid nothing is viewed alone, so nothing is resized.
+    let mut st = demo();
+    press(&mut st, "g");
+    update(&mut st, Msg::Resize(100, 30, t0));
+    assert_eq!(update(&mut st, Msg::Tick(t0 + Duration::from_secs(1))), vec![]);
+}
+
+#[test]
+fn screens_apply_to_their_attachment_only() {
+    let mut st = demo();
+    let new = fixtures::screen(pane_size(&st), "fresh output");
+    let old = st.panes[&key("alpha")].screen.clone().unwrap();
+    st.dirty = false;
+    assert_eq!(update(&mut st, Msg::Screen(100, new.diff(Some(&old)))), vec![]);
+    assert_eq!(st.panes[&key("alpha")].screen.as_ref().unwrap(), &new);
+    assert!(st.dirty);
+    // A bell from a screen on view reaches the user's terminal; from a stale stream, nothing.
+    assert_eq!(update(&mut st, Msg::Bell(100)), vec![Effect::Bell]);
+    assert_eq!(update(&mut st, Msg::Bell(7)), vec![]);
+    // A stale stream (detached) changes nothing.
+    st.dirty = false;
+    update(&mut st, Msg::Screen(7, old.diff(Some(&new))));
+    assert_eq!(st.panes[&key("alpha")].screen.as_ref().unwrap(), &new);
+    assert!(!st.dirty);
+}
+
+#[test]
+fn a_restarted_agent_is_attached_again_and_a_list_without_changes_draws_nothing() {
+    let mut st = demo();
+    let mut agents = st.agents.clone();
+    st.dirty = false;
+    assert_eq!(update(&mut st, Msg::Agents(Ok(agents.clone()))), vec![]);
+    assert!(!st.dirty, "same list");
+    agents[0].status_reason = "activity: output 0.2s ago".into();
+    update(&mut st, Msg::Agents(Ok(agents.clone())));
+    assert!(!st.dirty, "only the reason changed");
+    st.panes.get_mut(&key("alpha")).unwrap().scroll = Some(Default::default());
+    agents[0].pid = Some(4242);
+    let fx = update(&mut st, Msg::Agents(Ok(agents.clone())));
+    assert!(st.dirty);
+    assert!(st.panes[&key("alpha")].scroll.is_none(), "a new process: the old history is gone");
+    assert_eq!(fx[0], Effect::Detach { id: 100 });
+    assert!(attach_of(&fx, "alpha").is_some());
+    // The selected agent removed elsewhere: the one now at its place is selected.
+    agents.remove(0);
+    update(&mut st, Msg::Agents(Ok(agents)));
+    assert_eq!(st.selected, Some(key("bravo")));
+    assert!(!st.panes.contains_key(&key("alpha")));
+}
+
+#[test]
+fn mouse_selects_focuses_scrolls_and_reaches_agents_that_want_it() {
+    let mut st = demo();
+    let ar = areas(&st);
+    let click = |x, y| MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: x,
+        row: y,
+        modifiers: KeyModifiers::NONE,
+    };
+    // Rows: heading, alpha (2 lines), bravo (2 lines)…
+    update(&mut st, Msg::Mouse(click(3, ar.list.y + 3)));
+    assert_eq!(st.selected, Some(key("bravo")));
+    let fx = update(&mut st, Msg::Mouse(click(ar.pane.x + 2, ar.pane.y + 2)));
+    assert_eq!(st.mode, Mode::Focus, "click on the screen focuses");
+    let id = st.attachments[&key("bravo")].id;
+    assert!(fx.iter().all(|e| !matches!(e, Effect::Input { .. })));
+    // The agent uses the mouse: it gets the click in its own coordinates.
+    st.panes.get_mut(&key("bravo")).unwrap().screen.as_mut().unwrap().modes =
+        Modes { mouse: MouseMode::Click, sgr_mouse: true, ..Modes::default() };
+    let fx = update(&mut st, Msg::Mouse(click(ar.pane.x + 2, ar.pane.y + 1)));
+    assert_eq!(fx, vec![Effect::Input { id, bytes: b"\x1b[<0;3;2M".to_vec() }]);
+    // It does not: the wheel scrolls history.
+    st.panes.get_mut(&key("bravo")).unwrap().screen.as_mut().unwrap().modes = Modes::default();
+    let wheel = MouseEvent { kind: MouseEventKind::ScrollUp, ..click(ar.pane.x, ar.pane.y) };
+    let fx = update(&mut st, Msg::Mouse(wheel));
+    assert!(matches!(&fx[..], [Effect::Request(_, Request::Tail { .. })]), "{fx:?}");
+    // A full-screen program with alternate scroll: the wheel becomes arrow keys.
+    let mut st = demo();
+    press(&mut st, "enter");
+    set_modes(&mut st, Modes { alt_screen: true, alternate_scroll: true, ..Modes::default() });
+    let fx = update(&mut st, Msg::Mouse(wheel));
+    assert_eq!(fx, input(b"\x1b[A\x1b[A\x1b[A"));
+}
