@@ -31,6 +31,7 @@ cleanup() { "$BIN" kill-server >/dev/null 2>&1 || true; $TM kill-server >/dev/nu
 trap cleanup EXIT
 
 now() { date +%s.%N; }
+TMUX_RUN=0
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
@@ -90,13 +91,20 @@ corral_ingest() { # file -> seconds until the agent has shown all of it and exit
 }
 tmux_ingest() { # the pane's command marks the end by a file (tmux's wait-for can miss a signal
   # sent before the waiter connects); then one capture-pane round trip
-  local t0 t1 done=$W/done.$RANDOM
+  # A server of its own each run: a new session on a server still shutting down can fail.
+  local t0 t1 n=$(( ++TMUX_RUN )) done tm
+  done=$W/done.$BASHPID.$n
+  tm="tmux -L corral-bench-$$-$BASHPID-$n -f $W/tmux.conf"
   t0=$(now)
-  $TM new-session -d -x 120 -y 40 "cat '$1'; touch '$done'; exec sleep 100000"
-  until [ -e "$done" ]; do sleep 0.005; done
-  $TM capture-pane -p >/dev/null
+  $tm new-session -d -x 120 -y 40 "cat '$1'; touch '$done'; exec sleep 100000"
+  local deadline=$(( $(date +%s) + 300 ))
+  until [ -e "$done" ]; do
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "tmux run did not finish" >&2; exit 1; }
+    sleep 0.005
+  done
+  $tm capture-pane -p >/dev/null
   t1=$(now)
-  $TM kill-server 2>/dev/null || true
+  $tm kill-server 2>/dev/null || true
   echo "$t1 - $t0" | bc -l
 }
 rate() { # bytes seconds baseline
