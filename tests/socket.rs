@@ -3,14 +3,15 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+#[path = "common/tty.rs"]
+mod tty;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use common::*;
-use corral::term::{Emulator, Size, new_emulator};
+use corral::term::Size;
+use tty::Tty;
 
 fn hello_frame() -> Vec<u8> {
     corral::proto::encode(&corral::proto::ClientMsg::Hello {
@@ -131,79 +132,6 @@ fn another_users_connection_is_refused() {
     let mut s = UnixStream::connect(&sock).unwrap();
     let _ = s.write_all(&hello_frame());
     assert!(closed_by_server(&mut s), "root's connection to uid 65534's server is closed");
-}
-
-/// A terminal we own: `corral attach` runs in it, and we read its screen with our emulator.
-struct Tty {
-    emu: Arc<Mutex<Box<dyn Emulator>>>,
-    writer: Box<dyn Write + Send>,
-    child: Box<dyn portable_pty::Child + Send + Sync>,
-}
-
-impl Tty {
-    fn spawn(env: &Env, args: &[&str], size: Size) -> Tty {
-        let pty = portable_pty::native_pty_system();
-        let pair = pty
-            .openpty(portable_pty::PtySize {
-                rows: size.rows,
-                cols: size.cols,
-                pixel_width: 0,
-                pixel_height: 0,
-            })
-            .unwrap();
-        let mut cmd = portable_pty::CommandBuilder::new(bin());
-        cmd.args(args);
-        cmd.cwd(&env.repo);
-        for (k, v) in std::env::vars() {
-            cmd.env(k, v);
-        }
-        cmd.env("HOME", &env.home);
-        cmd.env("XDG_CONFIG_HOME", env.home.join(".config"));
-        cmd.env("XDG_STATE_HOME", env.home.join(".local/state"));
-        cmd.env("XDG_DATA_HOME", env.home.join(".local/share"));
-        cmd.env("CORRAL_RUNTIME_DIR", &env.runtime);
-        cmd.env("SHELL", "/bin/sh");
-        cmd.env("TERM", "xterm-256color");
-        let child = pair.slave.spawn_command(cmd).unwrap();
-        drop(pair.slave);
-        let mut reader = pair.master.try_clone_reader().unwrap();
-        let writer = pair.master.take_writer().unwrap();
-        let emu: Arc<Mutex<Box<dyn Emulator>>> = Arc::new(Mutex::new(new_emulator(size, 1000)));
-        let e = emu.clone();
-        std::thread::spawn(move || {
-            let _keep_master = pair.master;
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                e.lock().unwrap().feed(&buf[..n]);
-            }
-        });
-        Tty { emu, writer, child }
-    }
-
-    fn text(&self) -> String {
-        let screen = self.emu.lock().unwrap().screen();
-        screen.lines.iter().map(|l| l.text()).collect::<Vec<_>>().join("\n")
-    }
-
-    fn wait_screen(&self, what: &str) {
-        let deadline = Instant::now() + DEADLINE;
-        while !self.text().contains(what) {
-            assert!(Instant::now() < deadline, "screen never showed {what:?}:\n{}", self.text());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn type_str(&mut self, s: &str) {
-        self.writer.write_all(s.as_bytes()).unwrap();
-        self.writer.flush().unwrap();
-    }
-
-    fn exited(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_some()
-    }
 }
 
 #[test]

@@ -478,6 +478,15 @@ impl Session {
         })
     }
 
+    /// The agent, if it is not in the middle of starting, stopping or being removed.
+    fn ready(&self, t: &Target) -> Result<&Agent, String> {
+        let a = self.agent(t)?;
+        if a.phase != Phase::Ready {
+            return Err(format!("agent '{}' is busy starting or stopping", t.name));
+        }
+        Ok(a)
+    }
+
     fn live_pane(&self, t: &Target, running: bool) -> Result<PaneHandle, String> {
         let a = self.agent(t)?;
         if a.phase == Phase::Starting {
@@ -674,14 +683,9 @@ impl Session {
     }
 
     fn stop(&mut self, target: Target, reply: oneshot::Sender<Outcome>) {
-        let pane = match self.agent(&target) {
+        let pane = match self.ready(&target) {
             Err(e) => {
                 let _ = reply.send(err(e));
-                return;
-            }
-            Ok(a) if a.phase != Phase::Ready => {
-                let _ = reply
-                    .send(err(format!("agent '{}' is busy starting or stopping", target.name)));
                 return;
             }
             Ok(a) => a.pane.clone(),
@@ -711,14 +715,9 @@ impl Session {
         reply: oneshot::Sender<Outcome>,
     ) {
         let key = (target.repo.clone(), target.name.clone());
-        let pane = match self.agent(&target) {
+        let pane = match self.ready(&target) {
             Err(e) => {
                 let _ = reply.send(err(e));
-                return;
-            }
-            Ok(a) if a.phase != Phase::Ready => {
-                let _ = reply
-                    .send(err(format!("agent '{}' is busy starting or stopping", target.name)));
                 return;
             }
             Ok(a) => a.pane.clone(),
@@ -825,14 +824,9 @@ impl Session {
 
     fn remove(&mut self, target: Target, force: bool, reply: oneshot::Sender<Outcome>) {
         let key = (target.repo.clone(), target.name.clone());
-        let (rec, pane) = match self.agent(&target) {
+        let (rec, pane) = match self.ready(&target) {
             Err(e) => {
                 let _ = reply.send(err(e));
-                return;
-            }
-            Ok(a) if a.phase != Phase::Ready => {
-                let _ = reply
-                    .send(err(format!("agent '{}' is busy starting or stopping", target.name)));
                 return;
             }
             Ok(a) => (a.rec.clone(), a.pane.clone()),
