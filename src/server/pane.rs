@@ -37,6 +37,8 @@ pub struct PaneState {
     pub exited: bool,
     pub exit_code: Option<i32>,
     pub exited_at: Option<Instant>,
+    /// The PTY's size now (clients resize it).
+    pub size: Size,
 }
 
 pub enum PaneCmd {
@@ -134,6 +136,7 @@ pub fn spawn_pane(
         exited: false,
         exit_code: None,
         exited_at: None,
+        size: spec.size,
     });
 
     std::thread::Builder::new()
@@ -282,7 +285,11 @@ impl Pane {
                         debug!("resize failed: {e}");
                     }
                     self.emulator.resize(size);
-                    self.state.send_modify(|s| s.generation += 1);
+                    let now = self.emulator.size();
+                    self.state.send_modify(|s| {
+                        s.generation += 1;
+                        s.size = now;
+                    });
                 }
             }
             PaneCmd::Screen(tx) => {
@@ -452,6 +459,7 @@ mod tests {
         pane.resize(Size::new(50, 12));
         let screen = pane.screen().await.unwrap();
         assert_eq!(screen.size, Size::new(50, 12));
+        assert_eq!(pane.state().size, Size::new(50, 12), "ls reports the size clients set");
         assert_eq!(sizes.lock().unwrap().as_slice(), &[Size::new(50, 12)]);
     }
 }

@@ -743,7 +743,11 @@ impl Session {
             let _ = reply.send(err(format!("no agent '{}'", key.1)));
             return;
         };
-        let rec = a.rec.clone();
+        let mut rec = a.rec.clone();
+        // Start again at the size the agent was last seen at.
+        if let Some(p) = &a.pane {
+            rec.size = p.state().size;
+        }
         let result = (|| {
             let loaded = config::load(&paths::user_config_file(), Some(&rec.repo))
                 .map_err(|e| e.to_string())?;
@@ -791,6 +795,7 @@ impl Session {
                 a.run = run;
                 a.recovered_at = None;
                 a.rec.argv = spec.argv;
+                a.rec.size = spec.size;
                 a.rec.exit_code = None;
                 let repo = key.0.clone();
                 self.start_badge(key, &p, run);
@@ -1124,7 +1129,8 @@ fn info_of(a: &Agent) -> AgentInfo {
         pid: a.pane.as_ref().filter(|_| st.as_ref().is_some_and(|s| !s.exited)).and_then(|p| p.pid),
         exit_code: st.as_ref().and_then(|s| s.exit_code).or(a.rec.exit_code),
         port: a.rec.port,
-        size: a.rec.size,
+        // The live size: any client's resize (attach, dashboard) changes it.
+        size: st.as_ref().map(|s| s.size).unwrap_or(a.rec.size),
         created: a.rec.created,
         prompt: a.rec.prompt.clone(),
         queued: 0,
