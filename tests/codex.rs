@@ -60,9 +60,18 @@ fn codex_badge_follows_trust_approval_and_streaming_against_the_mock_log() {
 
     let seen = record_badge(&env, "cx", |seen| {
         env.ok(&["send", "cx", "create hello.txt"]);
-        wait_for("needs-input at the approval", || {
-            saw_after(seen, "needs-input", 0.0).then_some(())
-        });
+        wait_or(
+            "needs-input at the approval",
+            || saw_after(seen, "needs-input", 0.0).then_some(()),
+            || {
+                format!(
+                    "badge: {:?}\nmock: {:?}\nscreen:\n{}",
+                    seen.lock().unwrap(),
+                    mock_log(&log_path),
+                    env.tail("cx")
+                )
+            },
+        );
         env.wait_tail("cx", |t| t.contains("Would you like to run the following command?"));
         assert!(!env.worktree_of("cx").join("hello.txt").exists(), "nothing ran before approval");
         env.ok(&["send", "cx", ""]);

@@ -20,6 +20,8 @@ use crate::term::screen::render_text;
 /// The pause between typed text and its Enter: agents read a fast burst as a paste and would take
 /// the Enter as a newline inside it.
 pub const ENTER_DELAY: Duration = Duration::from_millis(120);
+/// How long typing waits for the agent to echo the text before pressing Enter anyway.
+const ECHO_WAIT: Duration = Duration::from_secs(2);
 /// At most this often a screen goes to an attached client (about 120 frames a second): a flood of
 /// output is drawn as its latest state, never queued frame by frame.
 const FRAME_INTERVAL: Duration = Duration::from_millis(8);
@@ -179,11 +181,17 @@ pub async fn type_locked(pane: &PaneHandle, text: &str, enter: bool) {
     } else {
         bytes.extend_from_slice(body.as_bytes());
     }
+    let mut state = pane.subscribe();
+    state.borrow_and_update();
     if !bytes.is_empty() {
         pane.write(bytes);
     }
     if enter {
         if !text.is_empty() {
+            // Enter must reach the agent in a read of its own. A fixed pause is not enough on a
+            // loaded machine (the agent may not run before both writes are queued), so first wait
+            // for the agent to show that it read the text (its screen changes), then pause.
+            let _ = tokio::time::timeout(ECHO_WAIT, state.changed()).await;
             tokio::time::sleep(ENTER_DELAY).await;
         }
         pane.write(b"\r".to_vec());
