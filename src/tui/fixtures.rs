@@ -8,7 +8,7 @@ use ratatui::layout::Rect;
 
 use super::keymap::Keymap;
 use super::state::{AppState, Attachment, Pane};
-use crate::proto::AgentInfo;
+use crate::proto::{AgentInfo, ConflictInfo, DiffStat};
 use crate::term::{Screen, Size, new_emulator};
 
 pub const REPO: &str = "/home/dev/shop";
@@ -37,8 +37,20 @@ pub fn agent(repo: &str, name: &str, status: &str, n: u64) -> AgentInfo {
         created: 1_700_000_000 + n,
         prompt: Some(format!("task for {name}")),
         queued: if n == 2 { 2 } else { 0 },
-        diff: None,
-        conflicts: Vec::new(),
+        diff: match n {
+            0 => Some(DiffStat { files: 3, insertions: 42, deletions: 7, ahead: 2, behind: 0 }),
+            1 => Some(DiffStat { files: 1, insertions: 5, deletions: 0, ahead: 0, behind: 1 }),
+            _ => None,
+        },
+        conflicts: if n == 1 {
+            vec![ConflictInfo {
+                with: "alpha".into(),
+                base: false,
+                paths: vec!["src/pay.rs".into()],
+            }]
+        } else {
+            Vec::new()
+        },
     }
 }
 
