@@ -25,6 +25,8 @@ pub enum Action {
     Stop,
     Restart,
     Remove,
+    /// Land the selected agent's work on its base branch (after a confirmation).
+    Merge,
     Help,
     Quit,
     /// Scroll the viewed agent's history back / forward by half a screen.
@@ -45,7 +47,7 @@ pub enum Action {
 
 impl Action {
     /// Every action with its config name, in the order the help overlay lists them.
-    pub const ALL: [Action; 29] = [
+    pub const ALL: [Action; 30] = [
         Action::Up,
         Action::Down,
         Action::Jump(1),
@@ -64,6 +66,7 @@ impl Action {
         Action::Stop,
         Action::Restart,
         Action::Remove,
+        Action::Merge,
         Action::ScrollUp,
         Action::ScrollDown,
         Action::ScrollBottom,
@@ -90,6 +93,7 @@ impl Action {
             Action::Stop => "stop".into(),
             Action::Restart => "restart".into(),
             Action::Remove => "remove".into(),
+            Action::Merge => "merge".into(),
             Action::Help => "help".into(),
             Action::Quit => "quit".into(),
             Action::ScrollUp => "scroll-up".into(),
@@ -117,6 +121,7 @@ impl Action {
             Action::Stop => "stop the agent".into(),
             Action::Restart => "restart the agent".into(),
             Action::Remove => "remove agent + worktree".into(),
+            Action::Merge => "merge into the base branch".into(),
             Action::Help => "this help".into(),
             Action::Quit => "quit; agents keep going".into(),
             Action::ScrollUp => "scroll back".into(),
@@ -143,6 +148,7 @@ impl Action {
             Action::Stop => "stop".into(),
             Action::Restart => "restart".into(),
             Action::Remove => "remove".into(),
+            Action::Merge => "merge".into(),
             Action::Help => "help".into(),
             Action::Quit => "quit".into(),
             Action::ScrollUp => "back".into(),
@@ -203,8 +209,8 @@ mod tests {
         for a in Action::ALL {
             assert_eq!(a.name().parse::<Action>().unwrap(), a);
         }
-        let err = "merge".parse::<Action>().unwrap_err();
-        assert!(err.contains("unknown action 'merge'") && err.contains("jump-N"), "{err}");
+        let err = "frobnicate".parse::<Action>().unwrap_err();
+        assert!(err.contains("unknown action 'frobnicate'") && err.contains("jump-N"), "{err}");
         assert!("jump-0".parse::<Action>().is_err());
     }
 }

@@ -96,6 +96,7 @@ pub enum Dialog {
     New(Box<NewDialog>),
     Send(SendDialog),
     Remove(RemoveDialog),
+    Merge(MergeDialog),
 }
 
 /// A one-line text input; `cursor` counts characters.
@@ -263,6 +264,16 @@ pub struct RemoveDialog {
     pub pending: Option<u64>,
 }
 
+/// Confirming a merge: shows what lands (from the agent's `AgentInfo`) and, after a refusal, why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergeDialog {
+    pub agent: AgentKey,
+    /// The server's answer that the merge would conflict in these paths (nothing was changed).
+    pub conflict: Option<Vec<String>>,
+    pub error: Option<String>,
+    pub pending: Option<u64>,
+}
+
 /// A line of news for the user, shown until the next key or click (like vim's message line), so
 /// nothing is missed by looking away and no timer is needed.
 #[derive(Debug, Clone, PartialEq)]
@@ -311,6 +322,7 @@ pub enum Pending {
     Stop(AgentKey),
     Restart(AgentKey),
     Remove(AgentKey, bool),
+    Merge(AgentKey),
     /// History for scrolling back; `asked` lines were requested.
     Scroll(AgentKey, u32),
 }

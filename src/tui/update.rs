@@ -14,11 +14,11 @@ use super::action::Action;
 use super::input::{encode_focus, encode_key, encode_mouse, encode_paste};
 use super::keymap::{KeyMode, KeySpec};
 use super::state::{
-    AgentKey, AppState, Attachment, Dialog, Effect, Mode, Msg, NewDialog, NewField, Pending,
-    RemoveDialog, Scroll, SendDialog, TextField, View, target,
+    AgentKey, AppState, Attachment, Dialog, Effect, MergeDialog, Mode, Msg, NewDialog, NewField,
+    Pending, RemoveDialog, Scroll, SendDialog, TextField, View, target,
 };
 use super::ui::{self, areas, list, pane::anchor, pane_size};
-use crate::proto::{AgentInfo, NewAgent, Reply, Request};
+use crate::proto::{AgentInfo, MergeMode, NewAgent, Reply, Request};
 use crate::term::{Modes, Screen};
 
 /// A terminal being resized sends a burst of sizes; the agent follows only the last one.
@@ -255,6 +255,17 @@ fn run_action(st: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
                 st.dirty = true;
             }
         }
+        Action::Merge => {
+            if let Some(k) = st.selected.clone() {
+                st.mode = Mode::Dialog(Dialog::Merge(MergeDialog {
+                    agent: k,
+                    conflict: None,
+                    error: None,
+                    pending: None,
+                }));
+                st.dirty = true;
+            }
+        }
         Action::Help => {
             st.mode = Mode::Help;
             st.dirty = true;
@@ -422,6 +433,7 @@ fn dialog_key(st: &mut AppState, ev: &KeyEvent, spec: Option<KeySpec>, fx: &mut 
         Dialog::New(n) => n.pending.is_some(),
         Dialog::Send(s) => s.pending.is_some(),
         Dialog::Remove(r) => r.pending.is_some(),
+        Dialog::Merge(m) => m.pending.is_some(),
     };
     if busy {
         // Waiting for the server: only closing the dialog makes sense.
@@ -464,7 +476,7 @@ fn dialog_key(st: &mut AppState, ev: &KeyEvent, spec: Option<KeySpec>, fx: &mut 
                 return;
             }
         }
-        Dialog::Remove(_) => {}
+        Dialog::Remove(_) | Dialog::Merge(_) => {}
     }
     match action {
         Some(Action::Cancel) => st.mode = Mode::Normal,
@@ -585,7 +597,33 @@ fn submit(st: &mut AppState, force: bool, fx: &mut Vec<Effect>) {
                 r.pending = Some(id);
             }
         }
+        Dialog::Merge(m) => {
+            if force {
+                return;
+            }
+            // The dialog says when the agent is working, so confirming it is the explicit "yes"
+            // the server wants before stopping a working agent to land its work.
+            let yes = merge_needs_yes(st, &m.agent);
+            let req = Request::Merge {
+                target: target(&m.agent),
+                mode: MergeMode::Merge,
+                keep: false,
+                message: None,
+                yes,
+            };
+            let id = request(st, Pending::Merge(m.agent.clone()), req, fx);
+            if let Mode::Dialog(Dialog::Merge(m)) = &mut st.mode {
+                m.pending = Some(id);
+                m.conflict = None;
+                m.error = None;
+            }
+        }
     }
+}
+
+/// The agent is working: merging stops it mid-task, which the merge dialog warns about.
+pub fn merge_needs_yes(st: &AppState, key: &AgentKey) -> bool {
+    st.agent(key).is_some_and(|a| a.status == "working")
 }
 
 fn on_reply(st: &mut AppState, id: u64, result: Result<Reply, String>, fx: &mut Vec<Effect>) {
@@ -596,6 +634,7 @@ fn on_reply(st: &mut AppState, id: u64, result: Result<Reply, String>, fx: &mut 
         Mode::Dialog(Dialog::New(d)) => d.pending == Some(id),
         Mode::Dialog(Dialog::Send(d)) => d.pending == Some(id),
         Mode::Dialog(Dialog::Remove(d)) => d.pending == Some(id),
+        Mode::Dialog(Dialog::Merge(d)) => d.pending == Some(id),
         _ => false,
     };
     match (pending, result) {
@@ -700,6 +739,38 @@ fn on_reply(st: &mut AppState, id: u64, result: Result<Reply, String>, fx: &mut 
                 d.refusal = Some(e);
             } else {
                 st.error(format!("remove {}: {e}", key.1));
+            }
+            fx.push(Effect::RefreshList);
+        }
+        (Pending::Merge(key), Ok(Reply::Conflict(paths))) => {
+            if waiting && let Mode::Dialog(Dialog::Merge(d)) = &mut st.mode {
+                d.pending = None;
+                d.conflict = Some(paths);
+            } else {
+                st.error(format!(
+                    "merging {} would conflict in {}; nothing was changed",
+                    key.1,
+                    paths.join(", ")
+                ));
+            }
+            fx.push(Effect::RefreshList);
+        }
+        (Pending::Merge(key), Ok(reply)) => {
+            if waiting {
+                st.mode = Mode::Normal;
+            }
+            match reply {
+                Reply::Note(n) => st.info(format!("merged {}: {n}", key.1)),
+                _ => st.info(format!("merged {}", key.1)),
+            }
+            fx.push(Effect::RefreshList);
+        }
+        (Pending::Merge(key), Err(e)) => {
+            if waiting && let Mode::Dialog(Dialog::Merge(d)) = &mut st.mode {
+                d.pending = None;
+                d.error = Some(e);
+            } else {
+                st.error(format!("merge {}: {e}", key.1));
             }
             fx.push(Effect::RefreshList);
         }

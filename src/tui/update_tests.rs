@@ -7,7 +7,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use ratatui::layout::Rect;
 
 use super::update;
-use crate::proto::{Reply, Request, Target};
+use crate::proto::{MergeMode, Reply, Request, Target};
 use crate::term::{Modes, MouseMode, Size};
 use crate::tui::fixtures::{self, REPO};
 use crate::tui::state::{AppState, Dialog, Effect, Mode, Msg, NewField, View};
@@ -188,8 +188,8 @@ fn normal_action_keys() {
         assert_eq!(press(&mut st, k), vec![Effect::Quit], "{k}");
         assert!(st.quit);
     }
-    // Not bound until the server can merge, diff and sync.
-    for k in ["m", "d", "s", "ctrl-]"] {
+    // Unbound in normal mode.
+    for k in ["ctrl-]"] {
         let mut st = demo();
         assert_eq!(press(&mut st, k), vec![], "{k}");
         assert_eq!(st.mode, Mode::Normal);
@@ -483,6 +483,70 @@ fn remove_dialog_shows_the_refusal_then_offers_force() {
     press(&mut st, "D");
     assert_eq!(press(&mut st, "esc"), vec![]);
     assert_eq!(st.mode, Mode::Normal);
+}
+
+fn merge(name: &str, yes: bool) -> Request {
+    Request::Merge { target: target(name), mode: MergeMode::Merge, keep: false, message: None, yes }
+}
+
+#[test]
+fn merge_dialog_confirms_then_lands_with_yes_only_for_a_working_agent() {
+    // alpha is working: the dialog says so, and confirming is the explicit yes.
+    let mut st = demo();
+    assert_eq!(press(&mut st, "m"), vec![]);
+    let Mode::Dialog(Dialog::Merge(d)) = &st.mode else { panic!("{:?}", st.mode) };
+    assert_eq!(d.agent, key("alpha"));
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(id, req)] = &fx[..] else { panic!("{fx:?}") };
+    assert_eq!(*req, merge("alpha", true));
+    // While the server works, only cancel does anything.
+    assert_eq!(press(&mut st, "enter"), vec![]);
+    let fx = update(&mut st, Msg::Reply(*id, Ok(Reply::Note("merged into main".into()))));
+    assert_eq!(fx, vec![Effect::RefreshList]);
+    assert_eq!(st.mode, Mode::Normal);
+    let n = st.notice.clone().unwrap();
+    assert!(!n.error && n.text == "merged alpha: merged into main", "{n:?}");
+    // charlie is idle: no yes.
+    let mut st = demo();
+    press(&mut st, "3");
+    press(&mut st, "m");
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(_, req)] = &fx[..] else { panic!("{fx:?}") };
+    assert_eq!(*req, merge("charlie", false));
+    // Cancel sends nothing.
+    let mut st = demo();
+    press(&mut st, "m");
+    assert_eq!(press(&mut st, "esc"), vec![]);
+    assert_eq!(st.mode, Mode::Normal);
+}
+
+#[test]
+fn merge_conflicts_and_errors_stay_in_the_dialog() {
+    let mut st = demo();
+    press(&mut st, "2");
+    press(&mut st, "m");
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(id, _)] = &fx[..] else { panic!("{fx:?}") };
+    let paths = vec!["src/pay.rs".to_string()];
+    let fx = update(&mut st, Msg::Reply(*id, Ok(Reply::Conflict(paths.clone()))));
+    assert_eq!(fx, vec![Effect::RefreshList]);
+    let Mode::Dialog(Dialog::Merge(d)) = &st.mode else { panic!("{:?}", st.mode) };
+    assert_eq!(d.conflict.as_ref(), Some(&paths));
+    assert_eq!(d.pending, None);
+    // Trying again asks again; an error is shown in the dialog.
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(id, _)] = &fx[..] else { panic!("{fx:?}") };
+    update(&mut st, Msg::Reply(*id, Err("base branch main is checked out dirty".into())));
+    let Mode::Dialog(Dialog::Merge(d)) = &st.mode else { panic!("{:?}", st.mode) };
+    assert_eq!(d.error.as_deref(), Some("base branch main is checked out dirty"));
+    assert_eq!(d.conflict, None);
+    // A conflict for a dialog already closed becomes an error notice.
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(id, _)] = &fx[..] else { panic!("{fx:?}") };
+    press(&mut st, "esc");
+    update(&mut st, Msg::Reply(*id, Ok(Reply::Conflict(paths))));
+    let n = st.notice.clone().unwrap();
+    assert!(n.error && n.text.contains("would conflict in src/pay.rs"), "{n:?}");
 }
 
 #[test]

@@ -49,6 +49,10 @@ pub fn hints(st: &AppState) -> Vec<(String, String)> {
             }
             add(KeyMode::Dialog, Action::Cancel, "cancel");
         }
+        Mode::Dialog(Dialog::Merge(_)) => {
+            add(KeyMode::Dialog, Action::Submit, "merge");
+            add(KeyMode::Dialog, Action::Cancel, "cancel");
+        }
         Mode::Normal if st.agents.is_empty() => {
             add(KeyMode::Normal, Action::New, "new agent");
             add(KeyMode::Normal, Action::Help, "help");
@@ -76,6 +80,7 @@ pub fn hints(st: &AppState) -> Vec<(String, String)> {
             add(Action::Stop, "stop");
             add(Action::Restart, "restart");
             add(Action::Remove, "remove");
+            add(Action::Merge, "merge");
             add(Action::Grid, if st.view == View::Grid { "list" } else { "grid" });
             if let (Some(d), Some(u)) = (
                 km.first_key(KeyMode::Normal, Action::Down),

@@ -9,8 +9,8 @@ use ratatui::layout::Rect;
 use super::render;
 use crate::tui::fixtures::{self, REPO};
 use crate::tui::state::{
-    AppState, Dialog, Mode, NewDialog, NewField, Notice, RemoveDialog, Scroll, SendDialog,
-    TextField, View,
+    AppState, Dialog, MergeDialog, Mode, NewDialog, NewField, Notice, RemoveDialog, Scroll,
+    SendDialog, TextField, View,
 };
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
@@ -126,6 +126,32 @@ fn remove_dialog_refused_offers_force() {
         st.mode = Mode::Dialog(Dialog::Remove(RemoveDialog {
             agent: key("charlie"),
             refusal: Some("branch corral/charlie of agent 'charlie' has commits that are not on main; merge it, or `corral rm --force charlie` removes the worktree and keeps the branch".into()),
+            pending: None,
+        }));
+        st
+    });
+}
+
+#[test]
+fn merge_dialog_shows_stat_conflicts_and_working() {
+    // alpha is working with changes; bravo has a predicted conflict and was refused.
+    snap("merge_dialog", |a| {
+        let mut st = fixtures::demo(a);
+        st.mode = Mode::Dialog(Dialog::Merge(MergeDialog {
+            agent: key("alpha"),
+            conflict: None,
+            error: None,
+            pending: None,
+        }));
+        st
+    });
+    snap("merge_dialog_conflict", |a| {
+        let mut st = fixtures::demo(a);
+        st.selected = Some(key("bravo"));
+        st.mode = Mode::Dialog(Dialog::Merge(MergeDialog {
+            agent: key("bravo"),
+            conflict: Some(vec!["src/pay.rs".into()]),
+            error: None,
             pending: None,
         }));
         st
