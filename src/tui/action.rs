@@ -27,6 +27,10 @@ pub enum Action {
     Remove,
     /// Land the selected agent's work on its base branch (after a confirmation).
     Merge,
+    /// Bring the base branch's new commits into the selected agent's branch.
+    Sync,
+    /// The send dialog, set to queue the message until the agent is idle.
+    Queue,
     Help,
     Quit,
     /// Scroll the viewed agent's history back / forward by half a screen.
@@ -47,7 +51,7 @@ pub enum Action {
 
 impl Action {
     /// Every action with its config name, in the order the help overlay lists them.
-    pub const ALL: [Action; 30] = [
+    pub const ALL: [Action; 32] = [
         Action::Up,
         Action::Down,
         Action::Jump(1),
@@ -67,6 +71,8 @@ impl Action {
         Action::Restart,
         Action::Remove,
         Action::Merge,
+        Action::Sync,
+        Action::Queue,
         Action::ScrollUp,
         Action::ScrollDown,
         Action::ScrollBottom,
@@ -94,6 +100,8 @@ impl Action {
             Action::Restart => "restart".into(),
             Action::Remove => "remove".into(),
             Action::Merge => "merge".into(),
+            Action::Sync => "sync".into(),
+            Action::Queue => "queue".into(),
             Action::Help => "help".into(),
             Action::Quit => "quit".into(),
             Action::ScrollUp => "scroll-up".into(),
@@ -121,7 +129,9 @@ impl Action {
             Action::Stop => "stop the agent".into(),
             Action::Restart => "restart the agent".into(),
             Action::Remove => "remove agent + worktree".into(),
-            Action::Merge => "merge into the base branch".into(),
+            Action::Merge => "merge into its base".into(),
+            Action::Sync => "sync with its base".into(),
+            Action::Queue => "queue a message".into(),
             Action::Help => "this help".into(),
             Action::Quit => "quit; agents keep going".into(),
             Action::ScrollUp => "scroll back".into(),
@@ -149,6 +159,8 @@ impl Action {
             Action::Restart => "restart".into(),
             Action::Remove => "remove".into(),
             Action::Merge => "merge".into(),
+            Action::Sync => "sync".into(),
+            Action::Queue => "queue".into(),
             Action::Help => "help".into(),
             Action::Quit => "quit".into(),
             Action::ScrollUp => "back".into(),

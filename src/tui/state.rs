@@ -252,6 +252,9 @@ impl NewDialog {
 pub struct SendDialog {
     pub agent: AgentKey,
     pub text: TextField,
+    /// Queue the message until the agent is next idle instead of typing it now (toggled with the
+    /// next-field key).
+    pub queue: bool,
     pub error: Option<String>,
     pub pending: Option<u64>,
 }
@@ -319,6 +322,8 @@ pub struct Attachment {
 pub enum Pending {
     New,
     Send(AgentKey),
+    Enqueue(AgentKey),
+    Sync(AgentKey),
     Stop(AgentKey),
     Restart(AgentKey),
     Remove(AgentKey, bool),

@@ -219,11 +219,12 @@ fn run_action(st: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
             st.dirty = true;
         }
         Action::New => open_new(st),
-        Action::Send => {
+        Action::Send | Action::Queue => {
             if let Some(k) = st.selected.clone() {
                 st.mode = Mode::Dialog(Dialog::Send(SendDialog {
                     agent: k,
                     text: TextField::default(),
+                    queue: a == Action::Queue,
                     error: None,
                     pending: None,
                 }));
@@ -264,6 +265,13 @@ fn run_action(st: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
                     pending: None,
                 }));
                 st.dirty = true;
+            }
+        }
+        Action::Sync => {
+            if let Some(k) = st.selected.clone() {
+                let t = target(&k);
+                st.info(format!("syncing {} with its base…", k.1));
+                request(st, Pending::Sync(k), Request::Sync { target: t }, fx);
             }
         }
         Action::Help => {
@@ -475,6 +483,10 @@ fn dialog_key(st: &mut AppState, ev: &KeyEvent, spec: Option<KeySpec>, fx: &mut 
                 s.error = None;
                 return;
             }
+            if matches!(action, Some(Action::NextField | Action::PrevField)) {
+                s.queue = !s.queue;
+                return;
+            }
         }
         Dialog::Remove(_) | Dialog::Merge(_) => {}
     }
@@ -579,9 +591,18 @@ fn submit(st: &mut AppState, force: bool, fx: &mut Vec<Effect>) {
                 }
                 return;
             }
-            let req =
-                Request::Send { target: target(&s.agent), text: s.text.text.clone(), enter: true };
-            let id = request(st, Pending::Send(s.agent.clone()), req, fx);
+            let (req, pending) = if s.queue {
+                let req = Request::Enqueue { target: target(&s.agent), text: s.text.text.clone() };
+                (req, Pending::Enqueue(s.agent.clone()))
+            } else {
+                let req = Request::Send {
+                    target: target(&s.agent),
+                    text: s.text.text.clone(),
+                    enter: true,
+                };
+                (req, Pending::Send(s.agent.clone()))
+            };
+            let id = request(st, pending, req, fx);
             if let Mode::Dialog(Dialog::Send(s)) = &mut st.mode {
                 s.pending = Some(id);
             }
@@ -695,13 +716,42 @@ fn on_reply(st: &mut AppState, id: u64, result: Result<Reply, String>, fx: &mut 
             }
             st.info(format!("sent to {}", key.1));
         }
-        (Pending::Send(key), Err(e)) => {
+        (Pending::Enqueue(key), Ok(reply)) => {
+            if waiting {
+                st.mode = Mode::Normal;
+            }
+            match reply {
+                Reply::Note(n) => st.info(format!("queued for {}: {n}", key.1)),
+                _ => st.info(format!("queued for {}", key.1)),
+            }
+            fx.push(Effect::RefreshList);
+        }
+        (Pending::Send(key) | Pending::Enqueue(key), Err(e)) => {
             if waiting && let Mode::Dialog(Dialog::Send(d)) = &mut st.mode {
                 d.pending = None;
                 d.error = Some(e);
             } else {
                 st.error(format!("send to {}: {e}", key.1));
             }
+        }
+        (Pending::Sync(key), Ok(Reply::Conflict(paths))) => {
+            st.error(format!(
+                "syncing {} would conflict in {}; nothing was changed",
+                key.1,
+                paths.join(", ")
+            ));
+            fx.push(Effect::RefreshList);
+        }
+        (Pending::Sync(key), Ok(reply)) => {
+            match reply {
+                Reply::Note(n) => st.info(format!("synced {}: {n}", key.1)),
+                _ => st.info(format!("synced {}", key.1)),
+            }
+            fx.push(Effect::RefreshList);
+        }
+        (Pending::Sync(key), Err(e)) => {
+            st.error(format!("sync {}: {e}", key.1));
+            fx.push(Effect::RefreshList);
         }
         (pending @ (Pending::Stop(_) | Pending::Restart(_)), Ok(reply)) => {
             let (verb, key) = match pending {

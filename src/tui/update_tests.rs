@@ -550,6 +550,57 @@ fn merge_conflicts_and_errors_stay_in_the_dialog() {
 }
 
 #[test]
+fn sync_key_syncs_and_shows_the_result_or_conflict() {
+    let mut st = demo();
+    let fx = press(&mut st, "s");
+    let [Effect::Request(id, req)] = &fx[..] else { panic!("{fx:?}") };
+    assert_eq!(*req, Request::Sync { target: target("alpha") });
+    let fx = update(&mut st, Msg::Reply(*id, Ok(Reply::Note("2 commits from main".into()))));
+    assert_eq!(fx, vec![Effect::RefreshList]);
+    let n = st.notice.clone().unwrap();
+    assert!(!n.error && n.text == "synced alpha: 2 commits from main", "{n:?}");
+    let fx = press(&mut st, "s");
+    let [Effect::Request(id, _)] = &fx[..] else { panic!("{fx:?}") };
+    let paths = vec!["src/a.rs".to_string(), "src/b.rs".to_string()];
+    update(&mut st, Msg::Reply(*id, Ok(Reply::Conflict(paths))));
+    let n = st.notice.clone().unwrap();
+    assert!(n.error && n.text.contains("would conflict in src/a.rs, src/b.rs"), "{n:?}");
+    let fx = press(&mut st, "s");
+    let [Effect::Request(id, _)] = &fx[..] else { panic!("{fx:?}") };
+    update(&mut st, Msg::Reply(*id, Err("the worktree has uncommitted changes".into())));
+    let n = st.notice.clone().unwrap();
+    assert!(n.error && n.text == "sync alpha: the worktree has uncommitted changes", "{n:?}");
+}
+
+#[test]
+fn queue_key_and_tab_in_the_send_dialog_enqueue() {
+    // I opens the dialog set to queue.
+    let mut st = demo();
+    press(&mut st, "I");
+    for c in ["h", "i"] {
+        press(&mut st, c);
+    }
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(id, req)] = &fx[..] else { panic!("{fx:?}") };
+    assert_eq!(*req, Request::Enqueue { target: target("alpha"), text: "hi".into() });
+    let fx = update(&mut st, Msg::Reply(*id, Ok(Reply::Ok)));
+    assert_eq!(fx, vec![Effect::RefreshList]);
+    assert_eq!(st.mode, Mode::Normal);
+    assert_eq!(st.notice.clone().unwrap().text, "queued for alpha");
+    // In the send dialog, tab switches between sending now and queueing.
+    let mut st = demo();
+    press(&mut st, "i");
+    press(&mut st, "x");
+    press(&mut st, "tab");
+    let Mode::Dialog(Dialog::Send(d)) = &st.mode else { panic!("{:?}", st.mode) };
+    assert!(d.queue);
+    press(&mut st, "tab");
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(_, req)] = &fx[..] else { panic!("{fx:?}") };
+    assert_eq!(*req, Request::Send { target: target("alpha"), text: "x".into(), enter: true });
+}
+
+#[test]
 fn action_errors_are_shown_not_printed() {
     let mut st = demo();
     let fx = press(&mut st, "x");

@@ -161,14 +161,22 @@ fn new(st: &AppState, d: &NewDialog, main: Rect, buf: &mut Buffer) -> Option<Pos
 fn send(st: &AppState, d: &SendDialog, main: Rect, buf: &mut Buffer) -> Option<Position> {
     let w = main.width.saturating_sub(4).min(70);
     let status = match (&d.error, d.pending) {
-        (_, Some(_)) => Some(("sending…".to_string(), Style::default().fg(Color::Yellow))),
+        (_, Some(_)) => Some((
+            if d.queue { "queueing…" } else { "sending…" }.to_string(),
+            Style::default().fg(Color::Yellow),
+        )),
         (Some(e), None) => Some((e.clone(), error_style())),
         (None, None) => None,
     };
     let status_lines =
         status.as_ref().map_or(0, |(t, _)| wrap(t, w.saturating_sub(4)).len().min(4) as u16);
     let h = 2 + 1 + 1 + status_lines + u16::from(status_lines > 0) + 1;
-    let inner = popup(main, w, h, &format!("Message to {}", d.agent.1), buf);
+    let title = if d.queue {
+        format!("Queue for {} (delivered when idle)", d.agent.1)
+    } else {
+        format!("Message to {}", d.agent.1)
+    };
+    let inner = popup(main, w, h, &title, buf);
     if inner.width < 4 || inner.height == 0 {
         return None;
     }
@@ -186,7 +194,21 @@ fn send(st: &AppState, d: &SendDialog, main: Rect, buf: &mut Buffer) -> Option<P
         text_lines(buf, inner, &mut y, &t, style, usize::from(status_lines));
         y += 1;
     }
-    let hints = hint_line(st, &[(Action::Submit, "send"), (Action::Cancel, "cancel")]);
+    let hints = if d.queue {
+        hint_line(
+            st,
+            &[
+                (Action::Submit, "queue"),
+                (Action::NextField, "send now"),
+                (Action::Cancel, "cancel"),
+            ],
+        )
+    } else {
+        hint_line(
+            st,
+            &[(Action::Submit, "send"), (Action::NextField, "queue"), (Action::Cancel, "cancel")],
+        )
+    };
     if y < inner.y + inner.height {
         buf.set_stringn(
             inner.x + 1,

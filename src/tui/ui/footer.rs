@@ -38,8 +38,9 @@ pub fn hints(st: &AppState) -> Vec<(String, String)> {
             add(KeyMode::Dialog, Action::NextField, "next field");
             add(KeyMode::Dialog, Action::Cancel, "cancel");
         }
-        Mode::Dialog(Dialog::Send(_)) => {
-            add(KeyMode::Dialog, Action::Submit, "send");
+        Mode::Dialog(Dialog::Send(d)) => {
+            add(KeyMode::Dialog, Action::Submit, if d.queue { "queue" } else { "send" });
+            add(KeyMode::Dialog, Action::NextField, if d.queue { "send now" } else { "queue" });
             add(KeyMode::Dialog, Action::Cancel, "cancel");
         }
         Mode::Dialog(Dialog::Remove(d)) => {
@@ -81,6 +82,7 @@ pub fn hints(st: &AppState) -> Vec<(String, String)> {
             add(Action::Restart, "restart");
             add(Action::Remove, "remove");
             add(Action::Merge, "merge");
+            add(Action::Sync, "sync");
             add(Action::Grid, if st.view == View::Grid { "list" } else { "grid" });
             if let (Some(d), Some(u)) = (
                 km.first_key(KeyMode::Normal, Action::Down),

@@ -111,6 +111,7 @@ fn send_dialog() {
         st.mode = Mode::Dialog(Dialog::Send(SendDialog {
             agent: key("alpha"),
             text: TextField::new("also run the integration tests"),
+            queue: false,
             error: None,
             pending: None,
         }));
