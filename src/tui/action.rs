@@ -27,6 +27,8 @@ pub enum Action {
     Remove,
     /// Land the selected agent's work on its base branch (after a confirmation).
     Merge,
+    /// Show the selected agent's changes (a scrollable patch with its file list).
+    Diff,
     /// Bring the base branch's new commits into the selected agent's branch.
     Sync,
     /// The send dialog, set to queue the message until the agent is idle.
@@ -51,7 +53,7 @@ pub enum Action {
 
 impl Action {
     /// Every action with its config name, in the order the help overlay lists them.
-    pub const ALL: [Action; 32] = [
+    pub const ALL: [Action; 33] = [
         Action::Up,
         Action::Down,
         Action::Jump(1),
@@ -71,6 +73,7 @@ impl Action {
         Action::Restart,
         Action::Remove,
         Action::Merge,
+        Action::Diff,
         Action::Sync,
         Action::Queue,
         Action::ScrollUp,
@@ -100,6 +103,7 @@ impl Action {
             Action::Restart => "restart".into(),
             Action::Remove => "remove".into(),
             Action::Merge => "merge".into(),
+            Action::Diff => "diff".into(),
             Action::Sync => "sync".into(),
             Action::Queue => "queue".into(),
             Action::Help => "help".into(),
@@ -130,6 +134,7 @@ impl Action {
             Action::Restart => "restart the agent".into(),
             Action::Remove => "remove agent + worktree".into(),
             Action::Merge => "merge into its base".into(),
+            Action::Diff => "show its changes".into(),
             Action::Sync => "sync with its base".into(),
             Action::Queue => "queue a message".into(),
             Action::Help => "this help".into(),
@@ -159,6 +164,7 @@ impl Action {
             Action::Restart => "restart".into(),
             Action::Remove => "remove".into(),
             Action::Merge => "merge".into(),
+            Action::Diff => "diff".into(),
             Action::Sync => "sync".into(),
             Action::Queue => "queue".into(),
             Action::Help => "help".into(),

@@ -114,3 +114,36 @@ pub fn demo(area: Rect) -> AppState {
     st.dirty = false;
     st
 }
+
+/// A patch as `git diff` prints it, for the diff view.
+pub const PATCH: &str = "diff --git a/src/pay.rs b/src/pay.rs
+index 1111111..2222222 100644
+--- a/src/pay.rs
++++ b/src/pay.rs
+@@ -10,7 +10,8 @@ pub fn refund(amount: Cents) -> Cents {
+     let fee = amount / 100;
+-    amount - fee
++    // Round half up, as the bank does.
++    (amount * 99 + 50) / 100
+ }
+ 
+ #[cfg(test)]
+diff --git a/src/cart.rs b/src/cart.rs
+index 3333333..4444444 100644
+--- a/src/cart.rs
++++ b/src/cart.rs
+@@ -1,3 +1,4 @@
++use crate::pay::refund;
+ pub struct Cart {
+\titems: Vec<Item>,
+ }
+diff --git a/tests/refund.rs b/tests/refund.rs
+new file mode 100644
+index 0000000..5555555
+--- /dev/null
++++ b/tests/refund.rs
+@@ -0,0 +1,3 @@
++#[test]
++fn rounds_half_up() {
++    assert_eq!(shop::pay::refund(150), 149);
+";

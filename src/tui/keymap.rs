@@ -397,6 +397,7 @@ mod tests {
         assert_eq!(n("D"), Some(Action::Remove));
         assert_eq!(n("?"), Some(Action::Help));
         assert_eq!(n("m"), Some(Action::Merge));
+        assert_eq!(n("d"), Some(Action::Diff));
         assert_eq!(n("s"), Some(Action::Sync));
         assert_eq!(n("I"), Some(Action::Queue));
         // Focus mode takes nothing an agent uses.

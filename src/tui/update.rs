@@ -14,8 +14,8 @@ use super::action::Action;
 use super::input::{encode_focus, encode_key, encode_mouse, encode_paste};
 use super::keymap::{KeyMode, KeySpec};
 use super::state::{
-    AgentKey, AppState, Attachment, Dialog, Effect, MergeDialog, Mode, Msg, NewDialog, NewField,
-    Pending, RemoveDialog, Scroll, SendDialog, TextField, View, target,
+    AgentKey, AppState, Attachment, Dialog, DiffView, Effect, MergeDialog, Mode, Msg, NewDialog,
+    NewField, Pending, RemoveDialog, Scroll, SendDialog, TextField, View, target,
 };
 use super::ui::{self, areas, list, pane::anchor, pane_size};
 use crate::proto::{AgentInfo, MergeMode, NewAgent, Reply, Request};
@@ -101,6 +101,18 @@ pub fn update(st: &mut AppState, msg: Msg) -> Vec<Effect> {
             }
         }
         Msg::Reply(id, result) => on_reply(st, id, result, &mut fx),
+        Msg::Diff(id, result) => {
+            if let Mode::Diff(d) = &mut st.mode
+                && d.pending == Some(id)
+            {
+                d.pending = None;
+                match result {
+                    Ok(text) => d.set_patch(&text),
+                    Err(e) => d.error = Some(e),
+                }
+                st.dirty = true;
+            }
+        }
     }
     reconcile(st, &mut fx);
     fx
@@ -144,6 +156,7 @@ fn on_key(st: &mut AppState, ev: &KeyEvent, now: Instant, fx: &mut Vec<Effect>) 
             st.dirty = true;
         }
         Mode::Dialog(_) => dialog_key(st, ev, spec, fx),
+        Mode::Diff(_) => diff_key(st, ev, spec),
         Mode::Normal => {
             let Some(spec) = spec else { return };
             let left = st.left_focus_at.take();
@@ -266,6 +279,22 @@ fn run_action(st: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
                 }));
                 st.dirty = true;
             }
+        }
+        Action::Diff => {
+            let Some(k) = st.selected.clone() else { return };
+            let Some(a) = st.agent(&k) else { return };
+            let (worktree, base) = (a.worktree.clone(), a.base.clone());
+            let id = st.next_id();
+            st.mode = Mode::Diff(DiffView {
+                agent: k,
+                lines: Vec::new(),
+                files: Vec::new(),
+                offset: 0,
+                pending: Some(id),
+                error: None,
+            });
+            st.dirty = true;
+            fx.push(Effect::Diff { id, worktree, base });
         }
         Action::Sync => {
             if let Some(k) = st.selected.clone() {
@@ -398,6 +427,39 @@ fn fetch_history(st: &mut AppState, key: &AgentKey, rows: usize, fx: &mut Vec<Ef
     if let Some(sc) = st.panes.get_mut(key).and_then(|p| p.scroll.as_mut()) {
         sc.fetching = Some(id);
     }
+}
+
+/// Lines a page of the diff view scrolls.
+fn diff_page(st: &AppState) -> isize {
+    (areas(st).main.height / 2).max(1) as isize
+}
+
+/// The diff view's keys: the list's movement keys scroll it; its own key, cancel-like keys and
+/// quit close it (quit only closes the view: leaving the dashboard from here would surprise).
+fn diff_key(st: &mut AppState, ev: &KeyEvent, spec: Option<KeySpec>) {
+    let page = diff_page(st);
+    let action = spec.and_then(|s| st.keymap.lookup(KeyMode::Normal, s));
+    let Mode::Diff(d) = &mut st.mode else { return };
+    st.dirty = true;
+    let delta = match (action, ev.code) {
+        (Some(Action::Diff | Action::Quit | Action::ScrollBottom), _) | (_, KeyCode::Esc) => {
+            st.mode = Mode::Normal;
+            return;
+        }
+        (Some(Action::Up), _) => -1,
+        (Some(Action::Down), _) => 1,
+        (Some(Action::ScrollUp), _) => -page,
+        (Some(Action::ScrollDown), _) | (_, KeyCode::Char(' ')) => page,
+        (_, KeyCode::Home) => isize::MIN / 2,
+        (_, KeyCode::End) => isize::MAX / 2,
+        _ => return,
+    };
+    scroll_diff(d, delta);
+}
+
+fn scroll_diff(d: &mut DiffView, delta: isize) {
+    let max = d.lines.len().saturating_sub(1) as isize;
+    d.offset = (d.offset as isize).saturating_add(delta).clamp(0, max) as usize;
 }
 
 // ---- dialogs ----
@@ -843,6 +905,12 @@ fn on_mouse(st: &mut AppState, ev: &MouseEvent, fx: &mut Vec<Effect>) {
     }
     match st.mode {
         Mode::Dialog(_) | Mode::Help => {}
+        Mode::Diff(ref mut d) => {
+            if let Some(n) = wheel {
+                scroll_diff(d, -n);
+                st.dirty = true;
+            }
+        }
         Mode::Focus => {
             let Some(key) = st.selected.clone() else { return };
             if ar.pane.contains(at) {

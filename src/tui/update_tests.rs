@@ -601,6 +601,53 @@ fn queue_key_and_tab_in_the_send_dialog_enqueue() {
 }
 
 #[test]
+fn diff_key_computes_the_patch_off_the_loop_then_scrolls_and_closes() {
+    let mut st = demo();
+    let fx = press(&mut st, "d");
+    let [Effect::Diff { id, worktree, base }] = &fx[..] else { panic!("{fx:?}") };
+    let alpha = st.agent(&key("alpha")).unwrap();
+    assert_eq!((worktree, base.as_str()), (&alpha.worktree, "main"));
+    let Mode::Diff(d) = &st.mode else { panic!("{:?}", st.mode) };
+    assert_eq!(d.pending, Some(*id));
+    // A stale answer is ignored; the awaited one fills the view.
+    assert_eq!(update(&mut st, Msg::Diff(id + 1, Ok("junk".into()))), vec![]);
+    assert_eq!(update(&mut st, Msg::Diff(*id, Ok(fixtures::PATCH.into()))), vec![]);
+    let Mode::Diff(d) = &st.mode else { panic!("{:?}", st.mode) };
+    assert_eq!(d.pending, None);
+    let files: Vec<_> =
+        d.files.iter().map(|f| (f.path.as_str(), f.insertions, f.deletions)).collect();
+    assert_eq!(files, vec![("src/pay.rs", 2, 1), ("src/cart.rs", 1, 0), ("tests/refund.rs", 3, 0)]);
+    let offset = |st: &AppState| match &st.mode {
+        Mode::Diff(d) => d.offset,
+        m => panic!("{m:?}"),
+    };
+    // Movement keys scroll (and send nothing); the view never scrolls past its last line.
+    assert_eq!(press(&mut st, "j"), vec![]);
+    assert_eq!(offset(&st), 1);
+    press(&mut st, "k");
+    press(&mut st, "k");
+    assert_eq!(offset(&st), 0);
+    press(&mut st, "pgdn");
+    assert_eq!(offset(&st), usize::from(areas(&st).main.height / 2));
+    for _ in 0..5 {
+        press(&mut st, "pgdn");
+    }
+    assert_eq!(offset(&st), fixtures::PATCH.lines().count() - 1);
+    // q closes the view, not the dashboard.
+    assert_eq!(press(&mut st, "q"), vec![]);
+    assert_eq!(st.mode, Mode::Normal);
+    assert!(!st.quit);
+    // An error is shown in the view; esc closes it.
+    let fx = press(&mut st, "d");
+    let [Effect::Diff { id, .. }] = &fx[..] else { panic!("{fx:?}") };
+    update(&mut st, Msg::Diff(*id, Err("the worktree is gone".into())));
+    let Mode::Diff(d) = &st.mode else { panic!("{:?}", st.mode) };
+    assert_eq!(d.error.as_deref(), Some("the worktree is gone"));
+    press(&mut st, "esc");
+    assert_eq!(st.mode, Mode::Normal);
+}
+
+#[test]
 fn action_errors_are_shown_not_printed() {
     let mut st = demo();
     let fx = press(&mut st, "x");

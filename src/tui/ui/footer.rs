@@ -20,6 +20,22 @@ pub fn hints(st: &AppState) -> Vec<(String, String)> {
     };
     match &st.mode {
         Mode::Help => return vec![("any key".into(), "closes help".into())],
+        Mode::Diff(_) => {
+            let mut v = Vec::new();
+            if let (Some(d), Some(u)) = (
+                km.first_key(KeyMode::Normal, Action::Down),
+                km.first_key(KeyMode::Normal, Action::Up),
+            ) {
+                v.push((format!("{d}/{u}"), "line".to_string()));
+            }
+            for (a, label) in [(Action::ScrollDown, "page down"), (Action::ScrollUp, "page up")] {
+                if let Some(k) = km.first_key(KeyMode::Normal, a) {
+                    v.push((k.to_string(), label.to_string()));
+                }
+            }
+            v.push(("esc".into(), "close".into()));
+            return v;
+        }
         Mode::Focus => {
             let p = km.prefix.to_string();
             let name = st.selected.as_ref().map_or("", |k| k.1.as_str());
@@ -82,6 +98,7 @@ pub fn hints(st: &AppState) -> Vec<(String, String)> {
             add(Action::Restart, "restart");
             add(Action::Remove, "remove");
             add(Action::Merge, "merge");
+            add(Action::Diff, "diff");
             add(Action::Sync, "sync");
             add(Action::Grid, if st.view == View::Grid { "list" } else { "grid" });
             if let (Some(d), Some(u)) = (

@@ -3,6 +3,7 @@
 //! drawn and what is clicked always agree.
 
 mod dialog;
+mod diff;
 mod footer;
 mod help;
 pub mod list;
@@ -184,6 +185,7 @@ pub fn render(st: &AppState, frame: &mut Frame) {
             }
         }
         Mode::Help => help::render(st, ar.main, frame.buffer_mut()),
+        Mode::Diff(d) => diff::render(st, d, ar.main, frame.buffer_mut()),
         Mode::Focus => {
             if let Some(pos) = pane::focus_cursor(st, ar.pane) {
                 frame.set_cursor_position(pos);

@@ -9,8 +9,8 @@ use ratatui::layout::Rect;
 use super::render;
 use crate::tui::fixtures::{self, REPO};
 use crate::tui::state::{
-    AppState, Dialog, MergeDialog, Mode, NewDialog, NewField, Notice, RemoveDialog, Scroll,
-    SendDialog, TextField, View,
+    AppState, Dialog, DiffView, MergeDialog, Mode, NewDialog, NewField, Notice, RemoveDialog,
+    Scroll, SendDialog, TextField, View,
 };
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
@@ -159,6 +159,44 @@ fn merge_dialog_shows_stat_conflicts_and_working() {
     });
 }
 
+fn diff_view(a: Rect, offset: usize) -> AppState {
+    let mut st = fixtures::demo(a);
+    let mut d = DiffView {
+        agent: key("alpha"),
+        lines: Vec::new(),
+        files: Vec::new(),
+        offset: 0,
+        pending: None,
+        error: None,
+    };
+    d.set_patch(fixtures::PATCH);
+    d.offset = offset;
+    st.mode = Mode::Diff(d);
+    st
+}
+
+#[test]
+fn diff_view_lists_files_and_colours_the_patch() {
+    snap("diff_view", |a| diff_view(a, 0));
+    snap("diff_view_scrolled", |a| diff_view(a, 14));
+    let st = diff_view(Rect::new(0, 0, 80, 24), 0);
+    let mut t = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    t.draw(|f| render(&st, f)).unwrap();
+    let buf = t.backend().buffer().clone();
+    let row = |needle: &str| {
+        (0..24u16)
+            .find(|y| {
+                (0..80u16).map(|x| buf[(x, *y)].symbol()).collect::<String>().contains(needle)
+            })
+            .unwrap()
+    };
+    let first = |y: u16, c: &str| (0..80u16).find(|x| buf[(*x, y)].symbol() == c).unwrap();
+    let added = row("+    // Round half up");
+    assert_eq!(buf[(first(added, "+"), added)].fg, ratatui::style::Color::Green);
+    let removed = row("-    amount - fee");
+    assert_eq!(buf[(first(removed, "-"), removed)].fg, ratatui::style::Color::Red);
+}
+
 #[test]
 fn help_overlay() {
     snap("help", |a| {
@@ -252,5 +290,6 @@ fn tiny_terminals_do_not_panic() {
         let mut st = fixtures::demo(Rect::new(0, 0, w, h));
         st.mode = Mode::Dialog(Dialog::New(Box::new(NewDialog::new("x"))));
         draw(&st);
+        draw(&diff_view(Rect::new(0, 0, w, h), 3));
     }
 }
