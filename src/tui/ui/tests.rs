@@ -198,6 +198,37 @@ fn diff_view_lists_files_and_colours_the_patch() {
 }
 
 #[test]
+fn overlays_show_conflicts_first_then_the_diff_stat() {
+    let mut a = fixtures::agent(REPO, "kilo", "idle", 3);
+    a.port = None;
+    assert_eq!(super::overlays(&a), Vec::<String>::new());
+    a.diff = Some(crate::proto::DiffStat { files: 0, ..Default::default() });
+    assert_eq!(super::overlays(&a), Vec::<String>::new(), "no changes: nothing to say");
+    a.diff =
+        Some(crate::proto::DiffStat { files: 2, insertions: 9, deletions: 4, ahead: 1, behind: 0 });
+    a.conflicts = vec![
+        crate::proto::ConflictInfo { with: "lima".into(), base: false, paths: vec!["a".into()] },
+        crate::proto::ConflictInfo { with: "main".into(), base: true, paths: vec!["b".into()] },
+    ];
+    assert_eq!(super::overlays(&a), ["conflicts with lima, main (base)", "+9 -4 2 files"]);
+}
+
+#[test]
+fn send_dialog_set_to_queue() {
+    snap("send_dialog_queue", |a| {
+        let mut st = fixtures::demo(a);
+        st.mode = Mode::Dialog(Dialog::Send(SendDialog {
+            agent: key("alpha"),
+            text: TextField::new("then update the changelog"),
+            queue: true,
+            error: None,
+            pending: None,
+        }));
+        st
+    });
+}
+
+#[test]
 fn help_overlay() {
     snap("help", |a| {
         let mut st = fixtures::demo(a);
