@@ -159,3 +159,41 @@ fn dashboard_killed_restores_the_terminal_and_stops_nothing() {
     assert!(off.cursor_visible);
     assert_ne!(env.agent_json("steady")["status"], "exited");
 }
+
+#[test]
+fn dashboard_diff_then_merge_lands_the_agents_commit_on_main() {
+    let env = Env::new();
+    env.new_shell("lander");
+    // The agent's work: a file committed on its branch, in its worktree.
+    let wt = env.worktree_of("lander");
+    std::fs::write(wt.join("landed.txt"), "landed by the agent\n").unwrap();
+    git(&wt, &["add", "landed.txt"]);
+    git(&wt, &["commit", "-q", "-m", "add landed.txt"]);
+
+    let mut ui = Tty::spawn(&env, &[], Size::new(120, 40));
+    ui.wait_screen("lander");
+
+    // d shows the patch with its file list; esc returns to the list.
+    ui.type_str("d");
+    ui.wait_screen("Diff of lander against main");
+    ui.wait_screen("1 file changed, +1 -0");
+    ui.wait_screen("+landed by the agent");
+    ui.type_str("\x1b");
+    ui.wait_gone("Diff of lander");
+
+    // m asks first, then one confirmation lands it and the agent leaves the list.
+    ui.type_str("m");
+    ui.wait_screen("Merge lander");
+    ui.wait_screen("Lands corral/lander on main");
+    ui.type_str("\r");
+    ui.wait_screen("merged lander");
+    // Any key dismisses the notice; j does nothing else with no agents.
+    ui.type_str("j");
+    ui.wait_screen("no agents yet");
+    ui.wait_gone("lander");
+
+    assert_eq!(git(&env.repo, &["show", "main:landed.txt"]), "landed by the agent\n");
+    assert!(env.ls_json()["agents"].as_array().unwrap().is_empty());
+    ui.type_str("q");
+    assert!(ui.wait_exit().success());
+}

@@ -25,6 +25,14 @@ pub enum Action {
     Stop,
     Restart,
     Remove,
+    /// Land the selected agent's work on its base branch (after a confirmation).
+    Merge,
+    /// Show the selected agent's changes (a scrollable patch with its file list).
+    Diff,
+    /// Bring the base branch's new commits into the selected agent's branch.
+    Sync,
+    /// The send dialog, set to queue the message until the agent is idle.
+    Queue,
     Help,
     Quit,
     /// Scroll the viewed agent's history back / forward by half a screen.
@@ -45,7 +53,7 @@ pub enum Action {
 
 impl Action {
     /// Every action with its config name, in the order the help overlay lists them.
-    pub const ALL: [Action; 29] = [
+    pub const ALL: [Action; 33] = [
         Action::Up,
         Action::Down,
         Action::Jump(1),
@@ -64,6 +72,10 @@ impl Action {
         Action::Stop,
         Action::Restart,
         Action::Remove,
+        Action::Merge,
+        Action::Diff,
+        Action::Sync,
+        Action::Queue,
         Action::ScrollUp,
         Action::ScrollDown,
         Action::ScrollBottom,
@@ -90,6 +102,10 @@ impl Action {
             Action::Stop => "stop".into(),
             Action::Restart => "restart".into(),
             Action::Remove => "remove".into(),
+            Action::Merge => "merge".into(),
+            Action::Diff => "diff".into(),
+            Action::Sync => "sync".into(),
+            Action::Queue => "queue".into(),
             Action::Help => "help".into(),
             Action::Quit => "quit".into(),
             Action::ScrollUp => "scroll-up".into(),
@@ -117,6 +133,10 @@ impl Action {
             Action::Stop => "stop the agent".into(),
             Action::Restart => "restart the agent".into(),
             Action::Remove => "remove agent + worktree".into(),
+            Action::Merge => "merge into its base".into(),
+            Action::Diff => "show its changes".into(),
+            Action::Sync => "sync with its base".into(),
+            Action::Queue => "queue a message".into(),
             Action::Help => "this help".into(),
             Action::Quit => "quit; agents keep going".into(),
             Action::ScrollUp => "scroll back".into(),
@@ -143,6 +163,10 @@ impl Action {
             Action::Stop => "stop".into(),
             Action::Restart => "restart".into(),
             Action::Remove => "remove".into(),
+            Action::Merge => "merge".into(),
+            Action::Diff => "diff".into(),
+            Action::Sync => "sync".into(),
+            Action::Queue => "queue".into(),
             Action::Help => "help".into(),
             Action::Quit => "quit".into(),
             Action::ScrollUp => "back".into(),
@@ -203,8 +227,8 @@ mod tests {
         for a in Action::ALL {
             assert_eq!(a.name().parse::<Action>().unwrap(), a);
         }
-        let err = "merge".parse::<Action>().unwrap_err();
-        assert!(err.contains("unknown action 'merge'") && err.contains("jump-N"), "{err}");
+        let err = "frobnicate".parse::<Action>().unwrap_err();
+        assert!(err.contains("unknown action 'frobnicate'") && err.contains("jump-N"), "{err}");
         assert!("jump-0".parse::<Action>().is_err());
     }
 }

@@ -211,6 +211,22 @@ impl Tasks {
                         let _ = tx.send(AttachCmd::Resize(size));
                     }
                 }
+                Effect::Diff { id, worktree, base } => {
+                    let msgs = self.msgs.clone();
+                    tokio::spawn(async move {
+                        // Reading the repository can take a while: never on the UI loop.
+                        let made = tokio::task::spawn_blocking(move || {
+                            crate::git::agent_patch(&worktree, &base, false, false, 80)
+                        })
+                        .await;
+                        let result = match made {
+                            Ok(Ok(bytes)) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+                            Ok(Err(e)) => Err(e.to_string()),
+                            Err(e) => Err(format!("the diff was interrupted: {e}")),
+                        };
+                        let _ = msgs.send(Msg::Diff(id, result)).await;
+                    });
+                }
                 Effect::RefreshList => self.refresh.notify_one(),
                 Effect::Bell => {
                     // Between frames the drawing buffer is empty (every frame ends flushed), so

@@ -8,7 +8,7 @@ use ratatui::layout::Rect;
 
 use super::keymap::Keymap;
 use super::state::{AppState, Attachment, Pane};
-use crate::proto::AgentInfo;
+use crate::proto::{AgentInfo, ConflictInfo, DiffStat};
 use crate::term::{Screen, Size, new_emulator};
 
 pub const REPO: &str = "/home/dev/shop";
@@ -37,8 +37,20 @@ pub fn agent(repo: &str, name: &str, status: &str, n: u64) -> AgentInfo {
         created: 1_700_000_000 + n,
         prompt: Some(format!("task for {name}")),
         queued: if n == 2 { 2 } else { 0 },
-        diff: None,
-        conflicts: Vec::new(),
+        diff: match n {
+            0 => Some(DiffStat { files: 3, insertions: 42, deletions: 7, ahead: 2, behind: 0 }),
+            1 => Some(DiffStat { files: 1, insertions: 5, deletions: 0, ahead: 0, behind: 1 }),
+            _ => None,
+        },
+        conflicts: if n == 1 {
+            vec![ConflictInfo {
+                with: "alpha".into(),
+                base: false,
+                paths: vec!["src/pay.rs".into()],
+            }]
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -102,3 +114,36 @@ pub fn demo(area: Rect) -> AppState {
     st.dirty = false;
     st
 }
+
+/// A patch as `git diff` prints it, for the diff view.
+pub const PATCH: &str = "diff --git a/src/pay.rs b/src/pay.rs
+index 1111111..2222222 100644
+--- a/src/pay.rs
++++ b/src/pay.rs
+@@ -10,7 +10,8 @@ pub fn refund(amount: Cents) -> Cents {
+     let fee = amount / 100;
+-    amount - fee
++    // Round half up, as the bank does.
++    (amount * 99 + 50) / 100
+ }
+ 
+ #[cfg(test)]
+diff --git a/src/cart.rs b/src/cart.rs
+index 3333333..4444444 100644
+--- a/src/cart.rs
++++ b/src/cart.rs
+@@ -1,3 +1,4 @@
++use crate::pay::refund;
+ pub struct Cart {
+\titems: Vec<Item>,
+ }
+diff --git a/tests/refund.rs b/tests/refund.rs
+new file mode 100644
+index 0000000..5555555
+--- /dev/null
++++ b/tests/refund.rs
+@@ -0,0 +1,3 @@
++#[test]
++fn rounds_half_up() {
++    assert_eq!(shop::pay::refund(150), 149);
+";

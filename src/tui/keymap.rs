@@ -396,10 +396,10 @@ mod tests {
         assert_eq!(n("r"), Some(Action::Restart));
         assert_eq!(n("D"), Some(Action::Remove));
         assert_eq!(n("?"), Some(Action::Help));
-        // Merge, diff and sync arrive with the server's support for them.
-        for k in ["m", "d", "s"] {
-            assert_eq!(n(k), None, "{k}");
-        }
+        assert_eq!(n("m"), Some(Action::Merge));
+        assert_eq!(n("d"), Some(Action::Diff));
+        assert_eq!(n("s"), Some(Action::Sync));
+        assert_eq!(n("I"), Some(Action::Queue));
         // Focus mode takes nothing an agent uses.
         for k in ["ctrl-g", "ctrl-b", "ctrl-o", "ctrl-t", "ctrl-s", "ctrl-z", "ctrl-v", "ctrl-a"] {
             let spec = k.parse().unwrap();

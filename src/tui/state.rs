@@ -42,6 +42,8 @@ pub enum Msg {
     AttachFailed(u64, String),
     /// The answer to the request with this id (a server-side refusal is `Err`).
     Reply(u64, Result<Reply, String>),
+    /// The patch asked for by [`Effect::Diff`] with this id, or why it could not be made.
+    Diff(u64, Result<String, String>),
 }
 
 /// What the loop must do for `update`; tests assert on these.
@@ -66,6 +68,13 @@ pub enum Effect {
         id: u64,
         size: Size,
     },
+    /// Compute an agent's patch against its base, off the UI loop (it reads the repository); the
+    /// text comes back as `Msg::Diff(id, …)`.
+    Diff {
+        id: u64,
+        worktree: PathBuf,
+        base: String,
+    },
     /// Ask the server for the agent list now instead of at the next poll.
     RefreshList,
     /// Ring the user's terminal bell (an agent on screen rang its own, often to say it needs you).
@@ -88,6 +97,50 @@ pub enum Mode {
     Focus,
     Dialog(Dialog),
     Help,
+    /// An agent's changes, full screen.
+    Diff(DiffView),
+}
+
+/// One file in a diff: its path and lines added and removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiffFile {
+    pub path: String,
+    pub insertions: u32,
+    pub deletions: u32,
+}
+
+/// The diff view: a patch as lines, its files, and how far down it is scrolled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiffView {
+    pub agent: AgentKey,
+    pub lines: Vec<String>,
+    pub files: Vec<DiffFile>,
+    /// The first patch line shown.
+    pub offset: usize,
+    /// The patch being computed.
+    pub pending: Option<u64>,
+    pub error: Option<String>,
+}
+
+impl DiffView {
+    /// Take in a patch (`git diff` text): split it into lines, tabs expanded, and list its files.
+    pub fn set_patch(&mut self, text: &str) {
+        self.lines = text.lines().map(|l| l.replace('\t', "    ")).collect();
+        self.files.clear();
+        for l in &self.lines {
+            if let Some(rest) = l.strip_prefix("diff --git ") {
+                let path = rest.split_once(" b/").map_or(rest, |(_, b)| b);
+                self.files.push(DiffFile { path: path.to_string(), insertions: 0, deletions: 0 });
+            } else if let Some(f) = self.files.last_mut() {
+                if l.starts_with('+') && !l.starts_with("+++") {
+                    f.insertions += 1;
+                } else if l.starts_with('-') && !l.starts_with("---") {
+                    f.deletions += 1;
+                }
+            }
+        }
+        self.offset = 0;
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -96,6 +149,7 @@ pub enum Dialog {
     New(Box<NewDialog>),
     Send(SendDialog),
     Remove(RemoveDialog),
+    Merge(MergeDialog),
 }
 
 /// A one-line text input; `cursor` counts characters.
@@ -251,6 +305,9 @@ impl NewDialog {
 pub struct SendDialog {
     pub agent: AgentKey,
     pub text: TextField,
+    /// Queue the message until the agent is next idle instead of typing it now (toggled with the
+    /// next-field key).
+    pub queue: bool,
     pub error: Option<String>,
     pub pending: Option<u64>,
 }
@@ -260,6 +317,16 @@ pub struct RemoveDialog {
     pub agent: AgentKey,
     /// The server's refusal; while shown, the force key is offered.
     pub refusal: Option<String>,
+    pub pending: Option<u64>,
+}
+
+/// Confirming a merge: shows what lands (from the agent's `AgentInfo`) and, after a refusal, why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergeDialog {
+    pub agent: AgentKey,
+    /// The server's answer that the merge would conflict in these paths (nothing was changed).
+    pub conflict: Option<Vec<String>>,
+    pub error: Option<String>,
     pub pending: Option<u64>,
 }
 
@@ -308,9 +375,12 @@ pub struct Attachment {
 pub enum Pending {
     New,
     Send(AgentKey),
+    Enqueue(AgentKey),
+    Sync(AgentKey),
     Stop(AgentKey),
     Restart(AgentKey),
     Remove(AgentKey, bool),
+    Merge(AgentKey),
     /// History for scrolling back; `asked` lines were requested.
     Scroll(AgentKey, u32),
 }

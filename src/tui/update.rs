@@ -14,11 +14,11 @@ use super::action::Action;
 use super::input::{encode_focus, encode_key, encode_mouse, encode_paste};
 use super::keymap::{KeyMode, KeySpec};
 use super::state::{
-    AgentKey, AppState, Attachment, Dialog, Effect, Mode, Msg, NewDialog, NewField, Pending,
-    RemoveDialog, Scroll, SendDialog, TextField, View, target,
+    AgentKey, AppState, Attachment, Dialog, DiffView, Effect, MergeDialog, Mode, Msg, NewDialog,
+    NewField, Pending, RemoveDialog, Scroll, SendDialog, TextField, View, target,
 };
 use super::ui::{self, areas, list, pane::anchor, pane_size};
-use crate::proto::{AgentInfo, NewAgent, Reply, Request};
+use crate::proto::{AgentInfo, MergeMode, NewAgent, Reply, Request};
 use crate::term::{Modes, Screen};
 
 /// A terminal being resized sends a burst of sizes; the agent follows only the last one.
@@ -101,6 +101,18 @@ pub fn update(st: &mut AppState, msg: Msg) -> Vec<Effect> {
             }
         }
         Msg::Reply(id, result) => on_reply(st, id, result, &mut fx),
+        Msg::Diff(id, result) => {
+            if let Mode::Diff(d) = &mut st.mode
+                && d.pending == Some(id)
+            {
+                d.pending = None;
+                match result {
+                    Ok(text) => d.set_patch(&text),
+                    Err(e) => d.error = Some(e),
+                }
+                st.dirty = true;
+            }
+        }
     }
     reconcile(st, &mut fx);
     fx
@@ -144,6 +156,7 @@ fn on_key(st: &mut AppState, ev: &KeyEvent, now: Instant, fx: &mut Vec<Effect>) 
             st.dirty = true;
         }
         Mode::Dialog(_) => dialog_key(st, ev, spec, fx),
+        Mode::Diff(_) => diff_key(st, ev, spec),
         Mode::Normal => {
             let Some(spec) = spec else { return };
             let left = st.left_focus_at.take();
@@ -219,11 +232,12 @@ fn run_action(st: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
             st.dirty = true;
         }
         Action::New => open_new(st),
-        Action::Send => {
+        Action::Send | Action::Queue => {
             if let Some(k) = st.selected.clone() {
                 st.mode = Mode::Dialog(Dialog::Send(SendDialog {
                     agent: k,
                     text: TextField::default(),
+                    queue: a == Action::Queue,
                     error: None,
                     pending: None,
                 }));
@@ -253,6 +267,40 @@ fn run_action(st: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
                     pending: None,
                 }));
                 st.dirty = true;
+            }
+        }
+        Action::Merge => {
+            if let Some(k) = st.selected.clone() {
+                st.mode = Mode::Dialog(Dialog::Merge(MergeDialog {
+                    agent: k,
+                    conflict: None,
+                    error: None,
+                    pending: None,
+                }));
+                st.dirty = true;
+            }
+        }
+        Action::Diff => {
+            let Some(k) = st.selected.clone() else { return };
+            let Some(a) = st.agent(&k) else { return };
+            let (worktree, base) = (a.worktree.clone(), a.base.clone());
+            let id = st.next_id();
+            st.mode = Mode::Diff(DiffView {
+                agent: k,
+                lines: Vec::new(),
+                files: Vec::new(),
+                offset: 0,
+                pending: Some(id),
+                error: None,
+            });
+            st.dirty = true;
+            fx.push(Effect::Diff { id, worktree, base });
+        }
+        Action::Sync => {
+            if let Some(k) = st.selected.clone() {
+                let t = target(&k);
+                st.info(format!("syncing {} with its base…", k.1));
+                request(st, Pending::Sync(k), Request::Sync { target: t }, fx);
             }
         }
         Action::Help => {
@@ -381,6 +429,39 @@ fn fetch_history(st: &mut AppState, key: &AgentKey, rows: usize, fx: &mut Vec<Ef
     }
 }
 
+/// Lines a page of the diff view scrolls.
+fn diff_page(st: &AppState) -> isize {
+    (areas(st).main.height / 2).max(1) as isize
+}
+
+/// The diff view's keys: the list's movement keys scroll it; its own key, cancel-like keys and
+/// quit close it (quit only closes the view: leaving the dashboard from here would surprise).
+fn diff_key(st: &mut AppState, ev: &KeyEvent, spec: Option<KeySpec>) {
+    let page = diff_page(st);
+    let action = spec.and_then(|s| st.keymap.lookup(KeyMode::Normal, s));
+    let Mode::Diff(d) = &mut st.mode else { return };
+    st.dirty = true;
+    let delta = match (action, ev.code) {
+        (Some(Action::Diff | Action::Quit | Action::ScrollBottom), _) | (_, KeyCode::Esc) => {
+            st.mode = Mode::Normal;
+            return;
+        }
+        (Some(Action::Up), _) => -1,
+        (Some(Action::Down), _) => 1,
+        (Some(Action::ScrollUp), _) => -page,
+        (Some(Action::ScrollDown), _) | (_, KeyCode::Char(' ')) => page,
+        (_, KeyCode::Home) => isize::MIN / 2,
+        (_, KeyCode::End) => isize::MAX / 2,
+        _ => return,
+    };
+    scroll_diff(d, delta);
+}
+
+fn scroll_diff(d: &mut DiffView, delta: isize) {
+    let max = d.lines.len().saturating_sub(1) as isize;
+    d.offset = (d.offset as isize).saturating_add(delta).clamp(0, max) as usize;
+}
+
 // ---- dialogs ----
 
 fn open_new(st: &mut AppState) {
@@ -422,6 +503,7 @@ fn dialog_key(st: &mut AppState, ev: &KeyEvent, spec: Option<KeySpec>, fx: &mut 
         Dialog::New(n) => n.pending.is_some(),
         Dialog::Send(s) => s.pending.is_some(),
         Dialog::Remove(r) => r.pending.is_some(),
+        Dialog::Merge(m) => m.pending.is_some(),
     };
     if busy {
         // Waiting for the server: only closing the dialog makes sense.
@@ -463,8 +545,12 @@ fn dialog_key(st: &mut AppState, ev: &KeyEvent, spec: Option<KeySpec>, fx: &mut 
                 s.error = None;
                 return;
             }
+            if matches!(action, Some(Action::NextField | Action::PrevField)) {
+                s.queue = !s.queue;
+                return;
+            }
         }
-        Dialog::Remove(_) => {}
+        Dialog::Remove(_) | Dialog::Merge(_) => {}
     }
     match action {
         Some(Action::Cancel) => st.mode = Mode::Normal,
@@ -567,9 +653,18 @@ fn submit(st: &mut AppState, force: bool, fx: &mut Vec<Effect>) {
                 }
                 return;
             }
-            let req =
-                Request::Send { target: target(&s.agent), text: s.text.text.clone(), enter: true };
-            let id = request(st, Pending::Send(s.agent.clone()), req, fx);
+            let (req, pending) = if s.queue {
+                let req = Request::Enqueue { target: target(&s.agent), text: s.text.text.clone() };
+                (req, Pending::Enqueue(s.agent.clone()))
+            } else {
+                let req = Request::Send {
+                    target: target(&s.agent),
+                    text: s.text.text.clone(),
+                    enter: true,
+                };
+                (req, Pending::Send(s.agent.clone()))
+            };
+            let id = request(st, pending, req, fx);
             if let Mode::Dialog(Dialog::Send(s)) = &mut st.mode {
                 s.pending = Some(id);
             }
@@ -585,7 +680,33 @@ fn submit(st: &mut AppState, force: bool, fx: &mut Vec<Effect>) {
                 r.pending = Some(id);
             }
         }
+        Dialog::Merge(m) => {
+            if force {
+                return;
+            }
+            // The dialog says when the agent is working, so confirming it is the explicit "yes"
+            // the server wants before stopping a working agent to land its work.
+            let yes = merge_needs_yes(st, &m.agent);
+            let req = Request::Merge {
+                target: target(&m.agent),
+                mode: MergeMode::Merge,
+                keep: false,
+                message: None,
+                yes,
+            };
+            let id = request(st, Pending::Merge(m.agent.clone()), req, fx);
+            if let Mode::Dialog(Dialog::Merge(m)) = &mut st.mode {
+                m.pending = Some(id);
+                m.conflict = None;
+                m.error = None;
+            }
+        }
     }
+}
+
+/// The agent is working: merging stops it mid-task, which the merge dialog warns about.
+pub fn merge_needs_yes(st: &AppState, key: &AgentKey) -> bool {
+    st.agent(key).is_some_and(|a| a.status == "working")
 }
 
 fn on_reply(st: &mut AppState, id: u64, result: Result<Reply, String>, fx: &mut Vec<Effect>) {
@@ -596,6 +717,7 @@ fn on_reply(st: &mut AppState, id: u64, result: Result<Reply, String>, fx: &mut 
         Mode::Dialog(Dialog::New(d)) => d.pending == Some(id),
         Mode::Dialog(Dialog::Send(d)) => d.pending == Some(id),
         Mode::Dialog(Dialog::Remove(d)) => d.pending == Some(id),
+        Mode::Dialog(Dialog::Merge(d)) => d.pending == Some(id),
         _ => false,
     };
     match (pending, result) {
@@ -656,13 +778,42 @@ fn on_reply(st: &mut AppState, id: u64, result: Result<Reply, String>, fx: &mut 
             }
             st.info(format!("sent to {}", key.1));
         }
-        (Pending::Send(key), Err(e)) => {
+        (Pending::Enqueue(key), Ok(reply)) => {
+            if waiting {
+                st.mode = Mode::Normal;
+            }
+            match reply {
+                Reply::Note(n) => st.info(format!("queued for {}: {n}", key.1)),
+                _ => st.info(format!("queued for {}", key.1)),
+            }
+            fx.push(Effect::RefreshList);
+        }
+        (Pending::Send(key) | Pending::Enqueue(key), Err(e)) => {
             if waiting && let Mode::Dialog(Dialog::Send(d)) = &mut st.mode {
                 d.pending = None;
                 d.error = Some(e);
             } else {
                 st.error(format!("send to {}: {e}", key.1));
             }
+        }
+        (Pending::Sync(key), Ok(Reply::Conflict(paths))) => {
+            st.error(format!(
+                "syncing {} would conflict in {}; nothing was changed",
+                key.1,
+                paths.join(", ")
+            ));
+            fx.push(Effect::RefreshList);
+        }
+        (Pending::Sync(key), Ok(reply)) => {
+            match reply {
+                Reply::Note(n) => st.info(format!("synced {}: {n}", key.1)),
+                _ => st.info(format!("synced {}", key.1)),
+            }
+            fx.push(Effect::RefreshList);
+        }
+        (Pending::Sync(key), Err(e)) => {
+            st.error(format!("sync {}: {e}", key.1));
+            fx.push(Effect::RefreshList);
         }
         (pending @ (Pending::Stop(_) | Pending::Restart(_)), Ok(reply)) => {
             let (verb, key) = match pending {
@@ -703,6 +854,38 @@ fn on_reply(st: &mut AppState, id: u64, result: Result<Reply, String>, fx: &mut 
             }
             fx.push(Effect::RefreshList);
         }
+        (Pending::Merge(key), Ok(Reply::Conflict(paths))) => {
+            if waiting && let Mode::Dialog(Dialog::Merge(d)) = &mut st.mode {
+                d.pending = None;
+                d.conflict = Some(paths);
+            } else {
+                st.error(format!(
+                    "merging {} would conflict in {}; nothing was changed",
+                    key.1,
+                    paths.join(", ")
+                ));
+            }
+            fx.push(Effect::RefreshList);
+        }
+        (Pending::Merge(key), Ok(reply)) => {
+            if waiting {
+                st.mode = Mode::Normal;
+            }
+            match reply {
+                Reply::Note(n) => st.info(format!("merged {}: {n}", key.1)),
+                _ => st.info(format!("merged {}", key.1)),
+            }
+            fx.push(Effect::RefreshList);
+        }
+        (Pending::Merge(key), Err(e)) => {
+            if waiting && let Mode::Dialog(Dialog::Merge(d)) = &mut st.mode {
+                d.pending = None;
+                d.error = Some(e);
+            } else {
+                st.error(format!("merge {}: {e}", key.1));
+            }
+            fx.push(Effect::RefreshList);
+        }
     }
 }
 
@@ -722,6 +905,12 @@ fn on_mouse(st: &mut AppState, ev: &MouseEvent, fx: &mut Vec<Effect>) {
     }
     match st.mode {
         Mode::Dialog(_) | Mode::Help => {}
+        Mode::Diff(ref mut d) => {
+            if let Some(n) = wheel {
+                scroll_diff(d, -n);
+                st.dirty = true;
+            }
+        }
         Mode::Focus => {
             let Some(key) = st.selected.clone() else { return };
             if ar.pane.contains(at) {

@@ -7,7 +7,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use ratatui::layout::Rect;
 
 use super::update;
-use crate::proto::{Reply, Request, Target};
+use crate::proto::{MergeMode, Reply, Request, Target};
 use crate::term::{Modes, MouseMode, Size};
 use crate::tui::fixtures::{self, REPO};
 use crate::tui::state::{AppState, Dialog, Effect, Mode, Msg, NewField, View};
@@ -188,12 +188,10 @@ fn normal_action_keys() {
         assert_eq!(press(&mut st, k), vec![Effect::Quit], "{k}");
         assert!(st.quit);
     }
-    // Not bound until the server can merge, diff and sync.
-    for k in ["m", "d", "s", "ctrl-]"] {
-        let mut st = demo();
-        assert_eq!(press(&mut st, k), vec![], "{k}");
-        assert_eq!(st.mode, Mode::Normal);
-    }
+    // Unbound in normal mode.
+    let mut st = demo();
+    assert_eq!(press(&mut st, "ctrl-]"), vec![]);
+    assert_eq!(st.mode, Mode::Normal);
 }
 
 #[test]
@@ -482,6 +480,168 @@ fn remove_dialog_shows_the_refusal_then_offers_force() {
     let mut st = demo();
     press(&mut st, "D");
     assert_eq!(press(&mut st, "esc"), vec![]);
+    assert_eq!(st.mode, Mode::Normal);
+}
+
+fn merge(name: &str, yes: bool) -> Request {
+    Request::Merge { target: target(name), mode: MergeMode::Merge, keep: false, message: None, yes }
+}
+
+#[test]
+fn merge_dialog_confirms_then_lands_with_yes_only_for_a_working_agent() {
+    // alpha is working: the dialog says so, and confirming is the explicit yes.
+    let mut st = demo();
+    assert_eq!(press(&mut st, "m"), vec![]);
+    let Mode::Dialog(Dialog::Merge(d)) = &st.mode else { panic!("{:?}", st.mode) };
+    assert_eq!(d.agent, key("alpha"));
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(id, req)] = &fx[..] else { panic!("{fx:?}") };
+    assert_eq!(*req, merge("alpha", true));
+    // While the server works, only cancel does anything.
+    assert_eq!(press(&mut st, "enter"), vec![]);
+    let fx = update(&mut st, Msg::Reply(*id, Ok(Reply::Note("merged into main".into()))));
+    assert_eq!(fx, vec![Effect::RefreshList]);
+    assert_eq!(st.mode, Mode::Normal);
+    let n = st.notice.clone().unwrap();
+    assert!(!n.error && n.text == "merged alpha: merged into main", "{n:?}");
+    // charlie is idle: no yes.
+    let mut st = demo();
+    press(&mut st, "3");
+    press(&mut st, "m");
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(_, req)] = &fx[..] else { panic!("{fx:?}") };
+    assert_eq!(*req, merge("charlie", false));
+    // Cancel sends nothing.
+    let mut st = demo();
+    press(&mut st, "m");
+    assert_eq!(press(&mut st, "esc"), vec![]);
+    assert_eq!(st.mode, Mode::Normal);
+}
+
+#[test]
+fn merge_conflicts_and_errors_stay_in_the_dialog() {
+    let mut st = demo();
+    press(&mut st, "2");
+    press(&mut st, "m");
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(id, _)] = &fx[..] else { panic!("{fx:?}") };
+    let paths = vec!["src/pay.rs".to_string()];
+    let fx = update(&mut st, Msg::Reply(*id, Ok(Reply::Conflict(paths.clone()))));
+    assert_eq!(fx, vec![Effect::RefreshList]);
+    let Mode::Dialog(Dialog::Merge(d)) = &st.mode else { panic!("{:?}", st.mode) };
+    assert_eq!(d.conflict.as_ref(), Some(&paths));
+    assert_eq!(d.pending, None);
+    // Trying again asks again; an error is shown in the dialog.
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(id, _)] = &fx[..] else { panic!("{fx:?}") };
+    update(&mut st, Msg::Reply(*id, Err("base branch main is checked out dirty".into())));
+    let Mode::Dialog(Dialog::Merge(d)) = &st.mode else { panic!("{:?}", st.mode) };
+    assert_eq!(d.error.as_deref(), Some("base branch main is checked out dirty"));
+    assert_eq!(d.conflict, None);
+    // A conflict for a dialog already closed becomes an error notice.
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(id, _)] = &fx[..] else { panic!("{fx:?}") };
+    press(&mut st, "esc");
+    update(&mut st, Msg::Reply(*id, Ok(Reply::Conflict(paths))));
+    let n = st.notice.clone().unwrap();
+    assert!(n.error && n.text.contains("would conflict in src/pay.rs"), "{n:?}");
+}
+
+#[test]
+fn sync_key_syncs_and_shows_the_result_or_conflict() {
+    let mut st = demo();
+    let fx = press(&mut st, "s");
+    let [Effect::Request(id, req)] = &fx[..] else { panic!("{fx:?}") };
+    assert_eq!(*req, Request::Sync { target: target("alpha") });
+    let fx = update(&mut st, Msg::Reply(*id, Ok(Reply::Note("2 commits from main".into()))));
+    assert_eq!(fx, vec![Effect::RefreshList]);
+    let n = st.notice.clone().unwrap();
+    assert!(!n.error && n.text == "synced alpha: 2 commits from main", "{n:?}");
+    let fx = press(&mut st, "s");
+    let [Effect::Request(id, _)] = &fx[..] else { panic!("{fx:?}") };
+    let paths = vec!["src/a.rs".to_string(), "src/b.rs".to_string()];
+    update(&mut st, Msg::Reply(*id, Ok(Reply::Conflict(paths))));
+    let n = st.notice.clone().unwrap();
+    assert!(n.error && n.text.contains("would conflict in src/a.rs, src/b.rs"), "{n:?}");
+    let fx = press(&mut st, "s");
+    let [Effect::Request(id, _)] = &fx[..] else { panic!("{fx:?}") };
+    update(&mut st, Msg::Reply(*id, Err("the worktree has uncommitted changes".into())));
+    let n = st.notice.clone().unwrap();
+    assert!(n.error && n.text == "sync alpha: the worktree has uncommitted changes", "{n:?}");
+}
+
+#[test]
+fn queue_key_and_tab_in_the_send_dialog_enqueue() {
+    // I opens the dialog set to queue.
+    let mut st = demo();
+    press(&mut st, "I");
+    for c in ["h", "i"] {
+        press(&mut st, c);
+    }
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(id, req)] = &fx[..] else { panic!("{fx:?}") };
+    assert_eq!(*req, Request::Enqueue { target: target("alpha"), text: "hi".into() });
+    let fx = update(&mut st, Msg::Reply(*id, Ok(Reply::Ok)));
+    assert_eq!(fx, vec![Effect::RefreshList]);
+    assert_eq!(st.mode, Mode::Normal);
+    assert_eq!(st.notice.clone().unwrap().text, "queued for alpha");
+    // In the send dialog, tab switches between sending now and queueing.
+    let mut st = demo();
+    press(&mut st, "i");
+    press(&mut st, "x");
+    press(&mut st, "tab");
+    let Mode::Dialog(Dialog::Send(d)) = &st.mode else { panic!("{:?}", st.mode) };
+    assert!(d.queue);
+    press(&mut st, "tab");
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(_, req)] = &fx[..] else { panic!("{fx:?}") };
+    assert_eq!(*req, Request::Send { target: target("alpha"), text: "x".into(), enter: true });
+}
+
+#[test]
+fn diff_key_computes_the_patch_off_the_loop_then_scrolls_and_closes() {
+    let mut st = demo();
+    let fx = press(&mut st, "d");
+    let [Effect::Diff { id, worktree, base }] = &fx[..] else { panic!("{fx:?}") };
+    let alpha = st.agent(&key("alpha")).unwrap();
+    assert_eq!((worktree, base.as_str()), (&alpha.worktree, "main"));
+    let Mode::Diff(d) = &st.mode else { panic!("{:?}", st.mode) };
+    assert_eq!(d.pending, Some(*id));
+    // A stale answer is ignored; the awaited one fills the view.
+    assert_eq!(update(&mut st, Msg::Diff(id + 1, Ok("junk".into()))), vec![]);
+    assert_eq!(update(&mut st, Msg::Diff(*id, Ok(fixtures::PATCH.into()))), vec![]);
+    let Mode::Diff(d) = &st.mode else { panic!("{:?}", st.mode) };
+    assert_eq!(d.pending, None);
+    let files: Vec<_> =
+        d.files.iter().map(|f| (f.path.as_str(), f.insertions, f.deletions)).collect();
+    assert_eq!(files, vec![("src/pay.rs", 2, 1), ("src/cart.rs", 1, 0), ("tests/refund.rs", 3, 0)]);
+    let offset = |st: &AppState| match &st.mode {
+        Mode::Diff(d) => d.offset,
+        m => panic!("{m:?}"),
+    };
+    // Movement keys scroll (and send nothing); the view never scrolls past its last line.
+    assert_eq!(press(&mut st, "j"), vec![]);
+    assert_eq!(offset(&st), 1);
+    press(&mut st, "k");
+    press(&mut st, "k");
+    assert_eq!(offset(&st), 0);
+    press(&mut st, "pgdn");
+    assert_eq!(offset(&st), usize::from(areas(&st).main.height / 2));
+    for _ in 0..5 {
+        press(&mut st, "pgdn");
+    }
+    assert_eq!(offset(&st), fixtures::PATCH.lines().count() - 1);
+    // q closes the view, not the dashboard.
+    assert_eq!(press(&mut st, "q"), vec![]);
+    assert_eq!(st.mode, Mode::Normal);
+    assert!(!st.quit);
+    // An error is shown in the view; esc closes it.
+    let fx = press(&mut st, "d");
+    let [Effect::Diff { id, .. }] = &fx[..] else { panic!("{fx:?}") };
+    update(&mut st, Msg::Diff(*id, Err("the worktree is gone".into())));
+    let Mode::Diff(d) = &st.mode else { panic!("{:?}", st.mode) };
+    assert_eq!(d.error.as_deref(), Some("the worktree is gone"));
+    press(&mut st, "esc");
     assert_eq!(st.mode, Mode::Normal);
 }
 

@@ -9,7 +9,7 @@ use super::{popup, wrap};
 use crate::tui::action::Action;
 use crate::tui::keymap::KeyMode;
 use crate::tui::state::{
-    AppState, Dialog, NewDialog, NewField, RemoveDialog, SendDialog, TextField,
+    AppState, Dialog, MergeDialog, NewDialog, NewField, RemoveDialog, SendDialog, TextField,
 };
 
 const LABEL_W: u16 = 9;
@@ -66,6 +66,10 @@ pub fn render(st: &AppState, d: &Dialog, main: Rect, buf: &mut Buffer) -> Option
         Dialog::Send(d) => send(st, d, main, buf),
         Dialog::Remove(d) => {
             remove(st, d, main, buf);
+            None
+        }
+        Dialog::Merge(d) => {
+            merge(st, d, main, buf);
             None
         }
     }
@@ -157,14 +161,22 @@ fn new(st: &AppState, d: &NewDialog, main: Rect, buf: &mut Buffer) -> Option<Pos
 fn send(st: &AppState, d: &SendDialog, main: Rect, buf: &mut Buffer) -> Option<Position> {
     let w = main.width.saturating_sub(4).min(70);
     let status = match (&d.error, d.pending) {
-        (_, Some(_)) => Some(("sending…".to_string(), Style::default().fg(Color::Yellow))),
+        (_, Some(_)) => Some((
+            if d.queue { "queueing…" } else { "sending…" }.to_string(),
+            Style::default().fg(Color::Yellow),
+        )),
         (Some(e), None) => Some((e.clone(), error_style())),
         (None, None) => None,
     };
     let status_lines =
         status.as_ref().map_or(0, |(t, _)| wrap(t, w.saturating_sub(4)).len().min(4) as u16);
     let h = 2 + 1 + 1 + status_lines + u16::from(status_lines > 0) + 1;
-    let inner = popup(main, w, h, &format!("Message to {}", d.agent.1), buf);
+    let title = if d.queue {
+        format!("Queue for {} (delivered when idle)", d.agent.1)
+    } else {
+        format!("Message to {}", d.agent.1)
+    };
+    let inner = popup(main, w, h, &title, buf);
     if inner.width < 4 || inner.height == 0 {
         return None;
     }
@@ -182,7 +194,21 @@ fn send(st: &AppState, d: &SendDialog, main: Rect, buf: &mut Buffer) -> Option<P
         text_lines(buf, inner, &mut y, &t, style, usize::from(status_lines));
         y += 1;
     }
-    let hints = hint_line(st, &[(Action::Submit, "send"), (Action::Cancel, "cancel")]);
+    let hints = if d.queue {
+        hint_line(
+            st,
+            &[
+                (Action::Submit, "queue"),
+                (Action::NextField, "send now"),
+                (Action::Cancel, "cancel"),
+            ],
+        )
+    } else {
+        hint_line(
+            st,
+            &[(Action::Submit, "send"), (Action::NextField, "queue"), (Action::Cancel, "cancel")],
+        )
+    };
     if y < inner.y + inner.height {
         buf.set_stringn(
             inner.x + 1,
@@ -241,6 +267,88 @@ fn remove(st: &AppState, d: &RemoveDialog, main: Rect, buf: &mut Buffer) {
             inner.x + 1,
             y,
             hint_line(st, &items),
+            usize::from(inner.width - 1),
+            Style::default().fg(Color::DarkGray),
+        );
+    }
+}
+
+fn merge(st: &AppState, d: &MergeDialog, main: Rect, buf: &mut Buffer) {
+    let w = main.width.saturating_sub(4).min(76);
+    let tw = w.saturating_sub(4);
+    let a = st.agent(&d.agent);
+    let warn = Style::default().fg(Color::Yellow);
+    let mut parts: Vec<(String, Style)> = Vec::new();
+    let (branch, base) =
+        a.map_or((String::new(), String::new()), |a| (a.branch.clone(), a.base.clone()));
+    parts.push((
+        format!(
+            "Lands {branch} on {base} (fast-forward when possible, else a merge commit), then removes the agent, its worktree and branch."
+        ),
+        Style::default(),
+    ));
+    let changes = match a.and_then(|a| a.diff) {
+        None => "Changes: not computed yet.".to_string(),
+        Some(s) if s.files == 0 && s.ahead == 0 => "Changes: none.".to_string(),
+        Some(s) => format!(
+            "Changes: {}, {} commit{} ahead, {} behind {base}.",
+            super::diff_stat(&s),
+            s.ahead,
+            if s.ahead == 1 { "" } else { "s" },
+            s.behind
+        ),
+    };
+    parts.push((changes, Style::default()));
+    match a.map(|a| a.conflicts.as_slice()) {
+        Some(cs) if !cs.is_empty() => {
+            for c in cs {
+                let with = if c.base { format!("{} (base)", c.with) } else { c.with.clone() };
+                parts.push((
+                    format!("Predicted conflict with {with}: {}", c.paths.join(", ")),
+                    warn,
+                ));
+            }
+        }
+        _ => parts.push(("No conflicts predicted.".into(), Style::default().fg(Color::Green))),
+    }
+    if crate::tui::update::merge_needs_yes(st, &d.agent) {
+        parts.push((
+            format!(
+                "{} is working: merging stops it mid-task. Confirming merges anyway.",
+                d.agent.1
+            ),
+            warn.add_modifier(Modifier::BOLD),
+        ));
+    }
+    if d.pending.is_some() {
+        parts.push(("merging…".into(), warn));
+    } else if let Some(paths) = &d.conflict {
+        parts.push((
+            format!(
+                "Refused: merging would conflict in {}. Nothing was changed.",
+                paths.join(", ")
+            ),
+            error_style(),
+        ));
+    } else if let Some(e) = &d.error {
+        parts.push((format!("Refused: {e}"), error_style()));
+    }
+    let body: u16 = parts.iter().map(|(t, _)| wrap(t, tw).len() as u16 + 1).sum();
+    let h = 2 + body + 1;
+    let inner = popup(main, w, h, &format!("Merge {}", d.agent.1), buf);
+    if inner.width < 4 {
+        return;
+    }
+    let mut y = inner.y;
+    for (t, style) in parts {
+        text_lines(buf, inner, &mut y, &t, style, usize::MAX);
+        y += 1;
+    }
+    if y < inner.y + inner.height {
+        buf.set_stringn(
+            inner.x + 1,
+            y,
+            hint_line(st, &[(Action::Submit, "merge"), (Action::Cancel, "cancel")]),
             usize::from(inner.width - 1),
             Style::default().fg(Color::DarkGray),
         );

@@ -20,6 +20,22 @@ pub fn hints(st: &AppState) -> Vec<(String, String)> {
     };
     match &st.mode {
         Mode::Help => return vec![("any key".into(), "closes help".into())],
+        Mode::Diff(_) => {
+            let mut v = Vec::new();
+            if let (Some(d), Some(u)) = (
+                km.first_key(KeyMode::Normal, Action::Down),
+                km.first_key(KeyMode::Normal, Action::Up),
+            ) {
+                v.push((format!("{d}/{u}"), "line".to_string()));
+            }
+            for (a, label) in [(Action::ScrollDown, "page down"), (Action::ScrollUp, "page up")] {
+                if let Some(k) = km.first_key(KeyMode::Normal, a) {
+                    v.push((k.to_string(), label.to_string()));
+                }
+            }
+            v.push(("esc".into(), "close".into()));
+            return v;
+        }
         Mode::Focus => {
             let p = km.prefix.to_string();
             let name = st.selected.as_ref().map_or("", |k| k.1.as_str());
@@ -38,8 +54,9 @@ pub fn hints(st: &AppState) -> Vec<(String, String)> {
             add(KeyMode::Dialog, Action::NextField, "next field");
             add(KeyMode::Dialog, Action::Cancel, "cancel");
         }
-        Mode::Dialog(Dialog::Send(_)) => {
-            add(KeyMode::Dialog, Action::Submit, "send");
+        Mode::Dialog(Dialog::Send(d)) => {
+            add(KeyMode::Dialog, Action::Submit, if d.queue { "queue" } else { "send" });
+            add(KeyMode::Dialog, Action::NextField, if d.queue { "send now" } else { "queue" });
             add(KeyMode::Dialog, Action::Cancel, "cancel");
         }
         Mode::Dialog(Dialog::Remove(d)) => {
@@ -47,6 +64,10 @@ pub fn hints(st: &AppState) -> Vec<(String, String)> {
             if d.refusal.is_some() {
                 add(KeyMode::Dialog, Action::Force, "remove anyway");
             }
+            add(KeyMode::Dialog, Action::Cancel, "cancel");
+        }
+        Mode::Dialog(Dialog::Merge(_)) => {
+            add(KeyMode::Dialog, Action::Submit, "merge");
             add(KeyMode::Dialog, Action::Cancel, "cancel");
         }
         Mode::Normal if st.agents.is_empty() => {
@@ -76,6 +97,9 @@ pub fn hints(st: &AppState) -> Vec<(String, String)> {
             add(Action::Stop, "stop");
             add(Action::Restart, "restart");
             add(Action::Remove, "remove");
+            add(Action::Merge, "merge");
+            add(Action::Diff, "diff");
+            add(Action::Sync, "sync");
             add(Action::Grid, if st.view == View::Grid { "list" } else { "grid" });
             if let (Some(d), Some(u)) = (
                 km.first_key(KeyMode::Normal, Action::Down),

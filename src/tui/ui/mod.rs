@@ -3,6 +3,7 @@
 //! drawn and what is clicked always agree.
 
 mod dialog;
+mod diff;
 mod footer;
 mod help;
 pub mod list;
@@ -128,9 +129,16 @@ pub fn badge(a: &AgentInfo) -> (String, Style) {
     }
 }
 
-/// Overlays shown beside the status today: the port and queued messages.
+/// Overlays shown beside the status: predicted conflicts first (they decide whether to land now),
+/// then the diff stat, the port and queued messages.
 pub fn overlays(a: &AgentInfo) -> Vec<String> {
     let mut v = Vec::new();
+    if !a.conflicts.is_empty() {
+        v.push(format!("conflicts with {}", conflict_names(a)));
+    }
+    if let Some(d) = a.diff.filter(|d| d.files > 0) {
+        v.push(diff_stat(&d));
+    }
     if let Some(p) = a.port {
         v.push(format!(":{p}"));
     }
@@ -138,6 +146,21 @@ pub fn overlays(a: &AgentInfo) -> Vec<String> {
         v.push(format!("{} queued", a.queued));
     }
     v
+}
+
+/// `+ins -del N files`: how much an agent changed against its base.
+pub fn diff_stat(d: &crate::proto::DiffStat) -> String {
+    let files = if d.files == 1 { "file" } else { "files" };
+    format!("+{} -{} {} {files}", d.insertions, d.deletions, d.files)
+}
+
+/// Who an agent's work would conflict with: agents by name, the base branch marked "(base)".
+pub fn conflict_names(a: &AgentInfo) -> String {
+    a.conflicts
+        .iter()
+        .map(|c| if c.base { format!("{} (base)", c.with) } else { c.with.clone() })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn render(st: &AppState, frame: &mut Frame) {
@@ -162,6 +185,7 @@ pub fn render(st: &AppState, frame: &mut Frame) {
             }
         }
         Mode::Help => help::render(st, ar.main, frame.buffer_mut()),
+        Mode::Diff(d) => diff::render(st, d, ar.main, frame.buffer_mut()),
         Mode::Focus => {
             if let Some(pos) = pane::focus_cursor(st, ar.pane) {
                 frame.set_cursor_position(pos);

@@ -9,8 +9,8 @@ use ratatui::layout::Rect;
 use super::render;
 use crate::tui::fixtures::{self, REPO};
 use crate::tui::state::{
-    AppState, Dialog, Mode, NewDialog, NewField, Notice, RemoveDialog, Scroll, SendDialog,
-    TextField, View,
+    AppState, Dialog, DiffView, MergeDialog, Mode, NewDialog, NewField, Notice, RemoveDialog,
+    Scroll, SendDialog, TextField, View,
 };
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
@@ -111,6 +111,7 @@ fn send_dialog() {
         st.mode = Mode::Dialog(Dialog::Send(SendDialog {
             agent: key("alpha"),
             text: TextField::new("also run the integration tests"),
+            queue: false,
             error: None,
             pending: None,
         }));
@@ -126,6 +127,101 @@ fn remove_dialog_refused_offers_force() {
         st.mode = Mode::Dialog(Dialog::Remove(RemoveDialog {
             agent: key("charlie"),
             refusal: Some("branch corral/charlie of agent 'charlie' has commits that are not on main; merge it, or `corral rm --force charlie` removes the worktree and keeps the branch".into()),
+            pending: None,
+        }));
+        st
+    });
+}
+
+#[test]
+fn merge_dialog_shows_stat_conflicts_and_working() {
+    // alpha is working with changes; bravo has a predicted conflict and was refused.
+    snap("merge_dialog", |a| {
+        let mut st = fixtures::demo(a);
+        st.mode = Mode::Dialog(Dialog::Merge(MergeDialog {
+            agent: key("alpha"),
+            conflict: None,
+            error: None,
+            pending: None,
+        }));
+        st
+    });
+    snap("merge_dialog_conflict", |a| {
+        let mut st = fixtures::demo(a);
+        st.selected = Some(key("bravo"));
+        st.mode = Mode::Dialog(Dialog::Merge(MergeDialog {
+            agent: key("bravo"),
+            conflict: Some(vec!["src/pay.rs".into()]),
+            error: None,
+            pending: None,
+        }));
+        st
+    });
+}
+
+fn diff_view(a: Rect, offset: usize) -> AppState {
+    let mut st = fixtures::demo(a);
+    let mut d = DiffView {
+        agent: key("alpha"),
+        lines: Vec::new(),
+        files: Vec::new(),
+        offset: 0,
+        pending: None,
+        error: None,
+    };
+    d.set_patch(fixtures::PATCH);
+    d.offset = offset;
+    st.mode = Mode::Diff(d);
+    st
+}
+
+#[test]
+fn diff_view_lists_files_and_colours_the_patch() {
+    snap("diff_view", |a| diff_view(a, 0));
+    snap("diff_view_scrolled", |a| diff_view(a, 14));
+    let st = diff_view(Rect::new(0, 0, 80, 24), 0);
+    let mut t = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    t.draw(|f| render(&st, f)).unwrap();
+    let buf = t.backend().buffer().clone();
+    let row = |needle: &str| {
+        (0..24u16)
+            .find(|y| {
+                (0..80u16).map(|x| buf[(x, *y)].symbol()).collect::<String>().contains(needle)
+            })
+            .unwrap()
+    };
+    let first = |y: u16, c: &str| (0..80u16).find(|x| buf[(*x, y)].symbol() == c).unwrap();
+    let added = row("+    // Round half up");
+    assert_eq!(buf[(first(added, "+"), added)].fg, ratatui::style::Color::Green);
+    let removed = row("-    amount - fee");
+    assert_eq!(buf[(first(removed, "-"), removed)].fg, ratatui::style::Color::Red);
+}
+
+#[test]
+fn overlays_show_conflicts_first_then_the_diff_stat() {
+    let mut a = fixtures::agent(REPO, "kilo", "idle", 3);
+    a.port = None;
+    assert_eq!(super::overlays(&a), Vec::<String>::new());
+    a.diff = Some(crate::proto::DiffStat { files: 0, ..Default::default() });
+    assert_eq!(super::overlays(&a), Vec::<String>::new(), "no changes: nothing to say");
+    a.diff =
+        Some(crate::proto::DiffStat { files: 2, insertions: 9, deletions: 4, ahead: 1, behind: 0 });
+    a.conflicts = vec![
+        crate::proto::ConflictInfo { with: "lima".into(), base: false, paths: vec!["a".into()] },
+        crate::proto::ConflictInfo { with: "main".into(), base: true, paths: vec!["b".into()] },
+    ];
+    assert_eq!(super::overlays(&a), ["conflicts with lima, main (base)", "+9 -4 2 files"]);
+}
+
+#[test]
+fn send_dialog_set_to_queue() {
+    snap("send_dialog_queue", |a| {
+        let mut st = fixtures::demo(a);
+        st.mode = Mode::Dialog(Dialog::Send(SendDialog {
+            agent: key("alpha"),
+            text: TextField::new("then update the changelog"),
+            queue: true,
+            error: None,
             pending: None,
         }));
         st
@@ -225,5 +321,6 @@ fn tiny_terminals_do_not_panic() {
         let mut st = fixtures::demo(Rect::new(0, 0, w, h));
         st.mode = Mode::Dialog(Dialog::New(Box::new(NewDialog::new("x"))));
         draw(&st);
+        draw(&diff_view(Rect::new(0, 0, w, h), 3));
     }
 }
