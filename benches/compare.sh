@@ -64,6 +64,7 @@ PY
 cat > "$W/run-file.sh" <<'SH'
 #!/bin/sh
 cat "$BENCH_FILE"
+[ -n "$BENCH_DONE" ] && touch "$BENCH_DONE"
 [ -n "$BENCH_STAY" ] && exec sleep 100000
 exit 0
 SH
@@ -80,11 +81,17 @@ mkdir -p "$W/repo" && git -C "$W/repo" init -q -b main && echo x > "$W/repo/a" &
 cd "$W/repo"
 
 # --- ingest ---------------------------------------------------------------------------------------
-corral_ingest() { # file -> seconds until the agent has shown all of it and exited
-  local t0 t1 name
+corral_ingest() { # file -> seconds until the agent's command wrote all of it (it marks the end
+  # by a file, as on the tmux side) and a `tail` round trip through the pane has returned
+  local t0 t1 name done=$W/cdone.$BASHPID.$(( ++TMUX_RUN ))
   t0=$(now)
-  name=$(BENCH_FILE=$1 "$BIN" new --agent bench --detach --size 120x40)
-  "$BIN" tail -f -n 1 "$name" >/dev/null 2>&1
+  name=$(BENCH_FILE=$1 BENCH_DONE=$done "$BIN" new --agent bench --detach --size 120x40)
+  local deadline=$(( $(date +%s) + 300 ))
+  until [ -e "$done" ]; do
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "corral run did not finish" >&2; exit 1; }
+    sleep 0.005
+  done
+  "$BIN" tail -n 1 "$name" >/dev/null
   t1=$(now)
   "$BIN" rm --force "$name" >/dev/null 2>&1
   echo "$t1 - $t0" | bc -l
