@@ -62,13 +62,15 @@ pub struct PaneHandle {
     tx: Sender<PaneCmd>,
     state: watch::Receiver<PaneState>,
     pub pid: Option<u32>,
+    writes: Sender<Vec<u8>>,
     /// Held while a message is typed (text, pause, Enter), so two messages never interleave.
     pub typing: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl PaneHandle {
+    /// Input for the program: straight to the PTY's writer thread, one hop fewer for a keystroke.
     pub fn write(&self, bytes: Vec<u8>) {
-        let _ = self.tx.send(PaneCmd::Write(bytes));
+        let _ = self.writes.send(bytes);
     }
 
     pub fn resize(&self, size: Size) {
@@ -126,6 +128,7 @@ pub fn spawn_pane(
     let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
     let (data_tx, data_rx) = crossbeam_channel::bounded::<Vec<u8>>(8);
     let (write_tx, write_rx) = crossbeam_channel::unbounded::<Vec<u8>>();
+    let write_tx_handle = write_tx.clone();
     let now = Instant::now();
     let (state_tx, state_rx) = watch::channel(PaneState {
         generation: 0,
@@ -167,7 +170,7 @@ pub fn spawn_pane(
         trim_at: None,
     };
     std::thread::Builder::new().name("pane".into()).spawn(move || pane.run(cmd_rx, data_rx))?;
-    Ok(PaneHandle { tx: cmd_tx, state: state_rx, pid, typing: Default::default() })
+    Ok(PaneHandle { tx: cmd_tx, state: state_rx, pid, writes: write_tx_handle, typing: Default::default() })
 }
 
 fn read_loop(mut reader: Box<dyn Read + Send>, tx: Sender<Vec<u8>>) {
