@@ -175,11 +175,13 @@ fn attach_resizes_the_agent_to_the_terminal() {
     assert_eq!(env.agent_json(&name)["size"]["cols"], 100);
     // A resize of the attached terminal reaches the agent and what `ls` reports.
     a.resize(Size::new(90, 25));
-    a.type_str("stty size\r");
-    a.wait_screen("25 90");
+    // The client learns of the resize by SIGWINCH, asynchronously: wait for it to reach the server
+    // before asking the agent.
     wait_for("ls to report the new size", || {
         (env.agent_json(&name)["size"]["cols"] == 90).then_some(())
     });
+    a.type_str("stty size\r");
+    a.wait_screen("25 90");
     a.type_str("\x1d");
     wait_for("attach to return", || a.exited().then_some(()));
 }

@@ -170,7 +170,13 @@ pub fn spawn_pane(
         trim_at: None,
     };
     std::thread::Builder::new().name("pane".into()).spawn(move || pane.run(cmd_rx, data_rx))?;
-    Ok(PaneHandle { tx: cmd_tx, state: state_rx, pid, writes: write_tx_handle, typing: Default::default() })
+    Ok(PaneHandle {
+        tx: cmd_tx,
+        state: state_rx,
+        pid,
+        writes: write_tx_handle,
+        typing: Default::default(),
+    })
 }
 
 fn read_loop(mut reader: Box<dyn Read + Send>, tx: Sender<Vec<u8>>) {
