@@ -208,11 +208,7 @@ impl Session {
 
     /// The agent, if it exists and is not starting, stopping or being merged.
     fn ready_agent(&self, target: &Target) -> Result<super::AgentRecord, String> {
-        let a = self.agent(target)?;
-        if a.phase != Phase::Ready {
-            return Err(format!("agent '{}' is busy (starting, stopping or merging)", target.name));
-        }
-        Ok(a.rec.clone())
+        Ok(self.ready(target)?.rec.clone())
     }
 
     pub(super) fn merge(

@@ -482,7 +482,7 @@ impl Session {
     fn ready(&self, t: &Target) -> Result<&Agent, String> {
         let a = self.agent(t)?;
         if a.phase != Phase::Ready {
-            return Err(format!("agent '{}' is busy starting or stopping", t.name));
+            return Err(format!("agent '{}' is busy (starting, stopping or merging)", t.name));
         }
         Ok(a)
     }
