@@ -507,3 +507,60 @@ fn htop_static_rows_match_tmux() {
     );
     p.compare_style_rows("htop function-key bar", &ours, &theirs, last..last + 1);
 }
+
+/// Keys typed into `corral attach` reach the program byte for byte: the recorder fixture puts its
+/// tty in raw mode and writes down every byte it reads.
+#[test]
+fn keys_through_attach_reach_the_program_exactly() {
+    if !need("input", &["python3"]) {
+        return;
+    }
+    let (_t, dir) = fixture_dir();
+    let rec = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keyrec.py");
+    let log = dir.join("keys.hex");
+    let env = Env::new();
+    env.write_config(&format!(
+        "[agents.rec]\ncommand = [\"python3\", {}, {}, \"--paste\"]\n",
+        toml_string(rec.to_str().unwrap()),
+        toml_string(log.to_str().unwrap())
+    ));
+    env.ok(&["new", "--agent", "rec", "--name", "rec", "--detach", "--size", "80x24"]);
+    let mut tty = Tty::spawn(&env, &["attach", "rec"], Size::new(80, 24));
+    tty.wait_screen("READY");
+    // The program's bracketed-paste request is mirrored onto the terminal attach runs in, so a
+    // real terminal would wrap pastes in the markers.
+    wait_for("bracketed paste mirrored onto the attach terminal", || {
+        tty.modes().bracketed_paste.then_some(())
+    });
+    let keys: &[(&str, &[u8])] = &[
+        ("Shift+Enter (CSI u)", b"\x1b[13;2u"),
+        ("Shift+Enter (modifyOtherKeys)", b"\x1b[27;2;13~"),
+        ("Alt+Enter", b"\x1b\r"),
+        ("Home", b"\x1b[H"),
+        ("End", b"\x1b[F"),
+        ("Home (vt)", b"\x1b[1~"),
+        ("Ctrl+Left", b"\x1b[1;5D"),
+        ("Ctrl+Right", b"\x1b[1;5C"),
+        ("Ctrl+Up", b"\x1b[1;5A"),
+        ("Shift+Tab", b"\x1b[Z"),
+        ("bracketed paste", b"\x1b[200~pasted\ntext \xe6\xbc\xa2\x1b[201~"),
+        ("plain text", b"hi!"),
+    ];
+    let mut expect = String::new();
+    for (what, bytes) in keys {
+        tty.type_str(std::str::from_utf8(bytes).unwrap());
+        for b in *bytes {
+            expect.push_str(&format!("{b:02x} "));
+        }
+        let mut got = String::new();
+        let deadline = Instant::now() + DEADLINE;
+        while Instant::now() < deadline {
+            got = std::fs::read_to_string(&log).unwrap_or_default();
+            if got.len() >= expect.len() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(got, expect, "{what}: the program read other bytes than were typed");
+    }
+}
