@@ -564,3 +564,49 @@ fn keys_through_attach_reach_the_program_exactly() {
         assert_eq!(got, expect, "{what}: the program read other bytes than were typed");
     }
 }
+
+#[test]
+fn wrapped_wide_lines_reflow_on_resize_like_tmux() {
+    if !need("reflow", &["tmux"]) {
+        return;
+    }
+    let (_t, dir) = fixture_dir();
+    let long: String = (0..6).map(|i| format!("漢字{i}😀ab")).collect::<Vec<_>>().join("-");
+    let text = format!("short line\n{long}{long}\nx{}\nend\n", "y".repeat(70));
+    std::fs::write(dir.join("w.txt"), text).unwrap();
+    let mut p =
+        Pair::start("reflow", &dir, &["sh", "-c", "cat w.txt; exec sleep 3600"], Size::new(40, 12));
+    p.compare_text("wrapped lines at 40 columns", has("end"));
+    // An odd width, so wide characters land on the wrap boundary.
+    p.resize(Size::new(27, 12));
+    p.compare_text("reflowed to 27 columns", |l: &[String]| l.iter().any(|x| x == "end"));
+    p.resize(Size::new(61, 12));
+    p.compare_text("reflowed to 61 columns", |l: &[String]| l.iter().any(|x| x == "end"));
+}
+
+#[test]
+fn scroll_regions_insert_delete_and_alt_screen_match_tmux() {
+    if !need("scroll_regions", &["tmux", "less"]) {
+        return;
+    }
+    let (_t, dir) = fixture_dir();
+    // Header and footer outside a scroll region, twenty lines scrolled through it, then lines
+    // inserted and deleted, characters erased and inserted, and an alternate-screen program
+    // (less) run and quit, which must give back the primary screen as it was.
+    let script = r#"printf '\033[2J\033[HHEADER\033[12;1HFOOTER\033[2;11r\033[11;1H'
+i=1; while [ $i -le 20 ]; do printf '\033[3%dmscrolled %d\033[0m\n' $((i % 8)) $i; i=$((i+1)); done
+printf '\033[r\033[4;1H\033[2L\033[4;1Hinserted\033[7;1H\033[1M\033[8;4H\033[3X\033[9;2H\033[2@'
+seq 100 | less
+printf '\033[13;1Hafter less\n'
+exec sleep 3600"#;
+    std::fs::write(dir.join("s.sh"), script).unwrap();
+    let mut p = Pair::start("regions", &dir, &["sh", "s.sh"], Size::new(40, 16));
+    p.compare_text("less over the scrolled region", |l: &[String]| {
+        l.iter().any(|x| x == "15") && l.last().is_some_and(|x| x.starts_with(':'))
+    });
+    p.keys("q");
+    let screen = p.compare_text("after quitting less", has("after less"));
+    assert_eq!(screen[0], "HEADER", "{screen:?}");
+    assert_eq!(screen[3], "inserted", "{screen:?}");
+    p.compare_style("after quitting less");
+}
