@@ -138,23 +138,33 @@ impl Pair {
     /// Both screens settled on `what`, then compared line by line as text.
     fn compare_text(&self, what: &str, pred: impl Fn(&[String]) -> bool) -> Vec<String> {
         self.settle(what, &pred);
-        let ours = self.corral_text();
-        let theirs = self.tmux_text();
-        let diffs: Vec<String> = ours
-            .iter()
-            .zip(&theirs)
-            .enumerate()
-            .filter(|(_, (a, b))| a != b)
-            .map(|(i, (a, b))| format!("row {i}:\n  corral {a:?}\n  tmux   {b:?}"))
-            .collect();
-        assert!(
-            diffs.is_empty(),
-            "{what}: the screens differ\n{}\n--- corral ---\n{}\n--- tmux ---\n{}",
-            diffs.join("\n"),
-            ours.join("\n"),
-            theirs.join("\n")
-        );
-        ours
+        // Each side settled on its own; one may still have a redraw to come that the other
+        // already made, so agreement is awaited (with the deadline) rather than read once.
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let ours = self.corral_text();
+            let theirs = self.tmux_text();
+            if ours == theirs {
+                return ours;
+            }
+            if Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            let diffs: Vec<String> = ours
+                .iter()
+                .zip(&theirs)
+                .enumerate()
+                .filter(|(_, (a, b))| a != b)
+                .map(|(i, (a, b))| format!("row {i}:\n  corral {a:?}\n  tmux   {b:?}"))
+                .collect();
+            panic!(
+                "{what}: the screens differ\n{}\n--- corral ---\n{}\n--- tmux ---\n{}",
+                diffs.join("\n"),
+                ours.join("\n"),
+                theirs.join("\n")
+            );
+        }
     }
 
     /// Like [`Pair::compare_text`] for programs whose screen keeps changing (clocks, meters):
@@ -186,38 +196,47 @@ impl Pair {
     /// Compare colours and the attributes tmux reports (bold, italic, underline, inverse) cell
     /// by cell against `capture-pane -e`.
     fn compare_style(&self, what: &str) {
-        let ours = self.tty.screen();
-        let theirs = parse_sgr_capture(&self.tmux_ansi(), self.size);
-        self.compare_style_rows(what, &ours, &theirs, 0..usize::from(self.size.rows));
-    }
-
-    fn compare_style_rows(
-        &self,
-        what: &str,
-        ours: &corral::term::Screen,
-        theirs: &[Vec<(char, Style)>],
-        rows: std::ops::Range<usize>,
-    ) {
-        let mut diffs = Vec::new();
-        for (r, row) in theirs.iter().enumerate() {
-            if !rows.contains(&r) {
-                continue;
+        let all = 0..usize::from(self.size.rows);
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let theirs = parse_sgr_capture(&self.tmux_ansi(), self.size);
+            let diffs = style_diffs(&self.tty.screen(), &theirs, all.clone());
+            if diffs.is_empty() {
+                return;
             }
-            let mut col = 0usize;
-            for cell in row {
-                let Some(our) = ours.lines.get(r).and_then(|l| l.cells.get(col)) else { break };
-                let mine = Style::of(our);
-                if mine != cell.1 && diffs.len() < 20 {
-                    diffs.push(format!(
-                        "row {r} col {col} {:?}: corral {mine:?} tmux {:?}",
-                        cell.0, cell.1
-                    ));
-                }
-                col += if our.attrs & attr::WIDE != 0 { 2 } else { 1 };
-            }
+            // A recolouring (vim's :syntax on) redraws the same text, so settling on text may
+            // have come before it on one side: wait for agreement before calling it a bug.
+            assert!(Instant::now() < deadline, "{what}: styles differ\n{}", diffs.join("\n"));
+            std::thread::sleep(Duration::from_millis(50));
         }
-        assert!(diffs.is_empty(), "{what}: styles differ\n{}", diffs.join("\n"));
     }
+}
+
+/// Where our cells' colours and attributes differ from tmux's, for the rows in `rows`.
+fn style_diffs(
+    ours: &corral::term::Screen,
+    theirs: &[Vec<(char, Style)>],
+    rows: std::ops::Range<usize>,
+) -> Vec<String> {
+    let mut diffs = Vec::new();
+    for (r, row) in theirs.iter().enumerate() {
+        if !rows.contains(&r) {
+            continue;
+        }
+        let mut col = 0usize;
+        for cell in row {
+            let Some(our) = ours.lines.get(r).and_then(|l| l.cells.get(col)) else { break };
+            let mine = Style::of(our);
+            if mine != cell.1 && diffs.len() < 20 {
+                diffs.push(format!(
+                    "row {r} col {col} {:?}: corral {mine:?} tmux {:?}",
+                    cell.0, cell.1
+                ));
+            }
+            col += if our.attrs & attr::WIDE != 0 { 2 } else { 1 };
+        }
+    }
+    diffs
 }
 
 impl Drop for Pair {
@@ -467,6 +486,9 @@ fn vim_editing_with_syntax_colours_matches_tmux() {
     p.type_str(":syntax on\r");
     p.compare_text("vim after typing and :syntax on", has("print('漢字"));
     p.compare_style("vim with syntax colours");
+    let coloured =
+        p.tty.screen().lines.iter().flat_map(|l| &l.cells).any(|c| c.fg != Color::Default);
+    assert!(coloured, "syntax highlighting is on, so the colour comparison is not of defaults");
     // Resize in the middle of the edit: vim redraws for the new size on both sides.
     p.resize(Size::new(44, 10));
     p.compare_text("vim after resize", |l: &[String]| {
@@ -505,7 +527,8 @@ fn htop_static_rows_match_tmux() {
         ours.lines[last].cells.iter().any(|c| c.bg != Color::Default),
         "the bar is coloured, so the comparison is not of blanks"
     );
-    p.compare_style_rows("htop function-key bar", &ours, &theirs, last..last + 1);
+    let diffs = style_diffs(&ours, &theirs, last..last + 1);
+    assert!(diffs.is_empty(), "htop function-key bar: styles differ\n{}", diffs.join("\n"));
 }
 
 /// Keys typed into `corral attach` reach the program byte for byte: the recorder fixture puts its
