@@ -43,7 +43,7 @@ fn sh_quote(s: &str) -> String {
 /// The same program, run by corral (as an agent profile, seen through `corral attach` in a Tty)
 /// and by tmux (a private server on its own socket), at the same size.
 struct Pair {
-    _env: Env,
+    env: Env,
     tty: Tty,
     socket: String,
     size: Size,
@@ -82,7 +82,7 @@ impl Pair {
             &socket,
             &["resize-window", "-x", &size.cols.to_string(), "-y", &size.rows.to_string()],
         );
-        Pair { _env: env, tty, socket, size }
+        Pair { env, tty, socket, size }
     }
 
     fn tmux(&self, args: &[&str]) -> String {
@@ -440,6 +440,11 @@ fn cat_of_unicode_matches_tmux() {
     let screen = p.compare_text("cat of a Unicode file", has("last"));
     assert!(screen.iter().any(|l| l.contains("emoji: 😀🎉👍 done")), "{screen:?}");
     assert!(screen.iter().any(|l| l.contains("e\u{301} a\u{308}")), "{screen:?}");
+    // `corral tail --plain` reads the server's screen directly: the same rows as attach shows.
+    let tail = p.env.tail("cat");
+    let shown: Vec<&str> = screen.iter().map(String::as_str).filter(|l| !l.is_empty()).collect();
+    let tailed: Vec<&str> = tail.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(tailed, shown, "tail --plain and attach agree");
     p.compare_style("cat of a Unicode file");
 }
 
@@ -456,7 +461,10 @@ fn less_paging_a_long_file_matches_tmux() {
     p.compare_text("less first page", has("line 014"));
     p.keys(" ");
     p.compare_text("less second page", has("line 028"));
-    p.keys(" ");
+    // The second page-down goes through `corral send` rather than the attached terminal: the
+    // server's own key path must give less the same input.
+    p.env.ok(&["send", "less", " ", "--no-enter"]);
+    p.tmux(&["send-keys", "-t", "0", "-l", " "]);
     let screen = p.compare_text("less third page", has("line 042"));
     assert!(screen[0].contains("line 029"), "paged twice: {screen:?}");
     p.compare_style("less third page");
