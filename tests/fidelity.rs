@@ -677,7 +677,10 @@ fn vttest_frame_matches_tmux_and_autowrap_matches_vttest() {
     }
     // Here tmux is the one that is wrong: vttest says "the left/right margins should have
     // letters in order", one upper/lower pair per row, and tmux (3.3a) breaks every fourth
-    // pair over two rows (N/n, R/r, V/v, Z/z), so its screen scrolls further. Our screen is
+    // pair over two rows (N/n, R/r, V/v, Z/z), so its screen scrolls further. Those are the
+    // rows vttest draws as "tab to right margin": the capital at the last column, BS BS HT HT,
+    // then the small letter, which must land on the last column of the same row (HT stops at
+    // the right margin) where tmux wraps it to the next row. Our screen is
     // checked against vttest's own statement of the right answer instead.
     p.settle("vttest autowrap screen", has("autowrap"));
     let screen = p.corral_text();
