@@ -74,8 +74,8 @@ impl Pair {
             .output()
             .unwrap();
         assert!(out.status.success(), "tmux: {}", String::from_utf8_lossy(&out.stderr));
-        // Keep the pane (and its last screen) if the program exits, and never shrink the
-        // window to a client: there is none.
+        // Keep the pane (and its last screen) if the program exits; no status line, so the pane
+        // has every row; and pin the window at the size given (there is no client to size it).
         tmux(&socket, &["set", "-g", "remain-on-exit", "on"]);
         tmux(&socket, &["set", "-g", "status", "off"]);
         tmux(
