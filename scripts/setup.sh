@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install what building and testing corral needs on a fresh Debian machine (idempotent).
-# Rust itself comes from rustup; git and a C compiler build the vendored libgit2.
+# Rust itself comes from rustup; git and a C compiler build the vendored libgit2. tmux, vim, less,
+# htop and vttest are the reference terminal and the programs tests/fidelity.rs compares in it.
 set -euo pipefail
 need=()
-for cmd in git cc make pkg-config tmux python3 npm; do
+for cmd in git cc make pkg-config tmux python3 npm vim less htop vttest; do
   command -v "$cmd" >/dev/null 2>&1 || need+=("$cmd")
 done
 if [ ${#need[@]} -gt 0 ]; then

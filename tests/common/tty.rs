@@ -75,12 +75,17 @@ impl Tty {
         screen.lines.iter().map(|l| l.text()).collect::<Vec<_>>().join("\n")
     }
 
-    /// Wait until the screen satisfies `pred`; `what` names the condition in the failure.
+    /// The whole screen with cells, for tests that compare colours and attributes.
+    pub fn screen(&self) -> corral::term::Screen {
+        self.emu.lock().unwrap().screen()
+    }
+
     /// The input modes the program left set on this terminal.
     pub fn modes(&self) -> corral::term::Modes {
         self.emu.lock().unwrap().modes()
     }
 
+    /// Wait until the screen satisfies `pred`; `what` names the condition in the failure.
     pub fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) {
         let deadline = Instant::now() + DEADLINE;
         loop {
