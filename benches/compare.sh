@@ -56,6 +56,26 @@ with open(f"{w}/color.txt", "w") as f:
             parts.append(f"\x1b[38;5;{c}m{random.choice(words)}\x1b[0m")
         s = " ".join(parts) + "\n"
         f.write(s); n += len(s)
+# Full-screen redraws on the alternate screen, as vim, htop or less draw.
+with open(f"{w}/alt.txt", "w") as f:
+    f.write("\x1b[?1049h")
+    n, frame = 0, 0
+    while n < mb * 1024 * 1024:
+        rows = [f"\x1b[{r + 1};1H\x1b[3{(r + frame) % 8}m{frame:06d} " + random.choice(words) * 11 + "\x1b[0m\x1b[K"
+                for r in range(40)]
+        s = "".join(rows)
+        f.write(s); n += len(s); frame += 1
+    f.write("\x1b[?1049l")
+# Ink-style redraws (Claude Code, Codex): each frame inside a synchronized update (mode 2026)
+# erases the previous 12 lines and writes them again.
+with open(f"{w}/sync.txt", "w") as f:
+    n, frame = 0, 0
+    while n < mb * 1024 * 1024:
+        erase = "" if frame == 0 else "\x1b[2K\x1b[1A" * 12 + "\x1b[2K\r"
+        body = "\r\n".join(f"\x1b[1m{frame:06d}\x1b[0m " + " ".join(random.choice(words) for _ in range(10))
+                             for _ in range(12))
+        s = "\x1b[?2026h" + erase + body + "\x1b[?2026l"
+        f.write(s); n += len(s); frame += 1
 with open(f"{w}/scroll.txt", "w") as f:
     for i in range(6000):
         f.write(f"{i:06d} " + "x" * 92 + "\n")
@@ -118,10 +138,10 @@ rate() { # bytes seconds baseline
   echo "scale=1; $1 / 1048576 / ($2 - $3)" | bc -l
 }
 declare -A R
-R[corral-plain]=-; R[tmux-plain]=-; R[corral-color]=-; R[tmux-color]=-
+for k in plain color alt sync; do R[corral-$k]=-; R[tmux-$k]=-; done
 corral_rss=-; tmux_rss=-; corral_cpu=-; tmux_cpu=-; corral_new_s=-; git_new_s=-
 "$BIN" server >/dev/null
-want ingest && for kind in plain color; do
+want ingest && for kind in plain color alt sync; do
   size=$(stat -c %s "$W/$kind.txt")
   for side in corral tmux; do
     base=$(for _ in $(seq "$RUNS"); do ${side}_ingest "$W/empty.txt"; done | median)
@@ -217,6 +237,8 @@ cat <<EOF
 | --- | --- | --- | --- |
 | ingest, plain text (MiB/s, higher is better) | ${R[corral-plain]} | ${R[tmux-plain]} | ≥ tmux |
 | ingest, 256-colour SGR text (MiB/s) | ${R[corral-color]} | ${R[tmux-color]} | ≥ tmux |
+| ingest, full-screen redraws on the alternate screen (MiB/s) | ${R[corral-alt]} | ${R[tmux-alt]} | ≥ tmux |
+| ingest, Ink-style synchronized redraws (MiB/s) | ${R[corral-sync]} | ${R[tmux-sync]} | ≥ tmux |
 | memory per agent, 5,000-line scrollback full (KiB) | $corral_rss | $tmux_rss | ≤ tmux |
 | server CPU, $AGENTS idle agents over 10 s (% of one core) | $corral_cpu | $tmux_cpu | < 1% |
 | \`new\` on a $FILES-file repository, worktree ready (s) | $corral_new_s | $git_new_s (git worktree add) | ≤ git |
