@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # corral against tmux and git, on this machine, in this run. Prints a Markdown table.
 #
-#   benches/compare.sh            # everything (a few minutes)
+#   benches/compare.sh            # everything (a few minutes): the table below, then the
+#                                 # keystroke-latency table (benches/latency.sh) and the
+#                                 # dashboard frame cost (examples/dashboard_frame.rs)
 #   QUICK=1 benches/compare.sh    # smaller inputs, for a smoke run
 #
 # Method (see docs/BENCHMARKS.md): release build; each side runs the same command in a 120x40
@@ -9,12 +11,14 @@
 # matching empty-input run subtracted (so worktree and session set-up are not counted as ingest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
+ORIG_HOME=$HOME
 RUNS=${RUNS:-3}
 MB=${MB:-40}
 FILES=${FILES:-20000}
 AGENTS=${AGENTS:-20}
 if [ -n "${QUICK:-}" ]; then RUNS=1; MB=8; FILES=2000; AGENTS=5; fi
-SECTIONS=${SECTIONS:-"ingest memory cpu new"}
+SECTIONS=${SECTIONS:-"ingest memory cpu new latency frame"}
 want() { case " $SECTIONS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 command -v tmux >/dev/null || { echo "tmux is needed (apt-get install tmux)" >&2; exit 1; }
@@ -245,3 +249,13 @@ cat <<EOF
 
 Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); $(tmux -V); $(git --version); $(date -u +%Y-%m-%d); inputs ${MB} MiB, $RUNS run(s) each, median.
 EOF
+
+if want latency; then
+  echo
+  HOME=$ORIG_HOME ROUNDS=${ROUNDS:-200} "$ROOT/benches/latency.sh"
+fi
+if want frame; then
+  echo
+  echo "Dashboard frame, 8 busy panes (budget < 4 ms CPU):"
+  (cd "$ROOT" && HOME=$ORIG_HOME cargo run --release --quiet --example dashboard_frame)
+fi
