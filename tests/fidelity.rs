@@ -596,6 +596,127 @@ fn keys_through_attach_reach_the_program_exactly() {
     }
 }
 
+/// The key recorder (tests/fixtures/keyrec.py) run as agent `rec` with `flags`, attached in a Tty
+/// at 80x24 once it says READY; gives the recorder's log too.
+fn recorder(dir: &Path, flags: &[&str]) -> (Env, Tty, PathBuf) {
+    let rec = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keyrec.py");
+    let log = dir.join("keys.hex");
+    let env = Env::new();
+    let mut argv = vec![toml_string(rec.to_str().unwrap()), toml_string(log.to_str().unwrap())];
+    argv.extend(flags.iter().map(|f| toml_string(f)));
+    env.write_config(&format!("[agents.rec]\ncommand = [\"python3\", {}]\n", argv.join(", ")));
+    env.ok(&["new", "--agent", "rec", "--name", "rec", "--detach", "--size", "80x24"]);
+    let tty = Tty::spawn(&env, &["attach", "rec"], Size::new(80, 24));
+    tty.wait_screen("READY");
+    (env, tty, log)
+}
+
+/// The bytes the recorder has read so far, waiting (up to `deadline`) until there are at least
+/// `want` of them.
+fn recorded(log: &Path, want: usize, deadline: Duration) -> Vec<u8> {
+    let end = Instant::now() + deadline;
+    loop {
+        let hex = std::fs::read_to_string(log).unwrap_or_default();
+        let got: Vec<u8> =
+            hex.split_whitespace().map(|h| u8::from_str_radix(h, 16).unwrap()).collect();
+        if got.len() >= want || Instant::now() >= end {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Type each input into the attach terminal and require the recorder to have read exactly the
+/// bytes typed so far, input by input.
+fn expect_each(tty: &mut Tty, log: &Path, inputs: &[(&str, &str)]) {
+    let mut expect = Vec::new();
+    for (what, bytes) in inputs {
+        tty.type_str(bytes);
+        expect.extend_from_slice(bytes.as_bytes());
+        let got = recorded(log, expect.len(), DEADLINE);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&expect),
+            "{what}: the program read other bytes than the terminal sent"
+        );
+    }
+}
+
+#[test]
+fn mouse_wheel_reaches_a_program_that_asked_for_the_mouse_as_sgr() {
+    if !need("mouse_input", &["python3"]) {
+        return;
+    }
+    let (_t, dir) = fixture_dir();
+    let (_env, mut tty, log) = recorder(&dir, &["--mouse"]);
+    // The program's mouse request is mirrored onto the terminal attach runs in, so a real
+    // terminal would send it wheel and button events, SGR-encoded.
+    wait_for("mouse reporting mirrored onto the attach terminal", || {
+        let m = tty.modes();
+        (m.mouse != corral::term::MouseMode::None && m.sgr_mouse).then_some(())
+    });
+    expect_each(
+        &mut tty,
+        &log,
+        &[
+            ("wheel up", "\x1b[<64;10;5M"),
+            ("wheel down", "\x1b[<65;10;5M"),
+            ("wheel up with Ctrl", "\x1b[<80;33;12M"),
+            ("left press", "\x1b[<0;1;1M"),
+            ("left release", "\x1b[<0;1;1m"),
+            ("wheel down at the bottom-right cell", "\x1b[<65;80;24M"),
+        ],
+    );
+}
+
+#[test]
+fn focus_in_and_out_reach_a_program_that_enabled_focus_events() {
+    if !need("focus_input", &["python3"]) {
+        return;
+    }
+    let (_t, dir) = fixture_dir();
+    let (_env, mut tty, log) = recorder(&dir, &["--focus"]);
+    wait_for("focus reporting mirrored onto the attach terminal", || {
+        tty.modes().focus_events.then_some(())
+    });
+    expect_each(
+        &mut tty,
+        &log,
+        &[("focus out", "\x1b[O"), ("focus in", "\x1b[I"), ("focus out again", "\x1b[O")],
+    );
+}
+
+#[test]
+fn a_ten_thousand_line_bracketed_paste_arrives_complete_and_in_order() {
+    if !need("big_paste", &["python3"]) {
+        return;
+    }
+    let (_t, dir) = fixture_dir();
+    let (_env, mut tty, log) = recorder(&dir, &["--paste"]);
+    wait_for("bracketed paste mirrored onto the attach terminal", || {
+        tty.modes().bracketed_paste.then_some(())
+    });
+    let lines: Vec<String> =
+        (1..=10_000).map(|i| format!("line {i:05} of the pasted text \u{6f22}")).collect();
+    let paste = format!("\x1b[200~{}\x1b[201~", lines.join("\n"));
+    tty.type_str(&paste);
+    let got = recorded(&log, paste.len(), Duration::from_secs(60));
+    assert_eq!(got.len(), paste.len(), "the paste arrived short (or long)");
+    let got = String::from_utf8(got).expect("the paste arrived as broken UTF-8");
+    let body = got
+        .strip_prefix("\x1b[200~")
+        .and_then(|b| b.strip_suffix("\x1b[201~"))
+        .expect("the paste markers did not frame the paste");
+    let got_lines: Vec<&str> = body.split('\n').collect();
+    assert_eq!(got_lines.len(), 10_000, "line count");
+    assert_eq!(got_lines[0], lines[0], "first line");
+    assert_eq!(got_lines[9_999], lines[9_999], "last line");
+    assert!(
+        got == paste,
+        "the paste arrived with the right length but other bytes (out of order?)"
+    );
+}
+
 #[test]
 fn wrapped_wide_lines_reflow_on_resize_like_tmux() {
     if !need("reflow", &["tmux"]) {
