@@ -137,13 +137,26 @@ impl Pair {
 
     /// Both screens settled on `what`, then compared line by line as text.
     fn compare_text(&self, what: &str, pred: impl Fn(&[String]) -> bool) -> Vec<String> {
+        self.compare_masked(what, pred, |l| l.to_string())
+    }
+
+    /// [`Pair::compare_text`], with each line passed through `mask` (on both sides) first, for
+    /// programs that draw volatile parts (clocks, durations, spinners).
+    fn compare_masked(
+        &self,
+        what: &str,
+        pred: impl Fn(&[String]) -> bool,
+        mask: impl Fn(&str) -> String,
+    ) -> Vec<String> {
         self.settle(what, &pred);
         // Each side settled on its own; one may still have a redraw to come that the other
         // already made, so agreement is awaited (with the deadline) rather than read once.
+        let masked =
+            |lines: Vec<String>| -> Vec<String> { lines.iter().map(|l| mask(l)).collect() };
         let deadline = Instant::now() + DEADLINE;
         loop {
-            let ours = self.corral_text();
-            let theirs = self.tmux_text();
+            let ours = masked(self.corral_text());
+            let theirs = masked(self.tmux_text());
             if ours == theirs {
                 return ours;
             }
@@ -812,4 +825,122 @@ fn vttest_frame_matches_tmux_and_autowrap_matches_vttest() {
     if theirs != screen {
         eprintln!("vttest autowrap: tmux differs (known tmux bug):\n{}", theirs.join("\n"));
     }
+}
+
+/// Masks what differs between two runs of an agent CLI for reasons that are not the terminal's:
+/// clock times ("5:04 AM", "17:04:33"), durations ("12s", "1.3s", "250ms", "1m 3s"), token
+/// counts, UUIDs (session ids), the spinner glyphs Claude Code cycles through at the start of its
+/// status line and the random verb after them ("Churned for 3s"). Each becomes a fixed placeholder of its own, so the rest of the row (and
+/// where the placeholder sits) must still match.
+fn mask_volatile(line: &str) -> String {
+    use std::sync::OnceLock;
+    static RULES: OnceLock<Vec<(regex::Regex, &'static str)>> = OnceLock::new();
+    let rules = RULES.get_or_init(|| {
+        [
+            (r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<uuid>"),
+            (r"\b\d{1,2}:\d{2}(:\d{2})?\s?([AaPp][Mm])?\b", "<time>"),
+            (r"\b(\d+h\s?)?(\d+m\s?)?\d+(\.\d+)?(ms|s)\b", "<dur>"),
+            (r"\b\d+(\.\d+)?k? tokens\b", "<tokens>"),
+            (r"^(\s*)[·✢✳✶✻✽*⏺●◐◓◑◒⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏•◦]", "$1<spin>"),
+            // The verb after the spinner is picked at random ("Churned for 3s", "Crunching…").
+            (r"^(\s*<spin> )\p{L}+( for |…)", "$1<verb>$2"),
+        ]
+        .into_iter()
+        .map(|(re, to)| (regex::Regex::new(re).unwrap(), to))
+        .collect()
+    });
+    let mut s = line.to_string();
+    for (re, to) in rules {
+        s = re.replace_all(&s, *to).into_owned();
+    }
+    s
+}
+
+#[test]
+fn mask_volatile_masks_clocks_durations_spinners_and_ids() {
+    assert_eq!(mask_volatile("✻ Churned for 12s · 5:04 AM"), "<spin> <verb> for <dur> · <time>");
+    assert_eq!(mask_volatile("  ✢ Crunching… (1.3s · 250ms)"), "  <spin> <verb>… (<dur> · <dur>)");
+    assert_eq!(mask_volatile("session 0b5c9a4e-1234-4abc-8def-0123456789ab"), "session <uuid>");
+    assert_eq!(mask_volatile("> say hi"), "> say hi");
+}
+
+/// `claude` run the same way under corral and tmux: the same HOME (onboarding done, an approved
+/// API key, `dir` trusted), the same environment, and the mock at `port` as its API. The
+/// variables tmux sets in its panes (TMUX, TERM_PROGRAM…) are removed, so Claude Code cannot
+/// tell the two terminals apart by them and draws the same thing.
+fn claude_argv(claude: &Path, home: &Path, dir: &Path, port: u16) -> Vec<String> {
+    let key = "sk-ant-corral-test-0123456789abcdefghij";
+    let claude_json = serde_json::json!({
+        "hasCompletedOnboarding": true,
+        "customApiKeyResponses": {"approved": [&key[key.len() - 20..]], "rejected": []},
+        "projects": {dir.display().to_string(): {"hasTrustDialogAccepted": true}}
+    });
+    std::fs::create_dir_all(home).unwrap();
+    std::fs::write(home.join(".claude.json"), claude_json.to_string()).unwrap();
+    [
+        "env",
+        "-u",
+        "TMUX",
+        "-u",
+        "TMUX_PANE",
+        "-u",
+        "TERM_PROGRAM",
+        "-u",
+        "TERM_PROGRAM_VERSION",
+        "-u",
+        "COLORTERM",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([
+        format!("HOME={}", home.display()),
+        format!("ANTHROPIC_BASE_URL=http://127.0.0.1:{port}"),
+        format!("ANTHROPIC_API_KEY={key}"),
+        "DISABLE_AUTOUPDATER=1".to_string(),
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1".to_string(),
+        claude.display().to_string(),
+        "--permission-mode".to_string(),
+        "default".to_string(),
+    ])
+    .collect()
+}
+
+#[test]
+fn claude_code_welcome_and_reply_match_tmux() {
+    let Some(claude) = common::live::find_agent_cli("claude") else {
+        eprintln!(
+            "SKIPPED claude_vs_tmux: no `claude` CLI (set CORRAL_TEST_AGENTS_BIN, put it on PATH, or run scripts/setup.sh to install it into .ci/agents)"
+        );
+        return;
+    };
+    if !need("claude_vs_tmux", &["tmux", "python3"]) {
+        return;
+    }
+    let (_t, root) = fixture_dir();
+    let dir = root.join("project");
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = common::live::free_port();
+    let script = serde_json::json!([{"text": "Hello from the mock: this is the reply both terminals must draw alike."}]);
+    std::fs::write(root.join("script.json"), script.to_string()).unwrap();
+    let _mock = common::live::Mock::start(
+        "mock_anthropic.py",
+        port,
+        &root.join("script.json"),
+        &root.join("mock.jsonl"),
+    );
+    let argv = claude_argv(&claude, &root.join("home"), &dir, port);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let mut p = Pair::start("claude", &dir, &argv, Size::new(100, 30));
+    let prompt_box = |l: &[String]| l.iter().any(|x| x.contains("? for shortcuts"));
+    p.compare_masked("the welcome screen", prompt_box, mask_volatile);
+    p.type_str("say hello");
+    p.settle("the prompt typed", has("say hello"));
+    p.keys("\r");
+    p.compare_masked(
+        "the reply, back at the prompt",
+        |l: &[String]| {
+            l.iter().any(|x| x.contains("both terminals must draw alike")) && prompt_box(l)
+        },
+        mask_volatile,
+    );
 }
