@@ -905,24 +905,29 @@ fn claude_argv(claude: &Path, home: &Path, dir: &Path, port: u16) -> Vec<String>
     .collect()
 }
 
-#[test]
-fn claude_code_welcome_and_reply_match_tmux() {
+/// The real Claude Code under corral and under tmux (agent and tmux socket named after `case`,
+/// which must differ between tests) at 100x30, both talking to one mock of the
+/// API that answers each turn with `script(project dir)`; None (after saying SKIPPED) when the
+/// CLI or tmux is missing. The guards keep the temporary directory and the mock alive.
+fn claude_pair(
+    case: &str,
+    script: impl Fn(&Path) -> serde_json::Value,
+) -> Option<(Pair, tempfile::TempDir, common::live::Mock)> {
     let Some(claude) = common::live::find_agent_cli("claude") else {
         eprintln!(
             "SKIPPED claude_vs_tmux: no `claude` CLI (set CORRAL_TEST_AGENTS_BIN, put it on PATH, or run scripts/setup.sh to install it into .ci/agents)"
         );
-        return;
+        return None;
     };
     if !need("claude_vs_tmux", &["tmux", "python3"]) {
-        return;
+        return None;
     }
-    let (_t, root) = fixture_dir();
+    let (t, root) = fixture_dir();
     let dir = root.join("project");
     std::fs::create_dir_all(&dir).unwrap();
     let port = common::live::free_port();
-    let script = serde_json::json!([{"text": "Hello from the mock: this is the reply both terminals must draw alike."}]);
-    std::fs::write(root.join("script.json"), script.to_string()).unwrap();
-    let _mock = common::live::Mock::start(
+    std::fs::write(root.join("script.json"), script(&dir).to_string()).unwrap();
+    let mock = common::live::Mock::start(
         "mock_anthropic.py",
         port,
         &root.join("script.json"),
@@ -930,17 +935,52 @@ fn claude_code_welcome_and_reply_match_tmux() {
     );
     let argv = claude_argv(&claude, &root.join("home"), &dir, port);
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let mut p = Pair::start("claude", &dir, &argv, Size::new(100, 30));
-    let prompt_box = |l: &[String]| l.iter().any(|x| x.contains("? for shortcuts"));
-    p.compare_masked("the welcome screen", prompt_box, mask_volatile);
+    let p = Pair::start(case, &dir, &argv, Size::new(100, 30));
+    Some((p, t, mock))
+}
+
+/// Claude Code's prompt box is up (its footer says how to get help).
+fn claude_prompt_box(l: &[String]) -> bool {
+    l.iter().any(|x| x.contains("? for shortcuts"))
+}
+
+#[test]
+fn claude_code_welcome_and_reply_match_tmux() {
+    let reply = "Hello from the mock: this is the reply both terminals must draw alike.";
+    let Some((mut p, _t, _mock)) =
+        claude_pair("claude-reply", |_| serde_json::json!([{ "text": reply }]))
+    else {
+        return;
+    };
+    p.compare_masked("the welcome screen", claude_prompt_box, mask_volatile);
     p.type_str("say hello");
     p.settle("the prompt typed", has("say hello"));
     p.keys("\r");
     p.compare_masked(
         "the reply, back at the prompt",
-        |l: &[String]| {
-            l.iter().any(|x| x.contains("both terminals must draw alike")) && prompt_box(l)
-        },
+        |l: &[String]| l.iter().any(|x| x.contains(reply)) && claude_prompt_box(l),
+        mask_volatile,
+    );
+}
+
+#[test]
+fn claude_code_permission_prompt_matches_tmux() {
+    let Some((mut p, _t, _mock)) = claude_pair("claude-permission", |dir| {
+        serde_json::json!([{
+            "text": "I will create the file.",
+            "tool": "Write",
+            "input": {"file_path": dir.join("hello.txt"), "content": "hello from the mock\n"}
+        }])
+    }) else {
+        return;
+    };
+    p.settle("the welcome screen", claude_prompt_box);
+    p.type_str("create hello.txt");
+    p.settle("the prompt typed", has("create hello.txt"));
+    p.keys("\r");
+    p.compare_masked(
+        "the permission prompt for the Write",
+        has("Do you want to create hello.txt?"),
         mask_volatile,
     );
 }
