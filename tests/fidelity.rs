@@ -984,3 +984,63 @@ fn claude_code_permission_prompt_matches_tmux() {
         mask_volatile,
     );
 }
+
+#[test]
+fn codex_trust_dialog_matches_tmux() {
+    let Some(codex) = common::live::find_agent_cli("codex") else {
+        eprintln!(
+            "SKIPPED codex_vs_tmux: no `codex` CLI (set CORRAL_TEST_AGENTS_BIN, put it on PATH, or run scripts/setup.sh to install it into .ci/agents)"
+        );
+        return;
+    };
+    if !need("codex_vs_tmux", &["tmux", "python3", "git"]) {
+        return;
+    }
+    let (_t, root) = fixture_dir();
+    // A fresh git repository nobody has trusted yet, so Codex asks.
+    let dir = root.join("project");
+    std::fs::create_dir_all(&dir).unwrap();
+    let git = Command::new("git").args(["init", "-q"]).current_dir(&dir).output().unwrap();
+    assert!(git.status.success(), "git init: {}", String::from_utf8_lossy(&git.stderr));
+    let port = common::live::free_port();
+    let script = serde_json::json!([{"text": "ok"}]);
+    std::fs::write(root.join("script.json"), script.to_string()).unwrap();
+    let _mock = common::live::Mock::start(
+        "mock_openai.py",
+        port,
+        &root.join("script.json"),
+        &root.join("mock.jsonl"),
+    );
+    // Codex offline, as in tests/codex.rs: a provider pointing at the mock.
+    let home = root.join("home");
+    std::fs::create_dir_all(home.join(".codex")).unwrap();
+    std::fs::write(
+        home.join(".codex/config.toml"),
+        format!(
+            "model = \"m\"\nmodel_provider = \"mock\"\napproval_policy = \"on-request\"\nsandbox_mode = \"read-only\"\n[model_providers.mock]\nname = \"mock\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\nenv_key = \"MOCK_KEY\"\n"
+        ),
+    )
+    .unwrap();
+    // As for Claude Code: tmux's pane variables removed, so Codex sees the same environment.
+    let home_var = format!("HOME={}", home.display());
+    let codex = codex.display().to_string();
+    let argv = [
+        "env",
+        "-u",
+        "TMUX",
+        "-u",
+        "TMUX_PANE",
+        "-u",
+        "TERM_PROGRAM",
+        "-u",
+        "TERM_PROGRAM_VERSION",
+        "-u",
+        "COLORTERM",
+        &home_var,
+        "MOCK_KEY=x",
+        &codex,
+        "--no-daemon",
+    ];
+    let p = Pair::start("codex-trust", &dir, &argv, Size::new(100, 30));
+    p.compare_masked("the trust dialog", has("Trust this folder?"), mask_volatile);
+}
