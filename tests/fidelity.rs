@@ -2,6 +2,8 @@
 //! and their screens must match cell by cell (text, and colours where tmux can tell us them).
 //! tmux is the reference terminal here; where it is the one that is wrong, the case says so.
 //! Each case is skipped (with the reason printed) when a program it needs is not installed.
+//! The agent CLIs (Claude Code, Codex) are compared too, offline against the mocks of their APIs,
+//! as text with volatile parts masked ([`mask_volatile`]); they are found like in tests/claude.rs.
 
 #![allow(clippy::unwrap_used)]
 
@@ -560,53 +562,27 @@ fn keys_through_attach_reach_the_program_exactly() {
         return;
     }
     let (_t, dir) = fixture_dir();
-    let rec = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keyrec.py");
-    let log = dir.join("keys.hex");
-    let env = Env::new();
-    env.write_config(&format!(
-        "[agents.rec]\ncommand = [\"python3\", {}, {}, \"--paste\"]\n",
-        toml_string(rec.to_str().unwrap()),
-        toml_string(log.to_str().unwrap())
-    ));
-    env.ok(&["new", "--agent", "rec", "--name", "rec", "--detach", "--size", "80x24"]);
-    let mut tty = Tty::spawn(&env, &["attach", "rec"], Size::new(80, 24));
-    tty.wait_screen("READY");
+    let (_env, mut tty, log) = recorder(&dir, &["--paste"]);
     // The program's bracketed-paste request is mirrored onto the terminal attach runs in, so a
     // real terminal would wrap pastes in the markers.
     wait_for("bracketed paste mirrored onto the attach terminal", || {
         tty.modes().bracketed_paste.then_some(())
     });
-    let keys: &[(&str, &[u8])] = &[
-        ("Shift+Enter (CSI u)", b"\x1b[13;2u"),
-        ("Shift+Enter (modifyOtherKeys)", b"\x1b[27;2;13~"),
-        ("Alt+Enter", b"\x1b\r"),
-        ("Home", b"\x1b[H"),
-        ("End", b"\x1b[F"),
-        ("Home (vt)", b"\x1b[1~"),
-        ("Ctrl+Left", b"\x1b[1;5D"),
-        ("Ctrl+Right", b"\x1b[1;5C"),
-        ("Ctrl+Up", b"\x1b[1;5A"),
-        ("Shift+Tab", b"\x1b[Z"),
-        ("bracketed paste", b"\x1b[200~pasted\ntext \xe6\xbc\xa2\x1b[201~"),
-        ("plain text", b"hi!"),
+    let keys: &[(&str, &str)] = &[
+        ("Shift+Enter (CSI u)", "\x1b[13;2u"),
+        ("Shift+Enter (modifyOtherKeys)", "\x1b[27;2;13~"),
+        ("Alt+Enter", "\x1b\r"),
+        ("Home", "\x1b[H"),
+        ("End", "\x1b[F"),
+        ("Home (vt)", "\x1b[1~"),
+        ("Ctrl+Left", "\x1b[1;5D"),
+        ("Ctrl+Right", "\x1b[1;5C"),
+        ("Ctrl+Up", "\x1b[1;5A"),
+        ("Shift+Tab", "\x1b[Z"),
+        ("bracketed paste", "\x1b[200~pasted\ntext \u{6f22}\x1b[201~"),
+        ("plain text", "hi!"),
     ];
-    let mut expect = String::new();
-    for (what, bytes) in keys {
-        tty.type_str(std::str::from_utf8(bytes).unwrap());
-        for b in *bytes {
-            expect.push_str(&format!("{b:02x} "));
-        }
-        let mut got = String::new();
-        let deadline = Instant::now() + DEADLINE;
-        while Instant::now() < deadline {
-            got = std::fs::read_to_string(&log).unwrap_or_default();
-            if got.len() >= expect.len() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert_eq!(got, expect, "{what}: the program read other bytes than were typed");
-    }
+    expect_each(&mut tty, &log, keys);
 }
 
 /// The key recorder (tests/fixtures/keyrec.py) run as agent `rec` with `flags`, attached in a Tty
