@@ -2,6 +2,8 @@
 //! and their screens must match cell by cell (text, and colours where tmux can tell us them).
 //! tmux is the reference terminal here; where it is the one that is wrong, the case says so.
 //! Each case is skipped (with the reason printed) when a program it needs is not installed.
+//! The agent CLIs (Claude Code, Codex) are compared too, offline against the mocks of their APIs,
+//! as text with volatile parts masked ([`mask_volatile`]); they are found like in tests/claude.rs.
 
 #![allow(clippy::unwrap_used)]
 
@@ -137,13 +139,26 @@ impl Pair {
 
     /// Both screens settled on `what`, then compared line by line as text.
     fn compare_text(&self, what: &str, pred: impl Fn(&[String]) -> bool) -> Vec<String> {
+        self.compare_masked(what, pred, |l| l.to_string())
+    }
+
+    /// [`Pair::compare_text`], with each line passed through `mask` (on both sides) first, for
+    /// programs that draw volatile parts (clocks, durations, spinners).
+    fn compare_masked(
+        &self,
+        what: &str,
+        pred: impl Fn(&[String]) -> bool,
+        mask: impl Fn(&str) -> String,
+    ) -> Vec<String> {
         self.settle(what, &pred);
         // Each side settled on its own; one may still have a redraw to come that the other
         // already made, so agreement is awaited (with the deadline) rather than read once.
+        let masked =
+            |lines: Vec<String>| -> Vec<String> { lines.iter().map(|l| mask(l)).collect() };
         let deadline = Instant::now() + DEADLINE;
         loop {
-            let ours = self.corral_text();
-            let theirs = self.tmux_text();
+            let ours = masked(self.corral_text());
+            let theirs = masked(self.tmux_text());
             if ours == theirs {
                 return ours;
             }
@@ -547,53 +562,148 @@ fn keys_through_attach_reach_the_program_exactly() {
         return;
     }
     let (_t, dir) = fixture_dir();
-    let rec = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keyrec.py");
-    let log = dir.join("keys.hex");
-    let env = Env::new();
-    env.write_config(&format!(
-        "[agents.rec]\ncommand = [\"python3\", {}, {}, \"--paste\"]\n",
-        toml_string(rec.to_str().unwrap()),
-        toml_string(log.to_str().unwrap())
-    ));
-    env.ok(&["new", "--agent", "rec", "--name", "rec", "--detach", "--size", "80x24"]);
-    let mut tty = Tty::spawn(&env, &["attach", "rec"], Size::new(80, 24));
-    tty.wait_screen("READY");
+    let (_env, mut tty, log) = recorder(&dir, &["--paste"]);
     // The program's bracketed-paste request is mirrored onto the terminal attach runs in, so a
     // real terminal would wrap pastes in the markers.
     wait_for("bracketed paste mirrored onto the attach terminal", || {
         tty.modes().bracketed_paste.then_some(())
     });
-    let keys: &[(&str, &[u8])] = &[
-        ("Shift+Enter (CSI u)", b"\x1b[13;2u"),
-        ("Shift+Enter (modifyOtherKeys)", b"\x1b[27;2;13~"),
-        ("Alt+Enter", b"\x1b\r"),
-        ("Home", b"\x1b[H"),
-        ("End", b"\x1b[F"),
-        ("Home (vt)", b"\x1b[1~"),
-        ("Ctrl+Left", b"\x1b[1;5D"),
-        ("Ctrl+Right", b"\x1b[1;5C"),
-        ("Ctrl+Up", b"\x1b[1;5A"),
-        ("Shift+Tab", b"\x1b[Z"),
-        ("bracketed paste", b"\x1b[200~pasted\ntext \xe6\xbc\xa2\x1b[201~"),
-        ("plain text", b"hi!"),
+    let keys: &[(&str, &str)] = &[
+        ("Shift+Enter (CSI u)", "\x1b[13;2u"),
+        ("Shift+Enter (modifyOtherKeys)", "\x1b[27;2;13~"),
+        ("Alt+Enter", "\x1b\r"),
+        ("Home", "\x1b[H"),
+        ("End", "\x1b[F"),
+        ("Home (vt)", "\x1b[1~"),
+        ("Ctrl+Left", "\x1b[1;5D"),
+        ("Ctrl+Right", "\x1b[1;5C"),
+        ("Ctrl+Up", "\x1b[1;5A"),
+        ("Shift+Tab", "\x1b[Z"),
+        ("bracketed paste", "\x1b[200~pasted\ntext \u{6f22}\x1b[201~"),
+        ("plain text", "hi!"),
     ];
-    let mut expect = String::new();
-    for (what, bytes) in keys {
-        tty.type_str(std::str::from_utf8(bytes).unwrap());
-        for b in *bytes {
-            expect.push_str(&format!("{b:02x} "));
+    expect_each(&mut tty, &log, keys);
+}
+
+/// The key recorder (tests/fixtures/keyrec.py) run as agent `rec` with `flags`, attached in a Tty
+/// at 80x24 once it says READY; gives the recorder's log too.
+fn recorder(dir: &Path, flags: &[&str]) -> (Env, Tty, PathBuf) {
+    let rec = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keyrec.py");
+    let log = dir.join("keys.hex");
+    let env = Env::new();
+    let mut argv = vec![toml_string(rec.to_str().unwrap()), toml_string(log.to_str().unwrap())];
+    argv.extend(flags.iter().map(|f| toml_string(f)));
+    env.write_config(&format!("[agents.rec]\ncommand = [\"python3\", {}]\n", argv.join(", ")));
+    env.ok(&["new", "--agent", "rec", "--name", "rec", "--detach", "--size", "80x24"]);
+    let tty = Tty::spawn(&env, &["attach", "rec"], Size::new(80, 24));
+    tty.wait_screen("READY");
+    (env, tty, log)
+}
+
+/// The bytes the recorder has read so far, waiting (up to `deadline`) until there are at least
+/// `want` of them.
+fn recorded(log: &Path, want: usize, deadline: Duration) -> Vec<u8> {
+    let end = Instant::now() + deadline;
+    loop {
+        let hex = std::fs::read_to_string(log).unwrap_or_default();
+        let got: Vec<u8> =
+            hex.split_whitespace().map(|h| u8::from_str_radix(h, 16).unwrap()).collect();
+        if got.len() >= want || Instant::now() >= end {
+            return got;
         }
-        let mut got = String::new();
-        let deadline = Instant::now() + DEADLINE;
-        while Instant::now() < deadline {
-            got = std::fs::read_to_string(&log).unwrap_or_default();
-            if got.len() >= expect.len() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert_eq!(got, expect, "{what}: the program read other bytes than were typed");
+        std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Type each input into the attach terminal and require the recorder to have read exactly the
+/// bytes typed so far, input by input.
+fn expect_each(tty: &mut Tty, log: &Path, inputs: &[(&str, &str)]) {
+    let mut expect = Vec::new();
+    for (what, bytes) in inputs {
+        tty.type_str(bytes);
+        expect.extend_from_slice(bytes.as_bytes());
+        let got = recorded(log, expect.len(), DEADLINE);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&expect),
+            "{what}: the program read other bytes than the terminal sent"
+        );
+    }
+}
+
+#[test]
+fn mouse_wheel_reaches_a_program_that_asked_for_the_mouse_as_sgr() {
+    if !need("mouse_input", &["python3"]) {
+        return;
+    }
+    let (_t, dir) = fixture_dir();
+    let (_env, mut tty, log) = recorder(&dir, &["--mouse"]);
+    // The program's mouse request is mirrored onto the terminal attach runs in, so a real
+    // terminal would send it wheel and button events, SGR-encoded.
+    wait_for("mouse reporting mirrored onto the attach terminal", || {
+        let m = tty.modes();
+        (m.mouse != corral::term::MouseMode::None && m.sgr_mouse).then_some(())
+    });
+    expect_each(
+        &mut tty,
+        &log,
+        &[
+            ("wheel up", "\x1b[<64;10;5M"),
+            ("wheel down", "\x1b[<65;10;5M"),
+            ("wheel up with Ctrl", "\x1b[<80;33;12M"),
+            ("left press", "\x1b[<0;1;1M"),
+            ("left release", "\x1b[<0;1;1m"),
+            ("wheel down at the bottom-right cell", "\x1b[<65;80;24M"),
+        ],
+    );
+}
+
+#[test]
+fn focus_in_and_out_reach_a_program_that_enabled_focus_events() {
+    if !need("focus_input", &["python3"]) {
+        return;
+    }
+    let (_t, dir) = fixture_dir();
+    let (_env, mut tty, log) = recorder(&dir, &["--focus"]);
+    wait_for("focus reporting mirrored onto the attach terminal", || {
+        tty.modes().focus_events.then_some(())
+    });
+    expect_each(
+        &mut tty,
+        &log,
+        &[("focus out", "\x1b[O"), ("focus in", "\x1b[I"), ("focus out again", "\x1b[O")],
+    );
+}
+
+#[test]
+fn a_ten_thousand_line_bracketed_paste_arrives_complete_and_in_order() {
+    if !need("big_paste", &["python3"]) {
+        return;
+    }
+    let (_t, dir) = fixture_dir();
+    let (_env, mut tty, log) = recorder(&dir, &["--paste"]);
+    wait_for("bracketed paste mirrored onto the attach terminal", || {
+        tty.modes().bracketed_paste.then_some(())
+    });
+    let lines: Vec<String> =
+        (1..=10_000).map(|i| format!("line {i:05} of the pasted text \u{6f22}")).collect();
+    let paste = format!("\x1b[200~{}\x1b[201~", lines.join("\n"));
+    tty.type_str(&paste);
+    let got = recorded(&log, paste.len(), Duration::from_secs(60));
+    assert_eq!(got.len(), paste.len(), "the paste arrived short (or long)");
+    let got = String::from_utf8(got).expect("the paste arrived as broken UTF-8");
+    let body = got
+        .strip_prefix("\x1b[200~")
+        .and_then(|b| b.strip_suffix("\x1b[201~"))
+        .expect("the paste markers did not frame the paste");
+    let got_lines: Vec<&str> = body.split('\n').collect();
+    assert_eq!(got_lines.len(), 10_000, "line count");
+    assert_eq!(got_lines[0], lines[0], "first line");
+    assert_eq!(got_lines[9_999], lines[9_999], "last line");
+    assert!(
+        got == paste,
+        "the paste arrived with the right length but other bytes (out of order?)"
+    );
 }
 
 #[test]
@@ -691,4 +801,222 @@ fn vttest_frame_matches_tmux_and_autowrap_matches_vttest() {
     if theirs != screen {
         eprintln!("vttest autowrap: tmux differs (known tmux bug):\n{}", theirs.join("\n"));
     }
+}
+
+/// Masks what differs between two runs of an agent CLI for reasons that are not the terminal's:
+/// clock times ("5:04 AM", "17:04:33"), durations ("12s", "1.3s", "250ms", "1m 3s"), token
+/// counts, UUIDs (session ids), the spinner glyphs Claude Code cycles through at the start of its
+/// status line and the random verb after them ("Churned for 3s"). Each becomes a fixed placeholder of its own, so the rest of the row (and
+/// where the placeholder sits) must still match.
+fn mask_volatile(line: &str) -> String {
+    use std::sync::OnceLock;
+    static RULES: OnceLock<Vec<(regex::Regex, &'static str)>> = OnceLock::new();
+    let rules = RULES.get_or_init(|| {
+        [
+            (r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<uuid>"),
+            (r"\b\d{1,2}:\d{2}(:\d{2})?\s?([AaPp][Mm])?\b", "<time>"),
+            (r"\b(\d+h\s?)?(\d+m\s?)?\d+(\.\d+)?(ms|s)\b", "<dur>"),
+            (r"\b\d+(\.\d+)?k? tokens\b", "<tokens>"),
+            (r"^(\s*)[·✢✳✶✻✽*⏺●◐◓◑◒⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏•◦]", "$1<spin>"),
+            // The verb after the spinner is picked at random ("Churned for 3s", "Crunching…").
+            (r"^(\s*<spin> )\p{L}+( for |…)", "$1<verb>$2"),
+        ]
+        .into_iter()
+        .map(|(re, to)| (regex::Regex::new(re).unwrap(), to))
+        .collect()
+    });
+    let mut s = line.to_string();
+    for (re, to) in rules {
+        s = re.replace_all(&s, *to).into_owned();
+    }
+    s
+}
+
+#[test]
+fn mask_volatile_masks_clocks_durations_spinners_and_ids() {
+    assert_eq!(mask_volatile("✻ Churned for 12s · 5:04 AM"), "<spin> <verb> for <dur> · <time>");
+    assert_eq!(mask_volatile("  ✢ Crunching… (1.3s · 250ms)"), "  <spin> <verb>… (<dur> · <dur>)");
+    assert_eq!(mask_volatile("session 0b5c9a4e-1234-4abc-8def-0123456789ab"), "session <uuid>");
+    assert_eq!(mask_volatile("> say hi"), "> say hi");
+}
+
+/// `claude` run the same way under corral and tmux: the same HOME (onboarding done, an approved
+/// API key, `dir` trusted), the same environment, and the mock at `port` as its API. The
+/// variables tmux sets in its panes (TMUX, TERM_PROGRAM…) are removed, so Claude Code cannot
+/// tell the two terminals apart by them and draws the same thing.
+fn claude_argv(claude: &Path, home: &Path, dir: &Path, port: u16) -> Vec<String> {
+    let key = "sk-ant-corral-test-0123456789abcdefghij";
+    let claude_json = serde_json::json!({
+        "hasCompletedOnboarding": true,
+        "customApiKeyResponses": {"approved": [&key[key.len() - 20..]], "rejected": []},
+        "projects": {dir.display().to_string(): {"hasTrustDialogAccepted": true}}
+    });
+    std::fs::create_dir_all(home).unwrap();
+    std::fs::write(home.join(".claude.json"), claude_json.to_string()).unwrap();
+    [
+        "env",
+        "-u",
+        "TMUX",
+        "-u",
+        "TMUX_PANE",
+        "-u",
+        "TERM_PROGRAM",
+        "-u",
+        "TERM_PROGRAM_VERSION",
+        "-u",
+        "COLORTERM",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([
+        format!("HOME={}", home.display()),
+        format!("ANTHROPIC_BASE_URL=http://127.0.0.1:{port}"),
+        format!("ANTHROPIC_API_KEY={key}"),
+        "DISABLE_AUTOUPDATER=1".to_string(),
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1".to_string(),
+        claude.display().to_string(),
+        "--permission-mode".to_string(),
+        "default".to_string(),
+    ])
+    .collect()
+}
+
+/// The real Claude Code under corral and under tmux (agent and tmux socket named after `case`,
+/// which must differ between tests) at 100x30, both talking to one mock of the
+/// API that answers each turn with `script(project dir)`; None (after saying SKIPPED) when the
+/// CLI or tmux is missing. The guards keep the temporary directory and the mock alive.
+fn claude_pair(
+    case: &str,
+    script: impl Fn(&Path) -> serde_json::Value,
+) -> Option<(Pair, tempfile::TempDir, common::live::Mock)> {
+    let Some(claude) = common::live::find_agent_cli("claude") else {
+        eprintln!(
+            "SKIPPED claude_vs_tmux: no `claude` CLI (set CORRAL_TEST_AGENTS_BIN, put it on PATH, or run scripts/setup.sh to install it into .ci/agents)"
+        );
+        return None;
+    };
+    if !need("claude_vs_tmux", &["tmux", "python3"]) {
+        return None;
+    }
+    let (t, root) = fixture_dir();
+    let dir = root.join("project");
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = common::live::free_port();
+    std::fs::write(root.join("script.json"), script(&dir).to_string()).unwrap();
+    let mock = common::live::Mock::start(
+        "mock_anthropic.py",
+        port,
+        &root.join("script.json"),
+        &root.join("mock.jsonl"),
+    );
+    let argv = claude_argv(&claude, &root.join("home"), &dir, port);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let p = Pair::start(case, &dir, &argv, Size::new(100, 30));
+    Some((p, t, mock))
+}
+
+/// Claude Code's prompt box is up (its footer says how to get help).
+fn claude_prompt_box(l: &[String]) -> bool {
+    l.iter().any(|x| x.contains("? for shortcuts"))
+}
+
+#[test]
+fn claude_code_welcome_and_reply_match_tmux() {
+    let reply = "Hello from the mock: this is the reply both terminals must draw alike.";
+    let Some((mut p, _t, _mock)) =
+        claude_pair("claude-reply", |_| serde_json::json!([{ "text": reply }]))
+    else {
+        return;
+    };
+    p.compare_masked("the welcome screen", claude_prompt_box, mask_volatile);
+    p.type_str("say hello");
+    p.settle("the prompt typed", has("say hello"));
+    p.keys("\r");
+    p.compare_masked(
+        "the reply, back at the prompt",
+        |l: &[String]| l.iter().any(|x| x.contains(reply)) && claude_prompt_box(l),
+        mask_volatile,
+    );
+}
+
+#[test]
+fn claude_code_permission_prompt_matches_tmux() {
+    let Some((mut p, _t, _mock)) = claude_pair("claude-permission", |dir| {
+        serde_json::json!([{
+            "text": "I will create the file.",
+            "tool": "Write",
+            "input": {"file_path": dir.join("hello.txt"), "content": "hello from the mock\n"}
+        }])
+    }) else {
+        return;
+    };
+    p.settle("the welcome screen", claude_prompt_box);
+    p.type_str("create hello.txt");
+    p.settle("the prompt typed", has("create hello.txt"));
+    p.keys("\r");
+    p.compare_masked(
+        "the permission prompt for the Write",
+        has("Do you want to create hello.txt?"),
+        mask_volatile,
+    );
+}
+
+#[test]
+fn codex_trust_dialog_matches_tmux() {
+    let Some(codex) = common::live::find_agent_cli("codex") else {
+        eprintln!(
+            "SKIPPED codex_vs_tmux: no `codex` CLI (set CORRAL_TEST_AGENTS_BIN, put it on PATH, or run scripts/setup.sh to install it into .ci/agents)"
+        );
+        return;
+    };
+    if !need("codex_vs_tmux", &["tmux", "python3", "git"]) {
+        return;
+    }
+    let (_t, root) = fixture_dir();
+    // A fresh git repository nobody has trusted yet, so Codex asks.
+    let dir = root.join("project");
+    std::fs::create_dir_all(&dir).unwrap();
+    let git = Command::new("git").args(["init", "-q"]).current_dir(&dir).output().unwrap();
+    assert!(git.status.success(), "git init: {}", String::from_utf8_lossy(&git.stderr));
+    let port = common::live::free_port();
+    let script = serde_json::json!([{"text": "ok"}]);
+    std::fs::write(root.join("script.json"), script.to_string()).unwrap();
+    let _mock = common::live::Mock::start(
+        "mock_openai.py",
+        port,
+        &root.join("script.json"),
+        &root.join("mock.jsonl"),
+    );
+    // Codex offline, as in tests/codex.rs: a provider pointing at the mock.
+    let home = root.join("home");
+    std::fs::create_dir_all(home.join(".codex")).unwrap();
+    std::fs::write(
+        home.join(".codex/config.toml"),
+        format!(
+            "model = \"m\"\nmodel_provider = \"mock\"\napproval_policy = \"on-request\"\nsandbox_mode = \"read-only\"\n[model_providers.mock]\nname = \"mock\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\nenv_key = \"MOCK_KEY\"\n"
+        ),
+    )
+    .unwrap();
+    // As for Claude Code: tmux's pane variables removed, so Codex sees the same environment.
+    let home_var = format!("HOME={}", home.display());
+    let codex = codex.display().to_string();
+    let argv = [
+        "env",
+        "-u",
+        "TMUX",
+        "-u",
+        "TMUX_PANE",
+        "-u",
+        "TERM_PROGRAM",
+        "-u",
+        "TERM_PROGRAM_VERSION",
+        "-u",
+        "COLORTERM",
+        &home_var,
+        "MOCK_KEY=x",
+        &codex,
+        "--no-daemon",
+    ];
+    let p = Pair::start("codex-trust", &dir, &argv, Size::new(100, 30));
+    p.compare_masked("the trust dialog", has("Trust this folder?"), mask_volatile);
 }
