@@ -42,7 +42,6 @@ pub struct PaneState {
 }
 
 pub enum PaneCmd {
-    Write(Vec<u8>),
     Resize(Size),
     Screen(oneshot::Sender<Screen>),
     /// The screen's rows as text only (cheaper than a [`Screen`]; for status rules).
@@ -285,9 +284,6 @@ impl Pane {
 
     fn command(&mut self, cmd: PaneCmd) {
         match cmd {
-            PaneCmd::Write(bytes) => {
-                let _ = self.writes.send(bytes);
-            }
             PaneCmd::Resize(size) => {
                 if size != self.emulator.size() {
                     if let Err(e) = self.control.resize(size) {
