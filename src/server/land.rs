@@ -207,8 +207,26 @@ impl Session {
     }
 
     /// The agent, if it exists and is not starting, stopping or being merged.
-    fn ready_agent(&self, target: &Target) -> Result<super::AgentRecord, String> {
-        Ok(self.ready(target)?.rec.clone())
+    /// Take a ready agent for a merge or sync (marking it busy), or answer why not and free the
+    /// repository's landing queue.
+    fn claim(
+        &mut self,
+        target: &Target,
+        reply: oneshot::Sender<Outcome>,
+    ) -> Option<(Key, super::AgentRecord, oneshot::Sender<Outcome>)> {
+        let key: Key = (target.repo.clone(), target.name.clone());
+        let rec = match self.ready(target) {
+            Ok(a) => a.rec.clone(),
+            Err(e) => {
+                let _ = reply.send(err(e));
+                self.land_done(&key.0);
+                return None;
+            }
+        };
+        if let Some(a) = self.agents.get_mut(&key) {
+            a.phase = Phase::Busy;
+        }
+        Some((key, rec, reply))
     }
 
     pub(super) fn merge(
@@ -251,18 +269,7 @@ impl Session {
         message: Option<String>,
         reply: oneshot::Sender<Outcome>,
     ) {
-        let key: Key = (target.repo.clone(), target.name.clone());
-        let rec = match self.ready_agent(&target) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = reply.send(err(e));
-                self.land_done(&key.0);
-                return;
-            }
-        };
-        if let Some(a) = self.agents.get_mut(&key) {
-            a.phase = Phase::Busy;
-        }
+        let Some((key, rec, reply)) = self.claim(&target, reply) else { return };
         let work_rec = rec.clone();
         off_session(
             &self.tx,
@@ -381,18 +388,7 @@ impl Session {
     }
 
     fn sync_now(&mut self, target: Target, reply: oneshot::Sender<Outcome>) {
-        let key: Key = (target.repo.clone(), target.name.clone());
-        let rec = match self.ready_agent(&target) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = reply.send(err(e));
-                self.land_done(&key.0);
-                return;
-            }
-        };
-        if let Some(a) = self.agents.get_mut(&key) {
-            a.phase = Phase::Busy;
-        }
+        let Some((key, rec, reply)) = self.claim(&target, reply) else { return };
         off_session(
             &self.tx,
             move || {
