@@ -166,6 +166,7 @@ impl AlacrittyEmulator {
         let hot = scrollback.min(HOT_LINES);
         let mut term = Term::new(config, &grid_dims(size), events.clone());
         set_history_limit(&mut term, hot, true);
+        presize_storage(&mut term);
         AlacrittyEmulator {
             term,
             parser: Processor::new(),
@@ -302,8 +303,9 @@ impl Emulator for AlacrittyEmulator {
 
     fn trim_memory(&mut self) {
         // Alacritty grows its row storage a thousand rows at a time and keeps rows it no longer
-        // shows as a cache; for a 120-column pane that is ~3 MiB per agent doing nothing.
-        self.term.grid_mut().truncate();
+        // shows as a cache (a resize can grow it again); for a 120-column pane that is ~3 MiB
+        // per agent doing nothing. A plain truncate would let the next scroll grow it again.
+        presize_storage(&mut self.term);
     }
 
     fn sync_deadline(&self) -> Option<Instant> {
@@ -344,6 +346,7 @@ impl Emulator for AlacrittyEmulator {
         set_history_limit(&mut self.term, cap, false);
         self.term.resize(dims);
         set_history_limit(&mut self.term, cap, true);
+        presize_storage(&mut self.term);
         let history = (self.term.grid().history_size() + self.cold.len()) as u64;
         let row = self.cursor_row() as u64;
         let top = self.num.hw.saturating_sub(row).max(history);
@@ -499,6 +502,32 @@ impl Numbering {
 
 /// Give the active grid `cap` lines of history, plus headroom when `headroom` (so the next parser
 /// call cannot hit the limit and scroll uncounted lines away). Lines beyond the cap are dropped.
+/// Give the primary grid's row storage exactly the rows its history limit can ever use.
+///
+/// Alacritty grows that storage at least 1,000 rows at a time the first time a line scrolls into
+/// the history, and never gives the spare rows back on its own: for a 120-column pane that is
+/// ~2.3 MiB per agent that nothing uses, since our grid history stops at `HOT_LINES` plus the
+/// headroom. So the growth is done once here, the rows beyond the limit are dropped, and the
+/// history is emptied again: later scrolls find every row they need already there and never grow
+/// the storage again (until a resize adds screen rows). The rows dropped are freed at once, so
+/// the allocator hands them to the next agent instead of keeping them per agent.
+///
+/// The history lines there are stay as they are: the rows added for the growth are blank, sit
+/// beyond the oldest line, and are dropped again before anything reads them. Only the primary
+/// grid grows a history; on the alternate screen this waits for the idle trim after it.
+fn presize_storage(term: &mut Term<Listener>) {
+    if term.mode().contains(TermMode::ALT_SCREEN) {
+        return;
+    }
+    let grid = term.grid_mut();
+    let history = grid.history_size();
+    grid.initialize_all();
+    let limit = grid.history_size();
+    grid.truncate();
+    grid.update_history(history);
+    grid.update_history(limit);
+}
+
 /// Move the primary grid's history lines beyond `cap` (the oldest) into the cold store, before a
 /// limit drops them. Does nothing on the alternate screen, whose lines never become history.
 fn spill(term: &mut Term<Listener>, cold: &mut ColdStore, cap: usize, cols: usize) {
@@ -1285,6 +1314,39 @@ mod tests {
         let last10 = e.lines(10);
         assert_eq!(last10.len(), 10 + 24);
         assert_eq!(last10[0].text(), format!("line {}", 20_000 - 10 - 23));
+    }
+
+    #[test]
+    fn giving_back_memory_keeps_every_line_and_number() {
+        // At every fill level of the grid's history (none, below the hot part, in the headroom,
+        // spilled to the cold store), trimming the row storage must not change what readers see,
+        // and lines written after it must be numbered on from before.
+        for n in [0usize, 5, 60, 130, 200, 700] {
+            let mut e = AlacrittyEmulator::new(Size::new(30, 8), 500);
+            let mut p = Poller::new();
+            for i in 0..n {
+                e.feed(format!("line {i}\r\n").as_bytes());
+                p.poll(&e);
+            }
+            let before: Vec<String> = e.lines(usize::MAX).iter().map(Line::text).collect();
+            e.trim_memory();
+            let after: Vec<String> = e.lines(usize::MAX).iter().map(Line::text).collect();
+            assert_eq!(before, after, "{n} lines: trimming changed the scrollback");
+            for i in n..n + 300 {
+                e.feed(format!("line {i}\r\n").as_bytes());
+                if i % 50 == 0 {
+                    e.trim_memory();
+                }
+                p.poll(&e);
+            }
+            assert_eq!(p.seen.len(), n + 300, "{n} lines: every line reported once");
+            for (i, (num, text)) in p.seen.iter().enumerate() {
+                assert_eq!((*num, text.as_str()), (i as u64, format!("line {i}").as_str()));
+            }
+            let all = e.lines(usize::MAX);
+            assert_eq!(all[all.len() - 2].text(), format!("line {}", n + 299));
+            assert_eq!(all[0].text(), format!("line {}", (n + 300).saturating_sub(500 + 7)));
+        }
     }
 
     #[test]
