@@ -1,21 +1,25 @@
 //! One agent's terminal: a process in a PTY and the emulator that keeps its screen.
 //!
-//! A pane is a thread that is the only owner of its emulator, addressed by [`PaneCmd`] through a
-//! [`PaneHandle`]. Two helper threads feed it: a reader that turns PTY output into messages (a bounded
-//! channel, so a flood of output waits for the emulator instead of growing memory) and a waiter that
-//! reports the exit. Writes to the PTY go through a third thread, so a program that stops reading its
-//! input can never stall its own output. Terminal queries are answered here, with or without clients.
-//! Changes are published on a `watch` channel: subscribers see the latest state, never a queue.
+//! The emulator sits behind a mutex shared by the pane's threads and its handles. The reader
+//! thread feeds PTY output into it as soon as it arrives (no hop to another thread, and a flood
+//! waits for the emulator instead of growing memory); handles read screens and lines from it
+//! directly, so an attached client's frame is one lock away from the echo that caused it. The pane
+//! thread keeps time: synchronized-update deadlines, memory trims, the kill grace and publishing
+//! the exit; a waiter thread reports the exit to it. Writes to the PTY go through a writer thread, so
+//! a program that stops reading its input can never stall its own output. Terminal queries are
+//! answered here, with or without clients. Changes are published on a `watch` channel: subscribers
+//! see the latest state, never a queue.
 
 use std::io::{Read, Write};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use super::pty::{PtyHost, SpawnSpec, Spawned};
-use crate::term::{Emulator, Line, Modes, NumberedLine, Screen, Size};
+use super::pty::{PtyControl, PtyHost, SpawnSpec, Spawned};
+use crate::term::{Emulator, Feedback, Line, Modes, NumberedLine, Screen, Size};
 
 /// How long after the process ends the pane waits for its last output before publishing the exit.
 const EXIT_DRAIN: Duration = Duration::from_millis(300);
@@ -23,6 +27,9 @@ const EXIT_DRAIN: Duration = Duration::from_millis(300);
 const TRIM_AFTER: Duration = Duration::from_secs(1);
 /// How long a stopped process gets after SIGHUP before SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(3);
+/// The reader feeds a large read in slices of this size, letting go of the emulator between them
+/// so a client's screen read waits for one slice at most.
+const FEED_SLICE: usize = 16 * 1024;
 
 /// What subscribers see of a pane; cheap to clone.
 #[derive(Debug, Clone)]
@@ -41,228 +48,62 @@ pub struct PaneState {
     pub size: Size,
 }
 
-pub enum PaneCmd {
-    Resize(Size),
-    Screen(oneshot::Sender<Screen>),
-    /// The screen's rows as text only (cheaper than a [`Screen`]; for status rules).
-    ScreenText(oneshot::Sender<Vec<String>>),
-    Modes(oneshot::Sender<Modes>),
-    Lines(usize, oneshot::Sender<Vec<Line>>),
-    Settled(u64, oneshot::Sender<Vec<NumberedLine>>),
+/// What the pane thread is told.
+enum PaneCmd {
     /// SIGHUP the process group, SIGKILL after a grace period.
     Kill,
     /// From the waiter thread.
     ChildExited(i32),
+    /// From the reader thread: the PTY reached its end.
+    ReaderDone,
+    /// From the reader thread: a deadline appeared (a synchronized update began, or output after
+    /// a trim), so the pane thread must look at its timers again.
+    Poke,
 }
 
-/// A cloneable address of a pane. The pane thread ends when every handle is dropped.
-#[derive(Clone)]
-pub struct PaneHandle {
-    tx: Sender<PaneCmd>,
-    state: watch::Receiver<PaneState>,
-    pub pid: Option<u32>,
-    writes: Sender<Vec<u8>>,
-    /// Held while a message is typed (text, pause, Enter), so two messages never interleave.
-    pub typing: std::sync::Arc<tokio::sync::Mutex<()>>,
-}
-
-impl PaneHandle {
-    /// Input for the program: straight to the PTY's writer thread, one hop fewer for a keystroke.
-    pub fn write(&self, bytes: Vec<u8>) {
-        let _ = self.writes.send(bytes);
-    }
-
-    pub fn resize(&self, size: Size) {
-        let _ = self.tx.send(PaneCmd::Resize(size));
-    }
-
-    pub fn kill(&self) {
-        let _ = self.tx.send(PaneCmd::Kill);
-    }
-
-    pub fn subscribe(&self) -> watch::Receiver<PaneState> {
-        self.state.clone()
-    }
-
-    pub fn state(&self) -> PaneState {
-        self.state.borrow().clone()
-    }
-
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> PaneCmd) -> Option<T> {
-        let (tx, rx) = oneshot::channel();
-        self.tx.send(make(tx)).ok()?;
-        rx.await.ok()
-    }
-
-    pub async fn screen(&self) -> Option<Screen> {
-        self.ask(PaneCmd::Screen).await
-    }
-
-    pub async fn screen_text(&self) -> Option<Vec<String>> {
-        self.ask(PaneCmd::ScreenText).await
-    }
-
-    pub async fn modes(&self) -> Option<Modes> {
-        self.ask(PaneCmd::Modes).await
-    }
-
-    pub async fn lines(&self, max: usize) -> Option<Vec<Line>> {
-        self.ask(|tx| PaneCmd::Lines(max, tx)).await
-    }
-
-    pub async fn settled(&self, from: u64) -> Option<Vec<NumberedLine>> {
-        self.ask(|tx| PaneCmd::Settled(from, tx)).await
-    }
-}
-
-/// Start `spec` in a new PTY under `host` and the pane threads around it. `on_exit` runs once,
-/// after the exit has been published, with the exit code.
-pub fn spawn_pane(
-    host: &dyn PtyHost,
-    spec: &SpawnSpec,
+/// The emulator and the PTY's size control, locked together so a resize reaches both at once.
+struct Core {
     emulator: Box<dyn Emulator>,
-    on_exit: Box<dyn FnOnce(i32) + Send>,
-) -> std::io::Result<PaneHandle> {
-    let Spawned { reader, writer, control, child, pid } = host.spawn(spec)?;
-    let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
-    let (data_tx, data_rx) = crossbeam_channel::bounded::<Vec<u8>>(8);
-    let (write_tx, write_rx) = crossbeam_channel::unbounded::<Vec<u8>>();
-    let write_tx_handle = write_tx.clone();
-    let now = Instant::now();
-    let (state_tx, state_rx) = watch::channel(PaneState {
-        generation: 0,
-        bells: 0,
-        started: now,
-        last_output: None,
-        burst_start: None,
-        exited: false,
-        exit_code: None,
-        exited_at: None,
-        size: spec.size,
-    });
-
-    std::thread::Builder::new()
-        .name("pty-read".into())
-        .spawn(move || read_loop(reader, data_tx))?;
-    std::thread::Builder::new()
-        .name("pty-write".into())
-        .spawn(move || write_loop(writer, write_rx))?;
-    let waiter_tx = cmd_tx.clone();
-    let mut child = child;
-    std::thread::Builder::new().name("pty-wait".into()).spawn(move || {
-        let code = child.wait().unwrap_or_else(|e| {
-            warn!("waiting for agent process failed: {e}");
-            -1
-        });
-        let _ = waiter_tx.send(PaneCmd::ChildExited(code));
-    })?;
-    let pane = Pane {
-        emulator,
-        control,
-        writes: write_tx,
-        state: state_tx,
-        pid,
-        kill_deadline: None,
-        exit_pending: None,
-        reader_done: false,
-        on_exit: Some(on_exit),
-        trim_at: None,
-    };
-    std::thread::Builder::new().name("pane".into()).spawn(move || pane.run(cmd_rx, data_rx))?;
-    Ok(PaneHandle {
-        tx: cmd_tx,
-        state: state_rx,
-        pid,
-        writes: write_tx_handle,
-        typing: Default::default(),
-    })
-}
-
-fn read_loop(mut reader: Box<dyn Read + Send>, tx: Sender<Vec<u8>>) {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                if tx.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            // EIO is how Linux reports that every slave fd closed: the normal end.
-            Err(_) => break,
-        }
-    }
-}
-
-fn write_loop(mut writer: Box<dyn Write + Send>, rx: Receiver<Vec<u8>>) {
-    for bytes in rx {
-        if let Err(e) = writer.write_all(&bytes).and_then(|_| writer.flush()) {
-            debug!("pty write failed (process gone?): {e}");
-            break;
-        }
-    }
-}
-
-struct Pane {
-    emulator: Box<dyn Emulator>,
-    control: Box<dyn super::pty::PtyControl>,
-    writes: Sender<Vec<u8>>,
-    state: watch::Sender<PaneState>,
-    pid: Option<u32>,
-    kill_deadline: Option<Instant>,
-    exit_pending: Option<(i32, Instant)>,
-    reader_done: bool,
-    on_exit: Option<Box<dyn FnOnce(i32) + Send>>,
+    control: Box<dyn PtyControl>,
     /// When the emulator should give back memory (a while after the last output).
     trim_at: Option<Instant>,
 }
 
-impl Pane {
-    fn run(mut self, cmds: Receiver<PaneCmd>, data: Receiver<Vec<u8>>) {
-        let never = crossbeam_channel::never();
-        loop {
-            let deadline = [
-                self.emulator.sync_deadline(),
-                self.kill_deadline,
-                self.trim_at,
-                self.exit_pending.map(|(_, at)| at + EXIT_DRAIN),
-            ]
-            .into_iter()
-            .flatten()
-            .min();
-            let timeout = deadline
-                .map(|d| d.saturating_duration_since(Instant::now()))
-                .unwrap_or(Duration::from_secs(3600));
-            let data_rx = if self.reader_done { &never } else { &data };
-            select! {
-                recv(data_rx) -> msg => match msg {
-                    Ok(bytes) => self.output(&bytes),
-                    Err(_) => {
-                        self.reader_done = true;
-                        self.maybe_publish_exit(false);
-                    }
-                },
-                recv(cmds) -> msg => match msg {
-                    Ok(cmd) => self.command(cmd),
-                    Err(_) => break,
-                },
-                default(timeout) => self.tick(),
-            }
-        }
-        // Every handle is gone: make sure the process does not outlive its pane.
-        if !self.state.borrow().exited {
-            self.signal(rustix::process::Signal::KILL);
-        }
+/// What the pane's threads and handles share.
+struct Shared {
+    core: Mutex<Core>,
+    state: watch::Sender<PaneState>,
+    writes: Sender<Vec<u8>>,
+}
+
+impl Shared {
+    fn core(&self) -> MutexGuard<'_, Core> {
+        // A panic while feeding leaves the emulator as the parser left it, which is still a
+        // screen to show: keep going rather than take every client down with it.
+        self.core.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn output(&mut self, bytes: &[u8]) {
-        let fb = self.emulator.feed(bytes);
+    /// Feed PTY output; returns whether the pane thread has a new deadline to look at.
+    fn output(&self, bytes: &[u8]) -> bool {
+        let mut poke = false;
+        let mut fb = Feedback::default();
+        for slice in bytes.chunks(FEED_SLICE) {
+            let mut core = self.core();
+            let had_deadline = core.emulator.sync_deadline().is_some();
+            let got = core.emulator.feed(slice);
+            poke |=
+                core.trim_at.is_none() || !had_deadline && core.emulator.sync_deadline().is_some();
+            core.trim_at = Some(Instant::now() + TRIM_AFTER);
+            drop(core);
+            fb.replies.extend_from_slice(&got.replies);
+            fb.bell |= got.bell;
+            fb.title_changed |= got.title_changed;
+        }
         self.after_feed(fb, true);
-        self.trim_at = Some(Instant::now() + TRIM_AFTER);
+        poke
     }
 
-    fn after_feed(&mut self, fb: crate::term::Feedback, was_output: bool) {
+    fn after_feed(&self, fb: Feedback, was_output: bool) {
         if !fb.replies.is_empty() {
             let _ = self.writes.send(fb.replies);
         }
@@ -281,39 +122,207 @@ impl Pane {
             }
         });
     }
+}
+
+/// A cloneable address of a pane. The pane thread ends when every handle is dropped.
+#[derive(Clone)]
+pub struct PaneHandle {
+    tx: Sender<PaneCmd>,
+    shared: Arc<Shared>,
+    state: watch::Receiver<PaneState>,
+    pub pid: Option<u32>,
+    /// Held while a message is typed (text, pause, Enter), so two messages never interleave.
+    pub typing: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl PaneHandle {
+    /// Input for the program: straight to the PTY's writer thread.
+    pub fn write(&self, bytes: Vec<u8>) {
+        let _ = self.shared.writes.send(bytes);
+    }
+
+    /// Resize the PTY and the emulator together (the program is told by SIGWINCH).
+    pub fn resize(&self, size: Size) {
+        let mut core = self.shared.core();
+        if size == core.emulator.size() {
+            return;
+        }
+        if let Err(e) = core.control.resize(size) {
+            debug!("resize failed: {e}");
+        }
+        core.emulator.resize(size);
+        let now = core.emulator.size();
+        drop(core);
+        self.shared.state.send_modify(|s| {
+            s.generation += 1;
+            s.size = now;
+        });
+    }
+
+    pub fn kill(&self) {
+        let _ = self.tx.send(PaneCmd::Kill);
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<PaneState> {
+        self.state.clone()
+    }
+
+    pub fn state(&self) -> PaneState {
+        self.state.borrow().clone()
+    }
+
+    // The readers below are async and answer Option for the callers' sake: they were requests to
+    // the pane thread once, and may be again.
+
+    pub async fn screen(&self) -> Option<Screen> {
+        Some(self.shared.core().emulator.screen())
+    }
+
+    pub async fn screen_text(&self) -> Option<Vec<String>> {
+        Some(self.shared.core().emulator.screen_text())
+    }
+
+    pub async fn modes(&self) -> Option<Modes> {
+        Some(self.shared.core().emulator.modes())
+    }
+
+    pub async fn lines(&self, max: usize) -> Option<Vec<Line>> {
+        Some(self.shared.core().emulator.lines(max))
+    }
+
+    pub async fn settled(&self, from: u64) -> Option<Vec<NumberedLine>> {
+        Some(self.shared.core().emulator.settled_lines_since(from))
+    }
+}
+
+/// Start `spec` in a new PTY under `host` and the pane threads around it. `on_exit` runs once,
+/// after the exit has been published, with the exit code.
+pub fn spawn_pane(
+    host: &dyn PtyHost,
+    spec: &SpawnSpec,
+    emulator: Box<dyn Emulator>,
+    on_exit: Box<dyn FnOnce(i32) + Send>,
+) -> std::io::Result<PaneHandle> {
+    let Spawned { reader, writer, control, child, pid } = host.spawn(spec)?;
+    let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
+    let (write_tx, write_rx) = crossbeam_channel::unbounded::<Vec<u8>>();
+    let now = Instant::now();
+    let (state_tx, state_rx) = watch::channel(PaneState {
+        generation: 0,
+        bells: 0,
+        started: now,
+        last_output: None,
+        burst_start: None,
+        exited: false,
+        exit_code: None,
+        exited_at: None,
+        size: spec.size,
+    });
+    let shared = Arc::new(Shared {
+        core: Mutex::new(Core { emulator, control, trim_at: None }),
+        state: state_tx,
+        writes: write_tx,
+    });
+
+    let reader_shared = shared.clone();
+    let reader_tx = cmd_tx.clone();
+    std::thread::Builder::new()
+        .name("pty-read".into())
+        .spawn(move || read_loop(reader, &reader_shared, &reader_tx))?;
+    std::thread::Builder::new()
+        .name("pty-write".into())
+        .spawn(move || write_loop(writer, write_rx))?;
+    let waiter_tx = cmd_tx.clone();
+    let mut child = child;
+    std::thread::Builder::new().name("pty-wait".into()).spawn(move || {
+        let code = child.wait().unwrap_or_else(|e| {
+            warn!("waiting for agent process failed: {e}");
+            -1
+        });
+        let _ = waiter_tx.send(PaneCmd::ChildExited(code));
+    })?;
+    let pane = Pane {
+        shared: shared.clone(),
+        pid,
+        kill_deadline: None,
+        exit_pending: None,
+        reader_done: false,
+        on_exit: Some(on_exit),
+    };
+    std::thread::Builder::new().name("pane".into()).spawn(move || pane.run(cmd_rx))?;
+    Ok(PaneHandle { tx: cmd_tx, shared, state: state_rx, pid, typing: Default::default() })
+}
+
+fn read_loop(mut reader: Box<dyn Read + Send>, shared: &Shared, cmds: &Sender<PaneCmd>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if shared.output(&buf[..n]) {
+                    let _ = cmds.send(PaneCmd::Poke);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // EIO is how Linux reports that every slave fd closed: the normal end.
+            Err(_) => break,
+        }
+    }
+    let _ = cmds.send(PaneCmd::ReaderDone);
+}
+
+fn write_loop(mut writer: Box<dyn Write + Send>, rx: Receiver<Vec<u8>>) {
+    for bytes in rx {
+        if let Err(e) = writer.write_all(&bytes).and_then(|_| writer.flush()) {
+            debug!("pty write failed (process gone?): {e}");
+            break;
+        }
+    }
+}
+
+/// The pane thread's own state: its timers and the exit.
+struct Pane {
+    shared: Arc<Shared>,
+    pid: Option<u32>,
+    kill_deadline: Option<Instant>,
+    exit_pending: Option<(i32, Instant)>,
+    reader_done: bool,
+    on_exit: Option<Box<dyn FnOnce(i32) + Send>>,
+}
+
+impl Pane {
+    fn run(mut self, cmds: Receiver<PaneCmd>) {
+        loop {
+            let (sync, trim) = {
+                let core = self.shared.core();
+                (core.emulator.sync_deadline(), core.trim_at)
+            };
+            let deadline =
+                [sync, self.kill_deadline, trim, self.exit_pending.map(|(_, at)| at + EXIT_DRAIN)]
+                    .into_iter()
+                    .flatten()
+                    .min();
+            let timeout = deadline
+                .map(|d| d.saturating_duration_since(Instant::now()))
+                .unwrap_or(Duration::from_secs(3600));
+            select! {
+                recv(cmds) -> msg => match msg {
+                    Ok(cmd) => self.command(cmd),
+                    Err(_) => break,
+                },
+                default(timeout) => self.tick(),
+            }
+        }
+        // Every handle is gone: make sure the process does not outlive its pane.
+        if !self.shared.state.borrow().exited {
+            self.signal(rustix::process::Signal::KILL);
+        }
+    }
 
     fn command(&mut self, cmd: PaneCmd) {
         match cmd {
-            PaneCmd::Resize(size) => {
-                if size != self.emulator.size() {
-                    if let Err(e) = self.control.resize(size) {
-                        debug!("resize failed: {e}");
-                    }
-                    self.emulator.resize(size);
-                    let now = self.emulator.size();
-                    self.state.send_modify(|s| {
-                        s.generation += 1;
-                        s.size = now;
-                    });
-                }
-            }
-            PaneCmd::Screen(tx) => {
-                let _ = tx.send(self.emulator.screen());
-            }
-            PaneCmd::ScreenText(tx) => {
-                let _ = tx.send(self.emulator.screen_text());
-            }
-            PaneCmd::Modes(tx) => {
-                let _ = tx.send(self.emulator.modes());
-            }
-            PaneCmd::Lines(max, tx) => {
-                let _ = tx.send(self.emulator.lines(max));
-            }
-            PaneCmd::Settled(from, tx) => {
-                let _ = tx.send(self.emulator.settled_lines_since(from));
-            }
             PaneCmd::Kill => {
-                if !self.state.borrow().exited && self.exit_pending.is_none() {
+                if !self.shared.state.borrow().exited && self.exit_pending.is_none() {
                     self.signal(rustix::process::Signal::HUP);
                     self.signal(rustix::process::Signal::CONT);
                     self.kill_deadline = Some(Instant::now() + KILL_GRACE);
@@ -324,18 +333,29 @@ impl Pane {
                 self.exit_pending = Some((code, Instant::now()));
                 self.maybe_publish_exit(false);
             }
+            PaneCmd::ReaderDone => {
+                self.reader_done = true;
+                self.maybe_publish_exit(false);
+            }
+            PaneCmd::Poke => {}
         }
     }
 
     fn tick(&mut self) {
         let now = Instant::now();
-        if self.emulator.sync_deadline().is_some_and(|d| d <= now) {
-            let fb = self.emulator.flush_sync();
-            self.after_feed(fb, false);
+        let mut core = self.shared.core();
+        let fb = if core.emulator.sync_deadline().is_some_and(|d| d <= now) {
+            Some(core.emulator.flush_sync())
+        } else {
+            None
+        };
+        if core.trim_at.is_some_and(|d| d <= now) {
+            core.trim_at = None;
+            core.emulator.trim_memory();
         }
-        if self.trim_at.is_some_and(|d| d <= now) {
-            self.trim_at = None;
-            self.emulator.trim_memory();
+        drop(core);
+        if let Some(fb) = fb {
+            self.shared.after_feed(fb, false);
         }
         if self.kill_deadline.is_some_and(|d| d <= now) {
             self.kill_deadline = None;
@@ -352,11 +372,14 @@ impl Pane {
             return;
         }
         self.exit_pending = None;
-        if self.emulator.sync_deadline().is_some() {
-            let fb = self.emulator.flush_sync();
-            self.after_feed(fb, false);
+        let fb = {
+            let mut core = self.shared.core();
+            core.emulator.sync_deadline().is_some().then(|| core.emulator.flush_sync())
+        };
+        if let Some(fb) = fb {
+            self.shared.after_feed(fb, false);
         }
-        self.state.send_modify(|s| {
+        self.shared.state.send_modify(|s| {
             s.exited = true;
             s.exit_code = Some(code);
             s.exited_at = Some(Instant::now());
@@ -413,7 +436,7 @@ mod tests {
     #[tokio::test]
     async fn output_reaches_the_screen_and_exit_is_published_after_it() {
         let (pty, out) = FakePty::new(7);
-        let (exit_tx, exit_rx) = oneshot::channel();
+        let (exit_tx, exit_rx) = tokio::sync::oneshot::channel();
         let pane = spawn_pane(
             &pty,
             &spec(),
