@@ -55,12 +55,22 @@ impl Pair {
     /// `argv` runs in `dir` (an absolute path) with TERM=xterm-256color on both sides, so the
     /// program emits the same bytes to both terminals.
     fn start(case: &str, dir: &Path, argv: &[&str], size: Size) -> Pair {
+        Pair::start_each(case, dir, argv, argv, size)
+    }
+
+    /// [`Pair::start`] with a command line of its own for each side (`ours` under corral,
+    /// `theirs` under tmux), for programs that write state a second run would read (each side
+    /// then gets its own copy of that state).
+    fn start_each(case: &str, dir: &Path, ours: &[&str], theirs: &[&str], size: Size) -> Pair {
         let env = Env::new();
         let dir_s = dir.to_str().unwrap();
-        let mut full = vec!["env", "TERM=xterm-256color", "LANG=C.UTF-8", "LC_ALL=C.UTF-8"];
-        full.extend_from_slice(argv);
-        let script = format!("cd {} && exec {}", sh_quote(dir_s), shell_words(&full));
-        let toml = format!("[agents.fid]\ncommand = [\"sh\", \"-c\", {}]\n", toml_string(&script));
+        let script = |argv: &[&str]| {
+            let mut full = vec!["env", "TERM=xterm-256color", "LANG=C.UTF-8", "LC_ALL=C.UTF-8"];
+            full.extend_from_slice(argv);
+            format!("cd {} && exec {}", sh_quote(dir_s), shell_words(&full))
+        };
+        let toml =
+            format!("[agents.fid]\ncommand = [\"sh\", \"-c\", {}]\n", toml_string(&script(ours)));
         env.write_config(&toml);
         let sz = format!("{}x{}", size.cols, size.rows);
         env.ok(&["new", "--agent", "fid", "--name", case, "--detach", "--size", &sz]);
@@ -72,7 +82,7 @@ impl Pair {
             .arg(size.cols.to_string())
             .arg("-y")
             .arg(size.rows.to_string())
-            .arg(&script)
+            .arg(script(theirs))
             .output()
             .unwrap();
         assert!(out.status.success(), "tmux: {}", String::from_utf8_lossy(&out.stderr));
@@ -225,6 +235,47 @@ impl Pair {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+
+    /// [`Pair::compare_style`] for programs that draw volatile parts: a row is compared only if
+    /// `mask` leaves it as it is (no clock, duration or spinner on it, whose colours animate
+    /// independently on each side), and every such row must have the same text on both sides.
+    /// Fails unless at least `min_coloured` compared cells have a colour other than the
+    /// default, so the comparison cannot pass on blank or uncoloured rows alone.
+    fn compare_style_stable(&self, what: &str, mask: impl Fn(&str) -> String, min_coloured: usize) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let ours = self.tty.screen();
+            let our_text = self.corral_text();
+            let their_text = self.tmux_text();
+            let theirs = parse_sgr_capture(&self.tmux_ansi(), self.size);
+            let stable = |r: usize| {
+                let (a, b) = (&our_text[r], &their_text[r]);
+                mask(a) == *a && mask(b) == *b
+            };
+            let mut problems: Vec<String> = (0..our_text.len())
+                .filter(|&r| stable(r) && our_text[r] != their_text[r])
+                .map(|r| format!("row {r} text: corral {:?} tmux {:?}", our_text[r], their_text[r]))
+                .collect();
+            problems.extend(style_diffs_in(&ours, &theirs, stable));
+            let coloured = (0..our_text.len())
+                .filter(|&r| stable(r))
+                .filter_map(|r| ours.lines.get(r))
+                .flat_map(|l| &l.cells)
+                .filter(|c| c.fg != Color::Default || c.bg != Color::Default)
+                .count();
+            if problems.is_empty() && coloured >= min_coloured {
+                return;
+            }
+            // The text settled first (see compare_masked); a recolouring may still be on its way.
+            assert!(
+                Instant::now() < deadline,
+                "{what}: styles differ ({coloured} coloured cells compared, {min_coloured} wanted)\n{}\n--- corral ---\n{}",
+                problems.join("\n"),
+                our_text.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 /// Where our cells' colours and attributes differ from tmux's, for the rows in `rows`.
@@ -233,9 +284,18 @@ fn style_diffs(
     theirs: &[Vec<(char, Style)>],
     rows: std::ops::Range<usize>,
 ) -> Vec<String> {
+    style_diffs_in(ours, theirs, |r| rows.contains(&r))
+}
+
+/// [`style_diffs`] for the rows `pick` accepts.
+fn style_diffs_in(
+    ours: &corral::term::Screen,
+    theirs: &[Vec<(char, Style)>],
+    pick: impl Fn(usize) -> bool,
+) -> Vec<String> {
     let mut diffs = Vec::new();
     for (r, row) in theirs.iter().enumerate() {
-        if !rows.contains(&r) {
+        if !pick(r) {
             continue;
         }
         let mut col = 0usize;
@@ -451,7 +511,7 @@ fn cat_of_unicode_matches_tmux() {
                 last\n";
     std::fs::write(dir.join("u.txt"), text).unwrap();
     let size = Size::new(60, 12);
-    let p = Pair::start("cat", &dir, &["sh", "-c", "cat u.txt; exec sleep 3600"], size);
+    let mut p = Pair::start("cat", &dir, &["sh", "-c", "cat u.txt; exec sleep 3600"], size);
     let screen = p.compare_text("cat of a Unicode file", has("last"));
     assert!(screen.iter().any(|l| l.contains("emoji: 😀🎉👍 done")), "{screen:?}");
     assert!(screen.iter().any(|l| l.contains("e\u{301} a\u{308}")), "{screen:?}");
@@ -461,6 +521,22 @@ fn cat_of_unicode_matches_tmux() {
     let tailed: Vec<&str> = tail.lines().filter(|l| !l.is_empty()).collect();
     assert_eq!(tailed, shown, "tail --plain and attach agree");
     p.compare_style("cat of a Unicode file");
+    // Narrower mid-session, at an odd width so wide characters meet the wrap boundary: the
+    // long lines reflow, and the coloured line's colours must move with its text.
+    p.resize(Size::new(23, 12));
+    let screen = p.compare_text("cat reflowed to 23 columns", |l: &[String]| {
+        l.iter().any(|x| x == "last") && l.iter().all(|x| x.chars().count() <= 23)
+    });
+    assert!(
+        screen.iter().any(|l| l == "verse 208 rgb bg"),
+        "the coloured line wrapped: {screen:?}"
+    );
+    p.compare_style("cat reflowed to 23 columns");
+    // And back wider: the wrapped rows join again.
+    p.resize(Size::new(60, 12));
+    let screen = p.compare_text("cat reflowed back to 60 columns", has("emoji: 😀🎉👍 done"));
+    assert!(screen.iter().any(|l| l.contains("CJK: 漢字かなカナ한국어 end")), "{screen:?}");
+    p.compare_style("cat reflowed back to 60 columns");
 }
 
 #[test]
@@ -533,25 +609,37 @@ fn htop_static_rows_match_tmux() {
     // Its own HOME so a user's htoprc cannot change the layout on one side only.
     let home = format!("HOME={}", dir.display());
     let size = Size::new(100, 20);
-    let p = Pair::start("htop", &dir, &["env", &home, "htop"], size);
+    let mut p = Pair::start("htop", &dir, &["env", &home, "htop"], size);
     // The meters and the process list change every tick; the column header and the
     // function-key bar do not.
     let pick = |l: &[String]| {
-        let header = l.iter().find(|x| x.contains("PID") && x.contains("Command"))?;
+        let header = l.iter().find(|x| x.contains("PID") && x.contains("USER"))?;
         let bar = l.last().filter(|x| x.contains("F1Help") || x.contains("Help"))?;
         Some(vec![header.clone(), bar.clone()])
     };
-    p.compare_rows("htop header and function keys", pick);
     // The function-key bar's colours (keys and labels in different colours).
-    let last = usize::from(size.rows) - 1;
-    let theirs = parse_sgr_capture(&p.tmux_ansi(), size);
-    let ours = p.tty.screen();
-    assert!(
-        ours.lines[last].cells.iter().any(|c| c.bg != Color::Default),
-        "the bar is coloured, so the comparison is not of blanks"
-    );
-    let diffs = style_diffs(&ours, &theirs, last..last + 1);
-    assert!(diffs.is_empty(), "htop function-key bar: styles differ\n{}", diffs.join("\n"));
+    let bar_style = |p: &Pair, what: &str| {
+        let last = usize::from(p.size.rows) - 1;
+        let theirs = parse_sgr_capture(&p.tmux_ansi(), p.size);
+        let ours = p.tty.screen();
+        assert!(
+            ours.lines[last].cells.iter().any(|c| c.bg != Color::Default),
+            "{what}: the bar is coloured, so the comparison is not of blanks"
+        );
+        let diffs = style_diffs(&ours, &theirs, last..last + 1);
+        assert!(diffs.is_empty(), "{what}: styles differ\n{}", diffs.join("\n"));
+    };
+    p.compare_rows("htop header and function keys", pick);
+    bar_style(&p, "htop function-key bar");
+    // Narrower and shorter mid-run: htop lays the header and the bar out again for the new
+    // width (the bar is cut short at 60 columns), so the rows must follow the resize on both.
+    p.resize(Size::new(60, 16));
+    let narrow = |l: &[String]| {
+        let rows = pick(l)?;
+        (l.len() == 16 && rows.iter().all(|r| r.chars().count() <= 60)).then_some(rows)
+    };
+    p.compare_rows("htop header and function keys after resizing to 60x16", narrow);
+    bar_style(&p, "htop function-key bar after the resize");
 }
 
 /// Keys typed into `corral attach` reach the program byte for byte: the recorder fixture puts its
