@@ -928,8 +928,8 @@ fn mask_volatile_masks_clocks_durations_spinners_and_ids() {
     assert_eq!(mask_volatile("> say hi"), "> say hi");
 }
 
-/// `claude` run the same way under corral and tmux: the same HOME (onboarding done, an approved
-/// API key, `dir` trusted), the same environment, and the mock at `port` as its API. The
+/// `claude` run the same way under corral and tmux: a HOME with the same content (onboarding
+/// done, an approved API key, `dir` trusted), the same environment, and the mock at `port` as its API. The
 /// variables tmux sets in its panes (TMUX, TERM_PROGRAM…) are removed, so Claude Code cannot
 /// tell the two terminals apart by them and draws the same thing.
 fn claude_argv(claude: &Path, home: &Path, dir: &Path, port: u16) -> Vec<String> {
@@ -997,9 +997,13 @@ fn claude_pair(
         &root.join("script.json"),
         &root.join("mock.jsonl"),
     );
-    let argv = claude_argv(&claude, &root.join("home"), &dir, port);
-    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let p = Pair::start(case, &dir, &argv, Size::new(100, 30));
+    // Claude Code writes to its HOME as it runs (startup counts, which tips it has shown), and
+    // the welcome screen depends on them: each side starts from its own copy of the same HOME.
+    let ours = claude_argv(&claude, &root.join("home-corral"), &dir, port);
+    let theirs = claude_argv(&claude, &root.join("home-tmux"), &dir, port);
+    let ours: Vec<&str> = ours.iter().map(String::as_str).collect();
+    let theirs: Vec<&str> = theirs.iter().map(String::as_str).collect();
+    let p = Pair::start_each(case, &dir, &ours, &theirs, Size::new(100, 30));
     Some((p, t, mock))
 }
 
@@ -1017,14 +1021,27 @@ fn claude_code_welcome_and_reply_match_tmux() {
         return;
     };
     p.compare_masked("the welcome screen", claude_prompt_box, mask_volatile);
+    p.compare_style_stable("the welcome screen", mask_volatile, 50);
     p.type_str("say hello");
     p.settle("the prompt typed", has("say hello"));
     p.keys("\r");
+    let replied = |l: &[String]| l.iter().any(|x| x.contains(reply)) && claude_prompt_box(l);
+    p.compare_masked("the reply, back at the prompt", replied, mask_volatile);
+    p.compare_style_stable("the reply, back at the prompt", mask_volatile, 50);
+    // Narrower mid-session: Claude Code redraws the conversation for the new width, and the
+    // reply (longer than 70 columns) wraps, its last word on a row of its own.
+    p.resize(Size::new(70, 24));
     p.compare_masked(
-        "the reply, back at the prompt",
-        |l: &[String]| l.iter().any(|x| x.contains(reply)) && claude_prompt_box(l),
+        "the reply redrawn at 70x24",
+        |l: &[String]| {
+            l.iter().any(|x| x.contains("Hello from the mock"))
+                && l.iter().any(|x| x.trim() == "alike.")
+                && claude_prompt_box(l)
+                && l.iter().all(|x| x.chars().count() <= 70)
+        },
         mask_volatile,
     );
+    p.compare_style_stable("the reply redrawn at 70x24", mask_volatile, 50);
 }
 
 #[test]
@@ -1047,6 +1064,7 @@ fn claude_code_permission_prompt_matches_tmux() {
         has("Do you want to create hello.txt?"),
         mask_volatile,
     );
+    p.compare_style_stable("the permission prompt for the Write", mask_volatile, 50);
 }
 
 #[test]
