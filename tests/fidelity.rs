@@ -3,7 +3,11 @@
 //! tmux is the reference terminal here; where it is the one that is wrong, the case says so.
 //! Each case is skipped (with the reason printed) when a program it needs is not installed.
 //! The agent CLIs (Claude Code, Codex) are compared too, offline against the mocks of their APIs,
-//! as text with volatile parts masked ([`mask_volatile`]); they are found like in tests/claude.rs.
+//! as text with volatile parts masked ([`mask_volatile`]), and in colour on the rows with no
+//! volatile part ([`Pair::compare_style_stable`]); they are found like in tests/claude.rs. Each
+//! side runs them with its own copy of their HOME (they write state there), and tmux is set up
+//! to answer colour queries as corral does, so the programs choose the same colours on both.
+//! less, vim, htop, cat, Claude Code and Codex are also resized mid-run and compared again.
 
 #![allow(clippy::unwrap_used)]
 
@@ -77,8 +81,24 @@ impl Pair {
         let tty = Tty::spawn(&env, &["attach", case], size);
 
         let socket = format!("corral-fid-{}-{case}", std::process::id());
+        // The options are in place before the program starts (it may query at once). Keep the
+        // pane (and its last screen) if the program exits; no status line, so the pane has
+        // every row. And the pane's default colours set to the ones corral's emulator claims
+        // (DEFAULT_FG/DEFAULT_BG in src/term/alac.rs): asked for its colours (OSC 10/11), a tmux
+        // with no client attached has none to report and stays silent unless a window style
+        // names them, while corral answers. Codex, for one, shades its panels only when it
+        // learns the background, so without this the sides would differ in colour for a reason
+        // that is not drawing. The window style does not touch the cells capture-pane reports.
+        let conf = env.root().join("tmux.conf");
+        std::fs::write(
+            &conf,
+            "set -g remain-on-exit on\nset -g status off\nset -g window-style fg=#d0d0d0,bg=#101010\n",
+        )
+        .unwrap();
         let out = tmux_cmd(&socket)
-            .args(["-f", "/dev/null", "new-session", "-d", "-x"])
+            .arg("-f")
+            .arg(&conf)
+            .args(["new-session", "-d", "-x"])
             .arg(size.cols.to_string())
             .arg("-y")
             .arg(size.rows.to_string())
@@ -86,10 +106,7 @@ impl Pair {
             .output()
             .unwrap();
         assert!(out.status.success(), "tmux: {}", String::from_utf8_lossy(&out.stderr));
-        // Keep the pane (and its last screen) if the program exits; no status line, so the pane
-        // has every row; and pin the window at the size given (there is no client to size it).
-        tmux(&socket, &["set", "-g", "remain-on-exit", "on"]);
-        tmux(&socket, &["set", "-g", "status", "off"]);
+        // Pin the window at the size given (there is no client to size it).
         tmux(
             &socket,
             &["resize-window", "-x", &size.cols.to_string(), "-y", &size.rows.to_string()],
@@ -130,8 +147,11 @@ impl Pair {
         lines
     }
 
+    /// The screen with its SGR sequences. Trailing blanks the program wrote are kept (-N), so a
+    /// background colour written to the end of a row is compared too; blanks coloured by an
+    /// erase (EL with a background set) tmux does not report at all, so those are not.
     fn tmux_ansi(&self) -> String {
-        self.tmux(&["capture-pane", "-p", "-e", "-t", "0"])
+        self.tmux(&["capture-pane", "-p", "-e", "-N", "-t", "0"])
     }
 
     fn corral_text(&self) -> Vec<String> {
@@ -301,8 +321,8 @@ fn style_diffs_in(
         let mut col = 0usize;
         for cell in row {
             let Some(our) = ours.lines.get(r).and_then(|l| l.cells.get(col)) else { break };
-            let mine = Style::of(our);
-            if mine != cell.1 && diffs.len() < 20 {
+            let mine = Style::of(our).seen_on(our.ch);
+            if mine != cell.1.seen_on(cell.0) && diffs.len() < 20 {
                 diffs.push(format!(
                     "row {r} col {col} {:?}: corral {mine:?} tmux {:?}",
                     cell.0, cell.1
@@ -376,6 +396,18 @@ struct Style {
 }
 
 impl Style {
+    /// The style as far as it can be seen on `ch`: a blank on the default background shows
+    /// neither its foreground colour nor bold or italic (only underline and inverse draw
+    /// something), and corral does not repaint the style of such blanks at the end of a row
+    /// (see `paint_row` in src/term/screen.rs), so those count as unstyled on both sides.
+    fn seen_on(self, ch: char) -> Style {
+        if ch == ' ' && self.bg == Color::Default && !self.underline && !self.inverse {
+            Style::default()
+        } else {
+            self
+        }
+    }
+
     fn of(c: &corral::term::Cell) -> Style {
         Style {
             fg: c.fg,
@@ -573,10 +605,10 @@ fn vim_editing_with_syntax_colours_matches_tmux() {
     let (_t, dir) = fixture_dir();
     std::fs::write(dir.join("f.py"), "# a comment\ndef f(x):\n    return \"str\" + 42\n").unwrap();
     let size = Size::new(60, 14);
-    // 'background' is set explicitly: vim otherwise asks the terminal for its background colour
-    // (OSC 11) and picks its palette from the answer. corral answers "dark" and a tmux with no
-    // client attached does not, so the colours would differ for a reason that is not drawing.
-    let argv = ["vim", "-u", "NONE", "-N", "-i", "NONE", "-n", "--cmd", "set bg=dark", "f.py"];
+    // vim asks the terminal for its background colour (OSC 11) and picks its palette from the
+    // answer; this case fails if tmux does not answer like corral (see the window style in
+    // Pair::start).
+    let argv = ["vim", "-u", "NONE", "-N", "-i", "NONE", "-n", "f.py"];
     let mut p = Pair::start("vim", &dir, &argv, size);
     p.compare_text("vim opened the file", has("# a comment"));
     p.type_str("Go");
@@ -1067,62 +1099,138 @@ fn claude_code_permission_prompt_matches_tmux() {
     p.compare_style_stable("the permission prompt for the Write", mask_volatile, 50);
 }
 
-#[test]
-fn codex_trust_dialog_matches_tmux() {
+/// The real Codex under corral and under tmux (agent and tmux socket named after `case`) at
+/// 100x30, in a fresh git repository nobody has trusted yet (so Codex asks), offline as in
+/// tests/codex.rs: a provider pointing at a mock of the Responses API that follows `script`.
+/// None (after saying SKIPPED) when the CLI or a tool is missing. The guards keep the temporary
+/// directory and the mocks alive.
+fn codex_pair(
+    case: &str,
+    script: serde_json::Value,
+) -> Option<(Pair, tempfile::TempDir, [common::live::Mock; 2])> {
     let Some(codex) = common::live::find_agent_cli("codex") else {
         eprintln!(
             "SKIPPED codex_vs_tmux: no `codex` CLI (set CORRAL_TEST_AGENTS_BIN, put it on PATH, or run scripts/setup.sh to install it into .ci/agents)"
         );
-        return;
+        return None;
     };
     if !need("codex_vs_tmux", &["tmux", "python3", "git"]) {
-        return;
+        return None;
     }
-    let (_t, root) = fixture_dir();
-    // A fresh git repository nobody has trusted yet, so Codex asks.
+    let (t, root) = fixture_dir();
     let dir = root.join("project");
     std::fs::create_dir_all(&dir).unwrap();
     let git = Command::new("git").args(["init", "-q"]).current_dir(&dir).output().unwrap();
     assert!(git.status.success(), "git init: {}", String::from_utf8_lossy(&git.stderr));
-    let port = common::live::free_port();
-    let script = serde_json::json!([{"text": "ok"}]);
     std::fs::write(root.join("script.json"), script.to_string()).unwrap();
-    let _mock = common::live::Mock::start(
-        "mock_openai.py",
-        port,
-        &root.join("script.json"),
-        &root.join("mock.jsonl"),
-    );
-    // Codex offline, as in tests/codex.rs: a provider pointing at the mock.
-    let home = root.join("home");
-    std::fs::create_dir_all(home.join(".codex")).unwrap();
-    std::fs::write(
-        home.join(".codex/config.toml"),
-        format!(
-            "model = \"m\"\nmodel_provider = \"mock\"\napproval_policy = \"on-request\"\nsandbox_mode = \"read-only\"\n[model_providers.mock]\nname = \"mock\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\nenv_key = \"MOCK_KEY\"\n"
-        ),
-    )
-    .unwrap();
-    // As for Claude Code: tmux's pane variables removed, so Codex sees the same environment.
-    let home_var = format!("HOME={}", home.display());
+    // Each side has its own HOME and its own mock. Codex writes the answer to the trust dialog
+    // into $HOME/.codex/config.toml, so with one HOME the side that starts second may find the
+    // folder trusted already and skip the dialog; and the mock hands out its script in order,
+    // so with one mock each side would get a different reply.
     let codex = codex.display().to_string();
-    let argv = [
-        "env",
-        "-u",
-        "TMUX",
-        "-u",
-        "TMUX_PANE",
-        "-u",
-        "TERM_PROGRAM",
-        "-u",
-        "TERM_PROGRAM_VERSION",
-        "-u",
-        "COLORTERM",
-        &home_var,
-        "MOCK_KEY=x",
-        &codex,
-        "--no-daemon",
-    ];
-    let p = Pair::start("codex-trust", &dir, &argv, Size::new(100, 30));
+    let side = |name: &str| {
+        let port = common::live::free_port();
+        let mock = common::live::Mock::start(
+            "mock_openai.py",
+            port,
+            &root.join("script.json"),
+            &root.join(format!("mock-{name}.jsonl")),
+        );
+        let home = root.join(format!("home-{name}"));
+        std::fs::create_dir_all(home.join(".codex")).unwrap();
+        std::fs::write(
+            home.join(".codex/config.toml"),
+            format!(
+                "model = \"m\"\nmodel_provider = \"mock\"\napproval_policy = \"on-request\"\nsandbox_mode = \"read-only\"\n[model_providers.mock]\nname = \"mock\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\nenv_key = \"MOCK_KEY\"\n"
+            ),
+        )
+        .unwrap();
+        // As for Claude Code: tmux's pane variables removed, so Codex sees the same environment.
+        let argv: Vec<String> = [
+            "env",
+            "-u",
+            "TMUX",
+            "-u",
+            "TMUX_PANE",
+            "-u",
+            "TERM_PROGRAM",
+            "-u",
+            "TERM_PROGRAM_VERSION",
+            "-u",
+            "COLORTERM",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([
+            format!("HOME={}", home.display()),
+            "MOCK_KEY=x".to_string(),
+            codex.clone(),
+            "--no-daemon".to_string(),
+        ])
+        .collect();
+        (mock, argv)
+    };
+    let (mock_ours, ours) = side("corral");
+    let (mock_theirs, theirs) = side("tmux");
+    let ours: Vec<&str> = ours.iter().map(String::as_str).collect();
+    let theirs: Vec<&str> = theirs.iter().map(String::as_str).collect();
+    let p = Pair::start_each(case, &dir, &ours, &theirs, Size::new(100, 30));
+    Some((p, t, [mock_ours, mock_theirs]))
+}
+
+#[test]
+fn codex_trust_dialog_matches_tmux() {
+    let Some((p, _t, _mocks)) = codex_pair("codex-trust", serde_json::json!([{"text": "ok"}]))
+    else {
+        return;
+    };
     p.compare_masked("the trust dialog", has("Trust this folder?"), mask_volatile);
+    p.compare_style_stable("the trust dialog", mask_volatile, 50);
+}
+
+#[test]
+fn codex_composer_reply_and_approval_match_tmux() {
+    let reply = "Hello from the mock: this is the reply both terminals must draw alike in Codex.";
+    let script = serde_json::json!([
+        {"text": reply},
+        {"command": "echo hello from codex > hello.txt", "justification": "Create hello.txt"}
+    ]);
+    let Some((mut p, _t, _mocks)) = codex_pair("codex-turns", script) else {
+        return;
+    };
+    p.settle("the trust dialog", has("Trust this folder?"));
+    p.keys("\r");
+    p.compare_masked("the composer", has("Ask Codex to do anything"), mask_volatile);
+    p.compare_style_stable("the composer", mask_volatile, 50);
+    // Codex takes a fast burst of input for a paste, in which Enter is a newline: the prompt is
+    // typed, its echo awaited on both sides, and only then Enter sent on its own.
+    p.type_str("say hello");
+    p.settle("the prompt typed", has("› say hello"));
+    p.keys("\r");
+    let replied = |l: &[String]| l.iter().any(|x| x.contains(reply)) && has("Ask Codex")(l);
+    p.compare_masked("the reply, back at the composer", replied, mask_volatile);
+    p.compare_style_stable("the reply, back at the composer", mask_volatile, 50);
+    // Narrower mid-session: Codex redraws for the new width, the reply (longer than 70
+    // columns) wrapping.
+    p.resize(Size::new(70, 24));
+    p.compare_masked(
+        "the reply redrawn at 70x24",
+        |l: &[String]| {
+            l.iter().any(|x| x.contains("Hello from the mock"))
+                && has("Ask Codex")(l)
+                && l.iter().all(|x| x.chars().count() <= 70)
+        },
+        mask_volatile,
+    );
+    p.compare_style_stable("the reply redrawn at 70x24", mask_volatile, 50);
+    // The second turn is a command that needs approval (approval_policy = "on-request").
+    p.type_str("create hello.txt");
+    p.settle("the second prompt typed", has("› create hello.txt"));
+    p.keys("\r");
+    p.compare_masked(
+        "the approval prompt",
+        has("Would you like to run the following command?"),
+        mask_volatile,
+    );
+    p.compare_style_stable("the approval prompt", mask_volatile, 50);
 }
