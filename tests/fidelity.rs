@@ -1189,11 +1189,12 @@ fn codex_trust_dialog_matches_tmux() {
 }
 
 #[test]
-fn codex_composer_reply_and_approval_match_tmux() {
+fn codex_composer_reply_resize_and_approval_match_tmux() {
     let reply = "Hello from the mock: this is the reply both terminals must draw alike in Codex.";
     let script = serde_json::json!([
         {"text": reply},
-        {"command": "echo hello from codex > hello.txt", "justification": "Create hello.txt"}
+        {"command": "echo hello from codex > hello.txt", "justification": "Create hello.txt"},
+        {"text": "Done: hello.txt is there."}
     ]);
     let Some((mut p, _t, _mocks)) = codex_pair("codex-turns", script) else {
         return;
@@ -1233,4 +1234,13 @@ fn codex_composer_reply_and_approval_match_tmux() {
         mask_volatile,
     );
     p.compare_style_stable("the approval prompt", mask_volatile, 50);
+    // Approved (both sides write the same file in the shared project directory): the command's
+    // result and the reply that follows it.
+    p.keys("\r");
+    p.compare_masked(
+        "the approved command and the last reply",
+        |l: &[String]| has("Done: hello.txt is there.")(l) && has("Ask Codex")(l),
+        mask_volatile,
+    );
+    p.compare_style_stable("the approved command and the last reply", mask_volatile, 50);
 }
