@@ -3,7 +3,11 @@
 //! tmux is the reference terminal here; where it is the one that is wrong, the case says so.
 //! Each case is skipped (with the reason printed) when a program it needs is not installed.
 //! The agent CLIs (Claude Code, Codex) are compared too, offline against the mocks of their APIs,
-//! as text with volatile parts masked ([`mask_volatile`]); they are found like in tests/claude.rs.
+//! as text with volatile parts masked ([`mask_volatile`]), and in colour on the rows with no
+//! volatile part ([`Pair::compare_style_stable`]); they are found like in tests/claude.rs. Each
+//! side runs them with its own copy of their HOME (they write state there), and tmux is set up
+//! to answer colour queries as corral does, so the programs choose the same colours on both.
+//! less, vim, htop, cat, Claude Code and Codex are also resized mid-run and compared again.
 
 #![allow(clippy::unwrap_used)]
 
@@ -55,31 +59,54 @@ impl Pair {
     /// `argv` runs in `dir` (an absolute path) with TERM=xterm-256color on both sides, so the
     /// program emits the same bytes to both terminals.
     fn start(case: &str, dir: &Path, argv: &[&str], size: Size) -> Pair {
+        Pair::start_each(case, dir, argv, argv, size)
+    }
+
+    /// [`Pair::start`] with a command line of its own for each side (`ours` under corral,
+    /// `theirs` under tmux), for programs that write state a second run would read (each side
+    /// then gets its own copy of that state).
+    fn start_each(case: &str, dir: &Path, ours: &[&str], theirs: &[&str], size: Size) -> Pair {
         let env = Env::new();
         let dir_s = dir.to_str().unwrap();
-        let mut full = vec!["env", "TERM=xterm-256color", "LANG=C.UTF-8", "LC_ALL=C.UTF-8"];
-        full.extend_from_slice(argv);
-        let script = format!("cd {} && exec {}", sh_quote(dir_s), shell_words(&full));
-        let toml = format!("[agents.fid]\ncommand = [\"sh\", \"-c\", {}]\n", toml_string(&script));
+        let script = |argv: &[&str]| {
+            let mut full = vec!["env", "TERM=xterm-256color", "LANG=C.UTF-8", "LC_ALL=C.UTF-8"];
+            full.extend_from_slice(argv);
+            format!("cd {} && exec {}", sh_quote(dir_s), shell_words(&full))
+        };
+        let toml =
+            format!("[agents.fid]\ncommand = [\"sh\", \"-c\", {}]\n", toml_string(&script(ours)));
         env.write_config(&toml);
         let sz = format!("{}x{}", size.cols, size.rows);
         env.ok(&["new", "--agent", "fid", "--name", case, "--detach", "--size", &sz]);
         let tty = Tty::spawn(&env, &["attach", case], size);
 
         let socket = format!("corral-fid-{}-{case}", std::process::id());
+        // The options are in place before the program starts (it may query at once). Keep the
+        // pane (and its last screen) if the program exits; no status line, so the pane has
+        // every row. And the pane's default colours set to the ones corral's emulator claims
+        // (DEFAULT_FG/DEFAULT_BG in src/term/alac.rs): asked for its colours (OSC 10/11), a tmux
+        // with no client attached has none to report and stays silent unless a window style
+        // names them, while corral answers. Codex, for one, shades its panels only when it
+        // learns the background, so without this the sides would differ in colour for a reason
+        // that is not drawing. The window style does not touch the cells capture-pane reports.
+        let conf = env.root().join("tmux.conf");
+        std::fs::write(
+            &conf,
+            "set -g remain-on-exit on\nset -g status off\nset -g window-style fg=#d0d0d0,bg=#101010\n",
+        )
+        .unwrap();
         let out = tmux_cmd(&socket)
-            .args(["-f", "/dev/null", "new-session", "-d", "-x"])
+            .arg("-f")
+            .arg(&conf)
+            .args(["new-session", "-d", "-x"])
             .arg(size.cols.to_string())
             .arg("-y")
             .arg(size.rows.to_string())
-            .arg(&script)
+            .arg(script(theirs))
             .output()
             .unwrap();
         assert!(out.status.success(), "tmux: {}", String::from_utf8_lossy(&out.stderr));
-        // Keep the pane (and its last screen) if the program exits; no status line, so the pane
-        // has every row; and pin the window at the size given (there is no client to size it).
-        tmux(&socket, &["set", "-g", "remain-on-exit", "on"]);
-        tmux(&socket, &["set", "-g", "status", "off"]);
+        // Pin the window at the size given (there is no client to size it).
         tmux(
             &socket,
             &["resize-window", "-x", &size.cols.to_string(), "-y", &size.rows.to_string()],
@@ -120,8 +147,11 @@ impl Pair {
         lines
     }
 
+    /// The screen with its SGR sequences. Trailing blanks the program wrote are kept (-N), so a
+    /// background colour written to the end of a row is compared too; blanks coloured by an
+    /// erase (EL with a background set) tmux does not report at all, so those are not.
     fn tmux_ansi(&self) -> String {
-        self.tmux(&["capture-pane", "-p", "-e", "-t", "0"])
+        self.tmux(&["capture-pane", "-p", "-e", "-N", "-t", "0"])
     }
 
     fn corral_text(&self) -> Vec<String> {
@@ -225,6 +255,47 @@ impl Pair {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+
+    /// [`Pair::compare_style`] for programs that draw volatile parts: a row is compared only if
+    /// `mask` leaves it as it is (no clock, duration or spinner on it, whose colours animate
+    /// independently on each side), and every such row must have the same text on both sides.
+    /// Fails unless at least `min_coloured` compared cells have a colour other than the
+    /// default, so the comparison cannot pass on blank or uncoloured rows alone.
+    fn compare_style_stable(&self, what: &str, mask: impl Fn(&str) -> String, min_coloured: usize) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let ours = self.tty.screen();
+            let our_text = self.corral_text();
+            let their_text = self.tmux_text();
+            let theirs = parse_sgr_capture(&self.tmux_ansi(), self.size);
+            let stable = |r: usize| {
+                let (a, b) = (&our_text[r], &their_text[r]);
+                mask(a) == *a && mask(b) == *b
+            };
+            let mut problems: Vec<String> = (0..our_text.len())
+                .filter(|&r| stable(r) && our_text[r] != their_text[r])
+                .map(|r| format!("row {r} text: corral {:?} tmux {:?}", our_text[r], their_text[r]))
+                .collect();
+            problems.extend(style_diffs_in(&ours, &theirs, stable));
+            let coloured = (0..our_text.len())
+                .filter(|&r| stable(r))
+                .filter_map(|r| ours.lines.get(r))
+                .flat_map(|l| &l.cells)
+                .filter(|c| c.fg != Color::Default || c.bg != Color::Default)
+                .count();
+            if problems.is_empty() && coloured >= min_coloured {
+                return;
+            }
+            // The text settled first (see compare_masked); a recolouring may still be on its way.
+            assert!(
+                Instant::now() < deadline,
+                "{what}: styles differ ({coloured} coloured cells compared, {min_coloured} wanted)\n{}\n--- corral ---\n{}",
+                problems.join("\n"),
+                our_text.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 /// Where our cells' colours and attributes differ from tmux's, for the rows in `rows`.
@@ -233,16 +304,25 @@ fn style_diffs(
     theirs: &[Vec<(char, Style)>],
     rows: std::ops::Range<usize>,
 ) -> Vec<String> {
+    style_diffs_in(ours, theirs, |r| rows.contains(&r))
+}
+
+/// [`style_diffs`] for the rows `pick` accepts.
+fn style_diffs_in(
+    ours: &corral::term::Screen,
+    theirs: &[Vec<(char, Style)>],
+    pick: impl Fn(usize) -> bool,
+) -> Vec<String> {
     let mut diffs = Vec::new();
     for (r, row) in theirs.iter().enumerate() {
-        if !rows.contains(&r) {
+        if !pick(r) {
             continue;
         }
         let mut col = 0usize;
         for cell in row {
             let Some(our) = ours.lines.get(r).and_then(|l| l.cells.get(col)) else { break };
-            let mine = Style::of(our);
-            if mine != cell.1 && diffs.len() < 20 {
+            let mine = Style::of(our).seen_on(our.ch);
+            if mine != cell.1.seen_on(cell.0) && diffs.len() < 20 {
                 diffs.push(format!(
                     "row {r} col {col} {:?}: corral {mine:?} tmux {:?}",
                     cell.0, cell.1
@@ -316,6 +396,18 @@ struct Style {
 }
 
 impl Style {
+    /// The style as far as it can be seen on `ch`: a blank on the default background shows
+    /// neither its foreground colour nor bold or italic (only underline and inverse draw
+    /// something), and corral does not repaint the style of such blanks at the end of a row
+    /// (see `paint_row` in src/term/screen.rs), so those count as unstyled on both sides.
+    fn seen_on(self, ch: char) -> Style {
+        if ch == ' ' && self.bg == Color::Default && !self.underline && !self.inverse {
+            Style::default()
+        } else {
+            self
+        }
+    }
+
     fn of(c: &corral::term::Cell) -> Style {
         Style {
             fg: c.fg,
@@ -451,7 +543,7 @@ fn cat_of_unicode_matches_tmux() {
                 last\n";
     std::fs::write(dir.join("u.txt"), text).unwrap();
     let size = Size::new(60, 12);
-    let p = Pair::start("cat", &dir, &["sh", "-c", "cat u.txt; exec sleep 3600"], size);
+    let mut p = Pair::start("cat", &dir, &["sh", "-c", "cat u.txt; exec sleep 3600"], size);
     let screen = p.compare_text("cat of a Unicode file", has("last"));
     assert!(screen.iter().any(|l| l.contains("emoji: 😀🎉👍 done")), "{screen:?}");
     assert!(screen.iter().any(|l| l.contains("e\u{301} a\u{308}")), "{screen:?}");
@@ -461,6 +553,22 @@ fn cat_of_unicode_matches_tmux() {
     let tailed: Vec<&str> = tail.lines().filter(|l| !l.is_empty()).collect();
     assert_eq!(tailed, shown, "tail --plain and attach agree");
     p.compare_style("cat of a Unicode file");
+    // Narrower mid-session, at an odd width so wide characters meet the wrap boundary: the
+    // long lines reflow, and the coloured line's colours must move with its text.
+    p.resize(Size::new(23, 12));
+    let screen = p.compare_text("cat reflowed to 23 columns", |l: &[String]| {
+        l.iter().any(|x| x == "last") && l.iter().all(|x| x.chars().count() <= 23)
+    });
+    assert!(
+        screen.iter().any(|l| l == "verse 208 rgb bg"),
+        "the coloured line wrapped: {screen:?}"
+    );
+    p.compare_style("cat reflowed to 23 columns");
+    // And back wider: the wrapped rows join again.
+    p.resize(Size::new(60, 12));
+    let screen = p.compare_text("cat reflowed back to 60 columns", has("emoji: 😀🎉👍 done"));
+    assert!(screen.iter().any(|l| l.contains("CJK: 漢字かなカナ한국어 end")), "{screen:?}");
+    p.compare_style("cat reflowed back to 60 columns");
 }
 
 #[test]
@@ -497,10 +605,10 @@ fn vim_editing_with_syntax_colours_matches_tmux() {
     let (_t, dir) = fixture_dir();
     std::fs::write(dir.join("f.py"), "# a comment\ndef f(x):\n    return \"str\" + 42\n").unwrap();
     let size = Size::new(60, 14);
-    // 'background' is set explicitly: vim otherwise asks the terminal for its background colour
-    // (OSC 11) and picks its palette from the answer. corral answers "dark" and a tmux with no
-    // client attached does not, so the colours would differ for a reason that is not drawing.
-    let argv = ["vim", "-u", "NONE", "-N", "-i", "NONE", "-n", "--cmd", "set bg=dark", "f.py"];
+    // vim asks the terminal for its background colour (OSC 11) and picks its palette from the
+    // answer; this case fails if tmux does not answer like corral (see the window style in
+    // Pair::start).
+    let argv = ["vim", "-u", "NONE", "-N", "-i", "NONE", "-n", "f.py"];
     let mut p = Pair::start("vim", &dir, &argv, size);
     p.compare_text("vim opened the file", has("# a comment"));
     p.type_str("Go");
@@ -533,25 +641,37 @@ fn htop_static_rows_match_tmux() {
     // Its own HOME so a user's htoprc cannot change the layout on one side only.
     let home = format!("HOME={}", dir.display());
     let size = Size::new(100, 20);
-    let p = Pair::start("htop", &dir, &["env", &home, "htop"], size);
+    let mut p = Pair::start("htop", &dir, &["env", &home, "htop"], size);
     // The meters and the process list change every tick; the column header and the
     // function-key bar do not.
     let pick = |l: &[String]| {
-        let header = l.iter().find(|x| x.contains("PID") && x.contains("Command"))?;
+        let header = l.iter().find(|x| x.contains("PID") && x.contains("USER"))?;
         let bar = l.last().filter(|x| x.contains("F1Help") || x.contains("Help"))?;
         Some(vec![header.clone(), bar.clone()])
     };
-    p.compare_rows("htop header and function keys", pick);
     // The function-key bar's colours (keys and labels in different colours).
-    let last = usize::from(size.rows) - 1;
-    let theirs = parse_sgr_capture(&p.tmux_ansi(), size);
-    let ours = p.tty.screen();
-    assert!(
-        ours.lines[last].cells.iter().any(|c| c.bg != Color::Default),
-        "the bar is coloured, so the comparison is not of blanks"
-    );
-    let diffs = style_diffs(&ours, &theirs, last..last + 1);
-    assert!(diffs.is_empty(), "htop function-key bar: styles differ\n{}", diffs.join("\n"));
+    let bar_style = |p: &Pair, what: &str| {
+        let last = usize::from(p.size.rows) - 1;
+        let theirs = parse_sgr_capture(&p.tmux_ansi(), p.size);
+        let ours = p.tty.screen();
+        assert!(
+            ours.lines[last].cells.iter().any(|c| c.bg != Color::Default),
+            "{what}: the bar is coloured, so the comparison is not of blanks"
+        );
+        let diffs = style_diffs(&ours, &theirs, last..last + 1);
+        assert!(diffs.is_empty(), "{what}: styles differ\n{}", diffs.join("\n"));
+    };
+    p.compare_rows("htop header and function keys", pick);
+    bar_style(&p, "htop function-key bar");
+    // Narrower and shorter mid-run: htop lays the header and the bar out again for the new
+    // width (the bar is cut short at 60 columns), so the rows must follow the resize on both.
+    p.resize(Size::new(60, 16));
+    let narrow = |l: &[String]| {
+        let rows = pick(l)?;
+        (l.len() == 16 && rows.iter().all(|r| r.chars().count() <= 60)).then_some(rows)
+    };
+    p.compare_rows("htop header and function keys after resizing to 60x16", narrow);
+    bar_style(&p, "htop function-key bar after the resize");
 }
 
 /// Keys typed into `corral attach` reach the program byte for byte: the recorder fixture puts its
@@ -840,8 +960,8 @@ fn mask_volatile_masks_clocks_durations_spinners_and_ids() {
     assert_eq!(mask_volatile("> say hi"), "> say hi");
 }
 
-/// `claude` run the same way under corral and tmux: the same HOME (onboarding done, an approved
-/// API key, `dir` trusted), the same environment, and the mock at `port` as its API. The
+/// `claude` run the same way under corral and tmux: a HOME with the same content (onboarding
+/// done, an approved API key, `dir` trusted), the same environment, and the mock at `port` as its API. The
 /// variables tmux sets in its panes (TMUX, TERM_PROGRAM…) are removed, so Claude Code cannot
 /// tell the two terminals apart by them and draws the same thing.
 fn claude_argv(claude: &Path, home: &Path, dir: &Path, port: u16) -> Vec<String> {
@@ -909,9 +1029,13 @@ fn claude_pair(
         &root.join("script.json"),
         &root.join("mock.jsonl"),
     );
-    let argv = claude_argv(&claude, &root.join("home"), &dir, port);
-    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let p = Pair::start(case, &dir, &argv, Size::new(100, 30));
+    // Claude Code writes to its HOME as it runs (startup counts, which tips it has shown), and
+    // the welcome screen depends on them: each side starts from its own copy of the same HOME.
+    let ours = claude_argv(&claude, &root.join("home-corral"), &dir, port);
+    let theirs = claude_argv(&claude, &root.join("home-tmux"), &dir, port);
+    let ours: Vec<&str> = ours.iter().map(String::as_str).collect();
+    let theirs: Vec<&str> = theirs.iter().map(String::as_str).collect();
+    let p = Pair::start_each(case, &dir, &ours, &theirs, Size::new(100, 30));
     Some((p, t, mock))
 }
 
@@ -929,14 +1053,27 @@ fn claude_code_welcome_and_reply_match_tmux() {
         return;
     };
     p.compare_masked("the welcome screen", claude_prompt_box, mask_volatile);
+    p.compare_style_stable("the welcome screen", mask_volatile, 50);
     p.type_str("say hello");
     p.settle("the prompt typed", has("say hello"));
     p.keys("\r");
+    let replied = |l: &[String]| l.iter().any(|x| x.contains(reply)) && claude_prompt_box(l);
+    p.compare_masked("the reply, back at the prompt", replied, mask_volatile);
+    p.compare_style_stable("the reply, back at the prompt", mask_volatile, 50);
+    // Narrower mid-session: Claude Code redraws the conversation for the new width, and the
+    // reply (longer than 70 columns) wraps, its last word on a row of its own.
+    p.resize(Size::new(70, 24));
     p.compare_masked(
-        "the reply, back at the prompt",
-        |l: &[String]| l.iter().any(|x| x.contains(reply)) && claude_prompt_box(l),
+        "the reply redrawn at 70x24",
+        |l: &[String]| {
+            l.iter().any(|x| x.contains("Hello from the mock"))
+                && l.iter().any(|x| x.trim() == "alike.")
+                && claude_prompt_box(l)
+                && l.iter().all(|x| x.chars().count() <= 70)
+        },
         mask_volatile,
     );
+    p.compare_style_stable("the reply redrawn at 70x24", mask_volatile, 50);
 }
 
 #[test]
@@ -959,64 +1096,151 @@ fn claude_code_permission_prompt_matches_tmux() {
         has("Do you want to create hello.txt?"),
         mask_volatile,
     );
+    p.compare_style_stable("the permission prompt for the Write", mask_volatile, 50);
 }
 
-#[test]
-fn codex_trust_dialog_matches_tmux() {
+/// The real Codex under corral and under tmux (agent and tmux socket named after `case`) at
+/// 100x30, in a fresh git repository nobody has trusted yet (so Codex asks), offline as in
+/// tests/codex.rs: a provider pointing at a mock of the Responses API that follows `script`.
+/// None (after saying SKIPPED) when the CLI or a tool is missing. The guards keep the temporary
+/// directory and the mocks alive.
+fn codex_pair(
+    case: &str,
+    script: serde_json::Value,
+) -> Option<(Pair, tempfile::TempDir, [common::live::Mock; 2])> {
     let Some(codex) = common::live::find_agent_cli("codex") else {
         eprintln!(
             "SKIPPED codex_vs_tmux: no `codex` CLI (set CORRAL_TEST_AGENTS_BIN, put it on PATH, or run scripts/setup.sh to install it into .ci/agents)"
         );
-        return;
+        return None;
     };
     if !need("codex_vs_tmux", &["tmux", "python3", "git"]) {
-        return;
+        return None;
     }
-    let (_t, root) = fixture_dir();
-    // A fresh git repository nobody has trusted yet, so Codex asks.
+    let (t, root) = fixture_dir();
     let dir = root.join("project");
     std::fs::create_dir_all(&dir).unwrap();
     let git = Command::new("git").args(["init", "-q"]).current_dir(&dir).output().unwrap();
     assert!(git.status.success(), "git init: {}", String::from_utf8_lossy(&git.stderr));
-    let port = common::live::free_port();
-    let script = serde_json::json!([{"text": "ok"}]);
     std::fs::write(root.join("script.json"), script.to_string()).unwrap();
-    let _mock = common::live::Mock::start(
-        "mock_openai.py",
-        port,
-        &root.join("script.json"),
-        &root.join("mock.jsonl"),
-    );
-    // Codex offline, as in tests/codex.rs: a provider pointing at the mock.
-    let home = root.join("home");
-    std::fs::create_dir_all(home.join(".codex")).unwrap();
-    std::fs::write(
-        home.join(".codex/config.toml"),
-        format!(
-            "model = \"m\"\nmodel_provider = \"mock\"\napproval_policy = \"on-request\"\nsandbox_mode = \"read-only\"\n[model_providers.mock]\nname = \"mock\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\nenv_key = \"MOCK_KEY\"\n"
-        ),
-    )
-    .unwrap();
-    // As for Claude Code: tmux's pane variables removed, so Codex sees the same environment.
-    let home_var = format!("HOME={}", home.display());
+    // Each side has its own HOME and its own mock. Codex writes the answer to the trust dialog
+    // into $HOME/.codex/config.toml, so with one HOME the side that starts second may find the
+    // folder trusted already and skip the dialog; and the mock hands out its script in order,
+    // so with one mock each side would get a different reply.
     let codex = codex.display().to_string();
-    let argv = [
-        "env",
-        "-u",
-        "TMUX",
-        "-u",
-        "TMUX_PANE",
-        "-u",
-        "TERM_PROGRAM",
-        "-u",
-        "TERM_PROGRAM_VERSION",
-        "-u",
-        "COLORTERM",
-        &home_var,
-        "MOCK_KEY=x",
-        &codex,
-        "--no-daemon",
-    ];
-    let p = Pair::start("codex-trust", &dir, &argv, Size::new(100, 30));
+    let side = |name: &str| {
+        let port = common::live::free_port();
+        let mock = common::live::Mock::start(
+            "mock_openai.py",
+            port,
+            &root.join("script.json"),
+            &root.join(format!("mock-{name}.jsonl")),
+        );
+        let home = root.join(format!("home-{name}"));
+        std::fs::create_dir_all(home.join(".codex")).unwrap();
+        std::fs::write(
+            home.join(".codex/config.toml"),
+            format!(
+                "model = \"m\"\nmodel_provider = \"mock\"\napproval_policy = \"on-request\"\nsandbox_mode = \"read-only\"\n[model_providers.mock]\nname = \"mock\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\nenv_key = \"MOCK_KEY\"\n"
+            ),
+        )
+        .unwrap();
+        // As for Claude Code: tmux's pane variables removed, so Codex sees the same environment.
+        let argv: Vec<String> = [
+            "env",
+            "-u",
+            "TMUX",
+            "-u",
+            "TMUX_PANE",
+            "-u",
+            "TERM_PROGRAM",
+            "-u",
+            "TERM_PROGRAM_VERSION",
+            "-u",
+            "COLORTERM",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([
+            format!("HOME={}", home.display()),
+            "MOCK_KEY=x".to_string(),
+            codex.clone(),
+            "--no-daemon".to_string(),
+        ])
+        .collect();
+        (mock, argv)
+    };
+    let (mock_ours, ours) = side("corral");
+    let (mock_theirs, theirs) = side("tmux");
+    let ours: Vec<&str> = ours.iter().map(String::as_str).collect();
+    let theirs: Vec<&str> = theirs.iter().map(String::as_str).collect();
+    let p = Pair::start_each(case, &dir, &ours, &theirs, Size::new(100, 30));
+    Some((p, t, [mock_ours, mock_theirs]))
+}
+
+#[test]
+fn codex_trust_dialog_matches_tmux() {
+    let Some((p, _t, _mocks)) = codex_pair("codex-trust", serde_json::json!([{"text": "ok"}]))
+    else {
+        return;
+    };
     p.compare_masked("the trust dialog", has("Trust this folder?"), mask_volatile);
+    p.compare_style_stable("the trust dialog", mask_volatile, 50);
+}
+
+#[test]
+fn codex_composer_reply_resize_and_approval_match_tmux() {
+    let reply = "Hello from the mock: this is the reply both terminals must draw alike in Codex.";
+    let script = serde_json::json!([
+        {"text": reply},
+        {"command": "echo hello from codex > hello.txt", "justification": "Create hello.txt"},
+        {"text": "Done: hello.txt is there."}
+    ]);
+    let Some((mut p, _t, _mocks)) = codex_pair("codex-turns", script) else {
+        return;
+    };
+    p.settle("the trust dialog", has("Trust this folder?"));
+    p.keys("\r");
+    p.compare_masked("the composer", has("Ask Codex to do anything"), mask_volatile);
+    p.compare_style_stable("the composer", mask_volatile, 50);
+    // Codex takes a fast burst of input for a paste, in which Enter is a newline: the prompt is
+    // typed, its echo awaited on both sides, and only then Enter sent on its own.
+    p.type_str("say hello");
+    p.settle("the prompt typed", has("› say hello"));
+    p.keys("\r");
+    let replied = |l: &[String]| l.iter().any(|x| x.contains(reply)) && has("Ask Codex")(l);
+    p.compare_masked("the reply, back at the composer", replied, mask_volatile);
+    p.compare_style_stable("the reply, back at the composer", mask_volatile, 50);
+    // Narrower mid-session: Codex redraws for the new width, the reply (longer than 70
+    // columns) wrapping.
+    p.resize(Size::new(70, 24));
+    p.compare_masked(
+        "the reply redrawn at 70x24",
+        |l: &[String]| {
+            l.iter().any(|x| x.contains("Hello from the mock"))
+                && has("Ask Codex")(l)
+                && l.iter().all(|x| x.chars().count() <= 70)
+        },
+        mask_volatile,
+    );
+    p.compare_style_stable("the reply redrawn at 70x24", mask_volatile, 50);
+    // The second turn is a command that needs approval (approval_policy = "on-request").
+    p.type_str("create hello.txt");
+    p.settle("the second prompt typed", has("› create hello.txt"));
+    p.keys("\r");
+    p.compare_masked(
+        "the approval prompt",
+        has("Would you like to run the following command?"),
+        mask_volatile,
+    );
+    p.compare_style_stable("the approval prompt", mask_volatile, 50);
+    // Approved (both sides write the same file in the shared project directory): the command's
+    // result and the reply that follows it.
+    p.keys("\r");
+    p.compare_masked(
+        "the approved command and the last reply",
+        |l: &[String]| has("Done: hello.txt is there.")(l) && has("Ask Codex")(l),
+        mask_volatile,
+    );
+    p.compare_style_stable("the approved command and the last reply", mask_volatile, 50);
 }
