@@ -6,6 +6,7 @@
 //! this terminal, and reset when we leave. The detach key returns; the agent keeps running.
 
 use std::io::{IsTerminal, Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
@@ -118,27 +119,29 @@ pub async fn attach(mut c: Client, repo: PathBuf, name: String) -> Result<i32> {
     stdout.write_all(b"\x1b[?1049h\x1b[H\x1b[2J")?;
     stdout.flush()?;
 
-    // Standard input is read on a thread: a blocking read cannot be cancelled, and the thread
-    // simply ends with the process.
-    let (key_tx, mut keys) = mpsc::channel::<Vec<u8>>(64);
+    // Frames to the server are written whole under a lock, by the thread that reads the keys and
+    // by this task (resizes); frames from it are read by a task of this runtime.
+    let stream = c.rd.reunite(c.wr).context("cannot reunite the connection to the server")?;
+    let stream = stream.into_std().context("cannot take over the connection to the server")?;
+    let to_server = std::sync::Arc::new(std::sync::Mutex::new(
+        stream.try_clone().context("cannot share the connection to the server")?,
+    ));
+    let mut rd = tokio::io::BufReader::new(
+        tokio::net::UnixStream::from_std(stream)
+            .context("cannot read from the connection to the server")?,
+    );
+    // Standard input is read on a thread (a blocking read cannot be cancelled; the thread simply
+    // ends with the process), which sends each key to the server itself: a keystroke crosses no
+    // thread before it leaves.
+    let (key_tx, mut keys) = mpsc::unbounded_channel::<KeysEnd>();
+    let writer = to_server.clone();
     std::thread::spawn(move || {
-        let mut stdin = std::io::stdin().lock();
-        let mut buf = [0u8; 8192];
-        loop {
-            match stdin.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if key_tx.blocking_send(buf[..n].to_vec()).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
+        let end = forward_keys(&writer, detach_byte, &detach_kitty);
+        let _ = key_tx.send(end);
     });
     let mut winch = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
         .context("cannot watch for terminal resizes")?;
     let mut out = Vec::with_capacity(64 * 1024);
-    let (mut rd, mut wr) = (c.rd, c.wr);
     let (srv_tx, mut server) = mpsc::channel::<Result<ServerMsg, crate::proto::FrameError>>(16);
     tokio::spawn(async move {
         loop {
@@ -153,26 +156,24 @@ pub async fn attach(mut c: Client, repo: PathBuf, name: String) -> Result<i32> {
     loop {
         tokio::select! {
             biased;
-            k = keys.recv() => {
-                let Some(bytes) = k else {
-                    exit_note = None;
-                    break;
-                };
-                let pos = bytes.iter().position(|b| *b == detach_byte);
-                let kpos = find(&bytes, &detach_kitty);
-                if let Some(p) = [pos, kpos].into_iter().flatten().min() {
-                    if p > 0 {
-                        crate::proto::write_frame(&mut wr, &ClientMsg::Input(bytes[..p].to_vec())).await?;
-                    }
-                    crate::proto::write_frame(&mut wr, &ClientMsg::Detach).await?;
+            end = keys.recv() => match end {
+                Some(KeysEnd::Detached) => {
                     exit_note = Some(format!("[detached from {name}]"));
                     break;
                 }
-                crate::proto::write_frame(&mut wr, &ClientMsg::Input(bytes)).await?;
-            }
+                Some(KeysEnd::Lost(e)) => {
+                    drop(guard);
+                    bail!("lost the connection to the corral server: {e}");
+                }
+                Some(KeysEnd::Closed) | None => {
+                    exit_note = None;
+                    break;
+                }
+            },
             _ = winch.recv() => {
                 if let Some(size) = super::terminal_size() {
-                    crate::proto::write_frame(&mut wr, &ClientMsg::Resize(size)).await?;
+                    send_frame(&to_server, &ClientMsg::Resize(size))
+                        .context("lost the connection to the corral server")?;
                 }
             }
             msg = server.recv() => match msg {
@@ -219,6 +220,70 @@ pub async fn attach(mut c: Client, repo: PathBuf, name: String) -> Result<i32> {
         eprintln!("{n}");
     }
     Ok(0)
+}
+
+/// How the key thread stopped.
+enum KeysEnd {
+    /// The detach key was pressed (and the server told).
+    Detached,
+    /// Standard input ended.
+    Closed,
+    /// The server could not be written to.
+    Lost(std::io::Error),
+}
+
+/// Read standard input and send it to the server as it comes, until the detach key, the end of
+/// input or a lost connection.
+fn forward_keys(to_server: &std::sync::Mutex<UnixStream>, detach: u8, kitty: &[u8]) -> KeysEnd {
+    let mut stdin = std::io::stdin().lock();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = match stdin.read(&mut buf) {
+            Ok(0) => return KeysEnd::Closed,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return KeysEnd::Closed,
+        };
+        let bytes = &buf[..n];
+        let pos = bytes.iter().position(|b| *b == detach);
+        let kpos = find(bytes, kitty);
+        let sent = match [pos, kpos].into_iter().flatten().min() {
+            Some(p) => (if p > 0 {
+                send_frame(to_server, &ClientMsg::Input(bytes[..p].to_vec()))
+            } else {
+                Ok(())
+            })
+            .and_then(|_| send_frame(to_server, &ClientMsg::Detach))
+            .map(|_| Some(KeysEnd::Detached)),
+            None => send_frame(to_server, &ClientMsg::Input(bytes.to_vec())).map(|_| None),
+        };
+        match sent {
+            Ok(Some(end)) => return end,
+            Ok(None) => {}
+            Err(e) => return KeysEnd::Lost(e),
+        }
+    }
+}
+
+/// Write one whole frame to the server. The socket is non-blocking (the runtime reads the same
+/// socket), so a full send buffer is waited out with poll rather than spun on.
+fn send_frame(to_server: &std::sync::Mutex<UnixStream>, msg: &ClientMsg) -> std::io::Result<()> {
+    let bytes = crate::proto::encode(msg).map_err(std::io::Error::other)?;
+    let stream = to_server.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut left = bytes.as_slice();
+    while !left.is_empty() {
+        match (&*stream).write(left) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => left = &left[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let mut fds = [rustix::event::PollFd::new(&*stream, rustix::event::PollFlags::OUT)];
+                rustix::event::poll(&mut fds, None)?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

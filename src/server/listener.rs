@@ -14,7 +14,7 @@ use super::pane::PaneHandle;
 use super::session::{Outcome, SessionMsg};
 use crate::proto::{self, ClientMsg, FrameError, PROTOCOL_VERSION, Reply, ServerMsg};
 use crate::status::Notice;
-use crate::term::Screen;
+use crate::term::ScreenCopy;
 use crate::term::screen::render_text;
 
 /// The pause between typed text and its Enter: agents read a fast burst as a paste and would take
@@ -46,13 +46,19 @@ pub async fn serve(
             return;
         }
     }
-    let (mut rd, mut wr) = stream.into_split();
+    let (rd, mut wr) = stream.into_split();
+    let mut rd = tokio::io::BufReader::new(rd);
     // Frames are read by their own task so that reading is never cancelled half-way by a select.
+    // While the connection is attached, that task hands keystrokes and resizes to the pane itself:
+    // a keystroke's way to the program is then one task, not two.
     let (in_tx, mut inbox) = mpsc::channel::<ClientMsg>(64);
+    let attached = Attached::default();
+    let direct = attached.clone();
     let reader = tokio::spawn(async move {
         loop {
             match proto::read_frame::<_, ClientMsg>(&mut rd).await {
                 Ok(msg) => {
+                    let Some(msg) = direct.deliver(msg) else { continue };
                     if in_tx.send(msg).await.is_err() {
                         break;
                     }
@@ -65,7 +71,7 @@ pub async fn serve(
             }
         }
     });
-    let result = converse(&mut inbox, &mut wr, &session, &shutdown).await;
+    let result = converse(&mut inbox, &mut wr, &session, &shutdown, &attached).await;
     if let Err(e) = result {
         debug!("connection ended: {e}");
     }
@@ -76,11 +82,39 @@ async fn send(wr: &mut OwnedWriteHalf, msg: &ServerMsg) -> Result<(), FrameError
     proto::write_frame(wr, msg).await
 }
 
+/// The pane a connection is attached to, shared with the task that reads its frames.
+#[derive(Clone, Default)]
+struct Attached(std::sync::Arc<std::sync::Mutex<Option<PaneHandle>>>);
+
+impl Attached {
+    fn set(&self, pane: Option<PaneHandle>) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = pane;
+    }
+
+    /// Input and resizes go straight to the attached pane; a detach ends the attachment here, so
+    /// nothing typed after it reaches the pane. What is left goes on to the connection's task.
+    fn deliver(&self, msg: ClientMsg) -> Option<ClientMsg> {
+        let mut slot = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(pane) = slot.as_ref() else { return Some(msg) };
+        match msg {
+            ClientMsg::Input(bytes) => pane.write(bytes),
+            ClientMsg::Resize(size) => pane.resize(size),
+            ClientMsg::Detach => {
+                *slot = None;
+                return Some(ClientMsg::Detach);
+            }
+            other => return Some(other),
+        }
+        None
+    }
+}
+
 async fn converse(
     inbox: &mut mpsc::Receiver<ClientMsg>,
     wr: &mut OwnedWriteHalf,
     session: &mpsc::UnboundedSender<SessionMsg>,
     shutdown: &watch::Sender<bool>,
+    attached: &Attached,
 ) -> Result<(), FrameError> {
     match inbox.recv().await {
         Some(ClientMsg::Hello { version, .. }) if version == PROTOCOL_VERSION => {
@@ -141,8 +175,12 @@ async fn converse(
                 send(wr, &ServerMsg::Reply(Reply::Ok)).await?;
             }
             Outcome::Attach(pane, notices) => {
+                // Before the reply: the client may type as soon as it reads it.
+                attached.set(Some(pane.clone()));
                 send(wr, &ServerMsg::Reply(Reply::Attached)).await?;
-                if !attach(inbox, wr, &pane, notices).await? {
+                let goes_on = attach(inbox, wr, &pane, notices).await;
+                attached.set(None);
+                if !goes_on? {
                     return Ok(());
                 }
             }
@@ -208,7 +246,7 @@ async fn attach(
 ) -> Result<bool, FrameError> {
     let mut state = pane.subscribe();
     let mut notices_open = true;
-    let mut last: Option<Screen> = None;
+    let mut copy = ScreenCopy::default();
     let mut bells = state.borrow().bells;
     // Mark the current state as unseen so the first screen is sent at once.
     state.mark_changed();
@@ -217,6 +255,8 @@ async fn attach(
         tokio::select! {
             biased;
             msg = inbox.recv() => match msg {
+                // Delivered by the reader task while attached; these only come in the moment
+                // around attaching and detaching.
                 Some(ClientMsg::Input(bytes)) => pane.write(bytes),
                 Some(ClientMsg::Resize(size)) => pane.resize(size),
                 Some(ClientMsg::Detach) => return Ok(true),
@@ -234,17 +274,17 @@ async fn attach(
                     return Ok(false);
                 }
                 // Keystrokes after a quiet spell draw at once; a flood is coalesced.
-                tokio::time::sleep_until(next_frame).await;
+                if tokio::time::Instant::now() < next_frame {
+                    tokio::time::sleep_until(next_frame).await;
+                }
                 next_frame = tokio::time::Instant::now() + FRAME_INTERVAL;
                 let st = state.borrow_and_update().clone();
-                if let Some(screen) = pane.screen().await {
-                    let update = screen.diff(last.as_ref());
-                    if update.full || !update.rows.is_empty() || last.as_ref().is_none_or(|l| {
-                        l.cursor != screen.cursor || l.modes != screen.modes || l.title != screen.title
-                    }) {
+                let before = copy.screen.as_ref().map(|s| (s.cursor, s.modes, s.title.clone()));
+                if let Some(update) = pane.update_screen(&mut copy).await {
+                    let after = copy.screen.as_ref().map(|s| (s.cursor, s.modes, s.title.clone()));
+                    if update.full || !update.rows.is_empty() || before != after {
                         send(wr, &ServerMsg::Screen(update)).await?;
                     }
-                    last = Some(screen);
                 }
                 if st.bells != bells {
                     bells = st.bells;

@@ -19,7 +19,9 @@ use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use super::pty::{PtyControl, PtyHost, SpawnSpec, Spawned};
-use crate::term::{Emulator, Feedback, Line, Modes, NumberedLine, Screen, Size};
+use crate::term::{
+    Emulator, Feedback, Line, Modes, NumberedLine, Screen, ScreenCopy, ScreenUpdate, Size,
+};
 
 /// How long after the process ends the pane waits for its last output before publishing the exit.
 const EXIT_DRAIN: Duration = Duration::from_millis(300);
@@ -176,6 +178,11 @@ impl PaneHandle {
 
     pub async fn screen(&self) -> Option<Screen> {
         Some(self.shared.core().emulator.screen())
+    }
+
+    /// Bring a client's copy of the screen up to date; the update to send it.
+    pub async fn update_screen(&self, copy: &mut ScreenCopy) -> Option<ScreenUpdate> {
+        Some(self.shared.core().emulator.update_screen(copy))
     }
 
     pub async fn screen_text(&self) -> Option<Vec<String>> {

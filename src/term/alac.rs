@@ -35,6 +35,7 @@
 //! Colour queries report a colour the program set itself (OSC 4/10/11) if it did, like a real
 //! terminal, and the fixed palette otherwise.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -43,7 +44,7 @@ use alacritty_terminal::event::{Event, EventListener, WindowSize};
 use alacritty_terminal::grid::{Dimensions, Row};
 use alacritty_terminal::index::Line as GridLine;
 use alacritty_terminal::term::cell::{Cell as AlacCell, Flags};
-use alacritty_terminal::term::{Config, Osc52, TermMode, color};
+use alacritty_terminal::term::{Config, Osc52, TermDamage, TermMode, color};
 use alacritty_terminal::vte::ansi::{
     self, Attr, CharsetIndex, ClearMode, CursorShape, CursorStyle, Handler, Hyperlink,
     KeyboardModes, KeyboardModesApplyBehavior, LineClearMode, ModifyOtherKeys, NamedColor,
@@ -52,8 +53,11 @@ use alacritty_terminal::vte::ansi::{
 };
 
 use super::cold::{ColdBuilder, ColdStore};
+use super::screen::ScreenUpdate;
 use super::screen::attr;
-use super::{Cell, Color, Emulator, Feedback, Line, Modes, MouseMode, NumberedLine, Screen, Size};
+use super::{
+    Cell, Color, Emulator, Feedback, Line, Modes, MouseMode, NumberedLine, Screen, ScreenCopy, Size,
+};
 
 /// Alacritty cannot hold a wide character in fewer than two columns (it would index past the row),
 /// so the grid never gets narrower than this; a 1-column pane shows the grid's first column.
@@ -149,6 +153,13 @@ pub struct AlacrittyEmulator {
     title: String,
     xtversion: XtVersionScanner,
     num: Numbering,
+    /// Tells this emulator's [`ScreenCopy`]s from others'.
+    id: u64,
+    /// Counts the parser calls that may have changed the screen.
+    rev: u64,
+    /// For each screen row, the `rev` at which it last may have changed (alacritty's damage
+    /// tracking says which rows a call touched).
+    row_rev: Vec<u64>,
 }
 
 impl AlacrittyEmulator {
@@ -178,7 +189,43 @@ impl AlacrittyEmulator {
             title: String::new(),
             xtversion: XtVersionScanner::default(),
             num: Numbering::default(),
+            id: {
+                static NEXT: AtomicU64 = AtomicU64::new(1);
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            },
+            rev: 1,
+            row_rev: vec![1; usize::from(size.rows)],
         }
+    }
+
+    /// The cursor (clamped to the screen) and the modes, as a [`Screen`] reports them.
+    fn screen_meta(&self) -> ((u16, u16), Modes) {
+        let point = self.term.grid().cursor.point;
+        let row = u16::try_from(point.line.0).unwrap_or(0).min(self.size.rows - 1);
+        let col = u16::try_from(point.column.0).unwrap_or(u16::MAX).min(self.size.cols - 1);
+        ((row, col), self.modes())
+    }
+
+    /// Record which rows the calls since the last time changed, from alacritty's damage
+    /// tracking, and start tracking afresh.
+    fn note_damage(&mut self) {
+        self.rev += 1;
+        let rev = self.rev;
+        let rows = usize::from(self.size.rows);
+        if self.row_rev.len() != rows {
+            self.row_rev = vec![rev; rows];
+        }
+        match self.term.damage() {
+            TermDamage::Full => self.row_rev.fill(rev),
+            TermDamage::Partial(lines) => {
+                for d in lines {
+                    if let Some(r) = self.row_rev.get_mut(d.line) {
+                        *r = rev;
+                    }
+                }
+            }
+        }
+        self.term.reset_damage();
     }
 
     fn is_alt(&self) -> bool {
@@ -298,6 +345,7 @@ impl Emulator for AlacrittyEmulator {
         self.advance(&bytes[start..]);
         self.drain(&mut fb);
         self.settle();
+        self.note_damage();
         fb
     }
 
@@ -326,6 +374,7 @@ impl Emulator for AlacrittyEmulator {
             self.parser.stop_sync(&mut tracker);
             self.drain(&mut fb);
             self.settle();
+            self.note_damage();
         }
         fb
     }
@@ -352,6 +401,8 @@ impl Emulator for AlacrittyEmulator {
         let top = self.num.hw.saturating_sub(row).max(history);
         *self.num.top_mut(alt) = top;
         self.settle();
+        self.note_damage();
+        self.row_rev.fill(self.rev);
     }
 
     fn size(&self) -> Size {
@@ -366,15 +417,43 @@ impl Emulator for AlacrittyEmulator {
             lines.push(self.line_at(r as i32));
         }
         lines.resize(rows, Line::blank(self.size.cols));
-        let point = self.term.grid().cursor.point;
-        let row = u16::try_from(point.line.0).unwrap_or(0).min(self.size.rows - 1);
-        let col = u16::try_from(point.column.0).unwrap_or(u16::MAX).min(self.size.cols - 1);
-        Screen {
+        let (cursor, modes) = self.screen_meta();
+        Screen { size: self.size, lines, cursor, modes, title: self.title.clone() }
+    }
+
+    fn update_screen(&self, copy: &mut ScreenCopy) -> ScreenUpdate {
+        let rows = usize::from(self.size.rows);
+        let grid_rows = self.term.screen_lines();
+        let fresh = copy.owner != self.id
+            || copy.screen.as_ref().is_none_or(|s| s.size != self.size || s.lines.len() != rows);
+        let Some(old) = copy.screen.as_mut().filter(|_| !fresh) else {
+            let screen = self.screen();
+            let update = screen.diff(copy.screen.as_ref());
+            *copy = ScreenCopy { screen: Some(screen), owner: self.id, rev: self.rev };
+            return update;
+        };
+        let mut changed = Vec::new();
+        for (r, slot) in old.lines.iter_mut().enumerate() {
+            if self.row_rev.get(r).is_none_or(|&v| v <= copy.rev) {
+                continue;
+            }
+            let line =
+                if r < grid_rows { self.line_at(r as i32) } else { Line::blank(self.size.cols) };
+            if *slot != line {
+                changed.push((u16::try_from(r).unwrap_or(u16::MAX), line.clone()));
+                *slot = line;
+            }
+        }
+        (old.cursor, old.modes) = self.screen_meta();
+        old.title.clone_from(&self.title);
+        copy.rev = self.rev;
+        ScreenUpdate {
             size: self.size,
-            lines,
-            cursor: (row, col),
-            modes: self.modes(),
-            title: self.title.clone(),
+            full: false,
+            rows: changed,
+            cursor: old.cursor,
+            modes: old.modes,
+            title: old.title.clone(),
         }
     }
 
@@ -1317,6 +1396,36 @@ mod tests {
     }
 
     #[test]
+    fn screen_updates_carry_only_the_rows_that_changed() {
+        let mut e = AlacrittyEmulator::new(Size::new(40, 10), 100);
+        e.feed(b"one\r\ntwo\r\nthree");
+        let mut copy = ScreenCopy::default();
+        let first = e.update_screen(&mut copy);
+        assert!(first.full, "the first update draws everything");
+        e.feed(b"!");
+        let typed = e.update_screen(&mut copy);
+        assert!(!typed.full);
+        let rows: Vec<(u16, String)> = typed.rows.iter().map(|(r, l)| (*r, l.text())).collect();
+        assert_eq!(rows, [(2, "three!".to_string())]);
+        assert_eq!(typed.cursor, (2, 6));
+        // Nothing changed: nothing to draw, the cursor where it was.
+        let idle = e.update_screen(&mut copy);
+        assert!(idle.rows.is_empty() && !idle.full);
+        // A scroll moves every row.
+        e.feed(b"\r\n4\r\n5\r\n6\r\n7\r\n8\r\n9\r\n10\r\n11");
+        let scrolled = e.update_screen(&mut copy);
+        assert_eq!(scrolled.rows.len(), 10);
+        assert_eq!(copy.screen.as_ref(), Some(&e.screen()));
+        // A copy made from another emulator (a restarted agent) is compared in full, not
+        // trusted by its change count.
+        let mut other = AlacrittyEmulator::new(Size::new(40, 10), 100);
+        other.feed(b"different");
+        let switched = other.update_screen(&mut copy);
+        assert_eq!(copy.screen.as_ref(), Some(&other.screen()));
+        assert!(switched.rows.iter().any(|(r, l)| *r == 0 && l.text() == "different"));
+    }
+
+    #[test]
     fn giving_back_memory_keeps_every_line_and_number() {
         // At every fill level of the grid's history (none, below the hot part, in the headroom,
         // spilled to the cold store), trimming the row storage must not change what readers see,
@@ -1729,6 +1838,8 @@ mod tests {
         let seed = std::env::var("CORRAL_FUZZ_SEED").ok().and_then(|s| s.parse().ok());
         let mut rng = Rng(seed.unwrap_or(0x9e37_79b9_7f4a_7c15));
         let mut e = AlacrittyEmulator::new(Size::new(80, 24), 300);
+        let mut copy = ScreenCopy::default();
+        let mut client = Screen::default();
         let mut next = 0;
         let mut total = 0;
         let mut buf = Vec::new();
@@ -1777,6 +1888,15 @@ mod tests {
                     assert!(l.number >= next);
                     next = l.number + 1;
                 }
+            }
+            // A copy kept up to date from damage alone must always equal a full conversion,
+            // and a client applying the updates must see the same.
+            if rng.below(2) == 0 {
+                let update = e.update_screen(&mut copy);
+                client.apply(&update);
+                let full = e.screen();
+                assert_eq!(copy.screen.as_ref(), Some(&full), "the incremental copy drifted");
+                assert_eq!(client, full, "a client applying the updates drifted");
             }
         }
     }

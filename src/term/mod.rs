@@ -11,7 +11,18 @@ mod cold;
 pub mod screen;
 
 pub use alac::AlacrittyEmulator;
-pub use screen::{Cell, Color, Line, Screen, Size};
+pub use screen::{Cell, Color, Line, Screen, ScreenUpdate, Size};
+
+/// A reader's copy of a pane's screen, kept up to date by [`Emulator::update_screen`].
+#[derive(Debug, Clone, Default)]
+pub struct ScreenCopy {
+    /// The screen as the reader last saw it; `None` before the first update.
+    pub screen: Option<Screen>,
+    /// Which emulator filled it, and that emulator's change count then: rows changed since are
+    /// the ones to convert again.
+    owner: u64,
+    rev: u64,
+}
 
 use std::time::Instant;
 
@@ -93,6 +104,15 @@ pub trait Emulator: Send {
     fn size(&self) -> Size;
     /// The visible screen (not scrolled back), with cursor, modes and title.
     fn screen(&self) -> Screen;
+    /// Bring `copy` up to date with the visible screen and return the update that takes a
+    /// receiver of the old copy to the new one, as `screen().diff(old)` would. Implementations
+    /// may convert only the rows that changed since `copy` was last brought up to date.
+    fn update_screen(&self, copy: &mut ScreenCopy) -> ScreenUpdate {
+        let screen = self.screen();
+        let update = screen.diff(copy.screen.as_ref());
+        *copy = ScreenCopy { screen: Some(screen), ..ScreenCopy::default() };
+        update
+    }
     /// The visible screen's rows as text, each as [`Line::text`] gives it. Status rules read this
     /// on every change, so implementations may skip building cells.
     fn screen_text(&self) -> Vec<String> {
