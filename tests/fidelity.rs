@@ -973,22 +973,7 @@ fn claude_argv(claude: &Path, home: &Path, dir: &Path, port: u16) -> Vec<String>
     });
     std::fs::create_dir_all(home).unwrap();
     std::fs::write(home.join(".claude.json"), claude_json.to_string()).unwrap();
-    [
-        "env",
-        "-u",
-        "TMUX",
-        "-u",
-        "TMUX_PANE",
-        "-u",
-        "TERM_PROGRAM",
-        "-u",
-        "TERM_PROGRAM_VERSION",
-        "-u",
-        "COLORTERM",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([
+    without_tmux_vars([
         format!("HOME={}", home.display()),
         format!("ANTHROPIC_BASE_URL=http://127.0.0.1:{port}"),
         format!("ANTHROPIC_API_KEY={key}"),
@@ -998,7 +983,16 @@ fn claude_argv(claude: &Path, home: &Path, dir: &Path, port: u16) -> Vec<String>
         "--permission-mode".to_string(),
         "default".to_string(),
     ])
-    .collect()
+}
+
+/// `env` with the variables tmux sets in its panes (TMUX, TERM_PROGRAM…) removed, then `rest`:
+/// an agent CLI run this way cannot tell the two terminals apart by its environment.
+fn without_tmux_vars(rest: impl IntoIterator<Item = String>) -> Vec<String> {
+    let unset = ["TMUX", "TMUX_PANE", "TERM_PROGRAM", "TERM_PROGRAM_VERSION", "COLORTERM"];
+    std::iter::once("env".to_string())
+        .chain(unset.iter().flat_map(|v| ["-u".to_string(), v.to_string()]))
+        .chain(rest)
+        .collect()
 }
 
 /// The real Claude Code under corral and under tmux (agent and tmux socket named after `case`,
@@ -1146,28 +1140,12 @@ fn codex_pair(
         )
         .unwrap();
         // As for Claude Code: tmux's pane variables removed, so Codex sees the same environment.
-        let argv: Vec<String> = [
-            "env",
-            "-u",
-            "TMUX",
-            "-u",
-            "TMUX_PANE",
-            "-u",
-            "TERM_PROGRAM",
-            "-u",
-            "TERM_PROGRAM_VERSION",
-            "-u",
-            "COLORTERM",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([
+        let argv = without_tmux_vars([
             format!("HOME={}", home.display()),
             "MOCK_KEY=x".to_string(),
             codex.clone(),
             "--no-daemon".to_string(),
-        ])
-        .collect();
+        ]);
         (mock, argv)
     };
     let (mock_ours, ours) = side("corral");
