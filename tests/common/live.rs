@@ -161,3 +161,40 @@ pub fn wait_or<T>(what: &str, mut f: impl FnMut() -> Option<T>, context: impl Fn
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
 }
+
+/// What a failed badge test shows: the badge as observed, the mock's log and the agent's screen.
+pub fn explain(env: &Env, name: &str, seen: &Mutex<Seen>, mock: &Path) -> String {
+    format!(
+        "badge: {:?}\nmock: {:?}\nscreen:\n{}",
+        seen.lock().unwrap(),
+        mock_log(mock),
+        env.tail(name)
+    )
+}
+
+/// Wait until the badge says idle after the mock finished streaming its second (long) reply.
+pub fn wait_idle_after_long_reply(env: &Env, name: &str, seen: &Mutex<Seen>, mock: &Path) {
+    wait_or(
+        "idle after the long reply",
+        || {
+            let end = when(&mock_log(mock), "stream_end", 1)?;
+            saw_after(seen, "idle", end).then_some(())
+        },
+        || explain(env, name, seen, mock),
+    );
+}
+
+/// The badge around the long reply (the mock's second stream): working within a second of its
+/// start (the mock pauses a second before replying, room for slow polls), working all through
+/// it, and idle only after it ended.
+pub fn assert_working_through_long_reply(seen: &Seen, log: &[(f64, String, i64)], why: &str) {
+    let (start, end) = (when(log, "stream_start", 1).unwrap(), when(log, "stream_end", 1).unwrap());
+    let working_again = seen.iter().filter(|o| o.status == "working").nth(1).unwrap();
+    assert!(working_again.after < start + 1.0, "{why}");
+    assert!(
+        seen.iter().all(|o| !(o.sent > start && o.sent < end) || o.status == "working"),
+        "the badge left working while the reply streamed: {why}"
+    );
+    let idle = seen.iter().rfind(|o| o.status == "idle").unwrap();
+    assert!(idle.sent > end, "{why}");
+}
