@@ -1,11 +1,15 @@
 //! `corral attach`: the agent full-screen in this terminal, like `tmux attach`.
 //!
-//! The server sends screen diffs; this paints them. Keys go the other way as the bytes this
-//! terminal produces: to make those bytes what the agent expects, the input modes the agent asked
-//! for (cursor keys, keypad, bracketed paste, focus, mouse, kitty keyboard flags) are mirrored onto
-//! this terminal, and reset when we leave. The detach key returns; the agent keeps running.
+//! As tmux does, the server draws on this terminal itself: the client names its terminal device
+//! and the server opens it, so an echo reaches the screen without passing through this process.
+//! When the server cannot open it, it sends screen diffs and this paints them. Either way the
+//! input modes the agent asked for (cursor keys, keypad, bracketed paste, focus, mouse, kitty
+//! keyboard flags) are mirrored onto this terminal, so keys arrive as the bytes the agent expects;
+//! they are reset when we leave. Keys go to the server as this terminal encodes them. The detach
+//! key returns; the agent keeps running.
 
 use std::io::{IsTerminal, Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
@@ -14,65 +18,31 @@ use tokio::sync::mpsc;
 
 use crate::client::Client;
 use crate::proto::{ClientMsg, Reply, Request, ServerMsg, Target};
-use crate::term::screen::paint;
-use crate::term::{Modes, MouseMode};
+use crate::term::Modes;
+use crate::term::screen::{mirror_modes, paint};
 
-/// Puts the terminal back however attach ends (error, exit, panic unwinding).
-struct TermGuard {
-    modes: Modes,
-}
+/// Puts the terminal back however attach ends (error, exit, panic unwinding). The server may have
+/// set any of the input modes, and only it knows which, so all of them are reset.
+struct TermGuard;
+
+/// Every input mode an agent's modes can set on this terminal, off; then colours, cursor and the
+/// main screen back.
+const RESET: &[u8] = b"\x1b[?1l\x1b>\x1b[?2004l\x1b[?1004l\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[=0;1u\x1b[0m\x1b[?25h\x1b[?1049l";
 
 impl Drop for TermGuard {
     fn drop(&mut self) {
-        let mut out = Vec::new();
-        mirror_modes(&self.modes, &Modes::default(), &mut out);
-        out.extend_from_slice(b"\x1b[0m\x1b[?25h\x1b[?1049l");
         let mut so = std::io::stdout();
-        let _ = so.write_all(&out);
+        let _ = so.write_all(RESET);
         let _ = so.flush();
         let _ = crossterm::terminal::disable_raw_mode();
     }
 }
 
-fn set(out: &mut Vec<u8>, mode: u16, on: bool) {
-    out.extend_from_slice(format!("\x1b[?{mode}{}", if on { 'h' } else { 'l' }).as_bytes());
-}
-
-/// The escape sequences that move this terminal's input modes from `old` to `new`.
-pub fn mirror_modes(old: &Modes, new: &Modes, out: &mut Vec<u8>) {
-    if old.app_cursor != new.app_cursor {
-        set(out, 1, new.app_cursor);
-    }
-    if old.app_keypad != new.app_keypad {
-        out.extend_from_slice(if new.app_keypad { b"\x1b=" } else { b"\x1b>" });
-    }
-    if old.bracketed_paste != new.bracketed_paste {
-        set(out, 2004, new.bracketed_paste);
-    }
-    if old.focus_events != new.focus_events {
-        set(out, 1004, new.focus_events);
-    }
-    if old.mouse != new.mouse {
-        match old.mouse {
-            MouseMode::None => {}
-            MouseMode::Click => set(out, 1000, false),
-            MouseMode::Drag => set(out, 1002, false),
-            MouseMode::Motion => set(out, 1003, false),
-        }
-        match new.mouse {
-            MouseMode::None => {}
-            MouseMode::Click => set(out, 1000, true),
-            MouseMode::Drag => set(out, 1002, true),
-            MouseMode::Motion => set(out, 1003, true),
-        }
-    }
-    if old.sgr_mouse != new.sgr_mouse {
-        set(out, 1006, new.sgr_mouse);
-    }
-    if old.kitty_flags != new.kitty_flags {
-        // CSI = flags ; 1 u sets the flags outright.
-        out.extend_from_slice(format!("\x1b[={};1u", new.kitty_flags).as_bytes());
-    }
+/// Where the server can draw: this terminal's device, when it has a name.
+fn terminal_device() -> Option<PathBuf> {
+    let name = rustix::termios::ttyname(std::io::stdout(), Vec::new()).ok()?;
+    let path = PathBuf::from(std::ffi::OsStr::from_bytes(name.as_bytes()));
+    path.is_absolute().then_some(path)
 }
 
 /// The byte a `ctrl-X` key name produces, and its kitty-protocol form.
@@ -108,16 +78,20 @@ pub async fn attach(mut c: Client, repo: PathBuf, name: String) -> Result<i32> {
     let config = crate::config::load(&crate::paths::user_config_file(), Some(&repo))?.config;
     let (detach_byte, detach_kitty) = detach_key(&config.terminal.detach_key)?;
     let size = super::terminal_size();
-    let reply =
-        c.request(Request::Attach { target: Target { repo, name: name.clone() }, size }).await?;
-    if reply != Reply::Attached {
-        bail!("unexpected reply to attach: {reply:?}");
-    }
+    // The terminal is ready before asking: the server may start drawing on it the moment it
+    // answers.
     crossterm::terminal::enable_raw_mode().context("cannot put the terminal in raw mode")?;
-    let mut guard = TermGuard { modes: Modes::default() };
+    let guard = TermGuard;
     let mut stdout = std::io::stdout();
     stdout.write_all(b"\x1b[?1049h\x1b[H\x1b[2J")?;
     stdout.flush()?;
+    let target = Target { repo, name: name.clone() };
+    let reply = c.request(Request::Attach { target, size, tty: terminal_device() }).await?;
+    if reply != Reply::Attached {
+        bail!("unexpected reply to attach: {reply:?}");
+    }
+    // What this process drew, when the server sends frames instead of drawing itself.
+    let mut modes = Modes::default();
 
     // Frames to the server are written whole under a lock, by the thread that reads the keys and
     // by this task (resizes); frames from it are read by a task of this runtime.
@@ -153,13 +127,14 @@ pub async fn attach(mut c: Client, repo: PathBuf, name: String) -> Result<i32> {
         }
     });
     let exit_note;
+    // After the detach key: until the server says it stopped drawing (or a moment passed).
+    let mut detaching: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             biased;
-            end = keys.recv() => match end {
+            end = keys.recv(), if detaching.is_none() => match end {
                 Some(KeysEnd::Detached) => {
-                    exit_note = Some(format!("[detached from {name}]"));
-                    break;
+                    detaching = Some(tokio::time::Instant::now() + DETACH_WAIT);
                 }
                 Some(KeysEnd::Lost(e)) => {
                     drop(guard);
@@ -179,8 +154,8 @@ pub async fn attach(mut c: Client, repo: PathBuf, name: String) -> Result<i32> {
             msg = server.recv() => match msg {
                 Some(Ok(ServerMsg::Screen(update))) => {
                     out.clear();
-                    mirror_modes(&guard.modes, &update.modes, &mut out);
-                    guard.modes = update.modes;
+                    mirror_modes(&modes, &update.modes, &mut out);
+                    modes = update.modes;
                     paint(&update, &mut out);
                     stdout.write_all(&out)?;
                     stdout.flush()?;
@@ -190,11 +165,12 @@ pub async fn attach(mut c: Client, repo: PathBuf, name: String) -> Result<i32> {
                     stdout.flush()?;
                 }
                 Some(Ok(ServerMsg::Notice(n))) => {
-                    // A bell, and a desktop notification for terminals that show OSC 9. The text
-                    // is ours, but strip control characters so it cannot end the sequence early.
-                    let text: String = n.message().chars().filter(|c| !c.is_control()).collect();
-                    stdout.write_all(format!("\x07\x1b]9;{text}\x07").as_bytes())?;
+                    stdout.write_all(&n.terminal_bytes())?;
                     stdout.flush()?;
+                }
+                Some(Ok(ServerMsg::Detached)) => {
+                    exit_note = Some(format!("[detached from {name}]"));
+                    break;
                 }
                 Some(Ok(ServerMsg::Exited(code))) => {
                     exit_note = Some(format!(
@@ -209,9 +185,13 @@ pub async fn attach(mut c: Client, repo: PathBuf, name: String) -> Result<i32> {
                     bail!("lost the connection to the corral server: {e}");
                 }
                 None => {
-                    exit_note = None;
+                    exit_note = detaching.map(|_| format!("[detached from {name}]"));
                     break;
                 }
+            },
+            _ = tokio::time::sleep_until(detaching.unwrap_or_else(tokio::time::Instant::now)), if detaching.is_some() => {
+                exit_note = Some(format!("[detached from {name}]"));
+                break;
             }
         }
     }
@@ -221,6 +201,9 @@ pub async fn attach(mut c: Client, repo: PathBuf, name: String) -> Result<i32> {
     }
     Ok(0)
 }
+
+/// How long detaching waits for the server to stop drawing on this terminal before leaving anyway.
+const DETACH_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How the key thread stopped.
 enum KeysEnd {
@@ -296,6 +279,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::term::MouseMode;
 
     #[test]
     fn detach_keys_parse_to_their_control_bytes() {

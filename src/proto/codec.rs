@@ -116,7 +116,8 @@ mod tests {
             Request::Tail { target: target(), lines: 10 },
             Request::Follow { target: target(), lines: 0, ansi: true },
             Request::Send { target: target(), text: "echo $PORT".into(), enter: true },
-            Request::Attach { target: target(), size: None },
+            Request::Attach { target: target(), size: None, tty: None },
+            Request::Attach { target: target(), size: None, tty: Some("/dev/pts/3".into()) },
             Request::Stop { target: target() },
             Request::Restart { target: target(), env: vec![] },
             Request::Remove { target: target(), force: true },
@@ -150,6 +151,7 @@ mod tests {
         round_trip(ServerMsg::Text("row\n\x1b[1mbold\x1b[0m\n".into()));
         round_trip(ServerMsg::Reply(Reply::Lines(vec![line])));
         round_trip(ServerMsg::Bell);
+        round_trip(ServerMsg::Detached);
         round_trip(ServerMsg::Exited(Some(3)));
         round_trip(ServerMsg::Reply(Reply::Error("no agent 'x'".into())));
         round_trip(ServerMsg::Reply(Reply::Agents(vec![AgentInfo {

@@ -17,7 +17,7 @@ use crate::term::screen::ScreenUpdate;
 use crate::term::{Line, Size};
 
 /// Bumped whenever a message changes shape.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientMsg {
@@ -51,6 +51,8 @@ pub enum ServerMsg {
     Exited(Option<i32>),
     /// Attached: an agent (any of the server's) needs attention; the client rings its terminal.
     Notice(crate::status::Notice),
+    /// Attached: the answer to Detach. Nothing more is drawn on the client's terminal after it.
+    Detached,
 }
 
 /// Which agent a request is about: its repository's main worktree root and its name.
@@ -85,10 +87,13 @@ pub enum Request {
         text: String,
         enter: bool,
     },
-    /// Stream the screen; `size` resizes the pane to the client's terminal.
+    /// Stream the screen; `size` resizes the pane to the client's terminal. With `tty` (the
+    /// client's terminal device), the server draws on that terminal itself, as tmux does, and
+    /// sends no Screen frames; it falls back to frames when it cannot open it.
     Attach {
         target: Target,
         size: Option<Size>,
+        tty: Option<PathBuf>,
     },
     Stop {
         target: Target,

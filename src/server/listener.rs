@@ -3,7 +3,12 @@
 //! clients. A connection that misbehaves (wrong user, garbage, oversized frames, wrong version) is
 //! closed on its own; nothing it sends reaches an agent.
 
+use std::os::fd::OwnedFd;
+use std::path::Path;
 use std::time::Duration;
+
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 
 use tokio::net::UnixStream;
 use tokio::net::unix::OwnedWriteHalf;
@@ -14,8 +19,9 @@ use super::pane::PaneHandle;
 use super::session::{Outcome, SessionMsg};
 use crate::proto::{self, ClientMsg, FrameError, PROTOCOL_VERSION, Reply, ServerMsg};
 use crate::status::Notice;
-use crate::term::ScreenCopy;
 use crate::term::screen::render_text;
+use crate::term::screen::{mirror_modes, paint};
+use crate::term::{Modes, ScreenCopy};
 
 /// The pause between typed text and its Enter: agents read a fast burst as a paste and would take
 /// the Enter as a newline inside it.
@@ -160,6 +166,10 @@ async fn converse(
             // Stray attach input after a detach: nothing to deliver it to.
             ClientMsg::Input(_) | ClientMsg::Resize(_) | ClientMsg::Detach => continue,
         };
+        let tty = match &req {
+            proto::Request::Attach { tty, .. } => tty.clone(),
+            _ => None,
+        };
         let (tx, rx) = oneshot::channel();
         if session.send(SessionMsg::Request(req, tx)).is_err() {
             return Ok(());
@@ -178,7 +188,7 @@ async fn converse(
                 // Before the reply: the client may type as soon as it reads it.
                 attached.set(Some(pane.clone()));
                 send(wr, &ServerMsg::Reply(Reply::Attached)).await?;
-                let goes_on = attach(inbox, wr, &pane, notices).await;
+                let goes_on = attach(inbox, wr, &pane, notices, tty.as_deref()).await;
                 attached.set(None);
                 if !goes_on? {
                     return Ok(());
@@ -243,7 +253,16 @@ async fn attach(
     wr: &mut OwnedWriteHalf,
     pane: &PaneHandle,
     mut notices: broadcast::Receiver<Notice>,
+    tty: Option<&Path>,
 ) -> Result<bool, FrameError> {
+    let tty = tty.and_then(|path| {
+        TtyOut::open(path)
+            .map_err(|e| debug!("cannot draw on {}, sending frames: {e}", path.display()))
+            .ok()
+    });
+    // The input modes drawn on the client's terminal so far (when drawing on it directly).
+    let mut drawn = Modes::default();
+    let mut out = Vec::new();
     let mut state = pane.subscribe();
     let mut notices_open = true;
     let mut copy = ScreenCopy::default();
@@ -259,12 +278,23 @@ async fn attach(
                 // around attaching and detaching.
                 Some(ClientMsg::Input(bytes)) => pane.write(bytes),
                 Some(ClientMsg::Resize(size)) => pane.resize(size),
-                Some(ClientMsg::Detach) => return Ok(true),
+                Some(ClientMsg::Detach) => {
+                    // Nothing is drawn after this: the client puts its terminal back on it.
+                    send(wr, &ServerMsg::Detached).await?;
+                    return Ok(true);
+                }
                 Some(_) => return Ok(false),
                 None => return Ok(false),
             },
             notice = notices.recv(), if notices_open => match notice {
-                Ok(n) => send(wr, &ServerMsg::Notice(n)).await?,
+                Ok(n) => match &tty {
+                    Some(t) => {
+                        if t.write_all(&n.terminal_bytes()).await.is_err() {
+                            return Ok(false);
+                        }
+                    }
+                    None => send(wr, &ServerMsg::Notice(n)).await?,
+                },
                 // Missed some while busy: the latest state is on the badges anyway.
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => notices_open = false,
@@ -283,12 +313,32 @@ async fn attach(
                 if let Some(update) = pane.update_screen(&mut copy).await {
                     let after = copy.screen.as_ref().map(|s| (s.cursor, s.modes, s.title.clone()));
                     if update.full || !update.rows.is_empty() || before != after {
-                        send(wr, &ServerMsg::Screen(update)).await?;
+                        match &tty {
+                            Some(t) => {
+                                out.clear();
+                                mirror_modes(&drawn, &update.modes, &mut out);
+                                drawn = update.modes;
+                                paint(&update, &mut out);
+                                if t.write_all(&out).await.is_err() {
+                                    // The terminal went away (a closed ssh link): so did the
+                                    // client.
+                                    return Ok(false);
+                                }
+                            }
+                            None => send(wr, &ServerMsg::Screen(update)).await?,
+                        }
                     }
                 }
                 if st.bells != bells {
                     bells = st.bells;
-                    send(wr, &ServerMsg::Bell).await?;
+                    match &tty {
+                        Some(t) => {
+                            if t.write_all(b"\x07").await.is_err() {
+                                return Ok(false);
+                            }
+                        }
+                        None => send(wr, &ServerMsg::Bell).await?,
+                    }
                 }
                 if st.exited {
                     send(wr, &ServerMsg::Exited(st.exit_code)).await?;
@@ -297,6 +347,49 @@ async fn attach(
             }
         }
     }
+}
+
+/// A client's terminal, opened by the server to draw on it directly, as tmux does: an echo then
+/// reaches the screen without another process in the way. The server opens the device itself
+/// (non-blocking, so a stalled terminal never blocks a thread; the client's own descriptor keeps
+/// its flags) and refuses anything that is not a terminal.
+struct TtyOut(AsyncFd<OwnedFd>);
+
+impl TtyOut {
+    fn open(path: &Path) -> std::io::Result<TtyOut> {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::WRONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(path, flags, Mode::empty())?;
+        if !rustix::termios::isatty(&fd) {
+            return Err(std::io::Error::other("not a terminal"));
+        }
+        Ok(TtyOut(register(fd)?))
+    }
+
+    async fn write_all(&self, mut buf: &[u8]) -> std::io::Result<()> {
+        while !buf.is_empty() {
+            let mut ready = self.0.writable().await?;
+            match ready.try_io(|fd| Ok(rustix::io::write(fd.get_ref(), buf)?)) {
+                Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(Ok(n)) => buf = &buf[n..],
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Ok(Err(e)) => return Err(e),
+                // Not writable after all: wait again.
+                Err(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Watch `fd` for writability on the runtime's reactor.
+#[allow(unsafe_code)]
+fn register(fd: OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: tokio asks that the descriptor stay open and refer to the same file description
+    // for as long as the AsyncFd lives, with `as_raw_fd` always returning it. An `OwnedFd` is
+    // the sole owner of its descriptor: it is closed only when the `OwnedFd` drops, which is
+    // when the AsyncFd drops (it owns it), and its `as_raw_fd` never changes.
+    Ok(unsafe { AsyncFd::register_with_interest(fd, Interest::WRITABLE) }?)
 }
 
 /// `tail -f`: the last `lines` settled lines, then each new settled line once, as it settles.

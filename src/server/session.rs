@@ -400,7 +400,7 @@ impl Session {
                 Ok(pane) => Outcome::Follow(pane, lines, ansi),
                 Err(e) => err(e),
             },
-            Request::Attach { target, size } => match self.live_pane(&target, true) {
+            Request::Attach { target, size, .. } => match self.live_pane(&target, true) {
                 Ok(pane) => {
                     if let Some(size) = size {
                         pane.resize(size);

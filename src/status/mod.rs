@@ -71,6 +71,14 @@ pub struct Notice {
 }
 
 impl Notice {
+    /// What an attached terminal gets: a bell, and a desktop notification for terminals that
+    /// show OSC 9. The text is ours, but control characters are stripped so it cannot end the
+    /// sequence early.
+    pub fn terminal_bytes(&self) -> Vec<u8> {
+        let text: String = self.message().chars().filter(|c| !c.is_control()).collect();
+        format!("\x07\x1b]9;{text}\x07").into_bytes()
+    }
+
     /// One line for a desktop notification.
     pub fn message(&self) -> String {
         let what = match self.status {

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Modes;
+use super::{Modes, MouseMode};
 
 /// A pane size in character cells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -309,6 +309,47 @@ impl Screen {
         self.cursor = update.cursor;
         self.modes = update.modes;
         self.title.clone_from(&update.title);
+    }
+}
+
+fn set(out: &mut Vec<u8>, mode: u16, on: bool) {
+    out.extend_from_slice(format!("\x1b[?{mode}{}", if on { 'h' } else { 'l' }).as_bytes());
+}
+
+/// The escape sequences that move this terminal's input modes from `old` to `new`.
+pub fn mirror_modes(old: &Modes, new: &Modes, out: &mut Vec<u8>) {
+    if old.app_cursor != new.app_cursor {
+        set(out, 1, new.app_cursor);
+    }
+    if old.app_keypad != new.app_keypad {
+        out.extend_from_slice(if new.app_keypad { b"\x1b=" } else { b"\x1b>" });
+    }
+    if old.bracketed_paste != new.bracketed_paste {
+        set(out, 2004, new.bracketed_paste);
+    }
+    if old.focus_events != new.focus_events {
+        set(out, 1004, new.focus_events);
+    }
+    if old.mouse != new.mouse {
+        match old.mouse {
+            MouseMode::None => {}
+            MouseMode::Click => set(out, 1000, false),
+            MouseMode::Drag => set(out, 1002, false),
+            MouseMode::Motion => set(out, 1003, false),
+        }
+        match new.mouse {
+            MouseMode::None => {}
+            MouseMode::Click => set(out, 1000, true),
+            MouseMode::Drag => set(out, 1002, true),
+            MouseMode::Motion => set(out, 1003, true),
+        }
+    }
+    if old.sgr_mouse != new.sgr_mouse {
+        set(out, 1006, new.sgr_mouse);
+    }
+    if old.kitty_flags != new.kitty_flags {
+        // CSI = flags ; 1 u sets the flags outright.
+        out.extend_from_slice(format!("\x1b[={};1u", new.kitty_flags).as_bytes());
     }
 }
 

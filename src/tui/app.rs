@@ -394,7 +394,7 @@ async fn attach_task(
         let mut c = Client::connect_existing()
             .await?
             .ok_or_else(|| anyhow!("no corral server is answering"))?;
-        match c.request(Request::Attach { target, size: None }).await? {
+        match c.request(Request::Attach { target, size: None, tty: None }).await? {
             Reply::Attached => Ok(c),
             other => Err(anyhow!("unexpected answer to attach: {other:?}")),
         }
