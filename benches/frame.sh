@@ -13,6 +13,7 @@
 # server from /proc over SECS seconds and counts what the client wrote to the terminal. corral's
 # agents are created at the size of a grid cell's inside, which is about a tmux pane's size.
 set -euo pipefail
+shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 RUNS=${RUNS:-3}
@@ -60,6 +61,8 @@ corral_run() { # -> "client_ms server_ms secs bytes frames writes"
   done
   printf '#!/bin/sh\nexec "%s" ui\n' "$BIN" > "$W/dash.sh" && chmod +x "$W/dash.sh"
   "$PROBE" --size "$SIZE" --secs "$SECS" --server "$spid" --go "$go" --tags $PANES --keys g -- "$W/dash.sh"
+  # Agents outlive their server in its state: remove them so the next run starts empty.
+  for i in $(seq $PANES); do "$BIN" rm --force "busy-$i" >/dev/null 2>&1; done
   "$BIN" kill-server >/dev/null
 }
 tmux_run() {
@@ -78,8 +81,10 @@ tmux_run() {
 
 declare -a C T
 for r in $(seq "$RUNS"); do
-  C+=("$(corral_run "c$r")")
-  T+=("$(tmux_run "t$r")")
+  c=$(corral_run "c$r") && [ -n "$c" ] || { echo "corral run $r failed" >&2; exit 1; }
+  t=$(tmux_run "t$r") && [ -n "$t" ] || { echo "tmux run $r failed" >&2; exit 1; }
+  C+=("$c")
+  T+=("$t")
 done
 # Per run: total ms/s, client ms/s, server ms/s, KiB/s, frames/s, writes/s; then the medians.
 python3 - "$RUNS" "${C[@]}" "${T[@]}" <<'PY'
