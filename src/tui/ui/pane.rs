@@ -51,13 +51,21 @@ pub fn modifier(attrs: u16) -> Modifier {
     m
 }
 
-/// Draw one row of cells at (x, y), at most `width` columns.
+/// Draw one row of cells at (x, y), at most `width` columns (and never past the buffer's edge).
+/// Works on the buffer's row as a slice: with 8 busy panes this runs for every cell of every
+/// pane in every frame, and indexing cell by cell costs a position check each time.
 fn draw_cells(cells: &[Cell], x: u16, y: u16, width: u16, buf: &mut Buffer) {
-    let n = cells.len().min(usize::from(width));
+    let room = buf.area.right().saturating_sub(x);
+    let n = cells.len().min(usize::from(width.min(room)));
+    if n == 0 || !buf.area.contains(Position::new(x, y)) {
+        return;
+    }
+    let start = buf.index_of(x, y);
+    let row = &mut buf.content[start..start + n];
     let mut i = 0;
     while i < n {
         let cell = &cells[i];
-        let out = &mut buf[(x + i as u16, y)];
+        let out = &mut row[i];
         let wide = cell.attrs & attr::WIDE != 0;
         let spacer = cell.attrs & attr::WIDE_SPACER != 0;
         // A wide character needs its spacer inside the area; a spacer without its wide half (or
@@ -79,7 +87,7 @@ fn draw_cells(cells: &[Cell], x: u16, y: u16, width: u16, buf: &mut Buffer) {
         if paired {
             // The spacer is covered by the wide character; ratatui skips it when drawing.
             let bg = out.bg;
-            let next = &mut buf[(x + i as u16 + 1, y)];
+            let next = &mut row[i + 1];
             next.reset();
             next.bg = bg;
             i += 2;
@@ -368,6 +376,17 @@ fn cell_frame(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A row handed more room than the buffer has stops at the buffer's edge instead of running
+    /// on into the next row.
+    #[test]
+    fn draw_cells_stops_at_the_buffer_edge() {
+        let mut buf = Buffer::empty(Rect::new(0, 0, 4, 2));
+        let cells: Vec<Cell> = "abcdef".chars().map(|ch| Cell { ch, ..Cell::default() }).collect();
+        draw_cells(&cells, 2, 0, 10, &mut buf);
+        draw_cells(&cells, 9, 1, 10, &mut buf);
+        assert_eq!(buf, Buffer::with_lines(["  ab", "    "]));
+    }
 
     /// `cell_frame` stands in for `Block` in the grid: every cell, symbol and style must come out
     /// the same, at every size down to nothing and with titles wider than the cell.
