@@ -93,10 +93,13 @@ n = int(sys.argv[1])
 runs = [list(map(float, a.split())) for a in sys.argv[2:]]
 def per_s(r):
     c, s, secs, b, f, w = r
+    # A frame: a synchronized-output frame where the client marks them (corral), else a burst of
+    # output (tmux, which does not).
+    frames = f if f else w
     return {"total": (c + s) / secs / 10, "client": c / secs / 10, "server": s / secs / 10,
-            "kib": b / secs / 1024, "frames": f / secs, "writes": w / secs,
-            "cpu_per_write": (c + s) / w if w else 0.0, "client_per_write": c / w if w else 0.0,
-            "client_per_frame": c / f if f else 0.0}
+            "kib": b / secs / 1024, "fps": frames / secs,
+            "cpu_per_frame": (c + s) / frames if frames else 0.0,
+            "client_per_frame": c / frames if frames else 0.0}
 def med(rs, k):
     return st.median(per_s(r)[k] for r in rs)
 cor, tmx = runs[:n], runs[n:]
@@ -108,12 +111,11 @@ print(f"| client + server (the headline) | {fmt(med(cor,'total'))} | {fmt(med(tm
 print(f"| client | {fmt(med(cor,'client'))} | {fmt(med(tmx,'client'))} |")
 print(f"| server | {fmt(med(cor,'server'))} | {fmt(med(tmx,'server'))} |")
 print(f"| written to the terminal (KiB/s) | {fmt(med(cor,'kib'),0)} | {fmt(med(tmx,'kib'),0)} |")
-print(f"| synchronized frames per second | {fmt(med(cor,'frames'))} | {fmt(med(tmx,'frames'))} |")
-print(f"| output bursts per second | {fmt(med(cor,'writes'))} | {fmt(med(tmx,'writes'))} |")
-print(f"| client CPU per burst (ms) | {fmt(med(cor,'client_per_write'),2)} | {fmt(med(tmx,'client_per_write'),2)} |")
-print(f"| client + server CPU per burst (ms) | {fmt(med(cor,'cpu_per_write'),2)} | {fmt(med(tmx,'cpu_per_write'),2)} |")
+print(f"| frames a second (corral: synchronized-output frames; tmux: bursts of output) | {fmt(med(cor,'fps'))} | {fmt(med(tmx,'fps'))} |")
+print(f"| CPU per frame, client (ms) | {fmt(med(cor,'client_per_frame'),2)} | {fmt(med(tmx,'client_per_frame'),2)} |")
+print(f"| CPU per frame, client + server (ms) | {fmt(med(cor,'cpu_per_frame'),2)} | {fmt(med(tmx,'cpu_per_frame'),2)} |")
 print()
-print("Per run (client ms, server ms, s, bytes, sync frames, bursts): corral " +
+print("Per run (client ms, server ms, s, bytes, synchronized frames, bursts): corral " +
       "; ".join(" ".join(str(int(x)) if i != 2 else str(x) for i, x in enumerate(r)) for r in cor) +
       " — tmux " + "; ".join(" ".join(str(int(x)) if i != 2 else str(x) for i, x in enumerate(r)) for r in tmx))
 PY
