@@ -2,8 +2,10 @@
 # corral against tmux and git, on this machine, in this run. Prints a Markdown table.
 #
 #   benches/compare.sh            # everything (a few minutes): the table below, then the
-#                                 # keystroke-latency table (benches/latency.sh) and the
-#                                 # dashboard frame cost (examples/dashboard_frame.rs)
+#                                 # keystroke-latency table (benches/latency.sh), the
+#                                 # dashboard frame cost (examples/dashboard_frame.rs) and the
+#                                 # CPU to keep 8 busy panes on screen, corral against tmux
+#                                 # (benches/frame.sh)
 #   QUICK=1 benches/compare.sh    # smaller inputs, for a smoke run
 #
 # Method (see docs/BENCHMARKS.md): release build; each side runs the same command in a 120x40
@@ -256,6 +258,9 @@ if want latency; then
 fi
 if want frame; then
   echo
-  echo "Dashboard frame, 8 busy panes (budget < 4 ms CPU):"
+  echo "Dashboard frame, 8 busy panes (budget < 4 ms CPU), in process:"
   (cd "$ROOT" && HOME=$ORIG_HOME cargo run --release --quiet --example dashboard_frame)
+  echo
+  echo "8 busy panes on screen, end to end: corral dashboard (grid) and server against a tmux client and server:"
+  HOME=$ORIG_HOME QUICK=${QUICK:-} RUNS=${FRAME_RUNS:-5} "$ROOT/benches/frame.sh"
 fi

@@ -310,6 +310,27 @@ impl Screen {
         self.modes = update.modes;
         self.title.clone_from(&update.title);
     }
+
+    /// [`Screen::apply`] for an update the caller owns: its rows are moved in, not copied cell
+    /// by cell. The dashboard receives every update by value, and with busy panes copying the
+    /// rows was a third of its work per frame.
+    pub fn apply_owned(&mut self, update: ScreenUpdate) {
+        if update.full
+            || update.size != self.size
+            || self.lines.len() != usize::from(update.size.rows)
+        {
+            self.lines = vec![Line::blank(update.size.cols); usize::from(update.size.rows)];
+        }
+        self.size = update.size;
+        for (row, line) in update.rows {
+            if let Some(slot) = self.lines.get_mut(usize::from(row)) {
+                *slot = line;
+            }
+        }
+        self.cursor = update.cursor;
+        self.modes = update.modes;
+        self.title = update.title;
+    }
 }
 
 fn set(out: &mut Vec<u8>, mode: u16, on: bool) {
@@ -620,6 +641,9 @@ mod tests {
             let mut copy = old.clone();
             copy.apply(&update);
             assert_eq!(copy, new);
+            let mut moved = old.clone();
+            moved.apply_owned(update);
+            assert_eq!(moved, new);
             old = new;
         }
         // From nothing: a full update that builds the screen from a blank one.
@@ -643,9 +667,12 @@ mod tests {
             modes: Modes::default(),
             title: "x".into(),
         };
+        let mut moved = s.clone();
         s.apply(&update);
         assert_eq!(s.lines.len(), 2);
         assert_eq!((s.cursor, s.title.as_str()), ((1, 1), "x"));
+        moved.apply_owned(update);
+        assert_eq!(moved, s);
     }
 
     /// What a real terminal would show after `paint`: run the bytes through our own emulator.

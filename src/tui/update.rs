@@ -63,7 +63,7 @@ pub fn update(st: &mut AppState, msg: Msg) -> Vec<Effect> {
         Msg::Screen(id, update) => {
             if let Some(key) = attachment_key(st, id) {
                 let pane = st.panes.entry(key).or_default();
-                pane.screen.get_or_insert_with(|| Screen::blank(update.size)).apply(&update);
+                pane.screen.get_or_insert_with(|| Screen::blank(update.size)).apply_owned(update);
                 pane.note = None;
                 st.dirty = true;
             }
