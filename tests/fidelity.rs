@@ -7,7 +7,10 @@
 //! volatile part ([`Pair::compare_style_stable`]); they are found like in tests/claude.rs. Each
 //! side runs them with its own copy of their HOME (they write state there), and tmux is set up
 //! to answer colour queries as corral does, so the programs choose the same colours on both.
-//! less, vim, htop, cat, Claude Code and Codex are also resized mid-run and compared again.
+//! Their first-run screens are compared too: Claude Code's folder-trust dialog (and the prompt
+//! once it is accepted), Codex's trust dialog and its sign-in screen (no provider, no key).
+//! less, vim, htop, cat, Claude Code and Codex are also resized mid-run and compared again, and
+//! so is a vttest screen, which is not redrawn: that compares the terminals' own reflow.
 
 #![allow(clippy::unwrap_used)]
 
@@ -923,6 +926,48 @@ fn vttest_frame_matches_tmux_and_autowrap_matches_vttest() {
     }
 }
 
+#[test]
+fn vttest_frame_resized_matches_tmux_and_grows_back_like_xterm() {
+    if !need("vttest", &["tmux", "vttest"]) {
+        return;
+    }
+    let (_t, dir) = fixture_dir();
+    let mut p = Pair::start("vttest-resize", &dir, &["vttest", "24x80.80"], Size::new(80, 24));
+    let menu = p.compare_text("vttest menu", has("Enter choice number"));
+    p.type_str("1\r");
+    let frame = p.compare_text("vttest frame", has("Push <RETURN>"));
+    // vttest does not redraw on SIGWINCH: what is compared is what each terminal does with the
+    // frame it holds. Shorter: the 8 rows below the cursor (it waits on the "Push <RETURN>"
+    // row, 13) go, and narrower: each 80-column row wraps onto two, the ones above the cursor
+    // scrolling into the history.
+    p.resize(Size::new(60, 16));
+    let cut = p.compare_text("vttest frame cut to 60x16", |l: &[String]| {
+        has("Push <")(l) && l.iter().all(|x| x.chars().count() <= 60)
+    });
+    assert_eq!(cut[14], frame[15][..60], "the frame's last row kept: {cut:?}");
+    // Taller and wider again: the wrapped rows join, and the rows the narrowing pushed into
+    // the history come back, so the frame's first 16 rows are whole again, in order (the 8
+    // cut rows stay gone). Here the two differ on what else comes back: tmux (3.3a) pulls back
+    // only the lines its own resizes pushed out (`hscrolled`) and leaves the rest of the
+    // screen blank, where corral, like xterm (ScreenResize pulls saved lines back whatever put
+    // them there), keeps the bottom where it was and fills the top from the history, which
+    // holds vttest's menu: the clear before the frame scrolled it there (as tmux's
+    // scroll-on-clear does too). xterm is the reference, so corral is checked against that,
+    // and tmux for the frame rows both bring back.
+    p.resize(Size::new(100, 30));
+    let whole = &frame[..16];
+    settle("corral: vttest frame grown to 100x30", || p.corral_text(), &|l: &[String]| {
+        l[14..] == *whole
+    });
+    settle("tmux: vttest frame grown to 100x30", || p.tmux_text(), &|l: &[String]| {
+        l[..16] == *whole && l[16..].iter().all(String::is_empty)
+    });
+    let ours = p.corral_text();
+    let prompt = menu.iter().position(|l| l.contains("Enter choice number")).unwrap();
+    assert!(ours[13].starts_with(&menu[prompt]), "the menu above the frame: {ours:?}");
+    assert_eq!(ours[..13], menu[prompt - 13..prompt], "the menu above the frame");
+}
+
 /// Masks what differs between two runs of an agent CLI for reasons that are not the terminal's:
 /// clock times ("5:04 AM", "17:04:33"), durations ("12s", "1.3s", "250ms", "1m 3s"), token
 /// counts, UUIDs (session ids), the spinner glyphs Claude Code cycles through at the start of its
@@ -961,16 +1006,20 @@ fn mask_volatile_masks_clocks_durations_spinners_and_ids() {
 }
 
 /// `claude` run the same way under corral and tmux: a HOME with the same content (onboarding
-/// done, an approved API key, `dir` trusted), the same environment, and the mock at `port` as its API. The
-/// variables tmux sets in its panes (TMUX, TERM_PROGRAM…) are removed, so Claude Code cannot
-/// tell the two terminals apart by them and draws the same thing.
-fn claude_argv(claude: &Path, home: &Path, dir: &Path, port: u16) -> Vec<String> {
+/// done, an approved API key, `dir` trusted if `trusted`, else absent from its projects so Claude
+/// Code starts on its folder-trust dialog), the same environment, and the mock at `port` as its
+/// API. The variables tmux sets in its panes (TMUX, TERM_PROGRAM…) are removed, so Claude Code
+/// cannot tell the two terminals apart by them and draws the same thing.
+fn claude_argv(claude: &Path, home: &Path, dir: &Path, trusted: bool, port: u16) -> Vec<String> {
     let key = "sk-ant-corral-test-0123456789abcdefghij";
-    let claude_json = serde_json::json!({
+    let mut claude_json = serde_json::json!({
         "hasCompletedOnboarding": true,
         "customApiKeyResponses": {"approved": [&key[key.len() - 20..]], "rejected": []},
-        "projects": {dir.display().to_string(): {"hasTrustDialogAccepted": true}}
     });
+    if trusted {
+        claude_json["projects"] =
+            serde_json::json!({dir.display().to_string(): {"hasTrustDialogAccepted": true}});
+    }
     std::fs::create_dir_all(home).unwrap();
     std::fs::write(home.join(".claude.json"), claude_json.to_string()).unwrap();
     without_tmux_vars([
@@ -996,11 +1045,13 @@ fn without_tmux_vars(rest: impl IntoIterator<Item = String>) -> Vec<String> {
 }
 
 /// The real Claude Code under corral and under tmux (agent and tmux socket named after `case`,
-/// which must differ between tests) at 100x30, both talking to one mock of the
+/// which must differ between tests) at 100x30, in a project folder it trusts if `trusted`
+/// (see [`claude_argv`]), both talking to one mock of the
 /// API that answers each turn with `script(project dir)`; None (after saying SKIPPED) when the
 /// CLI or tmux is missing. The guards keep the temporary directory and the mock alive.
 fn claude_pair(
     case: &str,
+    trusted: bool,
     script: impl Fn(&Path) -> serde_json::Value,
 ) -> Option<(Pair, tempfile::TempDir, common::live::Mock)> {
     let Some(claude) = common::live::find_agent_cli("claude") else {
@@ -1025,8 +1076,8 @@ fn claude_pair(
     );
     // Claude Code writes to its HOME as it runs (startup counts, which tips it has shown), and
     // the welcome screen depends on them: each side starts from its own copy of the same HOME.
-    let ours = claude_argv(&claude, &root.join("home-corral"), &dir, port);
-    let theirs = claude_argv(&claude, &root.join("home-tmux"), &dir, port);
+    let ours = claude_argv(&claude, &root.join("home-corral"), &dir, trusted, port);
+    let theirs = claude_argv(&claude, &root.join("home-tmux"), &dir, trusted, port);
     let ours: Vec<&str> = ours.iter().map(String::as_str).collect();
     let theirs: Vec<&str> = theirs.iter().map(String::as_str).collect();
     let p = Pair::start_each(case, &dir, &ours, &theirs, Size::new(100, 30));
@@ -1042,7 +1093,7 @@ fn claude_prompt_box(l: &[String]) -> bool {
 fn claude_code_welcome_and_reply_match_tmux() {
     let reply = "Hello from the mock: this is the reply both terminals must draw alike.";
     let Some((mut p, _t, _mock)) =
-        claude_pair("claude-reply", |_| serde_json::json!([{ "text": reply }]))
+        claude_pair("claude-reply", true, |_| serde_json::json!([{ "text": reply }]))
     else {
         return;
     };
@@ -1072,7 +1123,7 @@ fn claude_code_welcome_and_reply_match_tmux() {
 
 #[test]
 fn claude_code_permission_prompt_matches_tmux() {
-    let Some((mut p, _t, _mock)) = claude_pair("claude-permission", |dir| {
+    let Some((mut p, _t, _mock)) = claude_pair("claude-permission", true, |dir| {
         serde_json::json!([{
             "text": "I will create the file.",
             "tool": "Write",
@@ -1093,15 +1144,53 @@ fn claude_code_permission_prompt_matches_tmux() {
     p.compare_style_stable("the permission prompt for the Write", mask_volatile, 50);
 }
 
+#[test]
+fn claude_code_trust_dialog_resize_and_accept_match_tmux() {
+    let Some((mut p, _t, _mock)) =
+        claude_pair("claude-trust", false, |_| serde_json::json!([{ "text": "ok" }]))
+    else {
+        return;
+    };
+    // The project folder is not in the HOME's projects: Claude Code asks before anything else.
+    let dialog = |l: &[String]| has("Yes, I trust this folder")(l) && has("Enter to confirm")(l);
+    p.compare_masked("the trust dialog", dialog, mask_volatile);
+    p.compare_style_stable("the trust dialog", mask_volatile, 50);
+    // Narrower and shorter with the dialog up: Claude Code lays it out again for 80 columns
+    // (its paragraph wraps differently) on both sides.
+    p.resize(Size::new(80, 24));
+    p.compare_masked(
+        "the trust dialog at 80x24",
+        |l: &[String]| dialog(l) && l.iter().all(|x| x.chars().count() <= 80),
+        mask_volatile,
+    );
+    p.compare_style_stable("the trust dialog at 80x24", mask_volatile, 50);
+    // The first option is "No, exit": Down selects "Yes, I trust this folder", Enter accepts,
+    // and Claude Code goes on to its prompt.
+    p.keys("\x1b[B");
+    p.compare_masked(
+        "the trust dialog with Yes selected",
+        has("❯ Yes, I trust this folder"),
+        mask_volatile,
+    );
+    p.keys("\r");
+    p.compare_masked(
+        "the prompt after trusting the folder",
+        |l: &[String]| claude_prompt_box(l) && !has("Enter to confirm")(l),
+        mask_volatile,
+    );
+    p.compare_style_stable("the prompt after trusting the folder", mask_volatile, 50);
+}
+
 /// The real Codex under corral and under tmux (agent and tmux socket named after `case`) at
 /// 100x30, in a fresh git repository nobody has trusted yet (so Codex asks), offline as in
 /// tests/codex.rs: a provider pointing at a mock of the Responses API that follows `script`.
-/// None (after saying SKIPPED) when the CLI or a tool is missing. The guards keep the temporary
-/// directory and the mocks alive.
+/// With no `script`, Codex gets no provider, no API key and no mock at all (an empty
+/// $HOME/.codex), so it starts on its sign-in screen. None (after saying SKIPPED) when the CLI
+/// or a tool is missing. The guards keep the temporary directory and the mocks alive.
 fn codex_pair(
     case: &str,
-    script: serde_json::Value,
-) -> Option<(Pair, tempfile::TempDir, [common::live::Mock; 2])> {
+    script: Option<serde_json::Value>,
+) -> Option<(Pair, tempfile::TempDir, Vec<common::live::Mock>)> {
     let Some(codex) = common::live::find_agent_cli("codex") else {
         eprintln!(
             "SKIPPED codex_vs_tmux: no `codex` CLI (set CORRAL_TEST_AGENTS_BIN, put it on PATH, or run scripts/setup.sh to install it into .ci/agents)"
@@ -1116,49 +1205,86 @@ fn codex_pair(
     std::fs::create_dir_all(&dir).unwrap();
     let git = Command::new("git").args(["init", "-q"]).current_dir(&dir).output().unwrap();
     assert!(git.status.success(), "git init: {}", String::from_utf8_lossy(&git.stderr));
-    std::fs::write(root.join("script.json"), script.to_string()).unwrap();
+    if let Some(script) = &script {
+        std::fs::write(root.join("script.json"), script.to_string()).unwrap();
+    }
     // Each side has its own HOME and its own mock. Codex writes the answer to the trust dialog
     // into $HOME/.codex/config.toml, so with one HOME the side that starts second may find the
     // folder trusted already and skip the dialog; and the mock hands out its script in order,
     // so with one mock each side would get a different reply.
     let codex = codex.display().to_string();
-    let side = |name: &str| {
-        let port = common::live::free_port();
-        let mock = common::live::Mock::start(
-            "mock_openai.py",
-            port,
-            &root.join("script.json"),
-            &root.join(format!("mock-{name}.jsonl")),
-        );
+    let mut mocks = Vec::new();
+    let mut side = |name: &str| {
         let home = root.join(format!("home-{name}"));
         std::fs::create_dir_all(home.join(".codex")).unwrap();
-        std::fs::write(
-            home.join(".codex/config.toml"),
-            format!(
-                "model = \"m\"\nmodel_provider = \"mock\"\napproval_policy = \"on-request\"\nsandbox_mode = \"read-only\"\n[model_providers.mock]\nname = \"mock\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\nenv_key = \"MOCK_KEY\"\n"
-            ),
-        )
-        .unwrap();
+        // Keys from the environment running the tests must not sign Codex in on its own.
+        let mut env = ["OPENAI_API_KEY", "CODEX_API_KEY"]
+            .iter()
+            .flat_map(|v| ["-u".to_string(), v.to_string()])
+            .collect::<Vec<_>>();
+        env.push(format!("HOME={}", home.display()));
+        if script.is_some() {
+            let port = common::live::free_port();
+            mocks.push(common::live::Mock::start(
+                "mock_openai.py",
+                port,
+                &root.join("script.json"),
+                &root.join(format!("mock-{name}.jsonl")),
+            ));
+            std::fs::write(
+                home.join(".codex/config.toml"),
+                format!(
+                    "model = \"m\"\nmodel_provider = \"mock\"\napproval_policy = \"on-request\"\nsandbox_mode = \"read-only\"\n[model_providers.mock]\nname = \"mock\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\nenv_key = \"MOCK_KEY\"\n"
+                ),
+            )
+            .unwrap();
+            env.push("MOCK_KEY=x".to_string());
+        }
         // As for Claude Code: tmux's pane variables removed, so Codex sees the same environment.
-        let argv = without_tmux_vars([
-            format!("HOME={}", home.display()),
-            "MOCK_KEY=x".to_string(),
-            codex.clone(),
-            "--no-daemon".to_string(),
-        ]);
-        (mock, argv)
+        without_tmux_vars(env.into_iter().chain([codex.clone(), "--no-daemon".to_string()]))
     };
-    let (mock_ours, ours) = side("corral");
-    let (mock_theirs, theirs) = side("tmux");
+    let ours = side("corral");
+    let theirs = side("tmux");
     let ours: Vec<&str> = ours.iter().map(String::as_str).collect();
     let theirs: Vec<&str> = theirs.iter().map(String::as_str).collect();
     let p = Pair::start_each(case, &dir, &ours, &theirs, Size::new(100, 30));
-    Some((p, t, [mock_ours, mock_theirs]))
+    Some((p, t, mocks))
+}
+
+#[test]
+fn codex_login_screen_and_resize_match_tmux() {
+    let Some((mut p, _t, _mocks)) = codex_pair("codex-login", None) else {
+        return;
+    };
+    // Not signed in and no provider configured: Codex shows its sign-in choices before the
+    // trust dialog, and draws them without reaching the network (this machine has none).
+    let login = |l: &[String]| has("Sign in with ChatGPT")(l) && has("Press enter to continue")(l);
+    p.compare_masked("the sign-in screen", login, mask_volatile);
+    // The selected option is the only coloured text (cyan): some 25 cells.
+    p.compare_style_stable("the sign-in screen", mask_volatile, 20);
+    // Narrower and shorter with the sign-in screen up: Codex redraws it for 60x20, its long
+    // option descriptions wrapping.
+    p.resize(Size::new(60, 20));
+    p.compare_masked(
+        "the sign-in screen at 60x20",
+        |l: &[String]| login(l) && l.iter().all(|x| x.chars().count() <= 60),
+        mask_volatile,
+    );
+    p.compare_style_stable("the sign-in screen at 60x20", mask_volatile, 20);
+    // The selection moves down on both sides, and its colour with it.
+    p.keys("\x1b[B");
+    p.compare_masked(
+        "the second option selected",
+        has("> 2. Sign in with Device Code"),
+        mask_volatile,
+    );
+    p.compare_style_stable("the second option selected", mask_volatile, 20);
 }
 
 #[test]
 fn codex_trust_dialog_matches_tmux() {
-    let Some((p, _t, _mocks)) = codex_pair("codex-trust", serde_json::json!([{"text": "ok"}]))
+    let Some((p, _t, _mocks)) =
+        codex_pair("codex-trust", Some(serde_json::json!([{"text": "ok"}])))
     else {
         return;
     };
@@ -1174,7 +1300,7 @@ fn codex_composer_reply_resize_and_approval_match_tmux() {
         {"command": "echo hello from codex > hello.txt", "justification": "Create hello.txt"},
         {"text": "Done: hello.txt is there."}
     ]);
-    let Some((mut p, _t, _mocks)) = codex_pair("codex-turns", script) else {
+    let Some((mut p, _t, _mocks)) = codex_pair("codex-turns", Some(script)) else {
         return;
     };
     p.settle("the trust dialog", has("Trust this folder?"));
