@@ -3,12 +3,9 @@
 //! clients. A connection that misbehaves (wrong user, garbage, oversized frames, wrong version) is
 //! closed on its own; nothing it sends reaches an agent.
 
-use std::os::fd::OwnedFd;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
 
 use tokio::net::UnixStream;
 use tokio::net::unix::OwnedWriteHalf;
@@ -17,20 +14,17 @@ use tracing::{debug, info, warn};
 
 use super::pane::PaneHandle;
 use super::session::{Outcome, SessionMsg};
+use super::tty::{FRAME_INTERVAL, TtySink};
 use crate::proto::{self, ClientMsg, FrameError, PROTOCOL_VERSION, Reply, ServerMsg};
 use crate::status::Notice;
+use crate::term::ScreenCopy;
 use crate::term::screen::render_text;
-use crate::term::screen::{mirror_modes, paint};
-use crate::term::{Modes, ScreenCopy};
 
 /// The pause between typed text and its Enter: agents read a fast burst as a paste and would take
 /// the Enter as a newline inside it.
 pub const ENTER_DELAY: Duration = Duration::from_millis(120);
 /// How long typing waits for the agent to echo the text before pressing Enter anyway.
 const ECHO_WAIT: Duration = Duration::from_secs(2);
-/// At most this often a screen goes to an attached client (about 120 frames a second): a flood of
-/// output is drawn as its latest state, never queued frame by frame.
-const FRAME_INTERVAL: Duration = Duration::from_millis(8);
 /// `tail -f` gathers lines for this long after a change, so a flood costs one read per interval.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(30);
 
@@ -247,22 +241,119 @@ pub async fn type_locked(pane: &PaneHandle, text: &str, enter: bool) {
 }
 
 /// Stream the pane's screen to the client, and its input to the pane, until the client detaches
-/// (returns true: the connection goes on) or goes away (false).
+/// (returns true: the connection goes on) or goes away (false). With `tty` the server draws on
+/// the client's terminal itself; when that cannot be opened, screens go as frames.
 async fn attach(
     inbox: &mut mpsc::Receiver<ClientMsg>,
     wr: &mut OwnedWriteHalf,
     pane: &PaneHandle,
-    mut notices: broadcast::Receiver<Notice>,
+    notices: broadcast::Receiver<Notice>,
     tty: Option<&Path>,
 ) -> Result<bool, FrameError> {
-    let tty = tty.and_then(|path| {
-        TtyOut::open(path)
+    let sink = tty.and_then(|path| {
+        TtySink::open(path)
             .map_err(|e| debug!("cannot draw on {}, sending frames: {e}", path.display()))
             .ok()
     });
-    // The input modes drawn on the client's terminal so far (when drawing on it directly).
-    let mut drawn = Modes::default();
-    let mut out = Vec::new();
+    match sink {
+        Some(sink) => attach_tty(inbox, wr, pane, notices, Arc::new(sink)).await,
+        None => attach_frames(inbox, wr, pane, notices).await,
+    }
+}
+
+/// What every attached client's task does with its messages; true: detached.
+fn attach_input(msg: Option<ClientMsg>, pane: &PaneHandle) -> Option<bool> {
+    match msg {
+        // Delivered by the reader task while attached; these only come in the moment around
+        // attaching and detaching.
+        Some(ClientMsg::Input(bytes)) => pane.write(bytes),
+        Some(ClientMsg::Resize(size)) => pane.resize(size),
+        Some(ClientMsg::Detach) => return Some(true),
+        Some(_) | None => return Some(false),
+    }
+    None
+}
+
+/// Drawing on the client's terminal: the pane's reader thread draws right after output; this
+/// task draws what it left for later, rings bells, shows notices and finishes slow writes.
+async fn attach_tty(
+    inbox: &mut mpsc::Receiver<ClientMsg>,
+    wr: &mut OwnedWriteHalf,
+    pane: &PaneHandle,
+    mut notices: broadcast::Receiver<Notice>,
+    sink: Arc<TtySink>,
+) -> Result<bool, FrameError> {
+    pane.add_sink(sink.clone());
+    let result = async {
+        let mut state = pane.subscribe();
+        let mut notices_open = true;
+        let mut bells = state.borrow().bells;
+        loop {
+            pane.draw(&sink);
+            sink.finish_writes().await;
+            let st = state.borrow_and_update().clone();
+            if st.bells != bells {
+                bells = st.bells;
+                sink.queue(&mut sink.lock(), b"\x07");
+            }
+            if sink.lock().failed {
+                // The terminal went away (a closed ssh link): so did the client.
+                return Ok(false);
+            }
+            if st.exited {
+                pane.remove_sink(&sink);
+                send(wr, &ServerMsg::Exited(st.exit_code)).await?;
+                return Ok(true);
+            }
+            let due = sink.due(&sink.lock());
+            tokio::select! {
+                biased;
+                msg = inbox.recv() => match attach_input(msg, pane) {
+                    Some(true) => {
+                        // Nothing is drawn after this: the client puts its terminal back on it.
+                        pane.remove_sink(&sink);
+                        send(wr, &ServerMsg::Detached).await?;
+                        return Ok(true);
+                    }
+                    Some(false) => return Ok(false),
+                    None => {}
+                },
+                notice = notices.recv(), if notices_open => match notice {
+                    Ok(n) => sink.queue(&mut sink.lock(), &n.terminal_bytes()),
+                    // Missed some while busy: the latest state is on the badges anyway.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => notices_open = false,
+                },
+                // A frame the reader thread left for later: drawn when its slot comes.
+                _ = sink.wake.notified() => {
+                    let due = sink.due(&sink.lock());
+                    if let Some(at) = due {
+                        tokio::time::sleep_until(at.into()).await;
+                    }
+                }
+                changed = state.changed() => {
+                    if changed.is_err() {
+                        return Ok(false);
+                    }
+                    if let Some(at) = due {
+                        tokio::time::sleep_until(at.into()).await;
+                    }
+                }
+            }
+        }
+    }
+    .await;
+    pane.remove_sink(&sink);
+    result
+}
+
+/// Sending screens as frames (the dashboard, or a terminal the server cannot open).
+async fn attach_frames(
+    inbox: &mut mpsc::Receiver<ClientMsg>,
+    wr: &mut OwnedWriteHalf,
+    pane: &PaneHandle,
+    mut notices: broadcast::Receiver<Notice>,
+) -> Result<bool, FrameError> {
     let mut state = pane.subscribe();
     let mut notices_open = true;
     let mut copy = ScreenCopy::default();
@@ -273,28 +364,16 @@ async fn attach(
     loop {
         tokio::select! {
             biased;
-            msg = inbox.recv() => match msg {
-                // Delivered by the reader task while attached; these only come in the moment
-                // around attaching and detaching.
-                Some(ClientMsg::Input(bytes)) => pane.write(bytes),
-                Some(ClientMsg::Resize(size)) => pane.resize(size),
-                Some(ClientMsg::Detach) => {
-                    // Nothing is drawn after this: the client puts its terminal back on it.
+            msg = inbox.recv() => match attach_input(msg, pane) {
+                Some(true) => {
                     send(wr, &ServerMsg::Detached).await?;
                     return Ok(true);
                 }
-                Some(_) => return Ok(false),
-                None => return Ok(false),
+                Some(false) => return Ok(false),
+                None => {}
             },
             notice = notices.recv(), if notices_open => match notice {
-                Ok(n) => match &tty {
-                    Some(t) => {
-                        if t.write_all(&n.terminal_bytes()).await.is_err() {
-                            return Ok(false);
-                        }
-                    }
-                    None => send(wr, &ServerMsg::Notice(n)).await?,
-                },
+                Ok(n) => send(wr, &ServerMsg::Notice(n)).await?,
                 // Missed some while busy: the latest state is on the badges anyway.
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => notices_open = false,
@@ -313,32 +392,12 @@ async fn attach(
                 if let Some(update) = pane.update_screen(&mut copy).await {
                     let after = copy.screen.as_ref().map(|s| (s.cursor, s.modes, s.title.clone()));
                     if update.full || !update.rows.is_empty() || before != after {
-                        match &tty {
-                            Some(t) => {
-                                out.clear();
-                                mirror_modes(&drawn, &update.modes, &mut out);
-                                drawn = update.modes;
-                                paint(&update, &mut out);
-                                if t.write_all(&out).await.is_err() {
-                                    // The terminal went away (a closed ssh link): so did the
-                                    // client.
-                                    return Ok(false);
-                                }
-                            }
-                            None => send(wr, &ServerMsg::Screen(update)).await?,
-                        }
+                        send(wr, &ServerMsg::Screen(update)).await?;
                     }
                 }
                 if st.bells != bells {
                     bells = st.bells;
-                    match &tty {
-                        Some(t) => {
-                            if t.write_all(b"\x07").await.is_err() {
-                                return Ok(false);
-                            }
-                        }
-                        None => send(wr, &ServerMsg::Bell).await?,
-                    }
+                    send(wr, &ServerMsg::Bell).await?;
                 }
                 if st.exited {
                     send(wr, &ServerMsg::Exited(st.exit_code)).await?;
@@ -347,49 +406,6 @@ async fn attach(
             }
         }
     }
-}
-
-/// A client's terminal, opened by the server to draw on it directly, as tmux does: an echo then
-/// reaches the screen without another process in the way. The server opens the device itself
-/// (non-blocking, so a stalled terminal never blocks a thread; the client's own descriptor keeps
-/// its flags) and refuses anything that is not a terminal.
-struct TtyOut(AsyncFd<OwnedFd>);
-
-impl TtyOut {
-    fn open(path: &Path) -> std::io::Result<TtyOut> {
-        use rustix::fs::{Mode, OFlags};
-        let flags = OFlags::WRONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-        let fd = rustix::fs::open(path, flags, Mode::empty())?;
-        if !rustix::termios::isatty(&fd) {
-            return Err(std::io::Error::other("not a terminal"));
-        }
-        Ok(TtyOut(register(fd)?))
-    }
-
-    async fn write_all(&self, mut buf: &[u8]) -> std::io::Result<()> {
-        while !buf.is_empty() {
-            let mut ready = self.0.writable().await?;
-            match ready.try_io(|fd| Ok(rustix::io::write(fd.get_ref(), buf)?)) {
-                Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
-                Ok(Ok(n)) => buf = &buf[n..],
-                Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Ok(Err(e)) => return Err(e),
-                // Not writable after all: wait again.
-                Err(_) => {}
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Watch `fd` for writability on the runtime's reactor.
-#[allow(unsafe_code)]
-fn register(fd: OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>> {
-    // SAFETY: tokio asks that the descriptor stay open and refer to the same file description
-    // for as long as the AsyncFd lives, with `as_raw_fd` always returning it. An `OwnedFd` is
-    // the sole owner of its descriptor: it is closed only when the `OwnedFd` drops, which is
-    // when the AsyncFd drops (it owns it), and its `as_raw_fd` never changes.
-    Ok(unsafe { AsyncFd::register_with_interest(fd, Interest::WRITABLE) }?)
 }
 
 /// `tail -f`: the last `lines` settled lines, then each new settled line once, as it settles.

@@ -9,6 +9,7 @@ pub mod pane;
 pub mod persist;
 pub mod pty;
 pub mod session;
+pub mod tty;
 
 use std::io::Write;
 use std::sync::Arc;

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use super::pty::{PtyControl, PtyHost, SpawnSpec, Spawned};
+use super::tty::TtySink;
 use crate::term::{
     Emulator, Feedback, Line, Modes, NumberedLine, Screen, ScreenCopy, ScreenUpdate, Size,
 };
@@ -76,6 +77,8 @@ struct Shared {
     core: Mutex<Core>,
     state: watch::Sender<PaneState>,
     writes: Sender<Vec<u8>>,
+    /// Clients' terminals the reader thread draws on right after output (locked after `core`).
+    sinks: Mutex<Vec<Arc<TtySink>>>,
 }
 
 impl Shared {
@@ -102,7 +105,24 @@ impl Shared {
             fb.title_changed |= got.title_changed;
         }
         self.after_feed(fb, true);
+        self.draw_sinks();
         poke
+    }
+
+    /// Draw the output on attached terminals at once, from this thread: the echo of a key is on
+    /// the screen without waking another thread first.
+    fn draw_sinks(&self) {
+        let sinks = {
+            let sinks = self.sinks.lock().unwrap_or_else(PoisonError::into_inner);
+            if sinks.is_empty() {
+                return;
+            }
+            sinks.clone()
+        };
+        let core = self.core();
+        for sink in &sinks {
+            sink.draw_now(&*core.emulator);
+        }
     }
 
     fn after_feed(&self, fb: Feedback, was_output: bool) {
@@ -163,6 +183,27 @@ impl PaneHandle {
 
     pub fn kill(&self) {
         let _ = self.tx.send(PaneCmd::Kill);
+    }
+
+    /// Draw on `sink` from now on, from the reader thread too.
+    pub fn add_sink(&self, sink: Arc<TtySink>) {
+        self.shared.sinks.lock().unwrap_or_else(PoisonError::into_inner).push(sink);
+    }
+
+    /// Stop drawing on `sink`; after this returns, nothing more is drawn on it.
+    pub fn remove_sink(&self, sink: &Arc<TtySink>) {
+        let mut sinks = self.shared.sinks.lock().unwrap_or_else(PoisonError::into_inner);
+        sinks.retain(|s| !Arc::ptr_eq(s, sink));
+        drop(sinks);
+        // A draw in progress holds the sink's lock; closing under it waits for that draw.
+        sink.lock().closed = true;
+    }
+
+    /// Draw what changed on `sink` (the connection's task, for frames the reader left for later).
+    pub fn draw(&self, sink: &TtySink) {
+        let core = self.shared.core();
+        let mut st = sink.lock();
+        sink.draw(&mut st, &*core.emulator);
     }
 
     pub fn subscribe(&self) -> watch::Receiver<PaneState> {
@@ -229,6 +270,7 @@ pub fn spawn_pane(
         core: Mutex::new(Core { emulator, control, trim_at: None }),
         state: state_tx,
         writes: write_tx,
+        sinks: Mutex::new(Vec::new()),
     });
 
     let reader_shared = shared.clone();
