@@ -11,6 +11,8 @@
 //! see the latest state, never a queue.
 
 use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -18,7 +20,7 @@ use crossbeam_channel::{Receiver, Sender, select};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use super::pty::{PtyControl, PtyHost, SpawnSpec, Spawned};
+use super::pty::{PtyControl, PtyHost, SpawnSpec, Spawned, wait_ready};
 use super::tty::TtySink;
 use crate::term::{
     Emulator, Feedback, Line, Modes, NumberedLine, Screen, ScreenCopy, ScreenUpdate, Size,
@@ -72,11 +74,52 @@ struct Core {
     trim_at: Option<Instant>,
 }
 
+/// The program's input. Bytes go straight onto the non-blocking PTY when nothing is queued and
+/// the program is reading (no thread to wake for a keystroke); whatever the PTY does not take at
+/// once goes, in order, to the writer thread, which waits for the program.
+struct Input {
+    queue: Sender<Vec<u8>>,
+    /// The PTY's master side, non-blocking; None for the fake PTY (everything is queued).
+    master: Option<Arc<OwnedFd>>,
+    /// Held around every write to the PTY; the writer thread also holds it while it waits for
+    /// the program, so a direct write never overtakes queued bytes.
+    order: Arc<Mutex<()>>,
+    /// Chunks queued and not yet written.
+    queued: Arc<AtomicUsize>,
+}
+
+impl Input {
+    fn write(&self, bytes: Vec<u8>) {
+        let mut rest = bytes.as_slice();
+        if let Some(master) = &self.master
+            && let Ok(_turn) = self.order.try_lock()
+            && self.queued.load(Ordering::Acquire) == 0
+        {
+            while !rest.is_empty() {
+                match rustix::io::write(&**master, rest) {
+                    Ok(n) if n > 0 => rest = &rest[n..],
+                    Err(rustix::io::Errno::INTR) => {}
+                    // Not taken now (or failing: the writer thread reports it): queue the rest.
+                    _ => break,
+                }
+            }
+            if rest.is_empty() {
+                return;
+            }
+            self.queued.fetch_add(1, Ordering::AcqRel);
+            let _ = self.queue.send(rest.to_vec());
+            return;
+        }
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        let _ = self.queue.send(if rest.len() == bytes.len() { bytes } else { rest.to_vec() });
+    }
+}
+
 /// What the pane's threads and handles share.
 struct Shared {
     core: Mutex<Core>,
     state: watch::Sender<PaneState>,
-    writes: Sender<Vec<u8>>,
+    writes: Input,
     /// Clients' terminals the reader thread draws on right after output (locked after `core`).
     sinks: Mutex<Vec<Arc<TtySink>>>,
 }
@@ -104,8 +147,10 @@ impl Shared {
             fb.bell |= got.bell;
             fb.title_changed |= got.title_changed;
         }
-        self.after_feed(fb, true);
+        // Attached terminals first: publishing the change wakes other threads (the connection's
+        // task, the badge), which on a small machine would compete with drawing the echo.
         self.draw_sinks();
+        self.after_feed(fb, true);
         poke
     }
 
@@ -127,7 +172,7 @@ impl Shared {
 
     fn after_feed(&self, fb: Feedback, was_output: bool) {
         if !fb.replies.is_empty() {
-            let _ = self.writes.send(fb.replies);
+            self.writes.write(fb.replies);
         }
         let now = Instant::now();
         self.state.send_modify(|s| {
@@ -158,9 +203,9 @@ pub struct PaneHandle {
 }
 
 impl PaneHandle {
-    /// Input for the program: straight to the PTY's writer thread.
+    /// Input for the program: onto the PTY at once when it takes it, else to the writer thread.
     pub fn write(&self, bytes: Vec<u8>) {
-        let _ = self.shared.writes.send(bytes);
+        self.shared.writes.write(bytes);
     }
 
     /// Resize the PTY and the emulator together (the program is told by SIGWINCH).
@@ -251,7 +296,7 @@ pub fn spawn_pane(
     emulator: Box<dyn Emulator>,
     on_exit: Box<dyn FnOnce(i32) + Send>,
 ) -> std::io::Result<PaneHandle> {
-    let Spawned { reader, writer, control, child, pid } = host.spawn(spec)?;
+    let Spawned { reader, writer, master, control, child, pid } = host.spawn(spec)?;
     let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
     let (write_tx, write_rx) = crossbeam_channel::unbounded::<Vec<u8>>();
     let now = Instant::now();
@@ -266,21 +311,30 @@ pub fn spawn_pane(
         exited_at: None,
         size: spec.size,
     });
+    let order = Arc::new(Mutex::new(()));
+    let queued = Arc::new(AtomicUsize::new(0));
+    let input = Input {
+        queue: write_tx,
+        master: master.clone(),
+        order: order.clone(),
+        queued: queued.clone(),
+    };
     let shared = Arc::new(Shared {
         core: Mutex::new(Core { emulator, control, trim_at: None }),
         state: state_tx,
-        writes: write_tx,
+        writes: input,
         sinks: Mutex::new(Vec::new()),
     });
 
     let reader_shared = shared.clone();
     let reader_tx = cmd_tx.clone();
+    let read_master = master.clone();
     std::thread::Builder::new()
         .name("pty-read".into())
-        .spawn(move || read_loop(reader, &reader_shared, &reader_tx))?;
+        .spawn(move || read_loop(reader, read_master.as_deref(), &reader_shared, &reader_tx))?;
     std::thread::Builder::new()
         .name("pty-write".into())
-        .spawn(move || write_loop(writer, write_rx))?;
+        .spawn(move || write_loop(writer, master.as_deref(), write_rx, &order, &queued))?;
     let waiter_tx = cmd_tx.clone();
     let mut child = child;
     std::thread::Builder::new().name("pty-wait".into()).spawn(move || {
@@ -302,7 +356,12 @@ pub fn spawn_pane(
     Ok(PaneHandle { tx: cmd_tx, shared, state: state_rx, pid, typing: Default::default() })
 }
 
-fn read_loop(mut reader: Box<dyn Read + Send>, shared: &Shared, cmds: &Sender<PaneCmd>) {
+fn read_loop(
+    mut reader: Box<dyn Read + Send>,
+    master: Option<&OwnedFd>,
+    shared: &Shared,
+    cmds: &Sender<PaneCmd>,
+) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         match reader.read(&mut buf) {
@@ -313,6 +372,11 @@ fn read_loop(mut reader: Box<dyn Read + Send>, shared: &Shared, cmds: &Sender<Pa
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // The master is non-blocking (for direct input): wait for output here.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => match master {
+                Some(fd) if wait_ready(fd, false).is_ok() => continue,
+                _ => break,
+            },
             // EIO is how Linux reports that every slave fd closed: the normal end.
             Err(_) => break,
         }
@@ -320,12 +384,36 @@ fn read_loop(mut reader: Box<dyn Read + Send>, shared: &Shared, cmds: &Sender<Pa
     let _ = cmds.send(PaneCmd::ReaderDone);
 }
 
-fn write_loop(mut writer: Box<dyn Write + Send>, rx: Receiver<Vec<u8>>) {
+fn write_loop(
+    mut writer: Box<dyn Write + Send>,
+    master: Option<&OwnedFd>,
+    rx: Receiver<Vec<u8>>,
+    order: &Mutex<()>,
+    queued: &AtomicUsize,
+) {
     for bytes in rx {
-        if let Err(e) = writer.write_all(&bytes).and_then(|_| writer.flush()) {
-            debug!("pty write failed (process gone?): {e}");
-            break;
+        let _turn = order.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut rest = bytes.as_slice();
+        while !rest.is_empty() {
+            match writer.write(rest) {
+                Ok(0) => {
+                    debug!("pty write failed: the program's input is closed");
+                    return;
+                }
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // The program is not reading: wait for it (direct writes queue meanwhile).
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => match master {
+                    Some(fd) if wait_ready(fd, true).is_ok() => {}
+                    _ => return,
+                },
+                Err(e) => {
+                    debug!("pty write failed (process gone?): {e}");
+                    return;
+                }
+            }
         }
+        queued.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -3,7 +3,9 @@
 //! real one). Nothing here knows about agents or emulators.
 
 use std::io::{self, Read, Write};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::term::Size;
 
@@ -19,8 +21,12 @@ pub struct SpawnSpec {
 
 /// A process running in a PTY, split into the parts the pane's threads own.
 pub struct Spawned {
+    /// With `master` set, reads and writes may fail with `WouldBlock`: wait with [`wait_ready`].
     pub reader: Box<dyn Read + Send>,
     pub writer: Box<dyn Write + Send>,
+    /// The PTY's master side, non-blocking (a real PTY only): input is written on it directly when
+    /// the program is reading, without waking the writer thread.
+    pub master: Option<Arc<OwnedFd>>,
     pub control: Box<dyn PtyControl>,
     pub child: Box<dyn ChildProcess>,
     pub pid: Option<u32>,
@@ -111,13 +117,42 @@ impl PtyHost for RealPty {
         let pid = child.process_id();
         let reader = pair.master.try_clone_reader().map_err(|e| io::Error::other(e.to_string()))?;
         let writer = pair.master.take_writer().map_err(|e| io::Error::other(e.to_string()))?;
+        let master = nonblocking_master(&*pair.master)?;
         Ok(Spawned {
             reader,
             writer,
+            master: Some(Arc::new(master)),
             control: Box::new(RealControl(pair.master)),
             child: Box::new(RealChild(child)),
             pid,
         })
+    }
+}
+
+/// Our own descriptor of the PTY's master side, with the master made non-blocking (the flag is
+/// shared by every descriptor of it, portable-pty's reader and writer included).
+#[allow(unsafe_code)]
+fn nonblocking_master(master: &dyn portable_pty::MasterPty) -> io::Result<OwnedFd> {
+    let raw = master
+        .as_raw_fd()
+        .ok_or_else(|| io::Error::other("the pseudo-terminal has no file descriptor"))?;
+    // SAFETY: `raw` is the descriptor `master` owns and keeps open until it is dropped; `master`
+    // is borrowed for this whole function, so the descriptor is open while this borrow of it
+    // lives, and the borrow ends here: what we keep is a duplicate of our own.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
+    let fd = rustix::io::fcntl_dupfd_cloexec(borrowed, 0)?;
+    let flags = rustix::fs::fcntl_getfl(&fd)?;
+    rustix::fs::fcntl_setfl(&fd, flags | rustix::fs::OFlags::NONBLOCK)?;
+    Ok(fd)
+}
+
+/// Wait until `fd` can be read (`out` false) or written (`out` true).
+pub fn wait_ready(fd: &OwnedFd, out: bool) -> io::Result<()> {
+    let flags = if out { rustix::event::PollFlags::OUT } else { rustix::event::PollFlags::IN };
+    let mut fds = [rustix::event::PollFd::new(fd, flags)];
+    match rustix::event::poll(&mut fds, None) {
+        Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -226,6 +261,7 @@ pub mod fake {
             Ok(Spawned {
                 reader: Box::new(ChanReader { rx: relay_rx, pending: Vec::new() }),
                 writer: Box::new(VecWriter(self.input.clone())),
+                master: None,
                 control: Box::new(FakeControl(self.sizes.clone())),
                 child: Box::new(FakeChild { done: done_rx, code: self.exit_code }),
                 pid: None,
