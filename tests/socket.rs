@@ -201,3 +201,35 @@ fn attach_ends_when_the_agent_exits() {
     again.wait_screen("has exited (code 3)");
     again.wait_screen("corral restart bye");
 }
+
+#[test]
+fn detaching_puts_the_terminal_back_and_nothing_is_drawn_after() {
+    let env = Env::new();
+    let name = env.new_shell("back");
+    let mut a = Tty::spawn(&env, &["attach", &name], Size::new(80, 24));
+    a.wait_screen("$");
+    // Attached after `a`, so the server draws on `a` first.
+    let b = Tty::spawn(&env, &["attach", &name], Size::new(80, 24));
+    b.wait_screen("$");
+    // The agent asks for bracketed paste and mouse reports: the server sets them on the
+    // attached terminals, since it draws on them itself.
+    a.type_str("printf '\\033[?2004h\\033[?1000h'; echo modes-on\r");
+    a.wait_screen("modes-on");
+    a.wait("the agent's modes mirrored", |_| a.modes().bracketed_paste);
+    assert!(a.modes().alt_screen, "attach shows the agent on the alternate screen");
+
+    a.type_str("\x1d");
+    a.wait_exit();
+    a.wait_screen("[detached from back]");
+    let m = a.modes();
+    assert!(!m.alt_screen, "back on the main screen");
+    assert!(!m.bracketed_paste, "bracketed paste reset");
+    assert_eq!(m.mouse, corral::term::MouseMode::None, "mouse reports reset");
+
+    // Output after the detach reaches the client still attached, and not this terminal: the
+    // server draws on both from one thread, this one first, so had it still been drawing here
+    // it would have drawn here before there.
+    env.ok(&["send", &name, "echo late-output"]);
+    b.wait_screen("late-output");
+    assert!(!a.text().contains("late-output"), "drawn after the detach:\n{}", a.text());
+}
