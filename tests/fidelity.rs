@@ -1035,9 +1035,21 @@ fn claude_argv(claude: &Path, home: &Path, dir: &Path, trusted: bool, port: u16)
 }
 
 /// `env` with the variables tmux sets in its panes (TMUX, TERM_PROGRAM…) removed, then `rest`:
-/// an agent CLI run this way cannot tell the two terminals apart by its environment.
+/// an agent CLI run this way cannot tell the two terminals apart by its environment. The
+/// variables that switch colour off or on whatever the terminal (CI, NO_COLOR, FORCE_COLOR: Ink's
+/// colour detection draws without colour when CI is set, as it is in `.ci/run`) are removed too,
+/// so the colour comparison compares colours wherever the tests run.
 fn without_tmux_vars(rest: impl IntoIterator<Item = String>) -> Vec<String> {
-    let unset = ["TMUX", "TMUX_PANE", "TERM_PROGRAM", "TERM_PROGRAM_VERSION", "COLORTERM"];
+    let unset = [
+        "TMUX",
+        "TMUX_PANE",
+        "TERM_PROGRAM",
+        "TERM_PROGRAM_VERSION",
+        "COLORTERM",
+        "CI",
+        "NO_COLOR",
+        "FORCE_COLOR",
+    ];
     std::iter::once("env".to_string())
         .chain(unset.iter().flat_map(|v| ["-u".to_string(), v.to_string()]))
         .chain(rest)
