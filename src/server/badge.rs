@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::pane::PaneHandle;
 use crate::status::rules::RuleReport;
 use crate::status::{Engine, RuleSet, Status, Timing, Transition};
+use crate::term::TextCopy;
 
 /// The least time between two reads of the screen: output arriving faster is read at this pace.
 pub const MIN_GAP: Duration = Duration::from_millis(25);
@@ -100,7 +101,7 @@ pub fn start(
         settings,
         worktree,
         engine,
-        rows: Vec::new(),
+        text: TextCopy::default(),
         view: view_tx,
         on_change,
         exit_seen: false,
@@ -116,7 +117,8 @@ struct Badge {
     settings: Arc<Settings>,
     worktree: PathBuf,
     engine: Engine,
-    rows: Vec<String>,
+    /// The screen's rows as text, as last read (only changed rows are read again).
+    text: TextCopy,
     view: watch::Sender<View>,
     on_change: Box<dyn Fn(Transition, View) + Send>,
     exit_seen: bool,
@@ -159,7 +161,7 @@ impl Badge {
                         self.settings = s;
                         self.engine.set_timing(self.settings.timing);
                         self.engine.set_has_rules(!self.settings.rules.is_empty());
-                        self.engine.on_rules(self.settings.rules.evaluate(&self.rows));
+                        self.engine.on_rules(self.settings.rules.evaluate(&self.text.rows));
                     }
                     Some(Msg::Explain(reply)) => {
                         self.read_screen().await;
@@ -171,7 +173,7 @@ impl Badge {
                             self.engine.reason()
                         )];
                         signals.extend(self.engine.signals(now));
-                        let _ = reply.send((signals, self.settings.rules.explain(&self.rows)));
+                        let _ = reply.send((signals, self.settings.rules.explain(&self.text.rows)));
                     }
                 },
                 changed = state.changed(), if !pane_gone => {
@@ -200,7 +202,7 @@ impl Badge {
                 dirty = None;
                 last_read = Some(now);
                 self.read_screen().await;
-                let eval = self.settings.rules.evaluate(&self.rows);
+                let eval = self.settings.rules.evaluate(&self.text.rows);
                 self.engine.on_screen(changed_at, eval);
             }
             self.look_at_files(now).await;
@@ -209,9 +211,7 @@ impl Badge {
     }
 
     async fn read_screen(&mut self) {
-        if let Some(rows) = self.pane.screen_text().await {
-            self.rows = rows;
-        }
+        self.pane.update_text(&mut self.text);
     }
 
     /// Before time alone makes a working agent stuck, and now and then while it is stuck: did files

@@ -305,7 +305,6 @@ async fn attach_tty(
                 send(wr, &ServerMsg::Exited(st.exit_code)).await?;
                 return Ok(true);
             }
-            let due = sink.due(&sink.lock());
             tokio::select! {
                 biased;
                 msg = inbox.recv() => match attach_input(msg, pane) {
@@ -324,17 +323,11 @@ async fn attach_tty(
                     Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => notices_open = false,
                 },
-                // A frame the reader thread left for later: drawn when its slot comes.
+                // A frame the reader thread left for later (drawn when its slot comes), a
+                // bell, or the exit. Other changes the reader thread draws itself: this task
+                // does not wake for them.
                 _ = sink.wake.notified() => {
                     let due = sink.due(&sink.lock());
-                    if let Some(at) = due {
-                        tokio::time::sleep_until(at.into()).await;
-                    }
-                }
-                changed = state.changed() => {
-                    if changed.is_err() {
-                        return Ok(false);
-                    }
                     if let Some(at) = due {
                         tokio::time::sleep_until(at.into()).await;
                     }

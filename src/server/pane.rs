@@ -23,7 +23,7 @@ use tracing::{debug, warn};
 use super::pty::{PtyControl, PtyHost, SpawnSpec, Spawned, wait_ready};
 use super::tty::TtySink;
 use crate::term::{
-    Emulator, Feedback, Line, Modes, NumberedLine, Screen, ScreenCopy, ScreenUpdate, Size,
+    Emulator, Feedback, Line, Modes, NumberedLine, Screen, ScreenCopy, ScreenUpdate, Size, TextCopy,
 };
 
 /// How long after the process ends the pane waits for its last output before publishing the exit.
@@ -147,11 +147,23 @@ impl Shared {
             fb.bell |= got.bell;
             fb.title_changed |= got.title_changed;
         }
-        // Attached terminals first: publishing the change wakes other threads (the connection's
-        // task, the badge), which on a small machine would compete with drawing the echo.
+        // Attached terminals first: publishing the change wakes other threads (the badge), which
+        // on a small machine would compete with drawing the echo.
         self.draw_sinks();
+        let bell = fb.bell;
         self.after_feed(fb, true);
+        if bell {
+            self.wake_sinks();
+        }
         poke
+    }
+
+    /// Wake the connections drawing on terminals (a bell, the exit): they do not follow every
+    /// change, only what the reader thread leaves to them.
+    fn wake_sinks(&self) {
+        for sink in self.sinks.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            sink.wake.notify_one();
+        }
     }
 
     /// Draw the output on attached terminals at once, from this thread: the echo of a key is on
@@ -220,6 +232,7 @@ impl PaneHandle {
         core.emulator.resize(size);
         let now = core.emulator.size();
         drop(core);
+        self.shared.draw_sinks();
         self.shared.state.send_modify(|s| {
             s.generation += 1;
             s.size = now;
@@ -271,8 +284,9 @@ impl PaneHandle {
         Some(self.shared.core().emulator.update_screen(copy))
     }
 
-    pub async fn screen_text(&self) -> Option<Vec<String>> {
-        Some(self.shared.core().emulator.screen_text())
+    /// Bring a reader's copy of the screen's text up to date (only changed rows are read again).
+    pub fn update_text(&self, copy: &mut TextCopy) {
+        self.shared.core().emulator.update_text(copy);
     }
 
     pub async fn modes(&self) -> Option<Modes> {
@@ -492,6 +506,7 @@ impl Pane {
         }
         drop(core);
         if let Some(fb) = fb {
+            self.shared.draw_sinks();
             self.shared.after_feed(fb, false);
         }
         if self.kill_deadline.is_some_and(|d| d <= now) {
@@ -514,6 +529,7 @@ impl Pane {
             core.emulator.sync_deadline().is_some().then(|| core.emulator.flush_sync())
         };
         if let Some(fb) = fb {
+            self.shared.draw_sinks();
             self.shared.after_feed(fb, false);
         }
         self.shared.state.send_modify(|s| {
@@ -522,6 +538,7 @@ impl Pane {
             s.exited_at = Some(Instant::now());
             s.generation += 1;
         });
+        self.shared.wake_sinks();
         if let Some(f) = self.on_exit.take() {
             f(code);
         }

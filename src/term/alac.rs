@@ -56,7 +56,8 @@ use super::cold::{ColdBuilder, ColdStore};
 use super::screen::ScreenUpdate;
 use super::screen::attr;
 use super::{
-    Cell, Color, Emulator, Feedback, Line, Modes, MouseMode, NumberedLine, Screen, ScreenCopy, Size,
+    Cell, Color, Emulator, Feedback, Line, Modes, MouseMode, NumberedLine, Screen, ScreenCopy,
+    Size, TextCopy,
 };
 
 /// Alacritty cannot hold a wide character in fewer than two columns (it would index past the row),
@@ -196,6 +197,31 @@ impl AlacrittyEmulator {
             rev: 1,
             row_rev: vec![1; usize::from(size.rows)],
         }
+    }
+
+    /// Screen row `r` as text, as [`Line::text`] gives it (blank below the grid).
+    fn row_text(&self, r: usize) -> String {
+        if r >= self.term.screen_lines() {
+            return String::new();
+        }
+        let cols = usize::from(self.size.cols);
+        let row = &self.term.grid()[GridLine(r as i32)];
+        let cells = &row[..];
+        let mut s = String::with_capacity(cols);
+        for c in &cells[..cells.len().min(cols)] {
+            if c.flags.intersects(Flags::WIDE_CHAR_SPACER | Flags::LEADING_WIDE_CHAR_SPACER) {
+                continue;
+            }
+            s.push(if c.c.is_control() { ' ' } else { c.c });
+            if c.extra.is_some()
+                && let Some(z) = c.zerowidth()
+            {
+                s.extend(z.iter());
+            }
+        }
+        let trimmed = s.trim_end_matches(' ').len();
+        s.truncate(trimmed);
+        s
     }
 
     /// The cursor (clamped to the screen) and the modes, as a [`Screen`] reports them.
@@ -458,31 +484,21 @@ impl Emulator for AlacrittyEmulator {
     }
 
     fn screen_text(&self) -> Vec<String> {
+        (0..usize::from(self.size.rows)).map(|r| self.row_text(r)).collect()
+    }
+
+    fn update_text(&self, copy: &mut TextCopy) {
         let rows = usize::from(self.size.rows);
-        let cols = usize::from(self.size.cols);
-        let grid_rows = self.term.screen_lines();
-        let mut out = Vec::with_capacity(rows);
-        for r in 0..rows.min(grid_rows) {
-            let row = &self.term.grid()[GridLine(r as i32)];
-            let cells = &row[..];
-            let mut s = String::with_capacity(cols);
-            for c in &cells[..cells.len().min(cols)] {
-                if c.flags.intersects(Flags::WIDE_CHAR_SPACER | Flags::LEADING_WIDE_CHAR_SPACER) {
-                    continue;
-                }
-                s.push(if c.c.is_control() { ' ' } else { c.c });
-                if c.extra.is_some()
-                    && let Some(z) = c.zerowidth()
-                {
-                    s.extend(z.iter());
-                }
-            }
-            let trimmed = s.trim_end_matches(' ').len();
-            s.truncate(trimmed);
-            out.push(s);
+        if copy.owner != self.id || copy.rows.len() != rows {
+            *copy = TextCopy { rows: self.screen_text(), owner: self.id, rev: self.rev };
+            return;
         }
-        out.resize(rows, String::new());
-        out
+        for (r, slot) in copy.rows.iter_mut().enumerate() {
+            if self.row_rev.get(r).is_some_and(|&v| v > copy.rev) {
+                *slot = self.row_text(r);
+            }
+        }
+        copy.rev = self.rev;
     }
 
     fn modes(&self) -> Modes {
@@ -1839,6 +1855,7 @@ mod tests {
         let mut rng = Rng(seed.unwrap_or(0x9e37_79b9_7f4a_7c15));
         let mut e = AlacrittyEmulator::new(Size::new(80, 24), 300);
         let mut copy = ScreenCopy::default();
+        let mut text = TextCopy::default();
         let mut client = Screen::default();
         let mut next = 0;
         let mut total = 0;
@@ -1891,6 +1908,10 @@ mod tests {
             }
             // A copy kept up to date from damage alone must always equal a full conversion,
             // and a client applying the updates must see the same.
+            if rng.below(3) == 0 {
+                e.update_text(&mut text);
+                assert_eq!(text.rows, e.screen_text(), "the incremental text copy drifted");
+            }
             if rng.below(2) == 0 {
                 let update = e.update_screen(&mut copy);
                 client.apply(&update);

@@ -13,6 +13,14 @@ pub mod screen;
 pub use alac::AlacrittyEmulator;
 pub use screen::{Cell, Color, Line, Screen, ScreenUpdate, Size};
 
+/// A reader's copy of a pane's screen as text, kept up to date by [`Emulator::update_text`].
+#[derive(Debug, Clone, Default)]
+pub struct TextCopy {
+    pub rows: Vec<String>,
+    owner: u64,
+    rev: u64,
+}
+
 /// A reader's copy of a pane's screen, kept up to date by [`Emulator::update_screen`].
 #[derive(Debug, Clone, Default)]
 pub struct ScreenCopy {
@@ -117,6 +125,11 @@ pub trait Emulator: Send {
     /// on every change, so implementations may skip building cells.
     fn screen_text(&self) -> Vec<String> {
         self.screen().lines.iter().map(Line::text).collect()
+    }
+    /// Bring `copy` up to date with [`Emulator::screen_text`]; implementations may convert only
+    /// the rows that changed since `copy` was last brought up to date.
+    fn update_text(&self, copy: &mut TextCopy) {
+        *copy = TextCopy { rows: self.screen_text(), ..TextCopy::default() };
     }
     fn modes(&self) -> Modes;
     fn title(&self) -> String;
