@@ -169,15 +169,14 @@ impl Shared {
     /// Draw the output on attached terminals at once, from this thread: the echo of a key is on
     /// the screen without waking another thread first.
     fn draw_sinks(&self) {
-        let sinks = {
-            let sinks = self.sinks.lock().unwrap_or_else(PoisonError::into_inner);
-            if sinks.is_empty() {
-                return;
-            }
-            sinks.clone()
-        };
+        // Locks: the list, then the emulator, then each sink (nobody takes the list while
+        // holding the emulator).
+        let sinks = self.sinks.lock().unwrap_or_else(PoisonError::into_inner);
+        if sinks.is_empty() {
+            return;
+        }
         let core = self.core();
-        for sink in &sinks {
+        for sink in sinks.iter() {
             sink.draw_now(&*core.emulator);
         }
     }
