@@ -233,3 +233,26 @@ fn detaching_puts_the_terminal_back_and_nothing_is_drawn_after() {
     b.wait_screen("late-output");
     assert!(!a.text().contains("late-output"), "drawn after the detach:\n{}", a.text());
 }
+
+#[test]
+fn the_server_draws_on_the_attached_terminal_itself() {
+    let env = Env::new();
+    let name = env.new_shell("direct");
+    let mut a = Tty::spawn(&env, &["attach", &name], Size::new(80, 24));
+    a.wait_screen("$");
+    // With the client stopped, output still reaches its terminal: the server draws there itself
+    // (as tmux does), so an echo does not wait for the client process to run.
+    let pid = a.child.process_id().unwrap() as i32;
+    let stop = |sig: &str| {
+        let st = std::process::Command::new("kill").args([sig, &pid.to_string()]).status().unwrap();
+        assert!(st.success(), "kill {sig}");
+    };
+    stop("-STOP");
+    env.ok(&["send", &name, "echo drawn-by-the-server"]);
+    a.wait_screen("drawn-by-the-server");
+    stop("-CONT");
+    a.type_str("echo client-back\r");
+    a.wait_screen("client-back");
+    a.type_str("\x1d");
+    a.wait_exit();
+}

@@ -381,12 +381,8 @@ async fn attach_frames(
                 }
                 next_frame = tokio::time::Instant::now() + FRAME_INTERVAL;
                 let st = state.borrow_and_update().clone();
-                let before = copy.screen.as_ref().map(|s| (s.cursor, s.modes, s.title.clone()));
-                if let Some(update) = pane.update_screen(&mut copy).await {
-                    let after = copy.screen.as_ref().map(|s| (s.cursor, s.modes, s.title.clone()));
-                    if update.full || !update.rows.is_empty() || before != after {
-                        send(wr, &ServerMsg::Screen(update)).await?;
-                    }
+                if let Some(update) = pane.update_screen(&mut copy) {
+                    send(wr, &ServerMsg::Screen(update)).await?;
                 }
                 if st.bells != bells {
                     bells = st.bells;

@@ -90,11 +90,11 @@ struct Input {
 
 impl Input {
     fn write(&self, bytes: Vec<u8>) {
-        let mut rest = bytes.as_slice();
         if let Some(master) = &self.master
             && let Ok(_turn) = self.order.try_lock()
             && self.queued.load(Ordering::Acquire) == 0
         {
+            let mut rest = bytes.as_slice();
             while !rest.is_empty() {
                 match rustix::io::write(&**master, rest) {
                     Ok(n) if n > 0 => rest = &rest[n..],
@@ -111,7 +111,7 @@ impl Input {
             return;
         }
         self.queued.fetch_add(1, Ordering::AcqRel);
-        let _ = self.queue.send(if rest.len() == bytes.len() { bytes } else { rest.to_vec() });
+        let _ = self.queue.send(bytes);
     }
 }
 
@@ -278,9 +278,10 @@ impl PaneHandle {
         Some(self.shared.core().emulator.screen())
     }
 
-    /// Bring a client's copy of the screen up to date; the update to send it.
-    pub async fn update_screen(&self, copy: &mut ScreenCopy) -> Option<ScreenUpdate> {
-        Some(self.shared.core().emulator.update_screen(copy))
+    /// Bring a client's copy of the screen up to date; the update to send it, None when nothing
+    /// it shows changed.
+    pub fn update_screen(&self, copy: &mut ScreenCopy) -> Option<ScreenUpdate> {
+        copy.refresh(&*self.shared.core().emulator)
     }
 
     /// Bring a reader's copy of the screen's text up to date (only changed rows are read again).

@@ -96,12 +96,7 @@ impl TtySink {
         if st.closed || st.failed {
             return;
         }
-        let before = st.copy.screen.as_ref().map(|s| (s.cursor, s.modes, s.title.clone()));
-        let update = emulator.update_screen(&mut st.copy);
-        let after = st.copy.screen.as_ref().map(|s| (s.cursor, s.modes, s.title.clone()));
-        if !(update.full || !update.rows.is_empty() || before != after) {
-            return;
-        }
+        let Some(update) = st.copy.refresh(emulator) else { return };
         let drawn = st.drawn;
         mirror_modes(&drawn, &update.modes, &mut st.pending);
         st.drawn = update.modes;

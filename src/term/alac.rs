@@ -1442,6 +1442,25 @@ mod tests {
     }
 
     #[test]
+    fn a_refresh_says_nothing_when_nothing_shown_changed() {
+        let mut e = AlacrittyEmulator::new(Size::new(40, 10), 100);
+        e.feed(b"prompt> ");
+        let mut copy = ScreenCopy::default();
+        assert!(copy.refresh(&e).is_some_and(|u| u.full), "the first refresh draws everything");
+        assert!(copy.refresh(&e).is_none(), "nothing changed, nothing to send");
+        // The cursor moving alone is worth a frame, with no rows in it.
+        e.feed(b"\x1b[5;3H");
+        let moved = copy.refresh(&e).expect("the cursor moved");
+        assert!(moved.rows.is_empty() && moved.cursor == (4, 2));
+        // So is a title, or a mode the client mirrors.
+        e.feed(b"\x1b]2;build\x07");
+        assert!(copy.refresh(&e).is_some_and(|u| u.title == "build"));
+        e.feed(b"\x1b[?2004h");
+        assert!(copy.refresh(&e).is_some_and(|u| u.modes.bracketed_paste));
+        assert!(copy.refresh(&e).is_none());
+    }
+
+    #[test]
     fn giving_back_memory_keeps_every_line_and_number() {
         // At every fill level of the grid's history (none, below the hot part, in the headroom,
         // spilled to the cold store), trimming the row storage must not change what readers see,

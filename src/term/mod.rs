@@ -32,6 +32,20 @@ pub struct ScreenCopy {
     rev: u64,
 }
 
+impl ScreenCopy {
+    /// Bring this copy up to date from `emulator`: the update for a receiver of the old copy, or
+    /// None when nothing a receiver shows (rows, cursor, modes, title) changed.
+    pub fn refresh(&mut self, emulator: &dyn Emulator) -> Option<ScreenUpdate> {
+        let before =
+            self.screen.as_mut().map(|s| (s.cursor, s.modes, std::mem::take(&mut s.title)));
+        let update = emulator.update_screen(self);
+        let same = before.is_some_and(|(cursor, modes, title)| {
+            cursor == update.cursor && modes == update.modes && title == update.title
+        });
+        (update.full || !update.rows.is_empty() || !same).then_some(update)
+    }
+}
+
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
