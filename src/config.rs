@@ -68,6 +68,9 @@ pub struct StatusConfig {
     pub notify_debounce_secs: u64,
     /// Ring the bell and send an OSC 9 desktop notification to attached clients.
     pub bell: bool,
+    /// A dialog no profile's rule knows (a selection cursor with a confirm/cancel hint): tried
+    /// before each profile's `idle` rules, so an agent that asks something new is `needs-input`.
+    pub dialog: Option<crate::status::RuleSpec>,
 }
 
 impl Default for StatusConfig {
@@ -78,6 +81,7 @@ impl Default for StatusConfig {
             notify_command: Vec::new(),
             notify_debounce_secs: 30,
             bell: true,
+            dialog: None,
         }
     }
 }
@@ -147,6 +151,25 @@ pub struct Profile {
     pub hooks: bool,
     /// Screen rules for the status badge, tried in order (see `status::rules`).
     pub rules: Vec<crate::status::RuleSpec>,
+}
+
+impl Profile {
+    /// The rules the badge reads this profile's screens with: its own, with `[status] dialog`
+    /// before the first rule that says `idle` (an unknown dialog must not read as the idle prompt
+    /// it is drawn over). A profile without rules goes by activity alone and gets none.
+    pub fn status_rules(&self, status: &StatusConfig) -> Vec<crate::status::RuleSpec> {
+        let mut rules = self.rules.clone();
+        if let Some(dialog) = &status.dialog
+            && !rules.is_empty()
+        {
+            let at = rules
+                .iter()
+                .position(|r| r.status == crate::status::Status::Idle)
+                .unwrap_or(rules.len());
+            rules.insert(at, dialog.clone());
+        }
+        rules
+    }
 }
 
 impl Default for WorktreeConfig {
@@ -298,7 +321,7 @@ pub fn load(user: &Path, repo_root: Option<&Path>) -> Result<Loaded, ConfigError
         if p.command.is_empty() || p.command[0].is_empty() {
             return Err(ConfigError::Invalid(format!("profile '{name}' has no command")));
         }
-        if let Err(e) = crate::status::RuleSet::compile(&p.rules) {
+        if let Err(e) = crate::status::RuleSet::compile(&p.status_rules(&config.status)) {
             return Err(ConfigError::Invalid(format!("profile '{name}': {e}")));
         }
     }

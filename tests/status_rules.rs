@@ -13,7 +13,8 @@ use corral::status::{RuleSet, Status};
 
 fn rules(profile: &str) -> RuleSet {
     let loaded = corral::config::load(Path::new("/nonexistent/config.toml"), None).unwrap();
-    RuleSet::compile(&loaded.config.agents[profile].rules).unwrap()
+    let config = &loaded.config;
+    RuleSet::compile(&config.agents[profile].status_rules(&config.status)).unwrap()
 }
 
 fn screen(name: &str) -> Vec<String> {

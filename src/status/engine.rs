@@ -3,11 +3,12 @@
 //! Trust, strongest first: a hook the agent fired, the screen rule that matches, then activity. A
 //! hook moves the agent into a state, but agents do not fire hooks for everything (Claude Code fires
 //! none when a permission is granted or a turn is interrupted), so a hook holds only until the
-//! screen rules show a *different* state than before; then the screen decides again. `working` and
-//! `needs-input` are taken at once; `idle` only once it has held for the quiet period, so a screen
-//! caught between two frames does not flap the badge; `stuck` is `working` with no progress (a
-//! screen change that is more than a spinner, or a file change) for the stuck period. No clock is
-//! read here: callers pass `now`, so tests run on made-up time.
+//! screen rules show a *different* state than before; then the screen decides again. What a hook or
+//! a rule says is taken at once, `idle` included: they describe the agent, and waiting would only
+//! show the end of a turn late (SPEC §7). Only an agent that neither describes goes by activity,
+//! and its `idle` is a quiet period. `stuck` is `working` with no progress (a screen change that is
+//! more than a spinner, or a file change) for the stuck period. No clock is read here: callers pass
+//! `now`, so tests run on made-up time.
 
 use std::time::{Duration, Instant};
 
@@ -69,14 +70,14 @@ pub struct Engine {
     seq: u64,
     hook: Option<Hold>,
     screen: Option<(Status, String)>,
+    /// When the screen last showed something new: another decided state or other letters (what a
+    /// hook is newer or older than).
+    screen_news: Option<Instant>,
     last_change: Option<Instant>,
     first_change: Option<Instant>,
     fingerprint: Option<u64>,
-    /// When the screen's text (letters, not spinners or timers) last changed.
-    last_text_change: Option<Instant>,
     last_progress: Instant,
     working_since: Option<Instant>,
-    idle_candidate_since: Option<Instant>,
     exited: Option<String>,
     /// Whether the profile has screen rules (then activity alone does not end `starting` soon).
     has_rules: bool,
@@ -93,13 +94,12 @@ impl Engine {
             seq: 0,
             hook: None,
             screen: None,
+            screen_news: None,
             last_change: None,
             first_change: None,
             fingerprint: None,
-            last_text_change: None,
             last_progress: now,
             working_since: None,
-            idle_candidate_since: None,
             exited: None,
             has_rules: false,
             started: now,
@@ -132,12 +132,16 @@ impl Engine {
 
     /// The screen was evaluated after a change that happened at `changed_at`.
     pub fn on_screen(&mut self, changed_at: Instant, eval: Evaluation) {
+        if self.screen.as_ref().map(|(s, _)| *s) != eval.decided.as_ref().map(|(s, _)| *s)
+            || self.fingerprint != Some(eval.fingerprint)
+        {
+            self.screen_news = Some(changed_at);
+        }
         self.last_change = Some(self.last_change.map_or(changed_at, |t| t.max(changed_at)));
         self.first_change.get_or_insert(changed_at);
         if self.fingerprint != Some(eval.fingerprint) {
             self.fingerprint = Some(eval.fingerprint);
             self.last_progress = self.last_progress.max(changed_at);
-            self.last_text_change = Some(changed_at);
         }
         self.rules_changed(eval);
     }
@@ -189,11 +193,14 @@ impl Engine {
         if let Some(h) = &self.hook {
             // What the screen plainly shows beats a hook that says less: hooks can be stale or
             // about another turn (Codex notifies a finished side turn while its approval prompt
-            // waits). A question on screen is never read as anything else, and visible work is
-            // not read as idle; the screen shows the end of a turn soon enough.
+            // waits), so a question on screen is never read as anything else. Work with new
+            // words on screen after the hook said idle is a turn going on (or a queued prompt
+            // starting); a working screen that did not change since is the last frame of the
+            // turn the hook just ended, redrawn a moment later.
+            let newer_than_hook = self.screen_news.is_some_and(|t| t > h.at);
             if let Some((shown, name)) = &self.screen
                 && ((*shown == Status::NeedsInput && h.status != Status::NeedsInput)
-                    || (*shown == Status::Working && h.status == Status::Idle))
+                    || (*shown == Status::Working && h.status == Status::Idle && newer_than_hook))
             {
                 return (*shown, format!("rule: {name} (over hook: {})", h.reason), Source::Rule);
             }
@@ -212,13 +219,6 @@ impl Engine {
         }
     }
 
-    /// When a pending idle may be taken: the candidate and the screen's text both quiet long enough.
-    fn idle_due(&self) -> Option<Instant> {
-        let since = self.idle_candidate_since?;
-        let quiet_from = self.last_text_change.map_or(since, |t| t.max(since));
-        Some(quiet_from + self.timing.idle_after)
-    }
-
     fn in_grace(&self, now: Instant) -> bool {
         self.has_rules && now.saturating_duration_since(self.started) < self.timing.startup_grace
     }
@@ -235,9 +235,6 @@ impl Engine {
     /// Bring the status up to date; returns the transition if it changed.
     pub fn decide(&mut self, now: Instant) -> Option<Transition> {
         let (mut to, mut reason, source) = self.candidate(now);
-        if to != Status::Idle {
-            self.idle_candidate_since = None;
-        }
         if self.status == Status::Starting && source == Source::Activity && self.in_grace(now) {
             return None;
         }
@@ -260,15 +257,6 @@ impl Engine {
                         "activity: no screen or file change for {} s while working ({reason})",
                         quiet.as_secs()
                     );
-                }
-            }
-            Status::Idle if self.status != Status::Idle && source != Source::Activity => {
-                // Activity's idle is itself a quiet period; a rule's or a hook's must hold for one,
-                // with the screen's text quiet too: Codex streams its answer above an idle-looking
-                // prompt with no sign of work but the words arriving.
-                self.idle_candidate_since.get_or_insert(now);
-                if now < self.idle_due().unwrap_or(now) {
-                    return None;
                 }
             }
             _ => {}
@@ -313,11 +301,6 @@ impl Engine {
             {
                 consider(first + self.timing.idle_after);
             }
-        }
-        if let Some(due) = self.idle_due() {
-            consider(due);
-        } else if cand == Status::Idle && self.status != Status::Idle {
-            consider(now + self.timing.idle_after);
         }
         if self.status == Status::Working {
             consider(self.stuck_deadline());
@@ -439,7 +422,7 @@ mod tests {
     }
 
     #[test]
-    fn rules_switch_to_working_and_needs_input_at_once_but_idle_waits() {
+    fn what_a_rule_says_is_taken_at_once_idle_included() {
         let t0 = Instant::now();
         let mut e = Engine::new(t0, T);
         e.on_screen(t0, ev(Some(Status::Working), 1));
@@ -447,16 +430,25 @@ mod tests {
         e.on_screen(t0 + ms(100), ev(Some(Status::NeedsInput), 2));
         assert_eq!(e.decide(t0 + ms(100)).unwrap().to, Status::NeedsInput);
         e.on_screen(t0 + ms(200), ev(Some(Status::Idle), 3));
-        assert_eq!(e.decide(t0 + ms(200)), None);
-        // A frame caught between two states does not make it idle.
-        e.on_screen(t0 + ms(300), ev(Some(Status::Working), 4));
-        assert_eq!(e.decide(t0 + ms(300)).unwrap().to, Status::Working);
-        e.on_screen(t0 + ms(400), ev(Some(Status::Idle), 5));
-        assert_eq!(e.decide(t0 + ms(400)), None);
-        assert_eq!(e.next_deadline(t0 + ms(400)), Some(t0 + ms(1900)));
-        let tr = e.decide(t0 + ms(1900)).unwrap();
-        assert_eq!(tr.to, Status::Idle);
-        assert_eq!(tr.reason, "rule: idle-rule");
+        let tr = e.decide(t0 + ms(200)).unwrap();
+        assert_eq!((tr.to, tr.reason.as_str()), (Status::Idle, "rule: idle-rule"));
+        assert_eq!(e.next_deadline(t0 + ms(200)), None, "nothing left to wait for");
+    }
+
+    #[test]
+    fn starting_ends_the_moment_a_rule_speaks() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        e.set_has_rules(true);
+        e.on_screen(t0 + ms(100), ev(None, 1));
+        assert_eq!(e.decide(t0 + ms(100)), None, "a banner is still starting");
+        e.on_screen(t0 + ms(400), ev(Some(Status::Idle), 2));
+        let tr = e.decide(t0 + ms(400)).unwrap();
+        assert_eq!((tr.from, tr.to), (Status::Starting, Status::Idle));
+        let mut dialog = Engine::new(t0, T);
+        dialog.set_has_rules(true);
+        dialog.on_screen(t0 + ms(300), ev(Some(Status::NeedsInput), 1));
+        assert_eq!(dialog.decide(t0 + ms(300)).unwrap().to, Status::NeedsInput);
     }
 
     #[test]
@@ -487,23 +479,11 @@ mod tests {
         e.on_screen(t0 + ms(5000), ev(None, 1));
         assert_eq!(e.decide(t0 + ms(5000)), None, "quiet screen, but the hook says working");
         e.on_hook(t0 + ms(6000), Status::Idle, "Stop".into());
-        assert_eq!(e.decide(t0 + ms(6000)), None);
-        assert_eq!(e.decide(t0 + ms(7500)).unwrap().reason, "hook: Stop");
-    }
-
-    #[test]
-    fn an_idle_looking_screen_whose_text_still_grows_is_not_idle_yet() {
-        let t0 = Instant::now();
-        let mut e = Engine::new(t0, T);
-        e.on_screen(t0, ev(Some(Status::Working), 1));
-        e.decide(t0);
-        // The answer streams above the prompt: the rule says idle, the words keep coming.
-        for i in 1..30u64 {
-            e.on_screen(t0 + ms(i * 200), ev(Some(Status::Idle), 100 + i));
-            assert_eq!(e.decide(t0 + ms(i * 200)), None, "at {} ms", i * 200);
-        }
-        assert_eq!(e.next_deadline(t0 + ms(5800)), Some(t0 + ms(7300)));
-        assert_eq!(e.decide(t0 + ms(7300)).unwrap().to, Status::Idle);
+        assert_eq!(
+            e.decide(t0 + ms(6000)).unwrap().reason,
+            "hook: Stop",
+            "the hook's idle at once"
+        );
     }
 
     #[test]
@@ -513,11 +493,27 @@ mod tests {
         e.on_screen(t0, ev(Some(Status::Working), 1));
         e.decide(t0);
         e.on_hook(t0 + ms(10), Status::Idle, "Stop".into());
-        assert_eq!(e.decide(t0 + ms(5000)), None, "the spinner is still there");
-        // The screen shows the idle prompt: the hook agrees, and idle holds after the quiet.
-        e.on_screen(t0 + ms(5100), ev(Some(Status::Idle), 2));
-        assert_eq!(e.decide(t0 + ms(5100)), None);
-        assert_eq!(e.decide(t0 + ms(6600)).unwrap().reason, "hook: Stop");
+        e.on_screen(t0 + ms(20), ev(Some(Status::Working), 2));
+        assert_eq!(e.decide(t0 + ms(5000)), None, "words still arrive under the spinner");
+        // The screen shows the idle prompt: the hook agrees, and the badge says so at once.
+        e.on_screen(t0 + ms(5100), ev(Some(Status::Idle), 3));
+        assert_eq!(e.decide(t0 + ms(5100)).unwrap().reason, "hook: Stop");
+    }
+
+    #[test]
+    fn a_stop_hook_beats_the_last_working_frame_of_its_turn() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        e.on_screen(t0, ev(Some(Status::Working), 1));
+        e.decide(t0);
+        // Only the spinner moves (same letters) when the turn ends: the hook is the news.
+        e.on_hook(t0 + ms(100), Status::Idle, "Stop".into());
+        e.on_screen(t0 + ms(120), ev(Some(Status::Working), 1));
+        let tr = e.decide(t0 + ms(120)).unwrap();
+        assert_eq!((tr.to, tr.reason.as_str()), (Status::Idle, "hook: Stop"));
+        // A queued prompt starts a new turn by itself: new words under the spinner.
+        e.on_screen(t0 + ms(300), ev(Some(Status::Working), 2));
+        assert_eq!(e.decide(t0 + ms(300)).unwrap().to, Status::Working);
     }
 
     #[test]

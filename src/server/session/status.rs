@@ -83,7 +83,8 @@ fn load_repo_status(repo: &Path) -> Result<RepoStatus, String> {
     let timing = cfg.status.timing();
     let mut profiles = BTreeMap::new();
     for (name, p) in &cfg.agents {
-        let rules = RuleSet::compile(&p.rules).map_err(|e| format!("profile '{name}': {e}"))?;
+        let rules = RuleSet::compile(&p.status_rules(&cfg.status))
+            .map_err(|e| format!("profile '{name}': {e}"))?;
         profiles.insert(name.clone(), Arc::new(Settings { rules, timing }));
     }
     Ok(RepoStatus { stamps, config: cfg.status, profiles })
