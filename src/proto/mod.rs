@@ -145,6 +145,53 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// Asking twice changes nothing: a client whose server died before answering may ask the
+    /// next server again. Anything else may have been done and must not be repeated blindly.
+    pub fn is_read_only(&self) -> bool {
+        match self {
+            Request::Ping
+            | Request::List { .. }
+            | Request::Tail { .. }
+            | Request::Follow { .. }
+            | Request::Attach { .. }
+            | Request::Status { .. } => true,
+            Request::Queue { clear, remove, .. } => !clear && remove.is_none(),
+            Request::New(_)
+            | Request::Send { .. }
+            | Request::Stop { .. }
+            | Request::Restart { .. }
+            | Request::Remove { .. }
+            | Request::KillServer
+            | Request::Merge { .. }
+            | Request::Sync { .. }
+            | Request::Hook { .. }
+            | Request::Enqueue { .. } => false,
+        }
+    }
+
+    /// The command a user typed for it, for messages.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Request::Ping => "ping",
+            Request::New(_) => "new",
+            Request::List { .. } => "ls",
+            Request::Tail { .. } | Request::Follow { .. } => "tail",
+            Request::Send { .. } | Request::Enqueue { .. } => "send",
+            Request::Attach { .. } => "attach",
+            Request::Stop { .. } => "stop",
+            Request::Restart { .. } => "restart",
+            Request::Remove { .. } => "rm",
+            Request::KillServer => "kill-server",
+            Request::Merge { .. } => "merge",
+            Request::Sync { .. } => "sync",
+            Request::Hook { .. } => "hook",
+            Request::Status { .. } => "status",
+            Request::Queue { .. } => "queue",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MergeMode {
     /// Fast-forward when possible, else a merge commit.

@@ -277,7 +277,9 @@ async fn event_loop(st: &mut AppState, terminal: &mut Terminal<Out>, first: Clie
     spawn_input(term_tx);
     let (msg_tx, mut server_rx) = mpsc::channel::<Msg>(1024);
     let refresh = Arc::new(Notify::new());
-    tokio::spawn(list_task(first, msg_tx.clone(), refresh.clone()));
+    // A server stopped while the dashboard is open (`kill-server` before an upgrade) is not
+    // brought back by it: the dashboard says so instead.
+    tokio::spawn(list_task(first.without_starting(), msg_tx.clone(), refresh.clone()));
     let mut tasks = Tasks { msgs: msg_tx, refresh, attached: HashMap::new() };
     // Being told to stop (kill, a closing terminal) ends the dashboard like `q`, so the terminal
     // is restored; the agents are the server's and keep running.
