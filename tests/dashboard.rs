@@ -139,6 +139,27 @@ fn dashboard_new_dialog_refuses_bad_input_and_creates_nothing() {
     assert!(ui.wait_exit().success());
 }
 
+/// Issue 15: the Count field started as `1` and typing `2` made it `12`. What is typed into a
+/// field with a default (Profile, Count) is the value.
+#[test]
+fn dashboard_new_dialog_typed_values_replace_the_defaults() {
+    let env = Env::new();
+    env.write_config("default_agent = \"shell\"\n");
+    let mut ui = Tty::spawn(&env, &[], Size::new(100, 30));
+    ui.wait_screen("no agents yet");
+    ui.type_str("n");
+    ui.wait_screen("New agent");
+    ui.type_str("echo twin-$((40+2))\tshell\t\t\t2\r");
+    ui.wait_screen("created ");
+    let agents = env.ls_json()["agents"].as_array().unwrap().clone();
+    assert_eq!(agents.len(), 2, "two agents, not twelve: {agents:?}");
+    for a in &agents {
+        assert_eq!(a["profile"], "shell");
+    }
+    ui.type_str("q");
+    assert!(ui.wait_exit().success());
+}
+
 #[test]
 fn dashboard_killed_restores_the_terminal_and_stops_nothing() {
     let env = Env::new();

@@ -469,7 +469,7 @@ fn open_new(st: &mut AppState) {
         st.error("the dashboard was not opened in a git repository, so new agents have nowhere to go; run corral inside one (or with --repo)");
         return;
     }
-    st.mode = Mode::Dialog(Dialog::New(Box::new(NewDialog::new(&st.default_profile))));
+    st.mode = Mode::Dialog(Dialog::New(Box::default()));
     st.dirty = true;
 }
 
@@ -497,6 +497,7 @@ fn edit(f: &mut TextField, ev: &KeyEvent) -> bool {
 fn dialog_key(st: &mut AppState, ev: &KeyEvent, spec: Option<KeySpec>, fx: &mut Vec<Effect>) {
     let action = spec.and_then(|s| st.keymap.lookup(KeyMode::Dialog, s));
     let profiles = st.profiles.clone();
+    let default_profile = st.default_profile.clone();
     let Mode::Dialog(d) = &mut st.mode else { return };
     st.dirty = true;
     let busy = match d {
@@ -518,14 +519,18 @@ fn dialog_key(st: &mut AppState, ev: &KeyEvent, spec: Option<KeySpec>, fx: &mut 
                 && matches!(ev.code, KeyCode::Left | KeyCode::Right)
                 && !profiles.is_empty()
             {
-                let cur = profiles.iter().position(|p| *p == n.profile.text.trim());
+                let shown = match n.profile.text.trim() {
+                    "" => default_profile.as_str(),
+                    p => p,
+                };
+                let cur = profiles.iter().position(|p| p == shown);
                 let len = profiles.len();
                 let next = match (cur, ev.code) {
                     (None, _) => 0,
                     (Some(i), KeyCode::Right) => (i + 1) % len,
                     (Some(i), _) => (i + len - 1) % len,
                 };
-                n.profile = TextField::new(&profiles[next]);
+                n.profile = TextField::offered(&profiles[next]);
                 return;
             }
             if edit(n.field_mut(n.focus), ev) {

@@ -381,6 +381,53 @@ fn new_dialog_fields_and_submit() {
     );
 }
 
+/// Issue 15: the Count field started as `1`, so typing `2` made it `12`. The defaults are
+/// placeholders, and a value the dialog offers (a profile picked with the arrows) is replaced by
+/// the first keystroke, in every field.
+#[test]
+fn new_dialog_defaults_are_replaced_by_the_first_keystroke() {
+    let mut st = demo();
+    press(&mut st, "n");
+    for f in NewField::ALL {
+        assert_eq!(new_dialog(&st).field(f).text, "", "{f:?} starts empty (its default shown)");
+    }
+    type_text(&mut st, "fix it");
+    while new_dialog(&st).focus != NewField::Count {
+        press(&mut st, "tab");
+    }
+    type_text(&mut st, "2");
+    assert_eq!(new_dialog(&st).count.text, "2", "typing 2 in Count gives 2");
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(_, Request::New(req))] = &fx[..] else { panic!("{fx:?}") };
+    assert_eq!((req.count, req.profile.as_deref()), (2, Some("claude")), "defaults apply");
+
+    // A typed profile is the profile, not something after the default's name.
+    let mut st = demo();
+    press(&mut st, "n");
+    press(&mut st, "tab");
+    type_text(&mut st, "codex");
+    assert_eq!(new_dialog(&st).profile.text, "codex");
+
+    // A profile offered by the arrows: typing replaces it, deleting clears it, moving the
+    // cursor keeps it for editing; a paste replaces it too.
+    press(&mut st, "ctrl-u");
+    press(&mut st, "right");
+    assert_eq!(new_dialog(&st).profile.text, "codex", "right: the next after the default");
+    type_text(&mut st, "shell");
+    assert_eq!(new_dialog(&st).profile.text, "shell");
+    press(&mut st, "right");
+    assert_eq!(new_dialog(&st).profile.text, "aider");
+    press(&mut st, "backspace");
+    assert_eq!(new_dialog(&st).profile.text, "", "the default shows again");
+    press(&mut st, "right");
+    press(&mut st, "ctrl-e");
+    type_text(&mut st, "x");
+    assert_eq!(new_dialog(&st).profile.text, "codexx", "after moving the cursor, typing edits");
+    press(&mut st, "right");
+    update(&mut st, Msg::Paste("gemini".into()));
+    assert_eq!(new_dialog(&st).profile.text, "gemini");
+}
+
 fn fx_attach(fx: &[Effect]) -> u64 {
     attach_of(fx, "fixer").unwrap_or(0)
 }
