@@ -44,6 +44,18 @@ pub enum Msg {
     Reply(u64, Result<Reply, String>),
     /// The patch asked for by [`Effect::Diff`] with this id, or why it could not be made.
     Diff(u64, Result<String, String>),
+    /// The config files changed: what the dashboard takes from them, or why they are broken
+    /// (then the dashboard goes on with what it has).
+    Config(Result<Settings, String>),
+}
+
+/// What the dashboard takes from the config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub keymap: Keymap,
+    /// Profile names, and the one `new` uses by default.
+    pub profiles: Vec<String>,
+    pub default_profile: String,
 }
 
 /// What the loop must do for `update`; tests assert on these.
@@ -444,6 +456,9 @@ pub struct AppState {
     pub loaded: bool,
     /// Why the server could not be asked for the list.
     pub server_error: Option<String>,
+    /// Why the config files are broken (file, line, key); the dashboard goes on with the last
+    /// good config and says so in the footer.
+    pub config_error: Option<String>,
     pub selected: Option<AgentKey>,
     /// An agent just created: selected as soon as the list has it.
     pub select_when_listed: Option<AgentKey>,
@@ -476,6 +491,7 @@ impl AppState {
             agents: Vec::new(),
             loaded: false,
             server_error: None,
+            config_error: None,
             selected: None,
             select_when_listed: None,
             view: View::List,

@@ -53,6 +53,20 @@ pub fn update(st: &mut AppState, msg: Msg) -> Vec<Effect> {
                 resize_viewed(st, &mut fx);
             }
         }
+        Msg::Config(Ok(settings)) => {
+            st.keymap = settings.keymap;
+            st.profiles = settings.profiles;
+            st.default_profile = settings.default_profile;
+            st.config_error = None;
+            st.dirty = true;
+        }
+        Msg::Config(Err(e)) => {
+            // Said once in full; the footer keeps a short reminder until the file is fixed.
+            if st.config_error.as_ref() != Some(&e) {
+                st.error(format!("{e} (going on with the last good config)"));
+                st.config_error = Some(e);
+            }
+        }
         Msg::Agents(Ok(list)) => on_agents(st, list),
         Msg::Agents(Err(e)) => {
             if st.server_error.as_ref() != Some(&e) {

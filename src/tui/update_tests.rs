@@ -804,3 +804,35 @@ fn mouse_selects_focuses_scrolls_and_reaches_agents_that_want_it() {
     let fx = update(&mut st, Msg::Mouse(wheel));
     assert_eq!(fx, input(b"\x1b[A\x1b[A\x1b[A"));
 }
+
+/// Issue 15: a config broken while the dashboard runs is reported once in full and then in the
+/// footer, and the dashboard keeps the last good settings; fixed, the new settings apply.
+#[test]
+fn a_broken_config_keeps_the_last_good_settings_and_a_fixed_one_applies() {
+    let mut st = demo();
+    let before = (st.keymap.clone(), st.profiles.clone(), st.default_profile.clone());
+    let why = "/h/.config/corral/config.toml: line 2: key 'worktrees': unknown field `worktrees`";
+    assert_eq!(update(&mut st, Msg::Config(Err(why.into()))), vec![]);
+    assert_eq!(st.config_error.as_deref(), Some(why));
+    let notice = st.notice.clone().unwrap();
+    assert!(notice.error && notice.text.contains(why), "{notice:?}");
+    assert_eq!((st.keymap.clone(), st.profiles.clone(), st.default_profile.clone()), before);
+    // Keys work as before: n opens the new-agent dialog.
+    press(&mut st, "esc");
+    press(&mut st, "n");
+    new_dialog(&st);
+    press(&mut st, "esc");
+    // The same error again is not announced again.
+    st.notice = None;
+    update(&mut st, Msg::Config(Err(why.into())));
+    assert!(st.notice.is_none());
+
+    let settings = crate::tui::state::Settings {
+        keymap: st.keymap.clone(),
+        profiles: vec!["shell".into()],
+        default_profile: "shell".into(),
+    };
+    update(&mut st, Msg::Config(Ok(settings)));
+    assert_eq!(st.config_error, None);
+    assert_eq!((st.profiles.clone(), st.default_profile.as_str()), (vec!["shell".into()], "shell"));
+}

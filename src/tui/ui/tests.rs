@@ -250,6 +250,20 @@ fn error_notice() {
     });
 }
 
+/// Issue 15: a broken config is named in the footer (the list goes on with the last good config),
+/// leaving help and quit.
+#[test]
+fn config_error_in_the_footer() {
+    snap("config_error", |a| {
+        let mut st = fixtures::demo(a);
+        st.config_error = Some(
+            "/home/u/.config/corral/config.toml: line 2: key 'worktrees': unknown field `worktrees`"
+                .into(),
+        );
+        st
+    });
+}
+
 #[test]
 fn scrolled_back() {
     snap("scrolled", |a| {
