@@ -286,6 +286,12 @@ pub fn env_vec() -> Vec<(String, String)> {
         .collect()
 }
 
+/// The client's git identity variables, sent with requests for which corral may commit: the
+/// commits are by the user who asked, as the git CLI in this terminal would make them.
+pub fn git_env() -> Vec<(String, String)> {
+    crate::git::identity_env(&env_vec())
+}
+
 /// The repository this command is about: `--repo` or the current directory.
 pub fn repo_root(repo: Option<&PathBuf>) -> Result<PathBuf> {
     let start = match repo {

@@ -118,7 +118,8 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
         }
         Command::Sync { name } => land::sync(target(repo.as_ref(), name)?).await,
         Command::Rm { name, force } => {
-            simple(repo, name, |t| Request::Remove { target: t, force }).await
+            let git_env = client::git_env();
+            simple(repo, name, |t| Request::Remove { target: t, force, git_env }).await
         }
         Command::Server { foreground, detach } => {
             if foreground {

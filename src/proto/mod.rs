@@ -17,7 +17,7 @@ use crate::term::screen::ScreenUpdate;
 use crate::term::{Line, Size};
 
 /// Bumped whenever a message changes shape.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientMsg {
@@ -105,6 +105,9 @@ pub enum Request {
     Remove {
         target: Target,
         force: bool,
+        /// The client's git identity variables (`git::identity_env`): commits corral makes for
+        /// this request are by the user who asked, as the git CLI would make them.
+        git_env: Vec<(String, String)>,
     },
     KillServer,
     /// Land the agent's work on its base branch (SPEC §5).
@@ -116,10 +119,14 @@ pub enum Request {
         message: Option<String>,
         /// Merge even while the agent is working.
         yes: bool,
+        /// As for `Remove`.
+        git_env: Vec<(String, String)>,
     },
     /// Bring the base's new commits into the agent's branch and worktree.
     Sync {
         target: Target,
+        /// As for `Remove`.
+        git_env: Vec<(String, String)>,
     },
     /// `corral hook EVENT`: an agent's own hook fired (payload: the JSON it passed).
     Hook {

@@ -314,7 +314,8 @@ fn run_action(st: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
             if let Some(k) = st.selected.clone() {
                 let t = target(&k);
                 st.info(format!("syncing {} with its base…", k.1));
-                request(st, Pending::Sync(k), Request::Sync { target: t }, fx);
+                let git_env = crate::git::identity_env(&st.env);
+                request(st, Pending::Sync(k), Request::Sync { target: t, git_env }, fx);
             }
         }
         Action::Help => {
@@ -693,7 +694,8 @@ fn submit(st: &mut AppState, force: bool, fx: &mut Vec<Effect>) {
             if force && r.refusal.is_none() {
                 return;
             }
-            let req = Request::Remove { target: target(&r.agent), force };
+            let git_env = crate::git::identity_env(&st.env);
+            let req = Request::Remove { target: target(&r.agent), force, git_env };
             let id = request(st, Pending::Remove(r.agent.clone(), force), req, fx);
             if let Mode::Dialog(Dialog::Remove(r)) = &mut st.mode {
                 r.pending = Some(id);
@@ -712,6 +714,7 @@ fn submit(st: &mut AppState, force: bool, fx: &mut Vec<Effect>) {
                 keep: false,
                 message: None,
                 yes,
+                git_env: crate::git::identity_env(&st.env),
             };
             let id = request(st, Pending::Merge(m.agent.clone()), req, fx);
             if let Mode::Dialog(Dialog::Merge(m)) = &mut st.mode {

@@ -511,14 +511,14 @@ fn remove_dialog_shows_the_refusal_then_offers_force() {
     assert_eq!(press(&mut st, "F"), vec![], "no force before the server has refused");
     let fx = press(&mut st, "enter");
     let [Effect::Request(id, req)] = &fx[..] else { panic!("{fx:?}") };
-    assert_eq!(*req, Request::Remove { target: target("alpha"), force: false });
+    assert_eq!(*req, Request::Remove { target: target("alpha"), force: false, git_env: vec![] });
     let why = "agent 'alpha' has uncommitted work";
     assert_eq!(update(&mut st, Msg::Reply(*id, Err(why.into()))), vec![Effect::RefreshList]);
     let Mode::Dialog(Dialog::Remove(d)) = &st.mode else { panic!() };
     assert_eq!(d.refusal.as_deref(), Some(why));
     let fx = press(&mut st, "F");
     let [Effect::Request(id, req)] = &fx[..] else { panic!("{fx:?}") };
-    assert_eq!(*req, Request::Remove { target: target("alpha"), force: true });
+    assert_eq!(*req, Request::Remove { target: target("alpha"), force: true, git_env: vec![] });
     let fx = update(&mut st, Msg::Reply(*id, Ok(Reply::Note("kept branch corral/alpha".into()))));
     assert_eq!(fx, vec![Effect::RefreshList]);
     assert_eq!(st.mode, Mode::Normal);
@@ -531,7 +531,14 @@ fn remove_dialog_shows_the_refusal_then_offers_force() {
 }
 
 fn merge(name: &str, yes: bool) -> Request {
-    Request::Merge { target: target(name), mode: MergeMode::Merge, keep: false, message: None, yes }
+    Request::Merge {
+        target: target(name),
+        mode: MergeMode::Merge,
+        keep: false,
+        message: None,
+        yes,
+        git_env: vec![],
+    }
 }
 
 #[test]
@@ -597,9 +604,13 @@ fn merge_conflicts_and_errors_stay_in_the_dialog() {
 #[test]
 fn sync_key_syncs_and_shows_the_result_or_conflict() {
     let mut st = demo();
+    // Commits a sync makes are by the user of this dashboard (issue 15): their identity goes
+    // with the request, and nothing else of their environment.
+    st.env.push(("GIT_AUTHOR_NAME".into(), "Ada".into()));
     let fx = press(&mut st, "s");
     let [Effect::Request(id, req)] = &fx[..] else { panic!("{fx:?}") };
-    assert_eq!(*req, Request::Sync { target: target("alpha") });
+    let git_env = vec![("GIT_AUTHOR_NAME".to_string(), "Ada".to_string())];
+    assert_eq!(*req, Request::Sync { target: target("alpha"), git_env });
     let fx = update(&mut st, Msg::Reply(*id, Ok(Reply::Note("2 commits from main".into()))));
     assert_eq!(fx, vec![Effect::RefreshList]);
     let n = st.notice.clone().unwrap();
