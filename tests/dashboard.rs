@@ -147,6 +147,8 @@ fn dashboard_new_dialog_typed_values_replace_the_defaults() {
     env.write_config("default_agent = \"shell\"\n");
     let mut ui = Tty::spawn(&env, &[], Size::new(100, 30));
     ui.wait_screen("no agents yet");
+    // The first screen says how to get into an agent and back out (issue 15).
+    ui.wait_screen("ctrl-] comes back");
     ui.type_str("n");
     ui.wait_screen("New agent");
     ui.type_str("echo twin-$((40+2))\tshell\t\t\t2\r");
