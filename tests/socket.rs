@@ -290,6 +290,7 @@ fn the_first_ls_after_a_kill_9_during_rm_succeeds() {
             "round {round} (kill after {delay_ms} ms): the first ls after the crash failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        assert!(out.stderr.is_empty(), "silently: {}", String::from_utf8_lossy(&out.stderr));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_ne!(v["server"]["pid"], killed, "a new server answered");
         for n in &names[1..] {
