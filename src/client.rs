@@ -208,10 +208,17 @@ impl Client {
                 Err(Failure::Other(e)) => return Err(e),
                 Err(Failure::Lost { sent, error }) => (sent, error),
             };
-            if (sent && !req.is_read_only()) || Instant::now() >= deadline {
+            if sent && !req.is_read_only() {
                 return Err(error.context(format!(
                     "the corral server went away before answering `{}`; it may or may not have been done (`corral ls` shows what happened)",
                     req.verb()
+                )));
+            }
+            if Instant::now() >= deadline {
+                return Err(error.context(format!(
+                    "the corral server kept going away before answering `{}`; see {}",
+                    req.verb(),
+                    paths::state_dir().join("server.log").display()
                 )));
             }
             match self.reconnect().await? {
