@@ -234,8 +234,10 @@ impl Client {
         {
             use tokio::io::AsyncWriteExt;
             if let Err(e) = self.wr.write_all(&frame).await {
-                // Not a whole frame reached the server: it cannot have acted on it.
-                return Err(Failure::Lost { sent: false, error: e.into() });
+                // Not a whole frame reached the server: it cannot have acted on it. (Text, not
+                // the io::Error: a broken pipe in an error's chain reads as `| head` closing.)
+                let error = anyhow!("cannot write to the corral server: {e}");
+                return Err(Failure::Lost { sent: false, error });
             }
         }
         loop {
