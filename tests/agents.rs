@@ -268,6 +268,10 @@ fn ls_reports_a_broken_config_and_still_lists() {
             assert!(new_err.contains(err.trim().trim_start_matches("corral: warning: ")), "{err}");
             assert!(String::from_utf8_lossy(&out.stdout).contains(&name));
         }
+        // doctor names the same mistake, the repository's file included.
+        let doctor = String::from_utf8_lossy(&env.run(&["doctor"]).stdout).into_owned();
+        let said = doctor.lines().find_map(|l| l.strip_prefix("FAIL config: "));
+        assert!(said.is_some_and(|e| new_err.contains(e)), "{doctor}");
         std::fs::remove_file(&file).unwrap();
     }
     let out = env.run(&["ls"]);
