@@ -109,7 +109,7 @@ pub struct LandSpec<'a> {
     pub mode: MergeMode,
     /// Message of the merge or squash commit, instead of the default.
     pub message: Option<&'a str>,
-    /// The asking client's identity variables ([`super::identity::ENV_VARS`]).
+    /// The asking client's identity variables ([`crate::git::identity_env`]).
     pub git_env: &'a [(String, String)],
 }
 
@@ -139,7 +139,7 @@ pub struct SyncSpec<'a> {
     pub base: &'a str,
     /// Replay the agent's commits on the base instead of merging the base in.
     pub rebase: bool,
-    /// The asking client's identity variables ([`super::identity::ENV_VARS`]).
+    /// The asking client's identity variables ([`crate::git::identity_env`]).
     pub git_env: &'a [(String, String)],
 }
 
