@@ -204,6 +204,7 @@ fn main() {
             prompt: Some("bench"),
             mode: git::MergeMode::Merge,
             message: None,
+            git_env: &[],
         };
         let t = Instant::now();
         match git::land(&spec) {

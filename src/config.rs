@@ -328,6 +328,38 @@ pub fn load(user: &Path, repo_root: Option<&Path>) -> Result<Loaded, ConfigError
     Ok(Loaded { config, repo_file })
 }
 
+/// For what can go on without the user's settings (`ls`, the dashboard): the config, or, when a
+/// file is broken, the layers under it that are not (the user's file without the repository's,
+/// else the built-in defaults), with the error to report.
+pub fn load_or_fallback(user: &Path, repo_root: Option<&Path>) -> (Loaded, Option<ConfigError>) {
+    let error = match load(user, repo_root) {
+        Ok(l) => return (l, None),
+        Err(e) => e,
+    };
+    let fallback = repo_root
+        .and_then(|_| load(user, None).ok())
+        .or_else(|| load(Path::new(""), None).ok())
+        .unwrap_or_else(|| Loaded { config: Config::default(), repo_file: None });
+    (fallback, Some(error))
+}
+
+/// When each file a config is read from last changed (`None`: absent), so that a long-running
+/// client reloads it only when it did.
+pub fn file_stamps(
+    user: &Path,
+    repo_root: Option<&Path>,
+) -> Vec<Option<(std::time::SystemTime, u64)>> {
+    let stamp = |p: &Path| {
+        let m = std::fs::metadata(p).ok()?;
+        Some((m.modified().ok()?, m.len()))
+    };
+    let mut v = vec![stamp(user)];
+    if let Some(root) = repo_root {
+        v.push(stamp(&root.join(".corral.toml")));
+    }
+    v
+}
+
 fn read_optional(path: &Path) -> Result<Option<String>, ConfigError> {
     match std::fs::read_to_string(path) {
         Ok(s) => Ok(Some(s)),
@@ -470,6 +502,24 @@ mod tests {
         .unwrap();
         let keys = l.repo_file.unwrap().command_keys;
         assert_eq!(keys, vec!["worktree.setup", "agents.mine.command"]);
+    }
+
+    #[test]
+    fn a_broken_file_falls_back_to_the_layers_under_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let user = tmp.path().join("config.toml");
+        std::fs::write(&user, "default_agent = \"shell\"\n").unwrap();
+        let repo = tmp.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        std::fs::write(repo.join(".corral.toml"), "[worktrees]\ndir = \"x\"\n").unwrap();
+        let (l, e) = load_or_fallback(&user, Some(&repo));
+        let e = e.unwrap().to_string();
+        assert!(e.contains(".corral.toml: line 1: key 'worktrees'"), "{e}");
+        assert_eq!(l.config.default_agent, "shell", "the user's file still applies");
+        std::fs::write(&user, "default_agent = 3\n").unwrap();
+        let (l, e) = load_or_fallback(&user, None);
+        assert!(e.unwrap().to_string().contains("key 'default_agent'"));
+        assert!(l.config.agents.contains_key("shell"), "the built-in defaults");
     }
 
     #[test]

@@ -235,6 +235,49 @@ fn bad_config_is_one_line_naming_file_line_and_key() {
     assert_eq!(git(&env.repo, &["branch", "--list"]).trim(), "* main");
 }
 
+/// Issue 15: `ls` printed the agents as if nothing were wrong with a broken config. It warns the
+/// way `new` refuses (file, line, key) on stderr, and still lists.
+#[test]
+fn ls_reports_a_broken_config_and_still_lists() {
+    let env = Env::new();
+    let name = env.new_shell("listed");
+    for (file, toml, line, key) in [
+        (
+            env.home.join(".config/corral/config.toml"),
+            "[worktrees]\ndir = \"x\"\n",
+            "line 1",
+            "worktrees",
+        ),
+        (env.repo.join(".corral.toml"), "[worktree]\ndirr = \"x\"\n", "line 2", "worktree.dirr"),
+    ] {
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, toml).unwrap();
+        let new_err = env.fails(&["new", "x", "--agent", "shell", "--detach"], 1);
+        for args in [&["ls"][..], &["ls", "--json"]] {
+            let out = env.run(args);
+            assert!(out.status.success(), "{args:?}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(err.trim().lines().count(), 1, "{err}");
+            assert!(
+                err.contains(&file.display().to_string())
+                    && err.contains(line)
+                    && err.contains(key),
+                "{args:?}: {err}"
+            );
+            // The same report as `new` gives.
+            assert!(new_err.contains(err.trim().trim_start_matches("corral: warning: ")), "{err}");
+            assert!(String::from_utf8_lossy(&out.stdout).contains(&name));
+        }
+        // doctor names the same mistake, the repository's file included.
+        let doctor = String::from_utf8_lossy(&env.run(&["doctor"]).stdout).into_owned();
+        let said = doctor.lines().find_map(|l| l.strip_prefix("FAIL config: "));
+        assert!(said.is_some_and(|e| new_err.contains(e)), "{doctor}");
+        std::fs::remove_file(&file).unwrap();
+    }
+    let out = env.run(&["ls"]);
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 #[test]
 fn repo_config_commands_need_approval_once() {
     let env = Env::new();

@@ -139,6 +139,66 @@ fn dashboard_new_dialog_refuses_bad_input_and_creates_nothing() {
     assert!(ui.wait_exit().success());
 }
 
+/// Issue 15: the Count field started as `1` and typing `2` made it `12`. What is typed into a
+/// field with a default (Profile, Count) is the value.
+#[test]
+fn dashboard_new_dialog_typed_values_replace_the_defaults() {
+    let env = Env::new();
+    env.write_config("default_agent = \"shell\"\n");
+    let mut ui = Tty::spawn(&env, &[], Size::new(100, 30));
+    ui.wait_screen("no agents yet");
+    // The first screen says how to get into an agent and back out (issue 15).
+    ui.wait_screen("ctrl-] comes back");
+    ui.type_str("n");
+    ui.wait_screen("New agent");
+    ui.type_str("echo twin-$((40+2))\tshell\t\t\t2\r");
+    ui.wait_screen("created ");
+    let agents = env.ls_json()["agents"].as_array().unwrap().clone();
+    assert_eq!(agents.len(), 2, "two agents, not twelve: {agents:?}");
+    for a in &agents {
+        assert_eq!(a["profile"], "shell");
+    }
+    ui.type_str("q");
+    assert!(ui.wait_exit().success());
+}
+
+/// Issue 15: a broken config was silent in the dashboard (or kept it from starting). It is named
+/// in the footer, file, line and key, while the dashboard goes on with the last good config;
+/// fixing the file clears it.
+#[test]
+fn dashboard_names_a_broken_config_in_its_footer_and_keeps_working() {
+    let env = Env::new();
+    env.write_config("default_agent = \"shell\"\n");
+    env.new_shell("steady");
+    let mut ui = Tty::spawn(&env, &[], Size::new(120, 40));
+    ui.wait_screen("steady");
+
+    env.write_config("default_agent = \"shell\"\n[worktrees]\ndir = \"x\"\n");
+    ui.wait_screen("config.toml: line 2: key 'worktrees'");
+    // Still working, with the last good config: the dialog's default profile is still shell.
+    ui.type_str("n");
+    ui.wait_screen("New agent");
+    ui.wait_screen("Profile shell");
+    ui.type_str("\x1b");
+    ui.wait_gone("New agent");
+    ui.wait("the footer naming the config error", |t| {
+        t.lines().last().is_some_and(|l| l.contains("config: ") && l.contains("line 2"))
+    });
+
+    env.write_config("default_agent = \"shell\"\n");
+    ui.wait_gone("config: ");
+    ui.type_str("q");
+    assert!(ui.wait_exit().success());
+
+    // Broken from the start: the dashboard opens all the same and says why.
+    env.write_config("[worktree]\ndirr = \"x\"\n");
+    let mut ui = Tty::spawn(&env, &[], Size::new(120, 40));
+    ui.wait_screen("steady");
+    ui.wait_screen("config.toml: line 2: key 'worktree.dirr'");
+    ui.type_str("q");
+    assert!(ui.wait_exit().success());
+}
+
 #[test]
 fn dashboard_killed_restores_the_terminal_and_stops_nothing() {
     let env = Env::new();

@@ -395,3 +395,72 @@ fn diff_shows_all_work_and_ls_stats_follow_file_changes() {
         (env.agent_json("d")["diff"]["ahead"] == 2).then_some(())
     });
 }
+
+/// Issue 15: in a repository without `user.name`, corral's commits were by
+/// `corral <corral@localhost>` even with `GIT_AUTHOR_NAME`/`EMAIL` set, which the git CLI would
+/// use. They are by the identity git would use for the client that asked (its environment, not
+/// the server's), with the agent named in the message; corral's own name only when git would
+/// have nothing.
+#[test]
+fn corral_commits_are_by_the_identity_git_would_use() {
+    let env = Env::new();
+    let config = |key: &str| {
+        let out = git_cmd(&env.repo).args(["config", key]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(config("user.name"), "", "the repository has no user.name");
+    // The server was started by a client whose identity is "Test" (the harness's environment).
+    let wt = agent(&env, "ident");
+    let log = |rev: &str| git(&env.repo, &["log", "-1", "--format=%an <%ae>|%cn <%ce>|%s", rev]);
+
+    // A merge asked for by another identity: a name, an email only from EMAIL.
+    write(&wt.join("a.txt"), "a\n");
+    let out = env
+        .cmd(&["merge", "ident", "--yes", "--keep"])
+        .env("GIT_AUTHOR_NAME", "Ada Merger")
+        .env_remove("GIT_AUTHOR_EMAIL")
+        .env("EMAIL", "ada@example.invalid")
+        .env("GIT_COMMITTER_NAME", "Ada Merger")
+        .env("GIT_COMMITTER_EMAIL", "ada.commits@example.invalid")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        log("main"),
+        "Ada Merger <ada@example.invalid>|Ada Merger <ada.commits@example.invalid>|corral: uncommitted work of agent ident\n"
+    );
+
+    // The repository's own identity comes before EMAIL, as in git.
+    git(&env.repo, &["config", "user.name", "Repo User"]);
+    git(&env.repo, &["config", "user.email", "repo@example.invalid"]);
+    write(&wt.join("b.txt"), "b\n");
+    let mut merge = env.cmd(&["merge", "ident", "--yes", "--keep"]);
+    for var in ["GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"]
+    {
+        merge.env_remove(var);
+    }
+    assert!(merge.env("EMAIL", "mail@example.invalid").output().unwrap().status.success());
+    assert!(log("main").starts_with("Repo User <repo@example.invalid>|Repo User <repo@example"));
+
+    // Nothing at all (no variables, no config in the repository or this test's HOME): corral's
+    // own name, here through `rm --force`, which commits the work it keeps on the branch.
+    git(&env.repo, &["config", "--unset", "user.name"]);
+    git(&env.repo, &["config", "--unset", "user.email"]);
+    let system = std::process::Command::new("git")
+        .args(["config", "--system", "user.name"])
+        .output()
+        .map(|o| !o.stdout.is_empty())
+        .unwrap_or(false);
+    write(&wt.join("c.txt"), "c\n");
+    let mut rm = env.cmd(&["rm", "ident", "--force"]);
+    for var in ["GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"]
+    {
+        rm.env_remove(var);
+    }
+    assert!(rm.env_remove("EMAIL").output().unwrap().status.success());
+    let by = log("corral/ident");
+    if !system {
+        assert!(by.starts_with("corral <corral@localhost>|corral <corral@localhost>|"), "{by}");
+    }
+    assert!(by.contains("agent ident"), "{by}");
+}

@@ -30,8 +30,12 @@ pub async fn doctor() -> Result<i32> {
     let v = git2::Version::get();
     let (maj, min, rev) = v.libgit2_version();
     line(true, "libgit2", format!("{maj}.{min}.{rev} (built in)"));
+    let mut root = None;
     match std::env::current_dir().map(|d| crate::git::discover(&d)) {
-        Ok(Ok(info)) => line(true, "repository", info.root.display().to_string()),
+        Ok(Ok(info)) => {
+            line(true, "repository", info.root.display().to_string());
+            root = Some(info.root);
+        }
         Ok(Err(e)) => println!("--   repository: {e}"),
         Err(e) => println!("--   repository: {e}"),
     }
@@ -60,9 +64,14 @@ pub async fn doctor() -> Result<i32> {
             if tty { "" } else { ", stdout is not a terminal" }
         ),
     );
-    match config::load(&paths::user_config_file(), None) {
+    // With this repository's `.corral.toml`, as `new` reads it here.
+    match config::load(&paths::user_config_file(), root.as_deref()) {
         Ok(l) => {
-            line(true, "config", paths::user_config_file().display().to_string());
+            let mut files = paths::user_config_file().display().to_string();
+            if let Some(rf) = &l.repo_file {
+                files.push_str(&format!(", {}", rf.path.display()));
+            }
+            line(true, "config", files);
             let path = std::env::var("PATH").ok();
             for name in config::AUTO_PROFILES.iter().chain(["shell"].iter()) {
                 let Some(p) = l.config.agents.get(*name) else { continue };

@@ -62,7 +62,8 @@ pub async fn merge(
 ) -> Result<i32> {
     let name = target.name.clone();
     let mut c = Client::connect().await?;
-    match c.request(Request::Merge { target, mode, keep, message, yes }).await? {
+    let git_env = client::git_env();
+    match c.request(Request::Merge { target, mode, keep, message, yes, git_env }).await? {
         Reply::Note(n) => {
             println!("{n}");
             Ok(0)
@@ -76,7 +77,7 @@ pub async fn merge(
 pub async fn sync(target: Target) -> Result<i32> {
     let name = target.name.clone();
     let mut c = Client::connect().await?;
-    match c.request(Request::Sync { target }).await? {
+    match c.request(Request::Sync { target, git_env: client::git_env() }).await? {
         Reply::Note(n) => {
             println!("{n}");
             Ok(0)

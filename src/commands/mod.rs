@@ -54,6 +54,13 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
         }
         Command::Ls { json, all } => {
             let root = if all { None } else { Some(client::repo_root(repo.as_ref())?) };
+            // `ls` needs nothing from the config, but it is where a user looks first: a broken
+            // file is reported here (as `new` would refuse it) and the agents are listed anyway.
+            if let (_, Some(e)) =
+                crate::config::load_or_fallback(&crate::paths::user_config_file(), root.as_deref())
+            {
+                eprintln!("corral: warning: {e}");
+            }
             let mut c = Client::connect().await?;
             let Reply::Agents(agents) = c.request(Request::List { repo: root }).await? else {
                 bail!("unexpected reply to ls");
@@ -111,7 +118,8 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
         }
         Command::Sync { name } => land::sync(target(repo.as_ref(), name)?).await,
         Command::Rm { name, force } => {
-            simple(repo, name, |t| Request::Remove { target: t, force }).await
+            let git_env = client::git_env();
+            simple(repo, name, |t| Request::Remove { target: t, force, git_env }).await
         }
         Command::Server { foreground, detach } => {
             if foreground {

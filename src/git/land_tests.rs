@@ -102,6 +102,7 @@ impl Repo {
             prompt: Some("do the thing\nwith details"),
             mode,
             message: None,
+            git_env: &[],
         })
     }
 
@@ -114,6 +115,7 @@ impl Repo {
             worktree: wt,
             base: "main",
             rebase,
+            git_env: &[],
         })
     }
 

@@ -29,12 +29,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use git2::build::CheckoutBuilder;
 use git2::{
     CheckoutNotificationType, ErrorCode, Index, MergeOptions, ObjectType, Oid, RebaseOptions,
-    Repository, RepositoryState, Signature, Status, StatusOptions, Tree, TreeWalkMode,
-    TreeWalkResult,
+    Repository, RepositoryState, Status, StatusOptions, Tree, TreeWalkMode, TreeWalkResult,
 };
 use thiserror::Error;
 
 use super::diff::base_tip;
+use super::identity::Identity;
 use super::state::worktree_state;
 use super::{GitError, git_err, io_err, open, worktree_heads};
 
@@ -109,6 +109,8 @@ pub struct LandSpec<'a> {
     pub mode: MergeMode,
     /// Message of the merge or squash commit, instead of the default.
     pub message: Option<&'a str>,
+    /// The asking client's identity variables ([`crate::git::identity_env`]).
+    pub git_env: &'a [(String, String)],
 }
 
 /// The outcome of a merge that did not fail.
@@ -137,6 +139,8 @@ pub struct SyncSpec<'a> {
     pub base: &'a str,
     /// Replay the agent's commits on the base instead of merging the base in.
     pub rebase: bool,
+    /// The asking client's identity variables ([`crate::git::identity_env`]).
+    pub git_env: &'a [(String, String)],
 }
 
 #[derive(Debug, Clone)]
@@ -203,14 +207,6 @@ fn first_line(prompt: Option<&str>) -> Option<String> {
         out.push('…');
     }
     Some(out)
-}
-
-pub(super) fn signature(repo: &Repository) -> Result<Signature<'static>, GitError> {
-    match repo.signature() {
-        Ok(sig) => Ok(sig.to_owned()),
-        Err(_) => Signature::now("corral", "corral@localhost")
-            .map_err(git_err("making the commit signature")),
-    }
 }
 
 /// Paths with a conflict in a merge's index, sorted, each once.
@@ -667,7 +663,13 @@ fn move_ref(
 }
 
 /// Replay the commits of `tip` that `onto` lacks on top of `onto`, in memory. Returns the new tip.
-fn rebase_in_memory(repo: &Repository, onto: Oid, tip: Oid, what: &str) -> Result<Oid, LandError> {
+fn rebase_in_memory(
+    repo: &Repository,
+    onto: Oid,
+    tip: Oid,
+    what: &str,
+    git_env: &[(String, String)],
+) -> Result<Oid, LandError> {
     let wrap = || LandError::git(format!("rebasing for {what}"));
     let upstream = repo.find_annotated_commit(onto).map_err(wrap())?;
     let branch = repo.find_annotated_commit(tip).map_err(wrap())?;
@@ -675,7 +677,7 @@ fn rebase_in_memory(repo: &Repository, onto: Oid, tip: Oid, what: &str) -> Resul
     opts.inmemory(true);
     let mut rebase =
         repo.rebase(Some(&branch), Some(&upstream), None, Some(&mut opts)).map_err(wrap())?;
-    let sig = signature(repo)?;
+    let who = Identity::resolve(repo, git_env)?;
     let mut last = onto;
     while let Some(op) = rebase.next() {
         op.map_err(wrap())?;
@@ -685,7 +687,7 @@ fn rebase_in_memory(repo: &Repository, onto: Oid, tip: Oid, what: &str) -> Resul
             let _ = rebase.abort();
             return Err(LandError::Conflict { what: what.into(), paths });
         }
-        match rebase.commit(None, &sig, None) {
+        match rebase.commit(None, &who.committer, None) {
             Ok(id) => last = id,
             // The change is already on the base: git drops such a commit too.
             Err(e) if e.code() == ErrorCode::Applied => {}
@@ -731,7 +733,7 @@ fn plan(
     let ff = repo.graph_descendant_of(agent_tip, base_tip).map_err(wrap())?;
     let what = format!("merging {} into {}", spec.branch, spec.base);
     let line = first_line(spec.prompt);
-    let sig = signature(repo)?;
+    let who = Identity::resolve(repo, spec.git_env)?;
     let commit = |tree: Oid, parents: &[Oid], message: &str| -> Result<Oid, LandError> {
         let wrap = || LandError::git(format!("committing the result of {what}"));
         let tree = repo.find_tree(tree).map_err(wrap())?;
@@ -741,7 +743,7 @@ fn plan(
             .collect::<Result<_, _>>()
             .map_err(wrap())?;
         let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
-        repo.commit(None, &sig, &sig, message, &tree, &parents).map_err(wrap())
+        repo.commit(None, &who.author, &who.committer, message, &tree, &parents).map_err(wrap())
     };
     let plan = match spec.mode {
         _ if ff && spec.mode != MergeMode::Squash => {
@@ -788,7 +790,7 @@ fn plan(
             }
         }
         MergeMode::Rebase => Plan {
-            new: rebase_in_memory(repo, base_tip, agent_tip, &what)?,
+            new: rebase_in_memory(repo, base_tip, agent_tip, &what, spec.git_env)?,
             how: How::Rebase,
             agent_follows: true,
         },
@@ -897,13 +899,13 @@ pub fn land(spec: &LandSpec<'_>) -> Result<Landed, LandError> {
     let snapshot = if old_tip_tree.tree_id() == state {
         None
     } else {
-        let sig = signature(&repo)?;
+        let who = Identity::resolve(&repo, spec.git_env)?;
         let mut msg = format!("corral: uncommitted work of agent {}\n", spec.agent);
         if let Some(l) = first_line(spec.prompt) {
             msg.push_str(&format!("\nPrompt: {l}\n"));
         }
         let id = repo
-            .commit(None, &sig, &sig, &msg, &state_tree, &[&old_tip_tree])
+            .commit(None, &who.author, &who.committer, &msg, &state_tree, &[&old_tip_tree])
             .map_err(LandError::git("committing the agent's uncommitted work"))?;
         Some(id)
     };
@@ -1048,16 +1050,16 @@ pub fn sync(spec: &SyncSpec<'_>) -> Result<Synced, LandError> {
         (base_tip, How::FastForward)
     } else if spec.rebase {
         let what = format!("rebasing {} onto {}", spec.branch, spec.base);
-        (rebase_in_memory(&repo, base_tip, tip, &what)?, How::Rebase)
+        (rebase_in_memory(&repo, base_tip, tip, &what, spec.git_env)?, How::Rebase)
     } else {
         let tree = merge_tree(&repo, tip, base_tip, &what)?;
         let tree = repo.find_tree(tree).map_err(wrap())?;
-        let sig = signature(&repo)?;
+        let who = Identity::resolve(&repo, spec.git_env)?;
         let parents = (|| Ok((repo.find_commit(tip)?, repo.find_commit(base_tip)?)))();
         let (ours, theirs) = parents.map_err(wrap())?;
         let message = format!("Merge {} into {}\n", spec.base, spec.branch);
         let id = repo
-            .commit(None, &sig, &sig, &message, &tree, &[&ours, &theirs])
+            .commit(None, &who.author, &who.committer, &message, &tree, &[&ours, &theirs])
             .map_err(LandError::git(format!("committing the result of {what}")))?;
         (id, How::MergeCommit)
     };

@@ -16,6 +16,7 @@
 mod branches;
 mod copy;
 mod diff;
+mod identity;
 #[cfg(test)]
 mod land_tests;
 mod merge;
@@ -28,6 +29,7 @@ mod worktree;
 pub use branches::local_branches;
 pub use copy::copy_untracked;
 pub use diff::{DiffStat, agent_patch, agent_stat};
+pub use identity::{Identity, identity_env};
 pub use merge::{
     How, LandError, LandSpec, Landed, MergeMode, SyncSpec, Synced, Traps, land, sync, traps,
 };

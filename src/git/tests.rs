@@ -430,7 +430,7 @@ fn snapshot_commit_commits_everything_but_ignored_and_leaves_files_alone() {
     let f = Fixture::new();
     let wt = f.path("wt");
     f.create("snap", &wt).unwrap();
-    assert_eq!(snapshot_commit(&wt, "nothing").unwrap(), None);
+    assert_eq!(snapshot_commit(&wt, "nothing", &[]).unwrap(), None);
 
     write(&wt.join("README.md"), "changed\n");
     write(&wt.join("half.txt"), "staged version\n");
@@ -443,7 +443,7 @@ fn snapshot_commit_commits_everything_but_ignored_and_leaves_files_alone() {
     write(&wt.join("debug.log"), "ignored\n");
     let before = snapshot_files(&wt);
 
-    let id = snapshot_commit(&wt, "corral: snapshot of agent snap").unwrap().unwrap();
+    let id = snapshot_commit(&wt, "corral: snapshot of agent snap", &[]).unwrap().unwrap();
     assert_eq!(f.head(&f.root, "corral/snap"), id);
     assert_eq!(f.git(&wt, &["status", "--porcelain"]), "");
     assert_eq!(snapshot_files(&wt), before, "files must be byte-identical");
@@ -457,25 +457,62 @@ fn snapshot_commit_commits_everything_but_ignored_and_leaves_files_alone() {
     assert_eq!(f.git(&wt, &["show", "HEAD:half.txt"]), "working version\n");
     assert!(f.git(&wt, &["ls-tree", "HEAD", "run.sh"]).starts_with("100755"));
     assert!(wt.join("debug.log").exists());
-    assert_eq!(snapshot_commit(&wt, "again").unwrap(), None);
+    assert_eq!(snapshot_commit(&wt, "again", &[]).unwrap(), None);
 }
 
+/// Issue 15: without `user.name`, corral's commits were by `corral <corral@localhost>` even when
+/// the git CLI would have used the identity variables. Now git's order: the asking client's
+/// `GIT_*` variables, then the config (`author.*` over `user.*`), then `EMAIL`, then corral.
 #[test]
-fn snapshot_commit_signature_falls_back_to_corral() {
+fn snapshot_commits_are_by_the_identity_git_would_use() {
     let f = Fixture::new();
     f.git(&f.root, &["config", "--unset", "user.name"]);
     f.git(&f.root, &["config", "--unset", "user.email"]);
     let wt = f.path("wt");
     f.create("sig", &wt).unwrap();
-    write(&wt.join("x.txt"), "x\n");
-    snapshot_commit(&wt, "snap").unwrap().unwrap();
-    let author = f.git(&wt, &["log", "-1", "--format=%an <%ae>"]);
-    // libgit2 in this process reads the real user's global config; only without one is the fallback used.
-    let global = git2::Config::open_default().and_then(|c| c.get_string("user.name"));
-    match global {
-        Ok(name) => assert!(author.starts_with(&name), "{author}"),
-        Err(_) => assert_eq!(author, "corral <corral@localhost>\n"),
-    }
+    let vars = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    };
+    let mut n = 0;
+    let mut commit_with = |env: &[(String, String)]| {
+        n += 1;
+        write(&wt.join("x.txt"), &format!("{n}\n"));
+        snapshot_commit(&wt, "corral: uncommitted work of agent sig", env).unwrap().unwrap();
+        f.git(&wt, &["log", "-1", "--format=%an <%ae>|%cn <%ce>"])
+    };
+    // libgit2 in this process reads the real user's global config; what it says comes before
+    // EMAIL and corral's own name, as in git.
+    let global = git2::Config::open_default().ok();
+    let global = |key: &str| global.as_ref().and_then(|c| c.get_string(key).ok());
+
+    let env = vars(&[
+        ("GIT_AUTHOR_NAME", "Ada"),
+        ("GIT_AUTHOR_EMAIL", "ada@example.invalid"),
+        ("GIT_COMMITTER_NAME", "Cy"),
+        ("GIT_COMMITTER_EMAIL", "cy@example.invalid"),
+        ("EMAIL", "unused@example.invalid"),
+    ]);
+    assert_eq!(commit_with(&env), "Ada <ada@example.invalid>|Cy <cy@example.invalid>\n");
+
+    f.git(&f.root, &["config", "user.name", "Repo User"]);
+    f.git(&f.root, &["config", "author.name", "Repo Author"]);
+    let email = global("user.email").unwrap_or_else(|| "mail@example.invalid".into());
+    assert_eq!(
+        commit_with(&vars(&[("EMAIL", "mail@example.invalid")])),
+        format!("Repo Author <{email}>|Repo User <{email}>\n")
+    );
+    f.git(&f.root, &["config", "user.email", "repo@example.invalid"]);
+    assert_eq!(
+        commit_with(&vars(&[("EMAIL", "mail@example.invalid")])),
+        "Repo Author <repo@example.invalid>|Repo User <repo@example.invalid>\n"
+    );
+
+    f.git(&f.root, &["config", "--unset", "user.name"]);
+    f.git(&f.root, &["config", "--unset", "author.name"]);
+    f.git(&f.root, &["config", "--unset", "user.email"]);
+    let name = global("user.name").unwrap_or_else(|| "corral".into());
+    let email = global("user.email").unwrap_or_else(|| "corral@localhost".into());
+    assert_eq!(commit_with(&[]), format!("{name} <{email}>|{name} <{email}>\n"));
     assert_eq!(f.git(&wt, &["status", "--porcelain"]), "");
 }
 
@@ -625,7 +662,7 @@ fn snapshot_commit_leaves_nested_repositories_untracked() {
     f.git(&wt, &["clone", "-q", f.root.to_str().unwrap(), "vendor/dep"]);
     write(&wt.join("x.txt"), "x\n");
 
-    let id = snapshot_commit(&wt, "snap").unwrap();
+    let id = snapshot_commit(&wt, "snap", &[]).unwrap();
     assert!(id.is_some());
     assert_eq!(f.git(&wt, &["show", "--name-only", "--format=", "HEAD"]), "x.txt\n");
     assert_eq!(fs::read_to_string(wt.join("scratch/file.txt")).unwrap(), "precious\n");

@@ -20,9 +20,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use git2::build::CheckoutBuilder;
-use git2::{
-    BranchType, ErrorCode, Oid, Repository, Signature, StatusOptions, TreeWalkMode, TreeWalkResult,
-};
+use git2::{BranchType, ErrorCode, Oid, Repository, StatusOptions, TreeWalkMode, TreeWalkResult};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -548,7 +546,11 @@ pub fn branch_merged(root: &Path, branch: &str, base: &str) -> Result<bool, GitE
         .map_err(git_err(format!("comparing branch '{branch}' with '{base}'")))
 }
 
-pub fn snapshot_commit(worktree: &Path, message: &str) -> Result<Option<String>, GitError> {
+pub fn snapshot_commit(
+    worktree: &Path,
+    message: &str,
+    git_env: &[(String, String)],
+) -> Result<Option<String>, GitError> {
     if dirty_paths(worktree)?.is_empty() {
         return Ok(None);
     }
@@ -568,15 +570,11 @@ pub fn snapshot_commit(worktree: &Path, message: &str) -> Result<Option<String>,
         return Ok(None);
     }
     let tree = repo.find_tree(tree_id).map_err(git_err(what("reading the tree")))?;
-    let sig = match repo.signature() {
-        Ok(sig) => sig,
-        Err(_) => Signature::now("corral", "corral@localhost")
-            .map_err(git_err("making the commit signature"))?,
-    };
+    let who = super::Identity::resolve(&repo, git_env)?;
     let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
     // The index is written only once the commit exists, so a failure leaves the user's staging as it was.
     let id = repo
-        .commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+        .commit(Some("HEAD"), &who.author, &who.committer, message, &tree, &parents)
         .map_err(git_err(what("committing")))?;
     index.write().map_err(git_err(what("writing the index")))?;
     Ok(Some(id.to_string()))

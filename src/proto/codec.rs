@@ -120,7 +120,11 @@ mod tests {
             Request::Attach { target: target(), size: None, tty: Some("/dev/pts/3".into()) },
             Request::Stop { target: target() },
             Request::Restart { target: target(), env: vec![] },
-            Request::Remove { target: target(), force: true },
+            Request::Remove {
+                target: target(),
+                force: true,
+                git_env: vec![("EMAIL".into(), "me@example.invalid".into())],
+            },
             Request::KillServer,
         ];
         for r in reqs {
@@ -186,7 +190,9 @@ mod tests {
             keep: true,
             message: Some("m".into()),
             yes: false,
+            git_env: vec![("GIT_AUTHOR_NAME".into(), "Me".into())],
         }));
+        round_trip(ClientMsg::Request(Request::Sync { target: target(), git_env: vec![] }));
     }
 
     #[test]

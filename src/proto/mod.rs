@@ -17,7 +17,7 @@ use crate::term::screen::ScreenUpdate;
 use crate::term::{Line, Size};
 
 /// Bumped whenever a message changes shape.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientMsg {
@@ -105,6 +105,9 @@ pub enum Request {
     Remove {
         target: Target,
         force: bool,
+        /// The client's git identity variables (`git::identity_env`): commits corral makes for
+        /// this request are by the user who asked, as the git CLI would make them.
+        git_env: Vec<(String, String)>,
     },
     KillServer,
     /// Land the agent's work on its base branch (SPEC §5).
@@ -116,10 +119,14 @@ pub enum Request {
         message: Option<String>,
         /// Merge even while the agent is working.
         yes: bool,
+        /// As for `Remove`.
+        git_env: Vec<(String, String)>,
     },
     /// Bring the base's new commits into the agent's branch and worktree.
     Sync {
         target: Target,
+        /// As for `Remove`.
+        git_env: Vec<(String, String)>,
     },
     /// `corral hook EVENT`: an agent's own hook fired (payload: the JSON it passed).
     Hook {
@@ -143,6 +150,53 @@ pub enum Request {
         clear: bool,
         remove: Option<u32>,
     },
+}
+
+impl Request {
+    /// Asking twice changes nothing: a client whose server died before answering may ask the
+    /// next server again. Anything else may have been done and must not be repeated blindly.
+    pub fn is_read_only(&self) -> bool {
+        match self {
+            Request::Ping
+            | Request::List { .. }
+            | Request::Tail { .. }
+            | Request::Follow { .. }
+            | Request::Attach { .. }
+            | Request::Status { .. } => true,
+            Request::Queue { clear, remove, .. } => !clear && remove.is_none(),
+            Request::New(_)
+            | Request::Send { .. }
+            | Request::Stop { .. }
+            | Request::Restart { .. }
+            | Request::Remove { .. }
+            | Request::KillServer
+            | Request::Merge { .. }
+            | Request::Sync { .. }
+            | Request::Hook { .. }
+            | Request::Enqueue { .. } => false,
+        }
+    }
+
+    /// The command a user typed for it, for messages.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Request::Ping => "ping",
+            Request::New(_) => "new",
+            Request::List { .. } => "ls",
+            Request::Tail { .. } | Request::Follow { .. } => "tail",
+            Request::Send { .. } | Request::Enqueue { .. } => "send",
+            Request::Attach { .. } => "attach",
+            Request::Stop { .. } => "stop",
+            Request::Restart { .. } => "restart",
+            Request::Remove { .. } => "rm",
+            Request::KillServer => "kill-server",
+            Request::Merge { .. } => "merge",
+            Request::Sync { .. } => "sync",
+            Request::Hook { .. } => "hook",
+            Request::Status { .. } => "status",
+            Request::Queue { .. } => "queue",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

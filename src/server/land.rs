@@ -37,6 +37,16 @@ const MAX_DELAY: Duration = Duration::from_secs(2);
 /// How long a merged agent's process gets to end before its worktree is removed anyway.
 const STOP_WAIT: Duration = Duration::from_secs(10);
 
+/// A merge as the client asked for it.
+pub(super) struct MergeAsk {
+    pub mode: MergeMode,
+    /// Keep the agent, its worktree and branch afterwards.
+    pub keep: bool,
+    pub message: Option<String>,
+    /// The client's git identity variables: commits made for the merge are by that user.
+    pub git_env: Vec<(String, String)>,
+}
+
 #[derive(Default)]
 pub(super) struct Land {
     repos: HashMap<PathBuf, RepoLand>,
@@ -232,9 +242,7 @@ impl Session {
     pub(super) fn merge(
         &mut self,
         target: Target,
-        mode: MergeMode,
-        keep: bool,
-        message: Option<String>,
+        ask: MergeAsk,
         yes: bool,
         reply: oneshot::Sender<Outcome>,
     ) {
@@ -255,22 +263,14 @@ impl Session {
             return;
         }
         let repo = target.repo.clone();
-        self.land_enqueue(
-            &repo,
-            Box::new(move |s: &mut Session| s.merge_now(target, mode, keep, message, reply)),
-        );
+        self.land_enqueue(&repo, Box::new(move |s: &mut Session| s.merge_now(target, ask, reply)));
     }
 
-    fn merge_now(
-        &mut self,
-        target: Target,
-        mode: MergeMode,
-        keep: bool,
-        message: Option<String>,
-        reply: oneshot::Sender<Outcome>,
-    ) {
+    fn merge_now(&mut self, target: Target, ask: MergeAsk, reply: oneshot::Sender<Outcome>) {
         let Some((key, rec, reply)) = self.claim(&target, reply) else { return };
         let work_rec = rec.clone();
+        let MergeAsk { mode, keep, message, git_env } = ask;
+        let work_env = git_env.clone();
         off_session(
             &self.tx,
             move || {
@@ -289,10 +289,11 @@ impl Session {
                         MergeMode::FfOnly => git::MergeMode::FfOnly,
                     },
                     message: message.as_deref(),
+                    git_env: &work_env,
                 })
                 .map_err(Failed::from)
             },
-            move |s, result| s.merged(key, rec, keep, result, reply),
+            move |s, result| s.merged(key, rec, keep, git_env, result, reply),
         );
     }
 
@@ -301,6 +302,7 @@ impl Session {
         key: Key,
         rec: super::AgentRecord,
         keep: bool,
+        git_env: Vec<(String, String)>,
         result: Result<git::Landed, Failed>,
         reply: oneshot::Sender<Outcome>,
     ) {
@@ -364,7 +366,7 @@ impl Session {
             let (done_tx, done_rx) = oneshot::channel();
             let name = target.name.clone();
             let _ = tx.send(SessionMsg::Run(Box::new(move |s: &mut Session| {
-                s.remove(target, false, done_tx);
+                s.remove(target, false, git_env, done_tx);
             })));
             lines.push(match done_rx.await {
                 Ok(Outcome::Reply(Reply::Ok)) => {
@@ -378,16 +380,29 @@ impl Session {
         });
     }
 
-    pub(super) fn sync_agent(&mut self, target: Target, reply: oneshot::Sender<Outcome>) {
+    pub(super) fn sync_agent(
+        &mut self,
+        target: Target,
+        git_env: Vec<(String, String)>,
+        reply: oneshot::Sender<Outcome>,
+    ) {
         if let Err(e) = self.agent(&target) {
             let _ = reply.send(err(e));
             return;
         }
         let repo = target.repo.clone();
-        self.land_enqueue(&repo, Box::new(move |s: &mut Session| s.sync_now(target, reply)));
+        self.land_enqueue(
+            &repo,
+            Box::new(move |s: &mut Session| s.sync_now(target, git_env, reply)),
+        );
     }
 
-    fn sync_now(&mut self, target: Target, reply: oneshot::Sender<Outcome>) {
+    fn sync_now(
+        &mut self,
+        target: Target,
+        git_env: Vec<(String, String)>,
+        reply: oneshot::Sender<Outcome>,
+    ) {
         let Some((key, rec, reply)) = self.claim(&target, reply) else { return };
         off_session(
             &self.tx,
@@ -401,6 +416,7 @@ impl Session {
                     worktree: &rec.worktree,
                     base: &rec.base,
                     rebase: loaded.config.merge.sync == SyncMode::Rebase,
+                    git_env: &git_env,
                 })?;
                 Ok((rec, synced))
             },

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UnixStream;
-use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
@@ -65,6 +65,10 @@ pub async fn serve(
                 }
                 Err(FrameError::Closed) => break,
                 Err(e) => {
+                    // Closed now, in both directions, even while the connection's task is still
+                    // busy with an earlier request (its reply then has nowhere to go): the peer
+                    // must not wait on a connection the server has given up on.
+                    close_now(rd.get_ref());
                     warn!("closing a connection: {e}");
                     break;
                 }
@@ -76,6 +80,20 @@ pub async fn serve(
         debug!("connection ended: {e}");
     }
     reader.abort();
+}
+
+/// Shut the socket down for both sides; the file descriptor itself is closed when both halves
+/// are dropped, which may be later.
+fn close_now(rd: &OwnedReadHalf) {
+    use std::os::fd::AsFd;
+    let sock: &UnixStream = rd.as_ref();
+    // A duplicate descriptor refers to the same socket, and std can shut that one down.
+    match sock.as_fd().try_clone_to_owned() {
+        Ok(fd) => {
+            let _ = std::os::unix::net::UnixStream::from(fd).shutdown(std::net::Shutdown::Both);
+        }
+        Err(e) => debug!("cannot shut a connection down at once: {e}"),
+    }
 }
 
 async fn send(wr: &mut OwnedWriteHalf, msg: &ServerMsg) -> Result<(), FrameError> {

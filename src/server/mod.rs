@@ -40,7 +40,7 @@ pub fn run(detach: bool) -> Result<()> {
         .write(true)
         .open(&lock_path)
         .with_context(|| format!("cannot open {}", lock_path.display()))?;
-    if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+    if !take_lock(&lock, detach) {
         bail!(
             "a corral server is already running for this user (lock {} is held)",
             lock_path.display()
@@ -63,6 +63,25 @@ pub fn run(detach: bool) -> Result<()> {
     // Panes' threads may still be winding down; do not wait for them.
     rt.shutdown_timeout(std::time::Duration::from_millis(500));
     result
+}
+
+/// How long a server started by a client waits for the lock: a killed server holds it until the
+/// kernel has torn the process down, which takes a moment when it had many threads.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Take the lock that makes this the only server. One started by a client (`detach`) waits for a
+/// dying predecessor to let go; one started by hand says at once that another is running.
+fn take_lock(lock: &std::fs::File, detach: bool) -> bool {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        if rustix::fs::flock(lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
+            return true;
+        }
+        if !detach || std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 async fn serve() -> Result<()> {

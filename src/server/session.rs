@@ -426,16 +426,16 @@ impl Session {
                 self.restart(target, env, reply);
                 return;
             }
-            Request::Remove { target, force } => {
-                self.remove(target, force, reply);
+            Request::Remove { target, force, git_env } => {
+                self.remove(target, force, git_env, reply);
                 return;
             }
-            Request::Merge { target, mode, keep, message, yes } => {
-                self.merge(target, mode, keep, message, yes, reply);
+            Request::Merge { target, mode, keep, message, yes, git_env } => {
+                self.merge(target, land::MergeAsk { mode, keep, message, git_env }, yes, reply);
                 return;
             }
-            Request::Sync { target } => {
-                self.sync_agent(target, reply);
+            Request::Sync { target, git_env } => {
+                self.sync_agent(target, git_env, reply);
                 return;
             }
             Request::Hook { target, event, payload } => self.hook(&target, &event, &payload),
@@ -827,7 +827,13 @@ impl Session {
         )
     }
 
-    fn remove(&mut self, target: Target, force: bool, reply: oneshot::Sender<Outcome>) {
+    fn remove(
+        &mut self,
+        target: Target,
+        force: bool,
+        git_env: Vec<(String, String)>,
+        reply: oneshot::Sender<Outcome>,
+    ) {
         let key = (target.repo.clone(), target.name.clone());
         let (rec, pane) = match self.ready(&target) {
             Err(e) => {
@@ -862,10 +868,11 @@ impl Session {
                 p.kill();
                 wait_exit(&p, Duration::from_secs(10)).await;
             }
-            let done =
-                tokio::task::spawn_blocking(move || remove_worktree_and_branch(&rec, verdict))
-                    .await
-                    .unwrap_or_else(|e| Err(format!("removal failed: {e}")));
+            let done = tokio::task::spawn_blocking(move || {
+                remove_worktree_and_branch(&rec, verdict, &git_env)
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("removal failed: {e}")));
             let _ = tx.send(SessionMsg::Run(Box::new(move |s: &mut Session| match done {
                 Ok(note) => {
                     s.agents.remove(&key);
@@ -933,11 +940,13 @@ fn removal_check(rec: &AgentRecord, force: bool) -> Result<RemovalPlan, String> 
 fn remove_worktree_and_branch(
     rec: &AgentRecord,
     plan: RemovalPlan,
+    git_env: &[(String, String)],
 ) -> Result<Option<String>, String> {
     let mut keep_branch = !plan.merged;
     if plan.dirty && rec.worktree.is_dir() {
         let msg = format!("corral: uncommitted work of agent {} saved before removal", rec.name);
-        if git::snapshot_commit(&rec.worktree, &msg).map_err(|e| e.to_string())?.is_some() {
+        if git::snapshot_commit(&rec.worktree, &msg, git_env).map_err(|e| e.to_string())?.is_some()
+        {
             keep_branch = true;
         }
     }
@@ -1103,7 +1112,7 @@ fn request_repo(req: &Request) -> Option<PathBuf> {
         | Request::Restart { target, .. }
         | Request::Remove { target, .. }
         | Request::Merge { target, .. }
-        | Request::Sync { target }
+        | Request::Sync { target, .. }
         | Request::Hook { target, .. }
         | Request::Status { target, .. }
         | Request::Enqueue { target, .. }

@@ -30,7 +30,7 @@ use tokio::sync::{Notify, mpsc};
 use tracing::{debug, error, info};
 
 use super::keymap::Keymap;
-use super::state::{AppState, Effect, Msg};
+use super::state::{AppState, Effect, Msg, Settings};
 use super::{ui, update};
 use crate::client::{self, Client};
 use crate::proto::{self, ClientMsg, Reply, Request, ServerMsg, Target};
@@ -40,6 +40,8 @@ use crate::term::Size;
 const FRAME: Duration = Duration::from_micros(16_667);
 /// How often the agent list is asked for (statuses change on their own).
 const LIST_EVERY: Duration = Duration::from_millis(500);
+/// How often the config files are checked for changes (a stat of each).
+const CONFIG_EVERY: Duration = Duration::from_secs(1);
 /// Messages handled between two chances to draw, so a flood of diffs cannot starve the screen.
 const BATCH: usize = 256;
 
@@ -108,13 +110,8 @@ pub async fn run(repo_arg: Option<PathBuf>) -> Result<i32> {
         Some(_) => Some(client::repo_root(repo_arg.as_ref())?),
         None => client::repo_root(None).ok(),
     };
-    let config = crate::config::load(&crate::paths::user_config_file(), repo.as_deref())?.config;
-    let keymap = Keymap::from_config(&config.keys, &config.terminal.detach_key)
-        .map_err(|e| anyhow!("config: {e}"))?;
     let env = client::env_vec();
-    let path_var = env.iter().rev().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
-    let default_profile =
-        config.profile(None, path_var).map(|(n, _)| n).unwrap_or_else(|_| "shell".into());
+    let (settings, config_error) = read_settings(repo.as_deref(), &env);
     // Connecting first (and starting the server if need be) reports a server that cannot start
     // on a plain terminal rather than inside the dashboard.
     let first = Client::connect().await?;
@@ -122,10 +119,12 @@ pub async fn run(repo_arg: Option<PathBuf>) -> Result<i32> {
     info!("dashboard started (server pid {})", first.server_pid);
 
     let (cols, rows) = crossterm::terminal::size().context("cannot read the terminal size")?;
-    let mut st = AppState::new(keymap, repo, Rect::new(0, 0, cols, rows));
+    let mut st = AppState::new(settings.keymap.clone(), repo, Rect::new(0, 0, cols, rows));
+    update::update(&mut st, Msg::Config(Ok(settings)));
+    if let Some(e) = config_error {
+        update::update(&mut st, Msg::Config(Err(e)));
+    }
     st.env = env;
-    st.profiles = config.agents.keys().cloned().collect();
-    st.default_profile = default_profile;
 
     let guard = TerminalGuard::enter()?;
     let prev_hook = std::panic::take_hook();
@@ -277,7 +276,10 @@ async fn event_loop(st: &mut AppState, terminal: &mut Terminal<Out>, first: Clie
     spawn_input(term_tx);
     let (msg_tx, mut server_rx) = mpsc::channel::<Msg>(1024);
     let refresh = Arc::new(Notify::new());
-    tokio::spawn(list_task(first, msg_tx.clone(), refresh.clone()));
+    // A server stopped while the dashboard is open (`kill-server` before an upgrade) is not
+    // brought back by it: the dashboard says so instead.
+    tokio::spawn(list_task(first.without_starting(), msg_tx.clone(), refresh.clone()));
+    tokio::spawn(config_task(st.repo.clone(), st.env.clone(), msg_tx.clone()));
     let mut tasks = Tasks { msgs: msg_tx, refresh, attached: HashMap::new() };
     // Being told to stop (kill, a closing terminal) ends the dashboard like `q`, so the terminal
     // is restored; the agents are the server's and keep running.
@@ -367,6 +369,57 @@ async fn list_task(first: Client, msgs: mpsc::Sender<Msg>, refresh: Arc<Notify>)
         tokio::select! {
             _ = tokio::time::sleep(LIST_EVERY) => {}
             _ = refresh.notified() => {}
+        }
+    }
+}
+
+/// What the dashboard takes from the config files; when they are broken, from the layers that
+/// are not (see [`crate::config::load_or_fallback`]), with the error to show.
+fn read_settings(
+    repo: Option<&std::path::Path>,
+    env: &[(String, String)],
+) -> (Settings, Option<String>) {
+    let (loaded, error) = crate::config::load_or_fallback(&crate::paths::user_config_file(), repo);
+    let config = loaded.config;
+    let path_var = env.iter().rev().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
+    let default_profile =
+        config.profile(None, path_var).map(|(n, _)| n).unwrap_or_else(|_| "shell".into());
+    let profiles = config.agents.keys().cloned().collect();
+    let mut error = error.map(|e| e.to_string());
+    let keymap = match Keymap::from_config(&config.keys, &config.terminal.detach_key) {
+        Ok(k) => k,
+        Err(e) => {
+            error.get_or_insert(e);
+            Keymap::defaults()
+        }
+    };
+    (Settings { keymap, profiles, default_profile }, error)
+}
+
+/// Read the config files again whenever one changes: fixed, the dashboard takes the new
+/// settings; broken, it keeps the ones it has and says why.
+async fn config_task(repo: Option<PathBuf>, env: Vec<(String, String)>, msgs: mpsc::Sender<Msg>) {
+    let user = crate::paths::user_config_file();
+    let mut seen = crate::config::file_stamps(&user, repo.as_deref());
+    loop {
+        tokio::time::sleep(CONFIG_EVERY).await;
+        let now = crate::config::file_stamps(&user, repo.as_deref());
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        let (repo, env) = (repo.clone(), env.clone());
+        let Ok((settings, error)) =
+            tokio::task::spawn_blocking(move || read_settings(repo.as_deref(), &env)).await
+        else {
+            continue;
+        };
+        let msg = match error {
+            None => Msg::Config(Ok(settings)),
+            Some(e) => Msg::Config(Err(e)),
+        };
+        if msgs.send(msg).await.is_err() {
+            return;
         }
     }
 }

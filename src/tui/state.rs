@@ -44,6 +44,18 @@ pub enum Msg {
     Reply(u64, Result<Reply, String>),
     /// The patch asked for by [`Effect::Diff`] with this id, or why it could not be made.
     Diff(u64, Result<String, String>),
+    /// The config files changed: what the dashboard takes from them, or why they are broken
+    /// (then the dashboard goes on with what it has).
+    Config(Result<Settings, String>),
+}
+
+/// What the dashboard takes from the config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub keymap: Keymap,
+    /// Profile names, and the one `new` uses by default.
+    pub profiles: Vec<String>,
+    pub default_profile: String,
 }
 
 /// What the loop must do for `update`; tests assert on these.
@@ -157,24 +169,47 @@ pub enum Dialog {
 pub struct TextField {
     pub text: String,
     pub cursor: usize,
+    /// The whole text was put there for the user (a choice from a list), not typed: like selected
+    /// text in any input box, the first key that types replaces it and the first that deletes
+    /// clears it; moving the cursor keeps it for editing.
+    pub selected: bool,
 }
 
 impl TextField {
     pub fn new(text: &str) -> TextField {
-        TextField { text: text.into(), cursor: text.chars().count() }
+        TextField { text: text.into(), cursor: text.chars().count(), selected: false }
+    }
+
+    /// A value offered to the user, replaced by what they type.
+    pub fn offered(text: &str) -> TextField {
+        TextField { selected: true, ..TextField::new(text) }
     }
 
     fn byte_at(&self, char_idx: usize) -> usize {
         self.text.char_indices().nth(char_idx).map_or(self.text.len(), |(i, _)| i)
     }
 
+    /// Typing or deleting over a selection removes it first; true when there was one.
+    fn take_selection(&mut self) -> bool {
+        if !std::mem::take(&mut self.selected) {
+            return false;
+        }
+        self.text.clear();
+        self.cursor = 0;
+        true
+    }
+
     pub fn insert(&mut self, s: &str) {
+        self.take_selection();
         let at = self.byte_at(self.cursor);
         self.text.insert_str(at, s);
         self.cursor += s.chars().count();
     }
 
     pub fn backspace(&mut self) {
+        if self.take_selection() {
+            return;
+        }
         if self.cursor > 0 {
             let (a, b) = (self.byte_at(self.cursor - 1), self.byte_at(self.cursor));
             self.text.replace_range(a..b, "");
@@ -183,6 +218,9 @@ impl TextField {
     }
 
     pub fn delete(&mut self) {
+        if self.take_selection() {
+            return;
+        }
         if self.cursor < self.text.chars().count() {
             let (a, b) = (self.byte_at(self.cursor), self.byte_at(self.cursor + 1));
             self.text.replace_range(a..b, "");
@@ -190,23 +228,30 @@ impl TextField {
     }
 
     pub fn left(&mut self) {
+        self.selected = false;
         self.cursor = self.cursor.saturating_sub(1);
     }
 
     pub fn right(&mut self) {
+        self.selected = false;
         self.cursor = (self.cursor + 1).min(self.text.chars().count());
     }
 
     pub fn home(&mut self) {
+        self.selected = false;
         self.cursor = 0;
     }
 
     pub fn end(&mut self) {
+        self.selected = false;
         self.cursor = self.text.chars().count();
     }
 
     /// ctrl-u: everything before the cursor.
     pub fn kill_start(&mut self) {
+        if self.take_selection() {
+            return;
+        }
         let at = self.byte_at(self.cursor);
         self.text.replace_range(..at, "");
         self.cursor = 0;
@@ -214,6 +259,9 @@ impl TextField {
 
     /// ctrl-w: the word before the cursor.
     pub fn kill_word(&mut self) {
+        if self.take_selection() {
+            return;
+        }
         let chars: Vec<char> = self.text.chars().collect();
         let mut i = self.cursor;
         while i > 0 && chars[i - 1] == ' ' {
@@ -266,14 +314,22 @@ pub struct NewDialog {
     pub pending: Option<u64>,
 }
 
+impl Default for NewDialog {
+    fn default() -> NewDialog {
+        NewDialog::new()
+    }
+}
+
 impl NewDialog {
-    pub fn new(profile: &str) -> NewDialog {
+    /// Every field starts empty: the defaults (the default profile, one agent) are placeholders,
+    /// so that what the user types is the value, not something added to a prefilled one.
+    pub fn new() -> NewDialog {
         NewDialog {
             prompt: TextField::default(),
-            profile: TextField::new(profile),
+            profile: TextField::default(),
             name: TextField::default(),
             base: TextField::default(),
-            count: TextField::new("1"),
+            count: TextField::default(),
             focus: NewField::Prompt,
             error: None,
             pending: None,
@@ -400,6 +456,9 @@ pub struct AppState {
     pub loaded: bool,
     /// Why the server could not be asked for the list.
     pub server_error: Option<String>,
+    /// Why the config files are broken (file, line, key); the dashboard goes on with the last
+    /// good config and says so in the footer.
+    pub config_error: Option<String>,
     pub selected: Option<AgentKey>,
     /// An agent just created: selected as soon as the list has it.
     pub select_when_listed: Option<AgentKey>,
@@ -432,6 +491,7 @@ impl AppState {
             agents: Vec::new(),
             loaded: false,
             server_error: None,
+            config_error: None,
             selected: None,
             select_when_listed: None,
             view: View::List,

@@ -53,6 +53,20 @@ pub fn update(st: &mut AppState, msg: Msg) -> Vec<Effect> {
                 resize_viewed(st, &mut fx);
             }
         }
+        Msg::Config(Ok(settings)) => {
+            st.keymap = settings.keymap;
+            st.profiles = settings.profiles;
+            st.default_profile = settings.default_profile;
+            st.config_error = None;
+            st.dirty = true;
+        }
+        Msg::Config(Err(e)) => {
+            // Said once in full; the footer keeps a short reminder until the file is fixed.
+            if st.config_error.as_ref() != Some(&e) {
+                st.error(format!("{e} (going on with the last good config)"));
+                st.config_error = Some(e);
+            }
+        }
         Msg::Agents(Ok(list)) => on_agents(st, list),
         Msg::Agents(Err(e)) => {
             if st.server_error.as_ref() != Some(&e) {
@@ -300,7 +314,8 @@ fn run_action(st: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
             if let Some(k) = st.selected.clone() {
                 let t = target(&k);
                 st.info(format!("syncing {} with its base…", k.1));
-                request(st, Pending::Sync(k), Request::Sync { target: t }, fx);
+                let git_env = crate::git::identity_env(&st.env);
+                request(st, Pending::Sync(k), Request::Sync { target: t, git_env }, fx);
             }
         }
         Action::Help => {
@@ -469,7 +484,7 @@ fn open_new(st: &mut AppState) {
         st.error("the dashboard was not opened in a git repository, so new agents have nowhere to go; run corral inside one (or with --repo)");
         return;
     }
-    st.mode = Mode::Dialog(Dialog::New(Box::new(NewDialog::new(&st.default_profile))));
+    st.mode = Mode::Dialog(Dialog::New(Box::default()));
     st.dirty = true;
 }
 
@@ -497,6 +512,7 @@ fn edit(f: &mut TextField, ev: &KeyEvent) -> bool {
 fn dialog_key(st: &mut AppState, ev: &KeyEvent, spec: Option<KeySpec>, fx: &mut Vec<Effect>) {
     let action = spec.and_then(|s| st.keymap.lookup(KeyMode::Dialog, s));
     let profiles = st.profiles.clone();
+    let default_profile = st.default_profile.clone();
     let Mode::Dialog(d) = &mut st.mode else { return };
     st.dirty = true;
     let busy = match d {
@@ -518,14 +534,18 @@ fn dialog_key(st: &mut AppState, ev: &KeyEvent, spec: Option<KeySpec>, fx: &mut 
                 && matches!(ev.code, KeyCode::Left | KeyCode::Right)
                 && !profiles.is_empty()
             {
-                let cur = profiles.iter().position(|p| *p == n.profile.text.trim());
+                let shown = match n.profile.text.trim() {
+                    "" => default_profile.as_str(),
+                    p => p,
+                };
+                let cur = profiles.iter().position(|p| p == shown);
                 let len = profiles.len();
                 let next = match (cur, ev.code) {
                     (None, _) => 0,
                     (Some(i), KeyCode::Right) => (i + 1) % len,
                     (Some(i), _) => (i + len - 1) % len,
                 };
-                n.profile = TextField::new(&profiles[next]);
+                n.profile = TextField::offered(&profiles[next]);
                 return;
             }
             if edit(n.field_mut(n.focus), ev) {
@@ -674,7 +694,8 @@ fn submit(st: &mut AppState, force: bool, fx: &mut Vec<Effect>) {
             if force && r.refusal.is_none() {
                 return;
             }
-            let req = Request::Remove { target: target(&r.agent), force };
+            let git_env = crate::git::identity_env(&st.env);
+            let req = Request::Remove { target: target(&r.agent), force, git_env };
             let id = request(st, Pending::Remove(r.agent.clone(), force), req, fx);
             if let Mode::Dialog(Dialog::Remove(r)) = &mut st.mode {
                 r.pending = Some(id);
@@ -693,6 +714,7 @@ fn submit(st: &mut AppState, force: bool, fx: &mut Vec<Effect>) {
                 keep: false,
                 message: None,
                 yes,
+                git_env: crate::git::identity_env(&st.env),
             };
             let id = request(st, Pending::Merge(m.agent.clone()), req, fx);
             if let Mode::Dialog(Dialog::Merge(m)) = &mut st.mode {

@@ -381,6 +381,53 @@ fn new_dialog_fields_and_submit() {
     );
 }
 
+/// Issue 15: the Count field started as `1`, so typing `2` made it `12`. The defaults are
+/// placeholders, and a value the dialog offers (a profile picked with the arrows) is replaced by
+/// the first keystroke, in every field.
+#[test]
+fn new_dialog_defaults_are_replaced_by_the_first_keystroke() {
+    let mut st = demo();
+    press(&mut st, "n");
+    for f in NewField::ALL {
+        assert_eq!(new_dialog(&st).field(f).text, "", "{f:?} starts empty (its default shown)");
+    }
+    type_text(&mut st, "fix it");
+    while new_dialog(&st).focus != NewField::Count {
+        press(&mut st, "tab");
+    }
+    type_text(&mut st, "2");
+    assert_eq!(new_dialog(&st).count.text, "2", "typing 2 in Count gives 2");
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(_, Request::New(req))] = &fx[..] else { panic!("{fx:?}") };
+    assert_eq!((req.count, req.profile.as_deref()), (2, Some("claude")), "defaults apply");
+
+    // A typed profile is the profile, not something after the default's name.
+    let mut st = demo();
+    press(&mut st, "n");
+    press(&mut st, "tab");
+    type_text(&mut st, "codex");
+    assert_eq!(new_dialog(&st).profile.text, "codex");
+
+    // A profile offered by the arrows: typing replaces it, deleting clears it, moving the
+    // cursor keeps it for editing; a paste replaces it too.
+    press(&mut st, "ctrl-u");
+    press(&mut st, "right");
+    assert_eq!(new_dialog(&st).profile.text, "codex", "right: the next after the default");
+    type_text(&mut st, "shell");
+    assert_eq!(new_dialog(&st).profile.text, "shell");
+    press(&mut st, "right");
+    assert_eq!(new_dialog(&st).profile.text, "aider");
+    press(&mut st, "backspace");
+    assert_eq!(new_dialog(&st).profile.text, "", "the default shows again");
+    press(&mut st, "right");
+    press(&mut st, "ctrl-e");
+    type_text(&mut st, "x");
+    assert_eq!(new_dialog(&st).profile.text, "codexx", "after moving the cursor, typing edits");
+    press(&mut st, "right");
+    update(&mut st, Msg::Paste("gemini".into()));
+    assert_eq!(new_dialog(&st).profile.text, "gemini");
+}
+
 fn fx_attach(fx: &[Effect]) -> u64 {
     attach_of(fx, "fixer").unwrap_or(0)
 }
@@ -464,14 +511,14 @@ fn remove_dialog_shows_the_refusal_then_offers_force() {
     assert_eq!(press(&mut st, "F"), vec![], "no force before the server has refused");
     let fx = press(&mut st, "enter");
     let [Effect::Request(id, req)] = &fx[..] else { panic!("{fx:?}") };
-    assert_eq!(*req, Request::Remove { target: target("alpha"), force: false });
+    assert_eq!(*req, Request::Remove { target: target("alpha"), force: false, git_env: vec![] });
     let why = "agent 'alpha' has uncommitted work";
     assert_eq!(update(&mut st, Msg::Reply(*id, Err(why.into()))), vec![Effect::RefreshList]);
     let Mode::Dialog(Dialog::Remove(d)) = &st.mode else { panic!() };
     assert_eq!(d.refusal.as_deref(), Some(why));
     let fx = press(&mut st, "F");
     let [Effect::Request(id, req)] = &fx[..] else { panic!("{fx:?}") };
-    assert_eq!(*req, Request::Remove { target: target("alpha"), force: true });
+    assert_eq!(*req, Request::Remove { target: target("alpha"), force: true, git_env: vec![] });
     let fx = update(&mut st, Msg::Reply(*id, Ok(Reply::Note("kept branch corral/alpha".into()))));
     assert_eq!(fx, vec![Effect::RefreshList]);
     assert_eq!(st.mode, Mode::Normal);
@@ -484,7 +531,14 @@ fn remove_dialog_shows_the_refusal_then_offers_force() {
 }
 
 fn merge(name: &str, yes: bool) -> Request {
-    Request::Merge { target: target(name), mode: MergeMode::Merge, keep: false, message: None, yes }
+    Request::Merge {
+        target: target(name),
+        mode: MergeMode::Merge,
+        keep: false,
+        message: None,
+        yes,
+        git_env: vec![],
+    }
 }
 
 #[test]
@@ -550,9 +604,13 @@ fn merge_conflicts_and_errors_stay_in_the_dialog() {
 #[test]
 fn sync_key_syncs_and_shows_the_result_or_conflict() {
     let mut st = demo();
+    // Commits a sync makes are by the user of this dashboard (issue 15): their identity goes
+    // with the request, and nothing else of their environment.
+    st.env.push(("GIT_AUTHOR_NAME".into(), "Ada".into()));
     let fx = press(&mut st, "s");
     let [Effect::Request(id, req)] = &fx[..] else { panic!("{fx:?}") };
-    assert_eq!(*req, Request::Sync { target: target("alpha") });
+    let git_env = vec![("GIT_AUTHOR_NAME".to_string(), "Ada".to_string())];
+    assert_eq!(*req, Request::Sync { target: target("alpha"), git_env });
     let fx = update(&mut st, Msg::Reply(*id, Ok(Reply::Note("2 commits from main".into()))));
     assert_eq!(fx, vec![Effect::RefreshList]);
     let n = st.notice.clone().unwrap();
@@ -756,4 +814,36 @@ fn mouse_selects_focuses_scrolls_and_reaches_agents_that_want_it() {
     set_modes(&mut st, Modes { alt_screen: true, alternate_scroll: true, ..Modes::default() });
     let fx = update(&mut st, Msg::Mouse(wheel));
     assert_eq!(fx, input(b"\x1b[A\x1b[A\x1b[A"));
+}
+
+/// Issue 15: a config broken while the dashboard runs is reported once in full and then in the
+/// footer, and the dashboard keeps the last good settings; fixed, the new settings apply.
+#[test]
+fn a_broken_config_keeps_the_last_good_settings_and_a_fixed_one_applies() {
+    let mut st = demo();
+    let before = (st.keymap.clone(), st.profiles.clone(), st.default_profile.clone());
+    let why = "/h/.config/corral/config.toml: line 2: key 'worktrees': unknown field `worktrees`";
+    assert_eq!(update(&mut st, Msg::Config(Err(why.into()))), vec![]);
+    assert_eq!(st.config_error.as_deref(), Some(why));
+    let notice = st.notice.clone().unwrap();
+    assert!(notice.error && notice.text.contains(why), "{notice:?}");
+    assert_eq!((st.keymap.clone(), st.profiles.clone(), st.default_profile.clone()), before);
+    // Keys work as before: n opens the new-agent dialog.
+    press(&mut st, "esc");
+    press(&mut st, "n");
+    new_dialog(&st);
+    press(&mut st, "esc");
+    // The same error again is not announced again.
+    st.notice = None;
+    update(&mut st, Msg::Config(Err(why.into())));
+    assert!(st.notice.is_none());
+
+    let settings = crate::tui::state::Settings {
+        keymap: st.keymap.clone(),
+        profiles: vec!["shell".into()],
+        default_profile: "shell".into(),
+    };
+    update(&mut st, Msg::Config(Ok(settings)));
+    assert_eq!(st.config_error, None);
+    assert_eq!((st.profiles.clone(), st.default_profile.as_str()), (vec!["shell".into()], "shell"));
 }

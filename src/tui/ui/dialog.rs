@@ -44,7 +44,9 @@ fn field(
     let start = f.cursor.saturating_sub(w);
     let shown: String =
         f.text.chars().skip(start).take(w + 1).map(|c| if c == '\n' { '↵' } else { c }).collect();
-    buf.set_stringn(x, y, &shown, usize::from(width), bg);
+    // Selected text (typing replaces it) looks selected while the field has focus.
+    let style = if f.selected && focused { bg.add_modifier(Modifier::REVERSED) } else { bg };
+    buf.set_stringn(x, y, &shown, usize::from(width), style);
     Position::new(x + (f.cursor - start) as u16, y)
 }
 

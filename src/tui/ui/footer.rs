@@ -138,6 +138,25 @@ pub fn render(st: &AppState, area: Rect, buf: &mut Buffer) {
     }
     let mut hints = hints(st);
     let keep = pinned(st).min(hints.len());
+    // A broken config takes the line but for the pinned keys, in the list only: dialogs and focus
+    // need their keys more.
+    let mut area = area;
+    if let (Some(e), Mode::Normal) = (&st.config_error, &st.mode) {
+        hints.drain(..hints.len() - keep);
+        let room = usize::from(area.width).saturating_sub(width(&hints) + 1);
+        let text = format!("config: {e}");
+        let shown: String = if text.chars().count() > room.saturating_sub(1) {
+            let mut t: String = text.chars().take(room.saturating_sub(2)).collect();
+            t.push('…');
+            t
+        } else {
+            text
+        };
+        let style = Style::default().fg(Color::Red).add_modifier(Modifier::BOLD);
+        let end = buf.set_stringn(area.x + 1, area.y, &shown, room, style).0;
+        let used = (end + 1).saturating_sub(area.x).min(area.width);
+        area = Rect { x: area.x + used, width: area.width - used, ..area };
+    }
     // Drop the least important (the last unpinned) until the line fits.
     // The last hint needs no gap after it; the line starts one column in.
     while width(&hints).saturating_sub(1) > usize::from(area.width) && hints.len() > keep {

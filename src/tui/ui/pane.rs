@@ -277,8 +277,12 @@ fn welcome(st: &AppState, pane: Rect, buf: &mut Buffer) {
         .keymap
         .first_key(KeyMode::Normal, Action::Help)
         .map_or_else(String::new, |k| format!(" {k} lists every key."));
+    // How to get into an agent and, above all, back out of it: a new user's first question.
+    let focus = st.keymap.first_key(KeyMode::Normal, Action::Focus).map_or_else(String::new, |k| {
+        format!(" {k} focuses it (your keys go to the agent); {} comes back.", st.keymap.prefix)
+    });
     let text = format!(
-        "corral runs coding agents side by side, each in its own terminal, git worktree and branch. Press {new} to start one.{help} Agents keep running when the dashboard closes."
+        "corral runs coding agents side by side, each in its own terminal, git worktree and branch. Press {new} to start one.{focus}{help} Agents keep running when the dashboard closes."
     );
     for (i, l) in super::wrap(&text, pane.width.saturating_sub(4))
         .iter()

@@ -82,7 +82,7 @@ fn grid_of_two() {
 fn new_agent_dialog() {
     snap("new_dialog", |a| {
         let mut st = fixtures::demo(a);
-        let mut d = NewDialog::new("claude");
+        let mut d = NewDialog::new();
         d.prompt = TextField::new("fix the refund rounding in pay.rs");
         d.focus = NewField::Prompt;
         st.mode = Mode::Dialog(Dialog::New(Box::new(d)));
@@ -94,7 +94,8 @@ fn new_agent_dialog() {
 fn new_agent_dialog_refused() {
     snap("new_dialog_refused", |a| {
         let mut st = fixtures::demo(a);
-        let mut d = NewDialog::new("shell");
+        let mut d = NewDialog::new();
+        d.profile = TextField::new("shell");
         d.base = TextField::new("no-such-branch");
         d.focus = NewField::Base;
         d.error =
@@ -249,6 +250,20 @@ fn error_notice() {
     });
 }
 
+/// Issue 15: a broken config is named in the footer (the list goes on with the last good config),
+/// leaving help and quit.
+#[test]
+fn config_error_in_the_footer() {
+    snap("config_error", |a| {
+        let mut st = fixtures::demo(a);
+        st.config_error = Some(
+            "/home/u/.config/corral/config.toml: line 2: key 'worktrees': unknown field `worktrees`"
+                .into(),
+        );
+        st
+    });
+}
+
 #[test]
 fn scrolled_back() {
     snap("scrolled", |a| {
@@ -319,7 +334,7 @@ fn tiny_terminals_do_not_panic() {
             draw(&st);
         }
         let mut st = fixtures::demo(Rect::new(0, 0, w, h));
-        st.mode = Mode::Dialog(Dialog::New(Box::new(NewDialog::new("x"))));
+        st.mode = Mode::Dialog(Dialog::New(Box::default()));
         draw(&st);
         draw(&diff_view(Rect::new(0, 0, w, h), 3));
     }
