@@ -82,13 +82,18 @@ pub async fn attach(mut c: Client, repo: PathBuf, name: String) -> Result<i32> {
     // answers.
     crossterm::terminal::enable_raw_mode().context("cannot put the terminal in raw mode")?;
     let guard = TermGuard;
+    let (colors, typed) = super::colors::ask_terminal();
     let mut stdout = std::io::stdout();
     stdout.write_all(b"\x1b[?1049h\x1b[H\x1b[2J")?;
     stdout.flush()?;
     let target = Target { repo, name: name.clone() };
-    let reply = c.request(Request::Attach { target, size, tty: terminal_device() }).await?;
+    let reply =
+        c.request(Request::Attach { target, size, tty: terminal_device(), colors }).await?;
     if reply != Reply::Attached {
         bail!("unexpected reply to attach: {reply:?}");
+    }
+    if !typed.is_empty() {
+        c.send(&ClientMsg::Input(typed)).await?;
     }
     // What this process drew, when the server sends frames instead of drawing itself.
     let mut modes = Modes::default();

@@ -2,11 +2,13 @@
 //! into requests to the server and prints the answer; none holds state of its own.
 
 mod attach;
+mod colors;
 mod doctor;
 mod land;
 mod status;
 
 pub use attach::attach;
+pub use colors::ask_terminal as ask_terminal_colors;
 pub use doctor::doctor;
 
 use std::io::{IsTerminal, Write};

@@ -14,10 +14,10 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::term::screen::ScreenUpdate;
-use crate::term::{Line, Size};
+use crate::term::{Line, Size, TermColors};
 
 /// Bumped whenever a message changes shape.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientMsg {
@@ -89,11 +89,14 @@ pub enum Request {
     },
     /// Stream the screen; `size` resizes the pane to the client's terminal. With `tty` (the
     /// client's terminal device), the server draws on that terminal itself, as tmux does, and
-    /// sends no Screen frames; it falls back to frames when it cannot open it.
+    /// sends no Screen frames; it falls back to frames when it cannot open it. `colors`: what
+    /// the client's terminal answered when asked for its default colours (None: it did not);
+    /// from then on every agent's colour queries are answered with them.
     Attach {
         target: Target,
         size: Option<Size>,
         tty: Option<PathBuf>,
+        colors: Option<TermColors>,
     },
     Stop {
         target: Target,

@@ -27,7 +27,7 @@ use crate::config::{self, Config, Profile, PromptMode};
 use crate::git;
 use crate::paths;
 use crate::proto::{AgentInfo, NewAgent, Reply, Request, Target};
-use crate::term::{self, Size};
+use crate::term::{self, Size, TermColors};
 
 /// Quiet time after output before an agent without a badge counts as idle.
 const IDLE_AFTER: Duration = Duration::from_millis(1500);
@@ -86,6 +86,9 @@ pub struct Session {
     runs: u64,
     land: land::Land,
     status: status::StatusBook,
+    /// The default colours of the terminal of the last client that said (at attach); agents'
+    /// colour queries are answered with them. None: no client has said yet.
+    colors: Option<TermColors>,
 }
 
 pub fn unix_now() -> u64 {
@@ -107,6 +110,7 @@ pub fn start(host: Arc<dyn PtyHost>) -> mpsc::UnboundedSender<SessionMsg> {
         runs: 0,
         land: land::Land::default(),
         status: Default::default(),
+        colors: None,
     };
     session.recover();
     tokio::spawn(async move {
@@ -372,6 +376,9 @@ impl Session {
         if let Some(repo) = request_repo(&req) {
             self.load_repo(&repo);
         }
+        if let Request::Attach { colors: Some(colors), .. } = &req {
+            self.tell_colors(*colors);
+        }
         let outcome = match req {
             Request::Ping => Outcome::Reply(Reply::Pong {
                 pid: std::process::id(),
@@ -459,6 +466,18 @@ impl Session {
             }
         };
         let _ = reply.send(outcome);
+    }
+
+    /// A client's terminal has these default colours: every agent answers with them from now on,
+    /// and those that asked to hear of changes are told.
+    fn tell_colors(&mut self, colors: TermColors) {
+        if self.colors == Some(colors) {
+            return;
+        }
+        self.colors = Some(colors);
+        for pane in self.agents.values().filter_map(|a| a.pane.as_ref()) {
+            pane.set_colors(colors);
+        }
     }
 
     fn agent(&self, t: &Target) -> Result<&Agent, String> {
@@ -634,15 +653,20 @@ impl Session {
         let tx = self.tx.clone();
         self.runs += 1;
         let run = self.runs;
+        let colors = self.colors;
         off_session(
             &self.tx,
-            move || create_all(&*host, &tx, &prep, &req, records, run),
+            move || create_all(&*host, &tx, &prep, &req, records, run, colors),
             move |s, result: Creation| match result {
                 Ok(created) => {
                     let mut names = Vec::new();
                     for (rec, pane) in created {
                         let key = (rec.repo.clone(), rec.name.clone());
                         names.push(rec.name.clone());
+                        // Colours a client told while the agent was being created.
+                        if let Some(c) = s.colors {
+                            pane.set_colors(c);
+                        }
                         if let Some(a) = s.agents.get_mut(&key) {
                             a.rec = rec;
                             a.phase = Phase::Ready;
@@ -820,7 +844,7 @@ impl Session {
         spawn_pane(
             &*self.host,
             spec,
-            term::new_emulator(spec.size, scrollback),
+            emulator(spec.size, scrollback, self.colors),
             Box::new(move |code| {
                 let _ = tx.send(SessionMsg::Run(Box::new(move |s| s.on_exit(&k, run, code))));
             }),
@@ -966,6 +990,16 @@ async fn wait_exit(pane: &PaneHandle, limit: Duration) -> bool {
     tokio::time::timeout(limit, wait).await.is_ok()
 }
 
+/// A pane's emulator, answering colour queries with a client's colours once one has told them.
+fn emulator(size: Size, scrollback: usize, colors: Option<TermColors>) -> Box<dyn term::Emulator> {
+    let mut emulator = term::new_emulator(size, scrollback);
+    if let Some(c) = colors {
+        // Nothing has run in it yet, so nobody is subscribed to hear of the change.
+        emulator.set_colors(c);
+    }
+    emulator
+}
+
 /// Create each agent's worktree, copy files, and start its process. All or nothing: on failure,
 /// what was created for earlier agents of the same request is removed again.
 fn create_all(
@@ -975,6 +1009,7 @@ fn create_all(
     req: &NewAgent,
     records: Vec<AgentRecord>,
     run: u64,
+    colors: Option<TermColors>,
 ) -> Creation {
     let mut done: Vec<(AgentRecord, PaneHandle)> = Vec::new();
     let mut made: Vec<AgentRecord> = Vec::new();
@@ -1019,7 +1054,7 @@ fn create_all(
         let pane = spawn_pane(
             host,
             &spawn,
-            term::new_emulator(rec.size, prep.config.terminal.scrollback),
+            emulator(rec.size, prep.config.terminal.scrollback, colors),
             Box::new(move |code| {
                 let _ =
                     exit_tx.send(SessionMsg::Run(Box::new(move |s| s.on_exit(&key, run, code))));
