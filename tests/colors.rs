@@ -11,7 +11,8 @@ mod tty;
 use std::process::Command;
 
 use common::*;
-use corral::term::{Rgb8, Size, TermColors};
+use corral::term::colors::Rgb8;
+use corral::term::{Size, TermColors};
 use tty::Tty;
 
 const LIGHT: TermColors = TermColors { fg: Rgb8::new(0, 0, 0), bg: Rgb8::new(0xff, 0xff, 0xff) };
@@ -25,8 +26,7 @@ fn vim_started_after_a_light_terminal_attached_sets_a_light_background() {
     }
     let env = Env::new();
     let name = env.new_shell("v");
-    let mut tty =
-        Tty::spawn_with_colors(&env, &["attach", &name], Size::new(80, 24), Some(LIGHT));
+    let mut tty = Tty::spawn_with_colors(&env, &["attach", &name], Size::new(80, 24), Some(LIGHT));
     tty.wait_screen("$");
     // vim asks for the background (OSC 11, its t_RB) when it starts, and sets 'background'
     // from the answer unless told otherwise; -u NONE keeps any vimrc out of it.

@@ -87,8 +87,7 @@ pub async fn attach(mut c: Client, repo: PathBuf, name: String) -> Result<i32> {
     stdout.write_all(b"\x1b[?1049h\x1b[H\x1b[2J")?;
     stdout.flush()?;
     let target = Target { repo, name: name.clone() };
-    let reply =
-        c.request(Request::Attach { target, size, tty: terminal_device(), colors }).await?;
+    let reply = c.request(Request::Attach { target, size, tty: terminal_device(), colors }).await?;
     if reply != Reply::Attached {
         bail!("unexpected reply to attach: {reply:?}");
     }

@@ -25,8 +25,15 @@ use crate::term::{Line, Size};
 pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
     match cmd {
         Command::Ui => crate::tui::run(repo).await,
-        Command::New { prompt, profile, name, base, count, size, detach } => {
+        Command::New { prompt, profile, name, base, count, size, detach, worktree } => {
             let root = client::repo_root(repo.as_ref())?;
+            // The server runs elsewhere: it needs the path as this directory sees it.
+            let worktree = worktree
+                .map(|p| {
+                    std::path::absolute(&p)
+                        .with_context(|| format!("cannot resolve worktree path {}", p.display()))
+                })
+                .transpose()?;
             let size = size.or_else(terminal_size).unwrap_or(Size::DEFAULT);
             let mut c = Client::connect().await?;
             let reply = c
@@ -39,6 +46,7 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
                     count,
                     size: Some(size),
                     env: client::env_vec(),
+                    worktree,
                 }))
                 .await?;
             let Reply::Created(names) = reply else { bail!("unexpected reply to new: {reply:?}") };
@@ -126,6 +134,17 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
             }
             let c = Client::connect().await?;
             println!("corral server started (pid {})", c.server_pid);
+            Ok(0)
+        }
+        Command::Gc { yes, force } => {
+            let root = client::repo_root(repo.as_ref())?;
+            let mut c = Client::connect().await?;
+            let Reply::Text(report) =
+                c.request(Request::Gc { repo: root, remove: yes, force }).await?
+            else {
+                bail!("unexpected reply to gc");
+            };
+            print!("{report}");
             Ok(0)
         }
         Command::KillServer => kill_server().await,

@@ -111,6 +111,7 @@ mod tests {
                 count: 3,
                 size: Some(Size::new(100, 30)),
                 env: vec![("HOME".into(), "/h".into())],
+                worktree: Some("/w/x".into()),
             }),
             Request::List { repo: None },
             Request::Tail { target: target(), lines: 10 },
@@ -126,6 +127,7 @@ mod tests {
             Request::Stop { target: target() },
             Request::Restart { target: target(), env: vec![] },
             Request::Remove { target: target(), force: true },
+            Request::Gc { repo: "/r".into(), remove: true, force: false },
             Request::KillServer,
         ];
         for r in reqs {

@@ -146,6 +146,13 @@ pub enum Request {
         clear: bool,
         remove: Option<u32>,
     },
+    /// `corral gc`: list what corral left behind in `repo` (answered with Text); `remove` what
+    /// holds no work, and with `force` the rest too (its work kept under refs/corral/backup/).
+    Gc {
+        repo: PathBuf,
+        remove: bool,
+        force: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,6 +175,9 @@ pub struct NewAgent {
     pub size: Option<Size>,
     /// The client's environment: agents inherit the user's environment of the terminal that asked.
     pub env: Vec<(String, String)>,
+    /// Start the agent in this existing linked worktree (absolute), on the branch checked out
+    /// there, instead of making a worktree; corral never removes it.
+    pub worktree: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

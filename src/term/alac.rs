@@ -1330,8 +1330,8 @@ mod tests {
     #[test]
     fn colour_queries_answer_with_the_colours_the_pane_was_told() {
         let light = TermColors {
-            fg: crate::term::Rgb8::new(0x20, 0x20, 0x20),
-            bg: crate::term::Rgb8::new(0xff, 0xff, 0xf0),
+            fg: crate::term::colors::Rgb8::new(0x20, 0x20, 0x20),
+            bg: crate::term::colors::Rgb8::new(0xff, 0xff, 0xf0),
         };
         let mut e = emu(80, 24);
         assert!(e.set_colors(light).replies.is_empty(), "nobody asked to hear of changes");
@@ -1349,8 +1349,8 @@ mod tests {
     #[test]
     fn programs_that_set_mode_2031_hear_of_colour_changes() {
         let light = TermColors {
-            fg: crate::term::Rgb8::new(0, 0, 0),
-            bg: crate::term::Rgb8::new(0xff, 0xff, 0xff),
+            fg: crate::term::colors::Rgb8::new(0, 0, 0),
+            bg: crate::term::colors::Rgb8::new(0xff, 0xff, 0xff),
         };
         let mut e = emu(80, 24);
         // Supported, and off until the program sets it.

@@ -196,7 +196,8 @@ mod tests {
 
     #[test]
     fn answers_are_taken_out_of_what_the_terminal_sent_and_the_rest_kept() {
-        let sent = b"ab\x1b]10;rgb:0000/0000/0000\x1b\\x\x1b]11;rgb:ffff/ffff/ffff\x07\x1b[?62;22cz";
+        let sent =
+            b"ab\x1b]10;rgb:0000/0000/0000\x1b\\x\x1b]11;rgb:ffff/ffff/ffff\x07\x1b[?62;22cz";
         let a = read_answers(sent);
         assert_eq!(a.fg, Some(Rgb8::new(0, 0, 0)));
         assert_eq!(a.bg, Some(Rgb8::new(255, 255, 255)));
@@ -228,7 +229,8 @@ mod tests {
         assert_eq!(light.scheme_report(), b"\x1b[?997;2n");
         assert_eq!(TermColors::FALLBACK.scheme_report(), b"\x1b[?997;1n");
         // Solarized light: a cream background under a grey-blue text.
-        let solarized = TermColors { fg: Rgb8::new(0x65, 0x7b, 0x83), bg: Rgb8::new(253, 246, 227) };
+        let solarized =
+            TermColors { fg: Rgb8::new(0x65, 0x7b, 0x83), bg: Rgb8::new(253, 246, 227) };
         assert!(!solarized.is_dark());
     }
 }

@@ -12,7 +12,7 @@ pub mod colors;
 pub mod screen;
 
 pub use alac::AlacrittyEmulator;
-pub use colors::{Rgb8, TermColors};
+pub use colors::TermColors;
 pub use screen::{Cell, Color, Line, Screen, ScreenUpdate, Size};
 
 /// A reader's copy of a pane's screen as text, kept up to date by [`Emulator::update_text`].

@@ -625,6 +625,7 @@ pub fn validate_new(st: &AppState, d: &NewDialog) -> Result<NewAgent, (NewField,
         count,
         size: Some(pane_size(st)),
         env: st.env.clone(),
+        worktree: None,
     })
 }
 
