@@ -68,3 +68,15 @@ fn programs_that_subscribed_hear_when_a_light_terminal_attaches() {
     let dark = Tty::spawn(&env, &["attach", &name], Size::new(80, 24));
     dark.wait_screen("^[[?997;1n");
 }
+
+#[test]
+fn the_dashboard_tells_its_terminal_colours_too() {
+    let env = Env::new();
+    let name = env.new_shell("d");
+    env.ok(&["send", &name, "printf '\\033[?2031h'; stty -echo -icanon; echo ready; cat -v"]);
+    env.wait_tail(&name, |t| t.lines().any(|l| l == "ready"));
+    // The dashboard shows the only agent, attached to it, and says what its terminal is.
+    let ui = Tty::spawn_with_colors(&env, &[], Size::new(120, 40), Some(LIGHT));
+    ui.wait_screen("ready");
+    env.wait_tail(&name, |t| t.contains("^[[?997;2n"));
+}
