@@ -54,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
             size: Some(Size::new(120, 40)),
             env: client::env_vec(),
             worktree: None,
+            colors: None,
         }))
         .await?
     else {

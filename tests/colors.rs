@@ -17,22 +17,19 @@ use tty::Tty;
 
 const LIGHT: TermColors = TermColors { fg: Rgb8::new(0, 0, 0), bg: Rgb8::new(0xff, 0xff, 0xff) };
 
-#[test]
-fn vim_started_after_a_light_terminal_attached_sets_a_light_background() {
-    let has_vim = Command::new("sh").args(["-c", "command -v vim"]).output();
-    if !has_vim.is_ok_and(|o| o.status.success()) {
+fn have_vim() -> bool {
+    let found = Command::new("sh").args(["-c", "command -v vim"]).output();
+    let ok = found.is_ok_and(|o| o.status.success());
+    if !ok {
         eprintln!("SKIPPED: vim is not installed (scripts/setup.sh installs it)");
-        return;
     }
-    let env = Env::new();
-    let name = env.new_shell("v");
-    let mut tty = Tty::spawn_with_colors(&env, &["attach", &name], Size::new(80, 24), Some(LIGHT));
-    tty.wait_screen("$");
-    // vim asks for the background (OSC 11, its t_RB) when it starts, and sets 'background'
-    // from the answer unless told otherwise; -u NONE keeps any vimrc out of it.
-    tty.type_str("vim -u NONE -N -i NONE -n\r");
+    ok
+}
+
+/// Ask the vim shown in `tty` for its 'background' until it has taken in the terminal's answer
+/// (it does when it next reads input); true when that is `light`.
+fn vim_background_is_light(tty: &mut Tty) -> bool {
     tty.wait("vim's empty buffer", |t| t.lines().filter(|l| l.starts_with('~')).count() > 3);
-    // The answer is handled when vim next reads input, so ask until it has been.
     let mut attempt = 0;
     let said = wait_for("vim to report a light background", || {
         attempt += 1;
@@ -42,8 +39,42 @@ fn vim_started_after_a_light_terminal_attached_sets_a_light_background() {
         let text = tty.text();
         text.contains(&format!("{mark} bg=light")).then_some(text)
     });
-    assert!(said.contains("bg=light"), "{said}");
+    said.contains("bg=light")
+}
+
+#[test]
+fn vim_started_after_a_light_terminal_attached_sets_a_light_background() {
+    if !have_vim() {
+        return;
+    }
+    let env = Env::new();
+    let name = env.new_shell("v");
+    let mut tty = Tty::spawn_with_colors(&env, &["attach", &name], Size::new(80, 24), Some(LIGHT));
+    tty.wait_screen("$");
+    // vim asks for the background (OSC 11, its t_RB) when it starts, and sets 'background'
+    // from the answer unless told otherwise; -u NONE keeps any vimrc out of it.
+    tty.type_str("vim -u NONE -N -i NONE -n\r");
+    assert!(vim_background_is_light(&mut tty));
     tty.type_str(":q!\r");
+}
+
+#[test]
+fn an_agent_made_from_a_light_terminal_starts_with_its_colours() {
+    if !have_vim() {
+        return;
+    }
+    let env = Env::new();
+    env.write_config(
+        "[agents.vim]\ncommand = [\"vim\", \"-u\", \"NONE\", \"-N\", \"-i\", \"NONE\", \"-n\"]\n",
+    );
+    // A fresh server, and vim is the agent itself: it asks before any attach could tell.
+    let mut tty = Tty::spawn_with_colors(
+        &env,
+        &["new", "--agent", "vim", "--name", "v"],
+        Size::new(80, 24),
+        Some(LIGHT),
+    );
+    assert!(vim_background_is_light(&mut tty));
 }
 
 #[test]

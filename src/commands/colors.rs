@@ -13,6 +13,17 @@ use crate::term::colors::{QUERY, read_answers};
 /// link, where the colours then stay the server's default).
 const ANSWER_WAIT: Duration = Duration::from_millis(500);
 
+/// [`ask_terminal`] from a terminal in its usual (cooked) mode: raw only while asking, so the
+/// answers are neither echoed nor held for a whole line.
+pub fn ask_terminal_now() -> (Option<TermColors>, Vec<u8>) {
+    if crossterm::terminal::enable_raw_mode().is_err() {
+        return (None, Vec::new());
+    }
+    let asked = ask_terminal();
+    let _ = crossterm::terminal::disable_raw_mode();
+    asked
+}
+
 /// Ask the terminal on standard output for its colours and read the answers from standard input,
 /// which must be a terminal in raw mode that nothing else reads yet. Returns the colours (None
 /// when the terminal did not say) and whatever else arrived meanwhile (keys typed), in order.

@@ -35,6 +35,9 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
                 })
                 .transpose()?;
             let size = size.or_else(terminal_size).unwrap_or(Size::DEFAULT);
+            let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+            // Asked before the agent starts, so its first colour query gets this terminal's.
+            let asked = interactive.then(colors::ask_terminal_now);
             let mut c = Client::connect().await?;
             let reply = c
                 .request(Request::New(NewAgent {
@@ -47,6 +50,7 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
                     size: Some(size),
                     env: client::env_vec(),
                     worktree,
+                    colors: asked.as_ref().and_then(|(c, _)| *c),
                 }))
                 .await?;
             let Reply::Created(names) = reply else { bail!("unexpected reply to new: {reply:?}") };
@@ -56,9 +60,8 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
             }
             out.flush()?;
             drop(out);
-            let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
             if !detach && names.len() == 1 && interactive {
-                return attach(c, root, names[0].clone()).await;
+                return attach::attach_asked(c, root, names[0].clone(), asked).await;
             }
             Ok(0)
         }

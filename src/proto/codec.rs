@@ -112,6 +112,7 @@ mod tests {
                 size: Some(Size::new(100, 30)),
                 env: vec![("HOME".into(), "/h".into())],
                 worktree: Some("/w/x".into()),
+                colors: Some(crate::term::TermColors::FALLBACK),
             }),
             Request::List { repo: None },
             Request::Tail { target: target(), lines: 10 },

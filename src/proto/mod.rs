@@ -178,6 +178,9 @@ pub struct NewAgent {
     /// Start the agent in this existing linked worktree (absolute), on the branch checked out
     /// there, instead of making a worktree; corral never removes it.
     pub worktree: Option<PathBuf>,
+    /// The default colours of the asking client's terminal, as at attach (so the agent's first
+    /// colour query is already answered with them).
+    pub colors: Option<TermColors>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

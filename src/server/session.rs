@@ -419,7 +419,9 @@ impl Session {
         if let Some(repo) = request_repo(&req) {
             self.load_repo(&repo);
         }
-        if let Request::Attach { colors: Some(colors), .. } = &req {
+        if let Request::Attach { colors: Some(colors), .. }
+        | Request::New(NewAgent { colors: Some(colors), .. }) = &req
+        {
             self.tell_colors(*colors);
         }
         let outcome = match req {

@@ -195,7 +195,11 @@ impl Tasks {
     fn run(&mut self, effects: Vec<Effect>) {
         for fx in effects {
             match fx {
-                Effect::Request(id, req) => {
+                Effect::Request(id, mut req) => {
+                    // Only the loop knows the terminal's colours; a new agent starts with them.
+                    if let Request::New(new) = &mut req {
+                        new.colors = self.colors;
+                    }
                     tokio::spawn(request_task(id, req, self.msgs.clone()));
                 }
                 Effect::Attach { id, target } => {

@@ -626,6 +626,7 @@ pub fn validate_new(st: &AppState, d: &NewDialog) -> Result<NewAgent, (NewField,
         size: Some(pane_size(st)),
         env: st.env.clone(),
         worktree: None,
+        colors: None,
     })
 }
 
