@@ -9,9 +9,10 @@ use crate::term::TermColors;
 use crate::term::colors::{QUERY, read_answers};
 
 /// How long a terminal gets to answer. Every terminal answers the device-attributes query that
-/// ends ours, so this is waited out only on one that answers nothing at all (or over a very slow
-/// link, where the colours then stay the server's default).
-const ANSWER_WAIT: Duration = Duration::from_millis(500);
+/// ends ours, at once, so this is waited out only on one that answers nothing at all; it is long
+/// because an answer that comes after it would be read as keys (the dashboard's `r`, `d`, `g`
+/// are in `rgb:`), which only a terminal stalled for this long can cause.
+const ANSWER_WAIT: Duration = Duration::from_secs(2);
 
 /// [`ask_terminal`] from a terminal in its usual (cooked) mode: raw only while asking, so the
 /// answers are neither echoed nor held for a whole line.
