@@ -47,7 +47,8 @@ pub enum Command {
         #[arg(long, short = 'd')]
         detach: bool,
         /// Start the agent in this existing linked worktree of the repository, on the branch
-        /// checked out there, instead of making one; `rm` leaves the worktree and branch.
+        /// checked out there, instead of making one (no files copied, no setup run); `rm` and
+        /// `merge` leave the worktree and branch.
         #[arg(long, value_name = "PATH", conflicts_with = "count")]
         worktree: Option<PathBuf>,
     },

@@ -87,7 +87,7 @@ pub struct Session {
     runs: u64,
     land: land::Land,
     status: status::StatusBook,
-    /// The default colours of the terminal of the last client that said (at attach); agents'
+    /// The default colours of the terminal of the last client that said (at attach or new); agents'
     /// colour queries are answered with them. None: no client has said yet.
     colors: Option<TermColors>,
     /// Repositories where `gc` is running, with the `new`s waiting for it to finish.
@@ -1148,57 +1148,29 @@ fn create_all(
         }
     };
     for mut rec in records.clone() {
-        if rec.adopted {
-            // The worktree is the user's, set up as they keep it: nothing to make or copy.
-            let argv = build_argv(&prep.profile, &rec, &req.env, false, &[]);
-            rec.argv = argv.clone();
-            let spawn = SpawnSpec {
-                argv,
-                cwd: rec.worktree.clone(),
-                env: agent_env(&req.env, &prep.profile, &rec),
-                size: rec.size,
+        // An adopted worktree is the user's, set up as they keep it: nothing to make or copy.
+        let setup: &[String] = if rec.adopted { &[] } else { &prep.config.worktree.setup };
+        if !rec.adopted {
+            let spec = git::NewWorktree {
+                root: &prep.info.root,
+                name: &rec.name,
+                branch: &rec.branch,
+                path: &rec.worktree,
+                base_commit: &prep.base_commit,
             };
-            let key = (rec.repo.clone(), rec.name.clone());
-            let exit_tx = tx.clone();
-            let pane = spawn_pane(
-                host,
-                &spawn,
-                emulator(rec.size, prep.config.terminal.scrollback, colors),
-                Box::new(move |code| {
-                    let _ = exit_tx
-                        .send(SessionMsg::Run(Box::new(move |s| s.on_exit(&key, run, code))));
-                }),
-            );
-            let pane = match pane {
-                Ok(p) => p,
-                Err(e) => {
-                    undo(&made, &done);
-                    return Err((records, format!("cannot start agent '{}': {e}", rec.name)));
-                }
-            };
-            deliver_prompt(&pane, prep.profile.prompt, rec.prompt.as_deref());
-            done.push((rec, pane));
-            continue;
+            if let Err(e) = git::create_worktree(&spec) {
+                undo(&made, &done);
+                return Err((records, e.to_string()));
+            }
+            made.push(rec.clone());
+            if let Err(e) =
+                git::copy_untracked(&prep.info.root, &rec.worktree, &prep.config.worktree.copy)
+            {
+                undo(&made, &done);
+                return Err((records, e.to_string()));
+            }
         }
-        let spec = git::NewWorktree {
-            root: &prep.info.root,
-            name: &rec.name,
-            branch: &rec.branch,
-            path: &rec.worktree,
-            base_commit: &prep.base_commit,
-        };
-        if let Err(e) = git::create_worktree(&spec) {
-            undo(&made, &done);
-            return Err((records, e.to_string()));
-        }
-        made.push(rec.clone());
-        if let Err(e) =
-            git::copy_untracked(&prep.info.root, &rec.worktree, &prep.config.worktree.copy)
-        {
-            undo(&made, &done);
-            return Err((records, e.to_string()));
-        }
-        let argv = build_argv(&prep.profile, &rec, &req.env, false, &prep.config.worktree.setup);
+        let argv = build_argv(&prep.profile, &rec, &req.env, false, setup);
         rec.argv = argv.clone();
         let spawn = SpawnSpec {
             argv,
