@@ -204,7 +204,7 @@ pub fn find_leftovers(spec: &GcSpec) -> Result<(Base, Vec<Leftover>), GitError> 
         };
         let mut item = Leftover { kind, unmerged: 0, dirty: Vec::new() };
         if let LeftoverKind::Worktree { path, .. } = &item.kind {
-            item.dirty = dirty_paths(path)
+            item.dirty = worktree_changes(&admin, path)
                 .unwrap_or_else(|e| vec![format!("its status cannot be read: {e}")]);
         }
         if let LeftoverKind::Worktree { .. } | LeftoverKind::Missing { .. } = &item.kind
@@ -308,7 +308,7 @@ pub fn clean_leftover(
         LeftoverKind::Worktree { path, admin, .. } | LeftoverKind::Missing { path, admin, .. } => {
             let admin_dir = admins_dir.join(admin);
             let live = matches!(admin_state(&admin_dir)?, AdminDir::Live(_));
-            let dirty = if live { dirty_paths(path)? } else { Vec::new() };
+            let dirty = if live { worktree_changes(&admin_dir, path)? } else { Vec::new() };
             let mut tip = admin_tip(&repo, &admin_dir);
             let mut unmerged_now = match tip {
                 Some(t) => unmerged(&repo, t, base.id)?,
@@ -387,6 +387,18 @@ fn backup_ref(repo: &Repository, name: &str, tip: Oid) -> Result<String, GitErro
             Err(e) => return Err(git_err(format!("writing {prefix}/agent"))(e)),
         }
     }
+}
+
+/// Uncommitted changes in a worktree. One whose checkout never happened (an add killed before
+/// it: no index, nothing but the `.git` file) has none, though git would call every file deleted.
+fn worktree_changes(admin: &Path, path: &Path) -> Result<Vec<String>, GitError> {
+    let only_gitfile = fs::read_dir(path)
+        .map(|entries| entries.flatten().all(|e| e.file_name() == ".git"))
+        .unwrap_or(false);
+    if only_gitfile && !admin.join("index").exists() {
+        return Ok(Vec::new());
+    }
+    dirty_paths(path)
 }
 
 /// The branch a HEAD file has checked out (`ref: refs/heads/<branch>`).

@@ -666,3 +666,30 @@ fn gc_without_a_branch_prefix_claims_no_branch_and_spares_owned_ones() {
     let kinds: Vec<&LeftoverKind> = found.iter().map(|l| &l.kind).collect();
     assert_eq!(kinds, [&LeftoverKind::Branch { branch: "corral/x".into() }]);
 }
+
+#[test]
+fn gc_removes_a_worktree_whose_checkout_never_happened() {
+    let f = Fixture::new();
+    let dir = f.path("wts");
+    let path = dir.join("cut");
+    f.create("cut", &path).unwrap();
+    // What a kill between writing the registration and the checkout leaves behind.
+    fs::remove_file(f.admin("cut").join("index")).unwrap();
+    for entry in fs::read_dir(&path).unwrap().flatten() {
+        if entry.file_name() != ".git" {
+            let p = entry.path();
+            if p.is_dir() { fs::remove_dir_all(&p).unwrap() } else { fs::remove_file(&p).unwrap() }
+        }
+    }
+    let owned = Owned::default();
+    let spec = GcSpec { root: &f.root, worktree_dir: &dir, prefix: "corral/", owned: &owned };
+    let (base, found) = find_leftovers(&spec).unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(!found[0].holds_work(), "{found:?}");
+    assert_eq!(
+        clean_leftover(&spec, &base, &found[0], false).unwrap(),
+        Cleaned::Removed { backup: None }
+    );
+    assert!(!path.exists() && !f.admin("cut").exists());
+    assert!(!f.branches().contains("corral/cut"));
+}

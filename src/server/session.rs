@@ -87,8 +87,8 @@ pub struct Session {
     runs: u64,
     land: land::Land,
     status: status::StatusBook,
-    /// The default colours of the terminal of the last client that said (at attach or new); agents'
-    /// colour queries are answered with them. None: no client has said yet.
+    /// The default colours of the terminal of the last client that said (at attach or new);
+    /// agents' colour queries are answered with them. None: no client has said yet.
     colors: Option<TermColors>,
     /// Repositories where `gc` is running, with the `new`s waiting for it to finish.
     gc_running: BTreeMap<PathBuf, Vec<Job>>,
