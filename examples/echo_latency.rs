@@ -32,22 +32,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut child = pair.slave.spawn_command(builder)?;
     drop(pair.slave);
     let mut reader = pair.master.try_clone_reader()?;
-    let mut writer = pair.master.take_writer()?;
+    let writer = std::sync::Arc::new(std::sync::Mutex::new(pair.master.take_writer()?));
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let answers = writer.clone();
     std::thread::spawn(move || {
         let mut buf = [0u8; 65536];
         while let Ok(n) = reader.read(&mut buf) {
+            // Answer device attributes as every terminal does (clients ask when they start: corral
+            // for the colours, with DA1 last), as one that knows no colour queries.
+            if buf[..n].windows(3).any(|w| w == b"\x1b[c") {
+                let mut w = answers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let _ = w.write_all(b"\x1b[?62;22c").and_then(|()| w.flush());
+            }
             if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
                 break;
             }
         }
     });
+    // Locked per write: the reader thread answers queries through it too.
+    let send = |bytes: &[u8]| -> std::io::Result<()> {
+        let mut w = writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        w.write_all(bytes)?;
+        w.flush()
+    };
     // Let the client draw its first screen and go quiet.
     drain(&rx, Duration::from_millis(1500));
     if std::env::var_os("FOCUS_FIRST").is_some() {
         // The dashboard: Enter focuses the selected agent, then keys go to it.
-        writer.write_all(b"\r")?;
-        writer.flush()?;
+        send(b"\r")?;
         drain(&rx, Duration::from_millis(1000));
     }
     let mut samples = Vec::with_capacity(rounds);
@@ -55,8 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for i in 0..rounds {
         let c = letters[i % letters.len()];
         let start = Instant::now();
-        writer.write_all(&[c])?;
-        writer.flush()?;
+        send(&[c])?;
         let deadline = start + Duration::from_secs(5);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -67,8 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         samples.push(start.elapsed());
-        writer.write_all(b"\x15")?;
-        writer.flush()?;
+        send(b"\x15")?;
         drain(&rx, Duration::from_millis(30));
     }
     let _ = child.kill();

@@ -53,6 +53,8 @@ async fn main() -> anyhow::Result<()> {
             count: n,
             size: Some(Size::new(120, 40)),
             env: client::env_vec(),
+            worktree: None,
+            colors: None,
         }))
         .await?
     else {

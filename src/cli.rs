@@ -46,6 +46,11 @@ pub enum Command {
         /// Do not attach; print the name(s) and return.
         #[arg(long, short = 'd')]
         detach: bool,
+        /// Start the agent in this existing linked worktree of the repository, on the branch
+        /// checked out there, instead of making one (no files copied, no setup run); `rm` and
+        /// `merge` leave the worktree and branch.
+        #[arg(long, value_name = "PATH", conflicts_with = "count")]
+        worktree: Option<PathBuf>,
     },
     /// List agents.
     Ls {
@@ -150,6 +155,16 @@ pub enum Command {
         name: String,
         /// Remove even when work is not merged: uncommitted work is committed to the branch, and the branch is kept.
         #[arg(long, short)]
+        force: bool,
+    },
+    /// List what corral left behind: worktrees and branches no agent owns, stale registrations.
+    Gc {
+        /// Remove what holds no work (no uncommitted changes, no commits the base lacks).
+        #[arg(long, short)]
+        yes: bool,
+        /// With --yes, remove what holds work too: uncommitted changes are committed first, and
+        /// every tip the base lacks is kept under refs/corral/backup/.
+        #[arg(long, requires = "yes")]
         force: bool,
     },
     /// Run the server (normally started on demand).

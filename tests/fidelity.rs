@@ -87,7 +87,7 @@ impl Pair {
         // The options are in place before the program starts (it may query at once). Keep the
         // pane (and its last screen) if the program exits; no status line, so the pane has
         // every row. And the pane's default colours set to the ones corral's emulator claims
-        // (DEFAULT_FG/DEFAULT_BG in src/term/alac.rs): asked for its colours (OSC 10/11), a tmux
+        // (TermColors::FALLBACK, which `attach` in our Tty reports): asked for its colours (OSC 10/11), a tmux
         // with no client attached has none to report and stays silent unless a window style
         // names them, while corral answers. Codex, for one, shades its panels only when it
         // learns the background, so without this the sides would differ in colour for a reason

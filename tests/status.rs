@@ -240,8 +240,13 @@ fn an_attached_client_is_told_when_another_agent_needs_input() {
     .unwrap();
     assert!(matches!(read_msg(&mut s), ServerMsg::Hello { .. }));
     let target = Target { repo: env.repo.clone(), name: watched };
-    s.write_all(&frame(&ClientMsg::Request(Request::Attach { target, size: None, tty: None })))
-        .unwrap();
+    s.write_all(&frame(&ClientMsg::Request(Request::Attach {
+        target,
+        size: None,
+        tty: None,
+        colors: None,
+    })))
+    .unwrap();
     env.ok(&["send", &other, &format!("{} hook needs-input", bin())]);
     loop {
         match read_msg(&mut s) {

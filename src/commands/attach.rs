@@ -18,8 +18,8 @@ use tokio::sync::mpsc;
 
 use crate::client::Client;
 use crate::proto::{ClientMsg, Reply, Request, ServerMsg, Target};
-use crate::term::Modes;
 use crate::term::screen::{mirror_modes, paint};
+use crate::term::{Modes, TermColors};
 
 /// Puts the terminal back however attach ends (error, exit, panic unwinding). The server may have
 /// set any of the input modes, and only it knows which, so all of them are reset.
@@ -69,7 +69,18 @@ pub fn detach_key(name: &str) -> Result<(u8, Vec<u8>)> {
     Ok((byte, kitty))
 }
 
-pub async fn attach(mut c: Client, repo: PathBuf, name: String) -> Result<i32> {
+pub async fn attach(c: Client, repo: PathBuf, name: String) -> Result<i32> {
+    attach_asked(c, repo, name, None).await
+}
+
+/// [`attach`], when the terminal was already asked for its colours (`asked`: what it said, and
+/// the keys typed meanwhile); None asks it.
+pub async fn attach_asked(
+    mut c: Client,
+    repo: PathBuf,
+    name: String,
+    asked: Option<(Option<TermColors>, Vec<u8>)>,
+) -> Result<i32> {
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         bail!(
             "attach needs a terminal; use `corral tail {name}` to read an agent's screen from a script"
@@ -82,13 +93,17 @@ pub async fn attach(mut c: Client, repo: PathBuf, name: String) -> Result<i32> {
     // answers.
     crossterm::terminal::enable_raw_mode().context("cannot put the terminal in raw mode")?;
     let guard = TermGuard;
+    let (colors, typed) = asked.unwrap_or_else(super::colors::ask_terminal);
     let mut stdout = std::io::stdout();
     stdout.write_all(b"\x1b[?1049h\x1b[H\x1b[2J")?;
     stdout.flush()?;
     let target = Target { repo, name: name.clone() };
-    let reply = c.request(Request::Attach { target, size, tty: terminal_device() }).await?;
+    let reply = c.request(Request::Attach { target, size, tty: terminal_device(), colors }).await?;
     if reply != Reply::Attached {
         bail!("unexpected reply to attach: {reply:?}");
+    }
+    if !typed.is_empty() {
+        c.send(&ClientMsg::Input(typed)).await?;
     }
     // What this process drew, when the server sends frames instead of drawing itself.
     let mut modes = Modes::default();

@@ -2,11 +2,13 @@
 //! into requests to the server and prints the answer; none holds state of its own.
 
 mod attach;
+mod colors;
 mod doctor;
 mod land;
 mod status;
 
 pub use attach::attach;
+pub use colors::ask_terminal as ask_terminal_colors;
 pub use doctor::doctor;
 
 use std::io::{IsTerminal, Write};
@@ -23,9 +25,19 @@ use crate::term::{Line, Size};
 pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
     match cmd {
         Command::Ui => crate::tui::run(repo).await,
-        Command::New { prompt, profile, name, base, count, size, detach } => {
+        Command::New { prompt, profile, name, base, count, size, detach, worktree } => {
             let root = client::repo_root(repo.as_ref())?;
+            // The server runs elsewhere: it needs the path as this directory sees it.
+            let worktree = worktree
+                .map(|p| {
+                    std::path::absolute(&p)
+                        .with_context(|| format!("cannot resolve worktree path {}", p.display()))
+                })
+                .transpose()?;
             let size = size.or_else(terminal_size).unwrap_or(Size::DEFAULT);
+            let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+            // Asked before the agent starts, so its first colour query gets this terminal's.
+            let asked = interactive.then(colors::ask_terminal_now);
             let mut c = Client::connect().await?;
             let reply = c
                 .request(Request::New(NewAgent {
@@ -37,6 +49,8 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
                     count,
                     size: Some(size),
                     env: client::env_vec(),
+                    worktree,
+                    colors: asked.as_ref().and_then(|(c, _)| *c),
                 }))
                 .await?;
             let Reply::Created(names) = reply else { bail!("unexpected reply to new: {reply:?}") };
@@ -46,9 +60,8 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
             }
             out.flush()?;
             drop(out);
-            let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
             if !detach && names.len() == 1 && interactive {
-                return attach(c, root, names[0].clone()).await;
+                return attach::attach_asked(c, root, names[0].clone(), asked).await;
             }
             Ok(0)
         }
@@ -132,6 +145,18 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
             }
             let c = Client::connect().await?;
             println!("corral server started (pid {})", c.server_pid);
+            Ok(0)
+        }
+        Command::Gc { yes, force } => {
+            let root = client::repo_root(repo.as_ref())?;
+            let mut c = Client::connect().await?;
+            let Reply::Text(report) = c
+                .request(Request::Gc { repo: root, remove: yes, force, git_env: client::git_env() })
+                .await?
+            else {
+                bail!("unexpected reply to gc");
+            };
+            print!("{report}");
             Ok(0)
         }
         Command::KillServer => kill_server().await,

@@ -13,12 +13,14 @@
 //! Landing work (`diff`, `merge`, `radar`, on top of `state`) follows the same rule: results are
 //! computed in memory, and refs move only by compare-and-swap once nothing can fail any more.
 
+mod adopt;
 mod branches;
 mod copy;
 mod diff;
 mod identity;
 #[cfg(test)]
 mod land_tests;
+mod leftovers;
 mod merge;
 mod radar;
 mod state;
@@ -26,10 +28,14 @@ mod state;
 mod tests;
 mod worktree;
 
+pub use adopt::{Adoptable, adoptable_worktree};
 pub use branches::local_branches;
 pub use copy::copy_untracked;
 pub use diff::{DiffStat, agent_patch, agent_stat};
 pub use identity::{Identity, identity_env};
+pub use leftovers::{
+    Base, Cleaned, GcSpec, Leftover, LeftoverKind, Owned, clean_leftover, find_leftovers,
+};
 pub use merge::{
     How, LandError, LandSpec, Landed, MergeMode, SyncSpec, Synced, Traps, land, sync, traps,
 };

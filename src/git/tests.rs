@@ -669,3 +669,82 @@ fn snapshot_commit_leaves_nested_repositories_untracked() {
     // Still reported, so a caller about to remove the worktree knows something is left.
     assert_eq!(dirty_paths(&wt).unwrap(), ["scratch/", "vendor/dep/"]);
 }
+
+#[test]
+fn gc_judges_a_leftover_as_it_is_when_removing_it() {
+    let f = Fixture::new();
+    let dir = f.path("wts");
+    f.create("late", &dir.join("late")).unwrap();
+    let owned = Owned::default();
+    let spec = GcSpec {
+        root: &f.root,
+        worktree_dir: &dir,
+        prefix: "corral/",
+        owned: &owned,
+        git_env: &[],
+    };
+    let (base, found) = find_leftovers(&spec).unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(!found[0].holds_work(), "listed clean");
+    // The user writes in it between the listing and the removal: it is kept, file and all.
+    write(&dir.join("late/new.txt"), "just now\n");
+    let done = clean_leftover(&spec, &base, &found[0], false).unwrap();
+    assert!(matches!(done, Cleaned::Kept(_)), "{done:?}");
+    assert_eq!(fs::read_to_string(dir.join("late/new.txt")).unwrap(), "just now\n");
+    assert!(f.branches().contains("corral/late"));
+}
+
+#[test]
+fn gc_without_a_branch_prefix_claims_no_branch_and_spares_owned_ones() {
+    let f = Fixture::new();
+    let dir = f.path("wts");
+    f.git(&f.root, &["branch", "corral/x"]);
+    f.git(&f.root, &["branch", "corral/mine"]);
+    let none = Owned::default();
+    let spec = GcSpec { root: &f.root, worktree_dir: &dir, prefix: "", owned: &none, git_env: &[] };
+    assert!(find_leftovers(&spec).unwrap().1.is_empty(), "no prefix: no branch is corral's");
+    let owned = Owned { branches: ["corral/mine".to_string()].into(), ..Owned::default() };
+    let spec = GcSpec {
+        root: &f.root,
+        worktree_dir: &dir,
+        prefix: "corral/",
+        owned: &owned,
+        git_env: &[],
+    };
+    let found = find_leftovers(&spec).unwrap().1;
+    let kinds: Vec<&LeftoverKind> = found.iter().map(|l| &l.kind).collect();
+    assert_eq!(kinds, [&LeftoverKind::Branch { branch: "corral/x".into() }]);
+}
+
+#[test]
+fn gc_removes_a_worktree_whose_checkout_never_happened() {
+    let f = Fixture::new();
+    let dir = f.path("wts");
+    let path = dir.join("cut");
+    f.create("cut", &path).unwrap();
+    // What a kill between writing the registration and the checkout leaves behind.
+    fs::remove_file(f.admin("cut").join("index")).unwrap();
+    for entry in fs::read_dir(&path).unwrap().flatten() {
+        if entry.file_name() != ".git" {
+            let p = entry.path();
+            if p.is_dir() { fs::remove_dir_all(&p).unwrap() } else { fs::remove_file(&p).unwrap() }
+        }
+    }
+    let owned = Owned::default();
+    let spec = GcSpec {
+        root: &f.root,
+        worktree_dir: &dir,
+        prefix: "corral/",
+        owned: &owned,
+        git_env: &[],
+    };
+    let (base, found) = find_leftovers(&spec).unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(!found[0].holds_work(), "{found:?}");
+    assert_eq!(
+        clean_leftover(&spec, &base, &found[0], false).unwrap(),
+        Cleaned::Removed { backup: None }
+    );
+    assert!(!path.exists() && !f.admin("cut").exists());
+    assert!(!f.branches().contains("corral/cut"));
+}

@@ -53,6 +53,9 @@ pub enum GitError {
     /// A path corral was asked to treat as a linked worktree is not one (or is another one).
     #[error("{path} is not the linked worktree '{name}' of this repository: {detail}")]
     NotAWorktree { path: PathBuf, name: String, detail: String },
+    /// A worktree `corral new --worktree` cannot start an agent in.
+    #[error("cannot adopt {path}: {why}")]
+    NotAdoptable { path: PathBuf, why: String },
     /// Anything else libgit2 or the file system said, with what corral was doing.
     #[error("{what}: {source}")]
     Git {
@@ -209,7 +212,7 @@ pub fn resolve_base(root: &Path, base: Option<&str>) -> Result<(String, String),
 }
 
 /// The state of `<common dir>/worktrees/<name>` before an add.
-enum AdminDir {
+pub(super) enum AdminDir {
     Absent,
     /// Left by an add that never finished: no `gitdir` file, or one naming a directory that does not
     /// exist and no index (the checkout never completed). Safe to delete.
@@ -223,7 +226,7 @@ enum AdminDir {
 }
 
 /// The worktree directory an admin dir's `gitdir` file points at (`<worktree>/.git` → `<worktree>`).
-fn admin_worktree_path(admin: &Path) -> Result<Option<PathBuf>, GitError> {
+pub(super) fn admin_worktree_path(admin: &Path) -> Result<Option<PathBuf>, GitError> {
     let gitdir = admin.join("gitdir");
     let text = match fs::read_to_string(&gitdir) {
         Ok(text) => text,
@@ -240,7 +243,7 @@ fn admin_worktree_path(admin: &Path) -> Result<Option<PathBuf>, GitError> {
     Ok(Some(target.parent().map(Path::to_path_buf).unwrap_or(target)))
 }
 
-fn admin_state(admin: &Path) -> Result<AdminDir, GitError> {
+pub(super) fn admin_state(admin: &Path) -> Result<AdminDir, GitError> {
     if !exists(admin)? {
         return Ok(AdminDir::Absent);
     }
@@ -321,7 +324,7 @@ impl Undo<'_> {
 }
 
 /// Whether `dir`'s `.git` file points at `admin`, i.e. `dir` is that linked worktree.
-fn gitfile_points_at(dir: &Path, admin: &Path) -> bool {
+pub(super) fn gitfile_points_at(dir: &Path, admin: &Path) -> bool {
     let Ok(text) = fs::read_to_string(dir.join(".git")) else {
         return false;
     };
@@ -582,7 +585,7 @@ pub fn snapshot_commit(
 
 /// Delete a directory tree; read-only directories inside (Go's module cache, some build outputs) are
 /// made writable so their entries can be removed, as `rm -rf` would.
-fn remove_tree(dir: &Path) -> io::Result<()> {
+pub(super) fn remove_tree(dir: &Path) -> io::Result<()> {
     match fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

@@ -111,13 +111,20 @@ mod tests {
                 count: 3,
                 size: Some(Size::new(100, 30)),
                 env: vec![("HOME".into(), "/h".into())],
+                worktree: Some("/w/x".into()),
+                colors: Some(crate::term::TermColors::FALLBACK),
             }),
             Request::List { repo: None },
             Request::Tail { target: target(), lines: 10 },
             Request::Follow { target: target(), lines: 0, ansi: true },
             Request::Send { target: target(), text: "echo $PORT".into(), enter: true },
-            Request::Attach { target: target(), size: None, tty: None },
-            Request::Attach { target: target(), size: None, tty: Some("/dev/pts/3".into()) },
+            Request::Attach { target: target(), size: None, tty: None, colors: None },
+            Request::Attach {
+                target: target(),
+                size: None,
+                tty: Some("/dev/pts/3".into()),
+                colors: Some(crate::term::TermColors::FALLBACK),
+            },
             Request::Stop { target: target() },
             Request::Restart { target: target(), env: vec![] },
             Request::Remove {
@@ -125,6 +132,7 @@ mod tests {
                 force: true,
                 git_env: vec![("EMAIL".into(), "me@example.invalid".into())],
             },
+            Request::Gc { repo: "/r".into(), remove: true, force: false, git_env: vec![] },
             Request::KillServer,
         ];
         for r in reqs {

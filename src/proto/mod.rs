@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::term::screen::ScreenUpdate;
-use crate::term::{Line, Size};
+use crate::term::{Line, Size, TermColors};
 
 /// Bumped whenever a message changes shape.
 pub const PROTOCOL_VERSION: u32 = 6;
@@ -89,11 +89,14 @@ pub enum Request {
     },
     /// Stream the screen; `size` resizes the pane to the client's terminal. With `tty` (the
     /// client's terminal device), the server draws on that terminal itself, as tmux does, and
-    /// sends no Screen frames; it falls back to frames when it cannot open it.
+    /// sends no Screen frames; it falls back to frames when it cannot open it. `colors`: what
+    /// the client's terminal answered when asked for its default colours (None: it did not);
+    /// from then on every agent's colour queries are answered with them.
     Attach {
         target: Target,
         size: Option<Size>,
         tty: Option<PathBuf>,
+        colors: Option<TermColors>,
     },
     Stop {
         target: Target,
@@ -150,6 +153,15 @@ pub enum Request {
         clear: bool,
         remove: Option<u32>,
     },
+    /// `corral gc`: list what corral left behind in `repo` (answered with Text); `remove` what
+    /// holds no work, and with `force` the rest too (its work kept under refs/corral/backup/).
+    Gc {
+        repo: PathBuf,
+        remove: bool,
+        force: bool,
+        /// Who the snapshot commit of forced removals is by (as for `Remove`).
+        git_env: Vec<(String, String)>,
+    },
 }
 
 impl Request {
@@ -164,6 +176,7 @@ impl Request {
             | Request::Attach { .. }
             | Request::Status { .. } => true,
             Request::Queue { clear, remove, .. } => !clear && remove.is_none(),
+            Request::Gc { remove, .. } => !remove,
             Request::New(_)
             | Request::Send { .. }
             | Request::Stop { .. }
@@ -195,6 +208,7 @@ impl Request {
             Request::Hook { .. } => "hook",
             Request::Status { .. } => "status",
             Request::Queue { .. } => "queue",
+            Request::Gc { .. } => "gc",
         }
     }
 }
@@ -219,6 +233,12 @@ pub struct NewAgent {
     pub size: Option<Size>,
     /// The client's environment: agents inherit the user's environment of the terminal that asked.
     pub env: Vec<(String, String)>,
+    /// Start the agent in this existing linked worktree (absolute), on the branch checked out
+    /// there, instead of making a worktree; corral never removes it.
+    pub worktree: Option<PathBuf>,
+    /// The default colours of the asking client's terminal, as at attach (so the agent's first
+    /// colour query is already answered with them).
+    pub colors: Option<TermColors>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -23,7 +23,8 @@ use tracing::{debug, warn};
 use super::pty::{PtyControl, PtyHost, SpawnSpec, Spawned, wait_ready};
 use super::tty::TtySink;
 use crate::term::{
-    Emulator, Feedback, Line, Modes, NumberedLine, Screen, ScreenCopy, ScreenUpdate, Size, TextCopy,
+    Emulator, Feedback, Line, Modes, NumberedLine, Screen, ScreenCopy, ScreenUpdate, Size,
+    TermColors, TextCopy,
 };
 
 /// How long after the process ends the pane waits for its last output before publishing the exit.
@@ -236,6 +237,15 @@ impl PaneHandle {
             s.generation += 1;
             s.size = now;
         });
+    }
+
+    /// Answer colour queries with `colors` from now on (a client's terminal's); a program that
+    /// asked to hear of changes (mode 2031) is told at once.
+    pub fn set_colors(&self, colors: TermColors) {
+        let fb = self.shared.core().emulator.set_colors(colors);
+        if !fb.replies.is_empty() {
+            self.shared.writes.write(fb.replies);
+        }
     }
 
     pub fn kill(&self) {

@@ -35,6 +35,10 @@ pub struct AgentRecord {
     /// Messages waiting for the agent to be idle (`corral send --queue`), oldest first.
     #[serde(default)]
     pub queue: Vec<String>,
+    /// The worktree and branch were there before the agent (`new --worktree`): removing the
+    /// agent leaves them.
+    #[serde(default)]
+    pub adopted: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -105,6 +109,7 @@ mod tests {
             argv: vec!["sh".into()],
             exit_code: None,
             queue: vec!["later".into()],
+            adopted: true,
         };
         save_agents(tmp.path(), std::slice::from_ref(&rec)).unwrap();
         assert_eq!(load_agents(tmp.path()).unwrap(), vec![rec]);

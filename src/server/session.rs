@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 // Landing work (merge, sync, the radar) is session code kept in its own file; as a child module it
 // uses the session's state without widening its visibility.
+mod gc;
 #[path = "land.rs"]
 mod land;
 mod status;
@@ -27,7 +28,7 @@ use crate::config::{self, Config, Profile, PromptMode};
 use crate::git;
 use crate::paths;
 use crate::proto::{AgentInfo, NewAgent, Reply, Request, Target};
-use crate::term::{self, Size};
+use crate::term::{self, Size, TermColors};
 
 /// Quiet time after output before an agent without a badge counts as idle.
 const IDLE_AFTER: Duration = Duration::from_millis(1500);
@@ -86,6 +87,11 @@ pub struct Session {
     runs: u64,
     land: land::Land,
     status: status::StatusBook,
+    /// The default colours of the terminal of the last client that said (at attach or new);
+    /// agents' colour queries are answered with them. None: no client has said yet.
+    colors: Option<TermColors>,
+    /// Repositories where `gc` is running, with the `new`s waiting for it to finish.
+    gc_running: BTreeMap<PathBuf, Vec<Job>>,
 }
 
 pub fn unix_now() -> u64 {
@@ -107,6 +113,8 @@ pub fn start(host: Arc<dyn PtyHost>) -> mpsc::UnboundedSender<SessionMsg> {
         runs: 0,
         land: land::Land::default(),
         status: Default::default(),
+        colors: None,
+        gc_running: BTreeMap::new(),
     };
     session.recover();
     tokio::spawn(async move {
@@ -144,13 +152,29 @@ struct Prepared {
     base_commit: String,
     branches: BTreeSet<String>,
     worktree_dir: PathBuf,
+    /// `new --worktree`: the existing worktree the agent starts in.
+    adopt: Option<git::Adoptable>,
 }
 
 fn env_lookup<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
     env.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
-fn prepare(req: &NewAgent) -> Result<Prepared, String> {
+/// Where corral makes worktrees for `root`'s agents.
+fn worktree_dir(config: &Config, root: &Path) -> PathBuf {
+    if config.worktree.dir.is_empty() {
+        let repo_name = root.file_name().and_then(|n| n.to_str()).unwrap_or("repo");
+        paths::data_dir()
+            .join("worktrees")
+            .join(format!("{repo_name}-{}", paths::short_hash(&root.to_string_lossy())))
+    } else {
+        let d = PathBuf::from(&config.worktree.dir);
+        if d.is_absolute() { d } else { root.join(d) }
+    }
+}
+
+/// `owned`: every agent's name and worktree, so an adopted worktree is never shared.
+fn prepare(req: &NewAgent, owned: &[(String, PathBuf)]) -> Result<Prepared, String> {
     let info = git::discover(&req.repo).map_err(|e| e.to_string())?;
     let loaded =
         config::load(&paths::user_config_file(), Some(&info.root)).map_err(|e| e.to_string())?;
@@ -176,16 +200,39 @@ fn prepare(req: &NewAgent) -> Result<Prepared, String> {
     let (base, base_commit) =
         git::resolve_base(&info.root, req.base.as_deref()).map_err(|e| e.to_string())?;
     let branches = git::local_branches(&info.root).map_err(|e| e.to_string())?;
-    let worktree_dir = if config.worktree.dir.is_empty() {
-        let repo_name = info.root.file_name().and_then(|n| n.to_str()).unwrap_or("repo");
-        paths::data_dir()
-            .join("worktrees")
-            .join(format!("{repo_name}-{}", paths::short_hash(&info.root.to_string_lossy())))
-    } else {
-        let d = PathBuf::from(&config.worktree.dir);
-        if d.is_absolute() { d } else { info.root.join(d) }
+    let worktree_dir = worktree_dir(&config, &info.root);
+    let adopt = match &req.worktree {
+        None => None,
+        Some(path) => {
+            let a = git::adoptable_worktree(&info.root, path).map_err(|e| e.to_string())?;
+            if let Some((name, _)) = owned.iter().find(|(_, w)| {
+                w == &a.path || std::fs::canonicalize(w).ok() == Some(a.path.clone())
+            }) {
+                return Err(format!(
+                    "cannot adopt {}: it is the worktree of agent '{name}'",
+                    a.path.display()
+                ));
+            }
+            if a.branch == base {
+                return Err(format!(
+                    "cannot adopt {}: it is on {base}, the base its work would be merged into; put it on a branch of its own (`git switch -c NAME`)",
+                    a.path.display()
+                ));
+            }
+            Some(a)
+        }
     };
-    Ok(Prepared { info, config, profile_name, profile, base, base_commit, branches, worktree_dir })
+    Ok(Prepared {
+        info,
+        config,
+        profile_name,
+        profile,
+        base,
+        base_commit,
+        branches,
+        worktree_dir,
+        adopt,
+    })
 }
 
 struct Placeholders<'a> {
@@ -372,6 +419,11 @@ impl Session {
         if let Some(repo) = request_repo(&req) {
             self.load_repo(&repo);
         }
+        if let Request::Attach { colors: Some(colors), .. }
+        | Request::New(NewAgent { colors: Some(colors), .. }) = &req
+        {
+            self.tell_colors(*colors);
+        }
         let outcome = match req {
             Request::Ping => Outcome::Reply(Reply::Pong {
                 pid: std::process::id(),
@@ -445,6 +497,10 @@ impl Session {
             }
             Request::Enqueue { target, text } => self.enqueue(&target, text),
             Request::Queue { target, clear, remove } => self.queue(&target, clear, remove),
+            Request::Gc { repo, remove, force, git_env } => {
+                self.gc(repo, remove, force, git_env, reply);
+                return;
+            }
             Request::KillServer => {
                 for a in self.agents.values() {
                     if let Some(p) = &a.pane {
@@ -459,6 +515,18 @@ impl Session {
             }
         };
         let _ = reply.send(outcome);
+    }
+
+    /// A client's terminal has these default colours: every agent answers with them from now on,
+    /// and those that asked to hear of changes are told.
+    fn tell_colors(&mut self, colors: TermColors) {
+        if self.colors == Some(colors) {
+            return;
+        }
+        self.colors = Some(colors);
+        for pane in self.agents.values().filter_map(|a| a.pane.as_ref()) {
+            pane.set_colors(colors);
+        }
     }
 
     fn agent(&self, t: &Target) -> Result<&Agent, String> {
@@ -533,10 +601,20 @@ impl Session {
             let _ = reply.send(err(format!("-n {} is out of range (1 to 50)", req.count)));
             return;
         }
+        if req.worktree.is_some() && req.count != 1 {
+            let _ = reply.send(err("--worktree starts one agent; leave out -n"));
+            return;
+        }
+        let owned: Vec<(String, PathBuf)> = match req.worktree {
+            Some(_) => {
+                self.agents.values().map(|a| (a.rec.name.clone(), a.rec.worktree.clone())).collect()
+            }
+            None => Vec::new(),
+        };
         off_session(
             &self.tx,
             move || {
-                let prep = prepare(&req);
+                let prep = prepare(&req, &owned);
                 (req, prep)
             },
             move |s, (req, prep)| match prep {
@@ -550,14 +628,39 @@ impl Session {
 
     fn new_prepared(&mut self, req: NewAgent, prep: Prepared, reply: oneshot::Sender<Outcome>) {
         let root = prep.info.root.clone();
+        // gc must not find a worktree half made: while it runs, the agent waits.
+        if let Some(waiting) = self.gc_running.get_mut(&root) {
+            waiting.push(Box::new(move |s: &mut Session| s.new_prepared(req, prep, reply)));
+            return;
+        }
+        self.new_prepared_now(req, prep, reply);
+    }
+
+    fn new_prepared_now(&mut self, req: NewAgent, prep: Prepared, reply: oneshot::Sender<Outcome>) {
+        let root = prep.info.root.clone();
         self.repos.insert(root.clone());
         let prefix = prep.config.worktree.branch_prefix.clone();
         let count = req.count as usize;
         let explicit = req.name.is_some();
-        let base_name = req
-            .name
-            .clone()
-            .unwrap_or_else(|| names::from_prompt(req.prompt.as_deref(), &prep.profile_name));
+        if let Some(a) = &prep.adopt
+            && let Some(other) = self.agents.values().find(|o| o.rec.worktree == a.path)
+        {
+            let _ = reply.send(err(format!(
+                "cannot adopt {}: it is the worktree of agent '{}'",
+                a.path.display(),
+                other.rec.name
+            )));
+            return;
+        }
+        let base_name = req.name.clone().unwrap_or_else(|| match &prep.adopt {
+            // Named after the worktree's directory, as the user named it.
+            Some(a) => {
+                let dir = a.path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+                let words = dir.replace(|c: char| !c.is_ascii_alphanumeric(), " ");
+                names::from_prompt(Some(&words), &prep.profile_name)
+            }
+            None => names::from_prompt(req.prompt.as_deref(), &prep.profile_name),
+        });
         let taken = |n: &str| {
             self.agents.contains_key(&(root.clone(), n.to_string()))
                 || prep.branches.contains(&format!("{prefix}{n}"))
@@ -576,7 +679,7 @@ impl Session {
                 )));
                 return;
             }
-            if prep.branches.contains(&format!("{prefix}{n}")) {
+            if prep.adopt.is_none() && prep.branches.contains(&format!("{prefix}{n}")) {
                 let _ = reply.send(err(format!(
                     "branch '{prefix}{n}' already exists; choose another name or delete the branch"
                 )));
@@ -599,14 +702,18 @@ impl Session {
                     return;
                 }
             };
+            let (branch, worktree) = match &prep.adopt {
+                Some(a) => (a.branch.clone(), a.path.clone()),
+                None => (format!("{prefix}{n}"), prep.worktree_dir.join(n)),
+            };
             let rec = AgentRecord {
                 name: n.clone(),
                 repo: root.clone(),
                 profile: prep.profile_name.clone(),
-                branch: format!("{prefix}{n}"),
+                branch,
                 base: prep.base.clone(),
                 base_commit: prep.base_commit.clone(),
-                worktree: prep.worktree_dir.join(n),
+                worktree,
                 port: Some(port),
                 prompt: req.prompt.clone(),
                 session: uuid::Uuid::new_v4().to_string(),
@@ -615,6 +722,7 @@ impl Session {
                 argv: Vec::new(),
                 exit_code: None,
                 queue: Vec::new(),
+                adopted: prep.adopt.is_some(),
             };
             // Reserve the name and the port while the worktree is made.
             self.agents.insert(
@@ -634,15 +742,20 @@ impl Session {
         let tx = self.tx.clone();
         self.runs += 1;
         let run = self.runs;
+        let colors = self.colors;
         off_session(
             &self.tx,
-            move || create_all(&*host, &tx, &prep, &req, records, run),
+            move || create_all(&*host, &tx, &prep, &req, records, run, colors),
             move |s, result: Creation| match result {
                 Ok(created) => {
                     let mut names = Vec::new();
                     for (rec, pane) in created {
                         let key = (rec.repo.clone(), rec.name.clone());
                         names.push(rec.name.clone());
+                        // Colours a client told while the agent was being created.
+                        if let Some(c) = s.colors {
+                            pane.set_colors(c);
+                        }
                         if let Some(a) = s.agents.get_mut(&key) {
                             a.rec = rec;
                             a.phase = Phase::Ready;
@@ -820,7 +933,7 @@ impl Session {
         spawn_pane(
             &*self.host,
             spec,
-            term::new_emulator(spec.size, scrollback),
+            emulator(spec.size, scrollback, self.colors),
             Box::new(move |code| {
                 let _ = tx.send(SessionMsg::Run(Box::new(move |s| s.on_exit(&k, run, code))));
             }),
@@ -844,6 +957,10 @@ impl Session {
         };
         if let Some(a) = self.agents.get_mut(&key) {
             a.phase = Phase::Busy;
+        }
+        if rec.adopted {
+            self.forget_adopted(key, rec, pane, reply);
+            return;
         }
         let tx = self.tx.clone();
         tokio::spawn(async move {
@@ -889,6 +1006,38 @@ impl Session {
                     }
                     let _ = reply.send(err(e));
                 }
+            })));
+        });
+    }
+}
+
+impl Session {
+    /// `rm` of an agent started in a worktree corral did not make: as `git worktree` users
+    /// expect of a tool that borrowed their worktree, stop the agent and forget it, and leave
+    /// the worktree and its branch exactly as they are (uncommitted work included).
+    fn forget_adopted(
+        &mut self,
+        key: Key,
+        rec: AgentRecord,
+        pane: Option<PaneHandle>,
+        reply: oneshot::Sender<Outcome>,
+    ) {
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            if let Some(p) = pane.filter(|p| !p.state().exited) {
+                p.kill();
+                wait_exit(&p, Duration::from_secs(10)).await;
+            }
+            let _ = tx.send(SessionMsg::Run(Box::new(move |s: &mut Session| {
+                s.agents.remove(&key);
+                s.forget_badge(&key);
+                s.save(&key.0);
+                let _ = reply.send(Outcome::Reply(Reply::Note(format!(
+                    "removed agent '{}'; its worktree {} and branch {} were there before it and stay as they are",
+                    rec.name,
+                    rec.worktree.display(),
+                    rec.branch
+                ))));
             })));
         });
     }
@@ -975,6 +1124,16 @@ async fn wait_exit(pane: &PaneHandle, limit: Duration) -> bool {
     tokio::time::timeout(limit, wait).await.is_ok()
 }
 
+/// A pane's emulator, answering colour queries with a client's colours once one has told them.
+fn emulator(size: Size, scrollback: usize, colors: Option<TermColors>) -> Box<dyn term::Emulator> {
+    let mut emulator = term::new_emulator(size, scrollback);
+    if let Some(c) = colors {
+        // Nothing has run in it yet, so nobody is subscribed to hear of the change.
+        emulator.set_colors(c);
+    }
+    emulator
+}
+
 /// Create each agent's worktree, copy files, and start its process. All or nothing: on failure,
 /// what was created for earlier agents of the same request is removed again.
 fn create_all(
@@ -984,6 +1143,7 @@ fn create_all(
     req: &NewAgent,
     records: Vec<AgentRecord>,
     run: u64,
+    colors: Option<TermColors>,
 ) -> Creation {
     let mut done: Vec<(AgentRecord, PaneHandle)> = Vec::new();
     let mut made: Vec<AgentRecord> = Vec::new();
@@ -997,25 +1157,29 @@ fn create_all(
         }
     };
     for mut rec in records.clone() {
-        let spec = git::NewWorktree {
-            root: &prep.info.root,
-            name: &rec.name,
-            branch: &rec.branch,
-            path: &rec.worktree,
-            base_commit: &prep.base_commit,
-        };
-        if let Err(e) = git::create_worktree(&spec) {
-            undo(&made, &done);
-            return Err((records, e.to_string()));
+        // An adopted worktree is the user's, set up as they keep it: nothing to make or copy.
+        let setup: &[String] = if rec.adopted { &[] } else { &prep.config.worktree.setup };
+        if !rec.adopted {
+            let spec = git::NewWorktree {
+                root: &prep.info.root,
+                name: &rec.name,
+                branch: &rec.branch,
+                path: &rec.worktree,
+                base_commit: &prep.base_commit,
+            };
+            if let Err(e) = git::create_worktree(&spec) {
+                undo(&made, &done);
+                return Err((records, e.to_string()));
+            }
+            made.push(rec.clone());
+            if let Err(e) =
+                git::copy_untracked(&prep.info.root, &rec.worktree, &prep.config.worktree.copy)
+            {
+                undo(&made, &done);
+                return Err((records, e.to_string()));
+            }
         }
-        made.push(rec.clone());
-        if let Err(e) =
-            git::copy_untracked(&prep.info.root, &rec.worktree, &prep.config.worktree.copy)
-        {
-            undo(&made, &done);
-            return Err((records, e.to_string()));
-        }
-        let argv = build_argv(&prep.profile, &rec, &req.env, false, &prep.config.worktree.setup);
+        let argv = build_argv(&prep.profile, &rec, &req.env, false, setup);
         rec.argv = argv.clone();
         let spawn = SpawnSpec {
             argv,
@@ -1028,7 +1192,7 @@ fn create_all(
         let pane = spawn_pane(
             host,
             &spawn,
-            term::new_emulator(rec.size, prep.config.terminal.scrollback),
+            emulator(rec.size, prep.config.terminal.scrollback, colors),
             Box::new(move |code| {
                 let _ =
                     exit_tx.send(SessionMsg::Run(Box::new(move |s| s.on_exit(&key, run, code))));
@@ -1103,6 +1267,7 @@ async fn wait_settled(pane: &PaneHandle, quiet: Duration, limit: Duration) -> bo
 fn request_repo(req: &Request) -> Option<PathBuf> {
     match req {
         Request::List { repo } => repo.clone(),
+        Request::Gc { repo, .. } => Some(repo.clone()),
         Request::New(n) => Some(n.repo.clone()),
         Request::Tail { target, .. }
         | Request::Follow { target, .. }

@@ -28,12 +28,17 @@
 //! # Replies
 //!
 //! Everything alacritty answers arrives as events during parsing and is drained, in order, after
-//! each call into the parser. XTVERSION it does not answer, so [`XtVersionScanner`] watches the raw
-//! bytes and the feed is split right after each query, which keeps our reply in sequence with the
-//! others. One exception: while a synchronized update (mode 2026) is being buffered the parser sees
-//! nothing until it ends, so an XTVERSION inside one is answered before the queries preceding it.
+//! each call into the parser. XTVERSION and the colour-scheme query (`CSI ? 996 n`) it does not
+//! answer, so [`QueryScanner`] watches the raw bytes and the feed is split right after each
+//! query, which keeps our reply in sequence with the others. One exception: while a synchronized
+//! update (mode 2026) is being buffered the parser sees nothing until it ends, so such a query
+//! inside one is answered before the queries preceding it.
 //! Colour queries report a colour the program set itself (OSC 4/10/11) if it did, like a real
-//! terminal, and the fixed palette otherwise.
+//! terminal, else the default colours the pane was told ([`Emulator::set_colors`]: those of a
+//! client's terminal), and the xterm palette for OSC 4. DEC mode 2031 (colour-scheme updates)
+//! alacritty does not know either: [`Tracker`] keeps it and answers DECRQM for it, and a program
+//! that set it is sent `CSI ? 997 ; 1|2 n` (dark, light) whenever the default colours change, so
+//! it can ask them again.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -57,7 +62,7 @@ use super::screen::ScreenUpdate;
 use super::screen::attr;
 use super::{
     Cell, Color, Emulator, Feedback, Line, Modes, MouseMode, NumberedLine, Screen, ScreenCopy,
-    Size, TextCopy,
+    Size, TermColors, TextCopy,
 };
 
 /// Alacritty cannot hold a wide character in fewer than two columns (it would index past the row),
@@ -78,10 +83,8 @@ const HOT_LINES: usize = 100;
 const CELL_WIDTH: u16 = 8;
 const CELL_HEIGHT: u16 = 16;
 
-/// Colours we claim to draw with when a program asks (OSC 10/11/12/4). Programs use the background
-/// to pick a light or dark theme, so the answer must be stable and plausible.
-const DEFAULT_FG: Rgb = Rgb { r: 0xd0, g: 0xd0, b: 0xd0 };
-const DEFAULT_BG: Rgb = Rgb { r: 0x10, g: 0x10, b: 0x10 };
+/// DEC private mode 2031: the program wants to hear when the colour scheme changes.
+const COLOR_SCHEME_UPDATES: u16 = 2031;
 
 /// Collects the events the terminal raises while parsing; the emulator drains them after each
 /// call into the parser. Only the events we act on are kept.
@@ -152,7 +155,11 @@ pub struct AlacrittyEmulator {
     /// The rest of the scrollback, oldest first.
     cold: ColdStore,
     title: String,
-    xtversion: XtVersionScanner,
+    xtversion: QueryScanner,
+    /// The default colours queries are answered with.
+    colors: TermColors,
+    /// Mode 2031 is set.
+    scheme_updates: bool,
     num: Numbering,
     /// Tells this emulator's [`ScreenCopy`]s from others'.
     id: u64,
@@ -188,7 +195,9 @@ impl AlacrittyEmulator {
             hot,
             cold: ColdStore::new(scrollback - hot),
             title: String::new(),
-            xtversion: XtVersionScanner::default(),
+            xtversion: QueryScanner::default(),
+            colors: TermColors::FALLBACK,
+            scheme_updates: false,
             num: Numbering::default(),
             id: {
                 static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -284,6 +293,8 @@ impl AlacrittyEmulator {
             scrollback: self.hot,
             cold: &mut self.cold,
             cols: usize::from(self.size.cols),
+            scheme_updates: &mut self.scheme_updates,
+            events: &self.events,
         };
         self.parser.advance(&mut tracker, bytes);
     }
@@ -295,7 +306,7 @@ impl AlacrittyEmulator {
                 Event::PtyWrite(s) => fb.replies.extend_from_slice(s.as_bytes()),
                 Event::ColorRequest(index, format) => {
                     let set = (index < color::COUNT).then(|| self.term.colors()[index]).flatten();
-                    let rgb = set.unwrap_or_else(|| default_color(index));
+                    let rgb = set.unwrap_or_else(|| default_color(index, &self.colors));
                     fb.replies.extend_from_slice(format(rgb).as_bytes());
                 }
                 Event::TextAreaSizeRequest(format) => {
@@ -350,20 +361,23 @@ impl Emulator for AlacrittyEmulator {
         let mut start = 0;
         let mut i = 0;
         while i < bytes.len() {
-            if self.xtversion == XtVersionScanner::Ground {
+            if self.xtversion == QueryScanner::Ground {
                 // Only an ESC can start a query; most output has few.
                 match find_esc(&bytes[i..]) {
                     Some(at) => i += at,
                     None => break,
                 }
             }
-            if self.xtversion.step(bytes[i]) {
+            if let Some(query) = self.xtversion.step(bytes[i]) {
                 // Parse up to the query first so replies to earlier queries go out before ours.
                 self.advance(&bytes[start..=i]);
                 self.drain(&mut fb);
-                fb.replies.extend_from_slice(
-                    concat!("\x1bP>|corral ", env!("CARGO_PKG_VERSION"), "\x1b\\").as_bytes(),
-                );
+                fb.replies.extend_from_slice(match query {
+                    Query::XtVersion => {
+                        concat!("\x1bP>|corral ", env!("CARGO_PKG_VERSION"), "\x1b\\").as_bytes()
+                    }
+                    Query::ColorScheme => self.colors.scheme_report(),
+                });
                 start = i + 1;
             }
             i += 1;
@@ -372,6 +386,17 @@ impl Emulator for AlacrittyEmulator {
         self.drain(&mut fb);
         self.settle();
         self.note_damage();
+        fb
+    }
+
+    fn set_colors(&mut self, colors: TermColors) -> Feedback {
+        let mut fb = Feedback::default();
+        if colors != self.colors {
+            self.colors = colors;
+            if self.scheme_updates {
+                fb.replies.extend_from_slice(colors.scheme_report());
+            }
+        }
         fb
     }
 
@@ -396,6 +421,8 @@ impl Emulator for AlacrittyEmulator {
                 scrollback: self.hot,
                 cold: &mut self.cold,
                 cols: usize::from(self.size.cols),
+                scheme_updates: &mut self.scheme_updates,
+                events: &self.events,
             };
             self.parser.stop_sync(&mut tracker);
             self.drain(&mut fb);
@@ -675,6 +702,10 @@ struct Tracker<'a> {
     cold: &'a mut ColdStore,
     /// Width of the view, for lines copied out of the grid.
     cols: usize,
+    /// Mode 2031, which alacritty does not know.
+    scheme_updates: &'a mut bool,
+    /// Where replies go, in order with alacritty's own.
+    events: &'a Listener,
 }
 
 impl Tracker<'_> {
@@ -829,7 +860,6 @@ impl Handler for Tracker<'_> {
         fn set_mode(&mut self, mode: ansi::Mode);
         fn unset_mode(&mut self, mode: ansi::Mode);
         fn report_mode(&mut self, mode: ansi::Mode);
-        fn report_private_mode(&mut self, mode: PrivateMode);
         fn set_scrolling_region(&mut self, top: usize, bottom: Option<usize>);
         fn set_keypad_application_mode(&mut self);
         fn unset_keypad_application_mode(&mut self);
@@ -856,7 +886,19 @@ impl Handler for Tracker<'_> {
         fn set_scp(&mut self, char_path: ScpCharPath, update_mode: ScpUpdateMode);
     }
 
+    fn report_private_mode(&mut self, mode: PrivateMode) {
+        if mode.raw() != COLOR_SCHEME_UPDATES {
+            return self.track(|t| t.report_private_mode(mode));
+        }
+        let state = if *self.scheme_updates { 1 } else { 2 };
+        self.events.send_event(Event::PtyWrite(format!("\x1b[?{COLOR_SCHEME_UPDATES};{state}$y")));
+    }
+
     fn set_private_mode(&mut self, mode: PrivateMode) {
+        if mode.raw() == COLOR_SCHEME_UPDATES {
+            *self.scheme_updates = true;
+            return;
+        }
         if !is_screen_swap(&mode) {
             return self.track(|t| t.set_private_mode(mode));
         }
@@ -869,6 +911,10 @@ impl Handler for Tracker<'_> {
     }
 
     fn unset_private_mode(&mut self, mode: PrivateMode) {
+        if mode.raw() == COLOR_SCHEME_UPDATES {
+            *self.scheme_updates = false;
+            return;
+        }
         if !is_screen_swap(&mode) {
             return self.track(|t| t.unset_private_mode(mode));
         }
@@ -891,6 +937,7 @@ impl Handler for Tracker<'_> {
         self.before_switch();
         let was_alt = self.is_alt();
         self.cold.clear();
+        *self.scheme_updates = false;
         self.track(|t| t.reset_state());
         if !was_alt {
             self.restart_primary();
@@ -992,17 +1039,19 @@ fn convert_color(c: ansi::Color) -> Color {
 }
 
 /// The colour for an OSC colour query: alacritty's indices are the 256 palette entries followed
-/// by the named special colours.
-fn default_color(index: usize) -> Rgb {
+/// by the named special colours; the foreground (and the cursor, drawn in it) and the background
+/// are the pane's default colours.
+fn default_color(index: usize, colors: &TermColors) -> Rgb {
+    let rgb = |c: super::colors::Rgb8| Rgb { r: c.r, g: c.g, b: c.b };
     match index {
         0..=255 => xterm_color(index as u8),
-        i if i == NamedColor::Background as usize => DEFAULT_BG,
+        i if i == NamedColor::Background as usize => rgb(colors.bg),
         i if (NamedColor::DimBlack as usize..=NamedColor::DimWhite as usize).contains(&i) => {
             let c = xterm_color((i - NamedColor::DimBlack as usize) as u8);
             let dim = |v: u8| (u16::from(v) * 2 / 3) as u8;
             Rgb { r: dim(c.r), g: dim(c.g), b: dim(c.b) }
         }
-        _ => DEFAULT_FG,
+        _ => rgb(colors.fg),
     }
 }
 
@@ -1063,31 +1112,46 @@ fn find_esc(bytes: &[u8]) -> Option<usize> {
     bytes[at..].iter().position(|&b| b == 0x1b).map(|p| at + p)
 }
 
-/// Spots XTVERSION queries (`CSI > q`, `CSI > 0 q`) in the raw byte stream, which alacritty
-/// ignores. A state machine rather than a search, so a query split across reads is still seen.
+/// A query alacritty does not answer, found in the raw bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Query {
+    /// XTVERSION: `CSI > q`, `CSI > 0 q`.
+    XtVersion,
+    /// The colour-scheme query of mode 2031: `CSI ? 996 n`.
+    ColorScheme,
+}
+
+/// Spots the queries alacritty ignores ([`Query`]) in the raw byte stream. A state machine
+/// rather than a search, so a query split across reads is still seen.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-enum XtVersionScanner {
+enum QueryScanner {
     #[default]
     Ground,
     Esc,
     Csi,
     Gt,
     Zero,
+    /// `CSI ?` followed by this many of the digits of 996.
+    Dsr(u8),
 }
 
-impl XtVersionScanner {
-    /// Feed one byte; true when it completes a query.
+impl QueryScanner {
+    /// Feed one byte; the query it completes, if any.
     #[inline]
-    fn step(&mut self, b: u8) -> bool {
-        use XtVersionScanner::*;
+    fn step(&mut self, b: u8) -> Option<Query> {
+        use QueryScanner::*;
         let (next, hit) = match (*self, b) {
-            (_, 0x1b) => (Esc, false),
-            (Ground, _) => (Ground, false),
-            (Esc, b'[') => (Csi, false),
-            (Csi, b'>') => (Gt, false),
-            (Gt | Zero, b'0') => (Zero, false),
-            (Gt | Zero, b'q') => (Ground, true),
-            _ => (Ground, false),
+            (_, 0x1b) => (Esc, None),
+            (Ground, _) => (Ground, None),
+            (Esc, b'[') => (Csi, None),
+            (Csi, b'>') => (Gt, None),
+            (Gt | Zero, b'0') => (Zero, None),
+            (Gt | Zero, b'q') => (Ground, Some(Query::XtVersion)),
+            (Csi, b'?') => (Dsr(0), None),
+            (Dsr(0 | 1), b'9') => (Dsr(if *self == Dsr(0) { 1 } else { 2 }), None),
+            (Dsr(2), b'6') => (Dsr(3), None),
+            (Dsr(3), b'n') => (Ground, Some(Query::ColorScheme)),
+            _ => (Ground, None),
         };
         *self = next;
         hit
@@ -1261,6 +1325,56 @@ mod tests {
         // A colour the program set is reported back.
         e.feed(b"\x1b]11;rgb:ff/ff/ff\x07");
         assert_eq!(reply(&mut e, b"\x1b]11;?\x07"), "\x1b]11;rgb:ffff/ffff/ffff\x07");
+    }
+
+    #[test]
+    fn colour_queries_answer_with_the_colours_the_pane_was_told() {
+        let light = TermColors {
+            fg: crate::term::colors::Rgb8::new(0x20, 0x20, 0x20),
+            bg: crate::term::colors::Rgb8::new(0xff, 0xff, 0xf0),
+        };
+        let mut e = emu(80, 24);
+        assert!(e.set_colors(light).replies.is_empty(), "nobody asked to hear of changes");
+        assert_eq!(reply(&mut e, b"\x1b]11;?\x07"), "\x1b]11;rgb:ffff/ffff/f0f0\x07");
+        assert_eq!(reply(&mut e, b"\x1b]10;?\x07"), "\x1b]10;rgb:2020/2020/2020\x07");
+        assert_eq!(reply(&mut e, b"\x1b]12;?\x07"), "\x1b]12;rgb:2020/2020/2020\x07");
+        // The palette stays xterm's, and a colour the program set itself still wins.
+        assert_eq!(reply(&mut e, b"\x1b]4;1;?\x07"), "\x1b]4;1;rgb:cdcd/0000/0000\x07");
+        e.feed(b"\x1b]11;rgb:00/00/00\x07");
+        assert_eq!(reply(&mut e, b"\x1b]11;?\x07"), "\x1b]11;rgb:0000/0000/0000\x07");
+        e.feed(b"\x1b]111\x07");
+        assert_eq!(reply(&mut e, b"\x1b]11;?\x07"), "\x1b]11;rgb:ffff/ffff/f0f0\x07");
+    }
+
+    #[test]
+    fn programs_that_set_mode_2031_hear_of_colour_changes() {
+        let light = TermColors {
+            fg: crate::term::colors::Rgb8::new(0, 0, 0),
+            bg: crate::term::colors::Rgb8::new(0xff, 0xff, 0xff),
+        };
+        let mut e = emu(80, 24);
+        // Supported, and off until the program sets it.
+        assert_eq!(reply(&mut e, b"\x1b[?2031$p"), "\x1b[?2031;2$y");
+        assert_eq!(reply(&mut e, b"\x1b[?2031h\x1b[?2031$p"), "\x1b[?2031;1$y");
+        // The scheme query, whole and split across reads, in order with other replies.
+        assert_eq!(reply(&mut e, b"\x1b[?996n"), "\x1b[?997;1n");
+        assert_eq!(reply(&mut e, b"\x1b[?99"), "");
+        assert_eq!(reply(&mut e, b"6n\x1b[6n"), "\x1b[?997;1n\x1b[1;1R");
+        assert_eq!(reply(&mut e, b"\x1b[?995n\x1b[?96n\x1b[?9966n"), "", "near misses");
+        assert_eq!(
+            String::from_utf8_lossy(&e.set_colors(light).replies),
+            "\x1b[?997;2n",
+            "a change is reported"
+        );
+        assert!(e.set_colors(light).replies.is_empty(), "the same colours again are no change");
+        assert_eq!(reply(&mut e, b"\x1b[?996n"), "\x1b[?997;2n");
+        // Reset by the program (or by a full reset): changes are no longer sent.
+        e.feed(b"\x1b[?2031l");
+        assert!(e.set_colors(TermColors::FALLBACK).replies.is_empty());
+        e.feed(b"\x1b[?2031h\x1bc");
+        assert!(e.set_colors(light).replies.is_empty());
+        assert_eq!(reply(&mut e, b"\x1b[?2031$p"), "\x1b[?2031;2$y");
+        assert_eq!(row(&e, 0), "", "none of it reaches the screen");
     }
 
     #[test]

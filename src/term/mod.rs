@@ -8,9 +8,11 @@
 
 mod alac;
 mod cold;
+pub mod colors;
 pub mod screen;
 
 pub use alac::AlacrittyEmulator;
+pub use colors::TermColors;
 pub use screen::{Cell, Color, Line, Screen, ScreenUpdate, Size};
 
 /// A reader's copy of a pane's screen as text, kept up to date by [`Emulator::update_text`].
@@ -119,6 +121,9 @@ pub trait Emulator: Send {
     fn sync_deadline(&self) -> Option<Instant>;
     /// Flush a synchronized update whose deadline passed.
     fn flush_sync(&mut self) -> Feedback;
+    /// The default colours to answer colour queries (OSC 10/11/12) with, from now on; a program
+    /// that asked to hear of changes (mode 2031) is sent the new scheme, in the replies.
+    fn set_colors(&mut self, colors: TermColors) -> Feedback;
     /// Give back memory held for speed (caches of blank rows). Called when output goes quiet.
     fn trim_memory(&mut self) {}
     /// Resize the grid (reflowing as the real terminal would). Sizes are clamped to at least 1x1.

@@ -34,7 +34,7 @@ use super::state::{AppState, Effect, Msg, Settings};
 use super::{ui, update};
 use crate::client::{self, Client};
 use crate::proto::{self, ClientMsg, Reply, Request, ServerMsg, Target};
-use crate::term::Size;
+use crate::term::{Size, TermColors};
 
 /// At most 60 frames a second.
 const FRAME: Duration = Duration::from_micros(16_667);
@@ -127,6 +127,9 @@ pub async fn run(repo_arg: Option<PathBuf>) -> Result<i32> {
     st.env = env;
 
     let guard = TerminalGuard::enter()?;
+    // Before anything else reads the terminal. Keys typed meanwhile are lost: the dashboard has
+    // nothing to give them to yet.
+    let (colors, _typed) = crate::commands::ask_terminal_colors();
     let prev_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         // The terminal first: a panic message printed in raw mode on the alternate screen is
@@ -138,7 +141,7 @@ pub async fn run(repo_arg: Option<PathBuf>) -> Result<i32> {
     let backend = CrosstermBackend::new(BufWriter::with_capacity(1 << 16, std::io::stdout()));
     let mut terminal = Terminal::new(backend).context("cannot start drawing")?;
 
-    let result = event_loop(&mut st, &mut terminal, first).await;
+    let result = event_loop(&mut st, &mut terminal, first, colors).await;
     drop(terminal);
     drop(guard);
     result.map(|()| 0)
@@ -183,19 +186,25 @@ struct Tasks {
     refresh: Arc<Notify>,
     /// Dropping a sender ends that attachment (the task says Detach and closes).
     attached: HashMap<u64, mpsc::UnboundedSender<AttachCmd>>,
+    /// This terminal's default colours, told to the server with each attach.
+    colors: Option<TermColors>,
 }
 
 impl Tasks {
     fn run(&mut self, effects: Vec<Effect>) {
         for fx in effects {
             match fx {
-                Effect::Request(id, req) => {
+                Effect::Request(id, mut req) => {
+                    // Only the loop knows the terminal's colours; a new agent starts with them.
+                    if let Request::New(new) = &mut req {
+                        new.colors = self.colors;
+                    }
                     tokio::spawn(request_task(id, req, self.msgs.clone()));
                 }
                 Effect::Attach { id, target } => {
                     let (tx, rx) = mpsc::unbounded_channel();
                     self.attached.insert(id, tx);
-                    tokio::spawn(attach_task(id, target, self.msgs.clone(), rx));
+                    tokio::spawn(attach_task(id, target, self.colors, self.msgs.clone(), rx));
                 }
                 Effect::Detach { id } => {
                     self.attached.remove(&id);
@@ -271,7 +280,12 @@ pub fn draw_frame<W: Write>(
     terminal.backend_mut().flush()
 }
 
-async fn event_loop(st: &mut AppState, terminal: &mut Terminal<Out>, first: Client) -> Result<()> {
+async fn event_loop(
+    st: &mut AppState,
+    terminal: &mut Terminal<Out>,
+    first: Client,
+    colors: Option<TermColors>,
+) -> Result<()> {
     let (term_tx, mut term_rx) = mpsc::channel::<Msg>(256);
     spawn_input(term_tx);
     let (msg_tx, mut server_rx) = mpsc::channel::<Msg>(1024);
@@ -280,7 +294,7 @@ async fn event_loop(st: &mut AppState, terminal: &mut Terminal<Out>, first: Clie
     // brought back by it: the dashboard says so instead.
     tokio::spawn(list_task(first.without_starting(), msg_tx.clone(), refresh.clone()));
     tokio::spawn(config_task(st.repo.clone(), st.env.clone(), msg_tx.clone()));
-    let mut tasks = Tasks { msgs: msg_tx, refresh, attached: HashMap::new() };
+    let mut tasks = Tasks { msgs: msg_tx, refresh, attached: HashMap::new(), colors };
     // Being told to stop (kill, a closing terminal) ends the dashboard like `q`, so the terminal
     // is restored; the agents are the server's and keep running.
     use tokio::signal::unix::{SignalKind, signal};
@@ -439,6 +453,7 @@ async fn request_task(id: u64, req: Request, msgs: mpsc::Sender<Msg>) {
 async fn attach_task(
     id: u64,
     target: Target,
+    colors: Option<TermColors>,
     msgs: mpsc::Sender<Msg>,
     mut cmds: mpsc::UnboundedReceiver<AttachCmd>,
 ) {
@@ -447,7 +462,7 @@ async fn attach_task(
         let mut c = Client::connect_existing()
             .await?
             .ok_or_else(|| anyhow!("no corral server is answering"))?;
-        match c.request(Request::Attach { target, size: None, tty: None }).await? {
+        match c.request(Request::Attach { target, size: None, tty: None, colors }).await? {
             Reply::Attached => Ok(c),
             other => Err(anyhow!("unexpected answer to attach: {other:?}")),
         }

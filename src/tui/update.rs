@@ -645,6 +645,8 @@ pub fn validate_new(st: &AppState, d: &NewDialog) -> Result<NewAgent, (NewField,
         count,
         size: Some(pane_size(st)),
         env: st.env.clone(),
+        worktree: None,
+        colors: None,
     })
 }
 

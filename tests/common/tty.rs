@@ -21,6 +21,17 @@ pub struct Tty {
 
 impl Tty {
     pub fn spawn(env: &Env, args: &[&str], size: Size) -> Tty {
+        Tty::spawn_with_colors(env, args, size, None)
+    }
+
+    /// [`Tty::spawn`] on a terminal whose default colours (what it answers to OSC 10/11) are
+    /// `colors` instead of corral's dark ones.
+    pub fn spawn_with_colors(
+        env: &Env,
+        args: &[&str],
+        size: Size,
+        colors: Option<corral::term::TermColors>,
+    ) -> Tty {
         let pty = portable_pty::native_pty_system();
         let pair = pty
             .openpty(portable_pty::PtySize {
@@ -50,7 +61,11 @@ impl Tty {
         drop(pair.slave);
         let mut reader = pair.master.try_clone_reader().unwrap();
         let writer = Arc::new(Mutex::new(pair.master.take_writer().unwrap()));
-        let emu: Arc<Mutex<Box<dyn Emulator>>> = Arc::new(Mutex::new(new_emulator(size, 1000)));
+        let mut emulator = new_emulator(size, 1000);
+        if let Some(c) = colors {
+            emulator.set_colors(c);
+        }
+        let emu: Arc<Mutex<Box<dyn Emulator>>> = Arc::new(Mutex::new(emulator));
         let (e, w) = (emu.clone(), writer.clone());
         std::thread::spawn(move || {
             let mut buf = [0u8; 16384];
