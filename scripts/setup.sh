@@ -41,3 +41,19 @@ elif command -v npm >/dev/null 2>&1; then
 else
   echo "setup: npm not found; the agent CLIs' end-to-end tests will be skipped" >&2
 fi
+
+# The newest releases too, into .ci/agents-latest: agents reword their screens every few releases,
+# and the status tests run against both, so a release that breaks a rule is named by a test.
+latest="$root/.ci/agents-latest"
+if command -v npm >/dev/null 2>&1; then
+  want_claude=$(npm view @anthropic-ai/claude-code version 2>/dev/null || true)
+  want_codex=$(npm view @openai/codex version 2>/dev/null || true)
+  if [ -n "$want_claude" ] && [ -n "$want_codex" ] \
+    && ! { "$latest/node_modules/.bin/claude" --version 2>/dev/null | grep -q "^$want_claude " \
+      && "$latest/node_modules/.bin/codex" --version 2>/dev/null | grep -q " $want_codex\$"; }; then
+    mkdir -p "$latest"
+    npm install --no-audit --no-fund --silent --prefix "$latest" \
+      "@anthropic-ai/claude-code@$want_claude" "@openai/codex@$want_codex" \
+      || echo "setup: could not install the newest agent CLIs; their status tests will be skipped" >&2
+  fi
+fi

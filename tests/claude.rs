@@ -16,12 +16,21 @@ use common::*;
 
 #[test]
 fn claude_code_badge_follows_permission_prompt_and_streaming_against_the_mock_log() {
-    let Some(claude) = find_agent_cli("claude") else {
+    let clis = agent_clis("claude");
+    if clis.is_empty() {
         eprintln!(
             "SKIPPED claude_code_badge…: no `claude` CLI (set CORRAL_TEST_AGENTS_BIN, put it on PATH, or run scripts/setup.sh to install it into .ci/agents)"
         );
         return;
-    };
+    }
+    // The pinned release and the newest (scripts/setup.sh installs both): a failure says which.
+    for cli in clis {
+        eprintln!("with {}: {}", cli.display(), version_of(&cli));
+        badge_against_the_mock(&cli);
+    }
+}
+
+fn badge_against_the_mock(claude: &std::path::Path) {
     let env = Env::new();
     let root = env.root();
     let wts = root.join("wts");
@@ -59,7 +68,7 @@ fn claude_code_badge_follows_permission_prompt_and_streaming_against_the_mock_lo
 [worktree]
 dir = "{wts}"
 [agents.claude]
-command = ["{claude}", "--permission-mode", "default", "--session-id", "{{session}}"]
+command = ["{claude}", "--permission-mode", "manual", "--session-id", "{{session}}"]
 [agents.claude.env]
 ANTHROPIC_BASE_URL = "http://127.0.0.1:{port}"
 ANTHROPIC_API_KEY = "{key}"

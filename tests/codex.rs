@@ -14,12 +14,21 @@ use common::*;
 
 #[test]
 fn codex_badge_follows_trust_approval_and_streaming_against_the_mock_log() {
-    let Some(codex) = find_agent_cli("codex") else {
+    let clis = agent_clis("codex");
+    if clis.is_empty() {
         eprintln!(
             "SKIPPED codex_badge…: no `codex` CLI (set CORRAL_TEST_AGENTS_BIN, put it on PATH, or run scripts/setup.sh to install it into .ci/agents)"
         );
         return;
-    };
+    }
+    // The pinned release and the newest (scripts/setup.sh installs both): a failure says which.
+    for cli in clis {
+        eprintln!("with {}: {}", cli.display(), version_of(&cli));
+        badge_against_the_mock(&cli);
+    }
+}
+
+fn badge_against_the_mock(codex: &std::path::Path) {
     let env = Env::new();
     let root = env.root();
     let port = free_port();

@@ -43,7 +43,7 @@ pub struct View {
 }
 
 enum Msg {
-    Hook(Status, String),
+    Hook(Status, String, bool),
     Settings(Arc<Settings>),
     Explain(oneshot::Sender<(Vec<String>, Vec<RuleReport>)>),
 }
@@ -59,8 +59,9 @@ impl BadgeHandle {
         self.view.borrow().clone()
     }
 
-    pub fn hook(&self, status: Status, reason: String) {
-        let _ = self.tx.send(Msg::Hook(status, reason));
+    /// A hook said the agent is in `status`; `ends_turn`: see `hooks::ends_the_turn`.
+    pub fn hook(&self, status: Status, reason: String, ends_turn: bool) {
+        let _ = self.tx.send(Msg::Hook(status, reason, ends_turn));
     }
 
     pub fn set_settings(&self, settings: Arc<Settings>) {
@@ -154,8 +155,8 @@ impl Badge {
                 biased;
                 msg = rx.recv() => match msg {
                     None => return,
-                    Some(Msg::Hook(status, reason)) => {
-                        self.engine.on_hook(Instant::now(), status, reason);
+                    Some(Msg::Hook(status, reason, ends_turn)) => {
+                        self.engine.on_hook(Instant::now(), status, reason, ends_turn);
                     }
                     Some(Msg::Settings(s)) => {
                         self.settings = s;

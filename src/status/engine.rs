@@ -51,6 +51,8 @@ struct Hold {
     status: Status,
     reason: String,
     at: Instant,
+    /// Sent exactly when the agent's turn ended (`hooks::ends_the_turn`).
+    ends_turn: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +72,9 @@ pub struct Engine {
     seq: u64,
     hook: Option<Hold>,
     screen: Option<(Status, String)>,
+    /// The deciding rule's `settle_ms`, and when the screen's words last changed.
+    settle: Duration,
+    last_text_change: Option<Instant>,
     /// When the screen last showed something new: another decided state or other letters (what a
     /// hook is newer or older than).
     screen_news: Option<Instant>,
@@ -94,6 +99,8 @@ impl Engine {
             seq: 0,
             hook: None,
             screen: None,
+            settle: Duration::ZERO,
+            last_text_change: None,
             screen_news: None,
             last_change: None,
             first_change: None,
@@ -142,6 +149,7 @@ impl Engine {
         if self.fingerprint != Some(eval.fingerprint) {
             self.fingerprint = Some(eval.fingerprint);
             self.last_progress = self.last_progress.max(changed_at);
+            self.last_text_change = Some(changed_at);
         }
         self.rules_changed(eval);
     }
@@ -162,14 +170,16 @@ impl Engine {
             self.hook = None;
         }
         self.screen = eval.decided;
+        self.settle = eval.settle;
     }
 
-    /// The agent's hook said it is in `status`.
-    pub fn on_hook(&mut self, now: Instant, status: Status, reason: String) {
+    /// The agent's hook said it is in `status`; `ends_turn`: the hook is sent exactly when the
+    /// agent's turn is over (not also for side turns).
+    pub fn on_hook(&mut self, now: Instant, status: Status, reason: String, ends_turn: bool) {
         if self.exited.is_some() {
             return;
         }
-        self.hook = Some(Hold { status, reason, at: now });
+        self.hook = Some(Hold { status, reason, at: now, ends_turn });
         if status == Status::Working {
             // Activity the hook reports is progress too (a tool ran).
             self.last_progress = self.last_progress.max(now);
@@ -193,11 +203,12 @@ impl Engine {
         if let Some(h) = &self.hook {
             // What the screen plainly shows beats a hook that says less: hooks can be stale or
             // about another turn (Codex notifies a finished side turn while its approval prompt
-            // waits), so a question on screen is never read as anything else. Work with new
-            // words on screen after the hook said idle is a turn going on (or a queued prompt
-            // starting); a working screen that did not change since is the last frame of the
-            // turn the hook just ended, redrawn a moment later.
-            let newer_than_hook = self.screen_news.is_some_and(|t| t > h.at);
+            // waits), so a question on screen is never read as anything else, nor work as idle.
+            // Only a hook sent exactly at the end of the agent's own turn is news over work on
+            // screen: then a working screen that did not change since is the last frame of that
+            // turn, redrawn a moment later; new words after it are a turn going on (a queued
+            // prompt starting).
+            let newer_than_hook = !h.ends_turn || self.screen_news.is_some_and(|t| t > h.at);
             if let Some((shown, name)) = &self.screen
                 && ((*shown == Status::NeedsInput && h.status != Status::NeedsInput)
                     || (*shown == Status::Working && h.status == Status::Idle && newer_than_hook))
@@ -217,6 +228,14 @@ impl Engine {
             }
             Some(_) => (Status::Idle, format!("activity: quiet for {ms} ms"), Source::Activity),
         }
+    }
+
+    /// When the deciding rule's settle period ends (the screen's words still that long).
+    fn settle_due(&self) -> Option<Instant> {
+        if self.settle.is_zero() {
+            return None;
+        }
+        Some(self.last_text_change? + self.settle)
     }
 
     fn in_grace(&self, now: Instant) -> bool {
@@ -247,6 +266,14 @@ impl Engine {
             {
                 // Drawing a banner is not work; a rule, a hook, going quiet or output that goes on
                 // past the quiet period ends `starting`.
+                return None;
+            }
+            _ if source == Source::Rule
+                && to != Status::Working
+                && matches!(self.status, Status::Working | Status::Stuck)
+                && self.settle_due().is_some_and(|due| now < due) =>
+            {
+                // The rule says the turn is over, but words are still arriving under it.
                 return None;
             }
             Status::Working if matches!(self.status, Status::Working | Status::Stuck) => {
@@ -304,6 +331,14 @@ impl Engine {
         }
         if self.status == Status::Working {
             consider(self.stuck_deadline());
+        }
+        if source == Source::Rule
+            && cand != Status::Working
+            && matches!(self.status, Status::Working | Status::Stuck)
+            && let Some(due) = self.settle_due()
+            && due > now
+        {
+            consider(due);
         }
         at
     }
@@ -365,7 +400,11 @@ mod tests {
     };
 
     fn ev(status: Option<Status>, fp: u64) -> Evaluation {
-        Evaluation { decided: status.map(|s| (s, format!("{s}-rule"))), fingerprint: fp }
+        Evaluation {
+            decided: status.map(|s| (s, format!("{s}-rule"))),
+            settle: Duration::ZERO,
+            fingerprint: fp,
+        }
     }
 
     fn ms(n: u64) -> Duration {
@@ -436,6 +475,34 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_with_settle_leaves_working_only_once_the_words_stop() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        e.on_screen(t0, ev(Some(Status::Working), 1));
+        e.decide(t0);
+        // Codex streams its answer above a composer that looks idle.
+        let settled = |fp| Evaluation {
+            decided: Some((Status::Idle, "composer".into())),
+            settle: ms(800),
+            fingerprint: fp,
+        };
+        for i in 1..10u64 {
+            e.on_screen(t0 + ms(i * 150), settled(100 + i));
+            assert_eq!(e.decide(t0 + ms(i * 150)), None, "at {} ms", i * 150);
+        }
+        assert_eq!(e.next_deadline(t0 + ms(1350)), Some(t0 + ms(2150)));
+        assert_eq!(e.decide(t0 + ms(2100)), None);
+        assert_eq!(e.decide(t0 + ms(2150)).unwrap().to, Status::Idle);
+        // Its own hook needs no settling.
+        let mut h = Engine::new(t0, T);
+        h.on_screen(t0, ev(Some(Status::Working), 1));
+        h.decide(t0);
+        h.on_screen(t0 + ms(100), settled(2));
+        h.on_hook(t0 + ms(120), Status::Idle, "codex notify (agent-turn-complete)".into(), false);
+        assert_eq!(h.decide(t0 + ms(120)).unwrap().to, Status::Idle);
+    }
+
+    #[test]
     fn starting_ends_the_moment_a_rule_speaks() {
         let t0 = Instant::now();
         let mut e = Engine::new(t0, T);
@@ -458,7 +525,7 @@ mod tests {
         e.on_screen(t0, ev(Some(Status::Working), 1));
         e.decide(t0);
         // The permission hook arrives before the prompt is drawn.
-        e.on_hook(t0 + ms(10), Status::NeedsInput, "Notification".into());
+        e.on_hook(t0 + ms(10), Status::NeedsInput, "Notification".into(), false);
         assert_eq!(e.decide(t0 + ms(10)).unwrap().to, Status::NeedsInput);
         // The prompt is drawn: agreement, the hook stays.
         e.on_screen(t0 + ms(50), ev(Some(Status::NeedsInput), 2));
@@ -474,11 +541,11 @@ mod tests {
         let t0 = Instant::now();
         let mut e = Engine::new(t0, T);
         e.on_screen(t0, ev(None, 1));
-        e.on_hook(t0, Status::Working, "UserPromptSubmit".into());
+        e.on_hook(t0, Status::Working, "UserPromptSubmit".into(), false);
         assert_eq!(e.decide(t0).unwrap().to, Status::Working);
         e.on_screen(t0 + ms(5000), ev(None, 1));
         assert_eq!(e.decide(t0 + ms(5000)), None, "quiet screen, but the hook says working");
-        e.on_hook(t0 + ms(6000), Status::Idle, "Stop".into());
+        e.on_hook(t0 + ms(6000), Status::Idle, "Stop".into(), true);
         assert_eq!(
             e.decide(t0 + ms(6000)).unwrap().reason,
             "hook: Stop",
@@ -492,7 +559,7 @@ mod tests {
         let mut e = Engine::new(t0, T);
         e.on_screen(t0, ev(Some(Status::Working), 1));
         e.decide(t0);
-        e.on_hook(t0 + ms(10), Status::Idle, "Stop".into());
+        e.on_hook(t0 + ms(10), Status::Idle, "Stop".into(), true);
         e.on_screen(t0 + ms(20), ev(Some(Status::Working), 2));
         assert_eq!(e.decide(t0 + ms(5000)), None, "words still arrive under the spinner");
         // The screen shows the idle prompt: the hook agrees, and the badge says so at once.
@@ -507,7 +574,7 @@ mod tests {
         e.on_screen(t0, ev(Some(Status::Working), 1));
         e.decide(t0);
         // Only the spinner moves (same letters) when the turn ends: the hook is the news.
-        e.on_hook(t0 + ms(100), Status::Idle, "Stop".into());
+        e.on_hook(t0 + ms(100), Status::Idle, "Stop".into(), true);
         e.on_screen(t0 + ms(120), ev(Some(Status::Working), 1));
         let tr = e.decide(t0 + ms(120)).unwrap();
         assert_eq!((tr.to, tr.reason.as_str()), (Status::Idle, "hook: Stop"));
@@ -522,7 +589,7 @@ mod tests {
         let mut e = Engine::new(t0, T);
         e.on_screen(t0, ev(Some(Status::NeedsInput), 1));
         assert_eq!(e.decide(t0).unwrap().to, Status::NeedsInput);
-        e.on_hook(t0 + ms(100), Status::Idle, "codex notify (agent-turn-complete)".into());
+        e.on_hook(t0 + ms(100), Status::Idle, "codex notify (agent-turn-complete)".into(), false);
         assert_eq!(e.decide(t0 + ms(5000)), None);
         assert!(e.reason().contains("over hook"), "{}", e.reason());
         // Approved: the screen moves on, and the stale hook is spent with it.
@@ -555,13 +622,13 @@ mod tests {
     fn exit_beats_everything_and_ends_deadlines() {
         let t0 = Instant::now();
         let mut e = Engine::new(t0, T);
-        e.on_hook(t0, Status::Working, "PreToolUse".into());
+        e.on_hook(t0, Status::Working, "PreToolUse".into(), false);
         e.decide(t0);
         e.on_exit("process: exited with code 3".into());
         let tr = e.decide(t0 + ms(1)).unwrap();
         assert_eq!((tr.to, tr.reason.as_str()), (Status::Exited, "process: exited with code 3"));
         assert_eq!(e.next_deadline(t0 + ms(1)), None);
-        e.on_hook(t0 + ms(2), Status::Working, "late".into());
+        e.on_hook(t0 + ms(2), Status::Working, "late".into(), false);
         assert_eq!(e.decide(t0 + ms(2)), None);
     }
 }

@@ -64,6 +64,13 @@ pub fn interpret(event: &str, payload: &str) -> Option<(Status, String)> {
     }
 }
 
+/// Whether the event is sent exactly when the agent's own turn is over, so it is news even while
+/// the screen still shows that turn's last working frame. Claude Code's `Stop` is; Codex's notify
+/// is not: it also reports side turns (a title, a summary) finishing while the real turn runs on.
+pub fn ends_the_turn(event: &str) -> bool {
+    event == "Stop"
+}
+
 /// Claude Code's hook events corral listens to.
 pub const CLAUDE_EVENTS: [&str; 8] = [
     "UserPromptSubmit",

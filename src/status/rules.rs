@@ -33,6 +33,10 @@ pub struct RuleSpec {
     /// None of these may be found in the region.
     #[serde(default)]
     pub unless: Vec<String>,
+    /// Leaving `working` for this rule's state waits until the screen's words have been still
+    /// this long: for agents that stream their answer under a screen that already looks done.
+    #[serde(default)]
+    pub settle_ms: u64,
 }
 
 fn default_lines() -> u16 {
@@ -104,6 +108,8 @@ pub struct RuleReport {
 pub struct Evaluation {
     /// The first rule that matched: its status and name.
     pub decided: Option<(Status, String)>,
+    /// That rule's `settle_ms`.
+    pub settle: std::time::Duration,
     /// A hash of the screen's letters only, so spinners, timers and token counters that animate
     /// without progress do not count as change (what `stuck` is measured against).
     pub fingerprint: u64,
@@ -153,12 +159,16 @@ impl RuleSet {
 
     /// The first matching rule's verdict, and the screen's fingerprint.
     pub fn evaluate(&self, rows: &[String]) -> Evaluation {
-        let decided = self.rules.iter().find_map(|r| {
-            let (start, end) = r.region(rows)?;
-            let text = rows[start..end].join("\n");
-            r.matches(&text).then(|| (r.spec.status, r.spec.name.clone()))
+        let rule = self.rules.iter().find(|r| {
+            r.region(rows).is_some_and(|(start, end)| r.matches(&rows[start..end].join("\n")))
         });
-        Evaluation { decided, fingerprint: fingerprint(rows) }
+        Evaluation {
+            decided: rule.map(|r| (r.spec.status, r.spec.name.clone())),
+            settle: rule.map_or(std::time::Duration::ZERO, |r| {
+                std::time::Duration::from_millis(r.spec.settle_ms)
+            }),
+            fingerprint: fingerprint(rows),
+        }
     }
 
     /// Every rule, with the region it read and why it matched or not.
@@ -282,6 +292,7 @@ mod tests {
             input: "^❯".into(),
             patterns: pats.iter().map(|s| s.to_string()).collect(),
             unless: vec![],
+            settle_ms: 0,
         }
     }
 

@@ -318,7 +318,7 @@ impl Session {
         match (status::hooks::interpret(event, payload), self.status.badges.get(&key)) {
             (Some((s, why)), Some(b)) => {
                 debug!("hook {event} of {}: {s}", key.1);
-                b.hook(s, why);
+                b.hook(s, why, status::hooks::ends_the_turn(event));
             }
             (None, _) => debug!("hook {event} of {} says nothing about its state", key.1),
             (_, None) => debug!("hook {event} of {}, which is not running", key.1),
