@@ -14,8 +14,10 @@
 //! computed in memory, and refs move only by compare-and-swap once nothing can fail any more.
 
 mod branches;
+mod checkout;
 mod copy;
 mod diff;
+pub mod intent;
 #[cfg(test)]
 mod land_tests;
 mod merge;
@@ -28,6 +30,7 @@ mod worktree;
 pub use branches::local_branches;
 pub use copy::copy_untracked;
 pub use diff::{DiffStat, agent_patch, agent_stat};
+pub use intent::{NewAgentStep, Recovered, Step};
 pub use merge::{
     How, LandError, LandSpec, Landed, MergeMode, SyncSpec, Synced, Traps, land, sync, traps,
 };
