@@ -465,6 +465,11 @@ fn add(
     // Attribute lookups cost libgit2 two realpath() walks per file, half the time of a checkout; when
     // no attributes and no autocrlf can apply, the filters they drive are no-ops anyway.
     checkout.disable_filters(!filters_may_apply(repo, &tree)?);
+    checkout.progress(|path, _, _| {
+        if path.is_some() {
+            crate::failpoint::hit("new:checkout");
+        }
+    });
     worktree.checkout_head(Some(&mut checkout)).map_err(git_err(what()))
 }
 
@@ -708,7 +713,7 @@ fn remove_admin(common: &Path, admin: &Path, name: &str) -> Result<(), GitError>
 /// when its `.git` file points at the agent's admin dir, or it is still empty), the admin dir
 /// (only when it names that worktree or nothing), and the branch. Anything an agent may already
 /// have done there is kept first under `refs/corral/backup/<name>/`. Returns notes for the user.
-pub(super) fn undo_new_agent(
+pub fn undo_new_agent(
     root: &Path,
     a: &super::intent::NewAgentStep,
 ) -> Result<Vec<String>, GitError> {

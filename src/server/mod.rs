@@ -33,6 +33,7 @@ pub fn run(detach: bool) -> Result<()> {
     // The server outlives the directory it was started from (often a worktree that `rm` deletes).
     let _ = std::env::set_current_dir("/");
     let _log_guard = crate::logging::init_file("server")?;
+    crate::failpoint::arm_from_env();
     let lock_path = dir.join("server.lock");
     let lock = std::fs::OpenOptions::new()
         .create(true)
