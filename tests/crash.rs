@@ -49,8 +49,9 @@ fn status(dir: &Path) -> String {
 fn alive(pid: u32) -> bool {
     let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else { return false };
     tasks.flatten().any(|t| {
-        fs::read_to_string(t.path().join("stat"))
-            .is_ok_and(|stat| !stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')))
+        fs::read_to_string(t.path().join("stat")).is_ok_and(|stat| {
+            !stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z'))
+        })
     })
 }
 
@@ -80,9 +81,7 @@ fn run_to_crash(env: &Env, args: &[&str], point: &str) {
 fn crash_recovery(env: &Env, point: &str) {
     let out = env.cmd(&["ls"]).env(CRASH, point).output().unwrap();
     let pid = env.server_pid().unwrap();
-    wait_for(&format!("the recovering server to die at {point}"), || {
-        (!alive(pid)).then_some(())
-    });
+    wait_for(&format!("the recovering server to die at {point}"), || (!alive(pid)).then_some(()));
     assert!(!out.status.success(), "recovery never reached {point}:\n{}", server_log(env));
 }
 

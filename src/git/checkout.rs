@@ -400,11 +400,11 @@ fn settle(
         }
         match want {
             None => {
-                if let Err(e) = fs::remove_file(&full) {
-                    if e.kind() != io::ErrorKind::NotFound {
-                        left.push((s.path.clone(), e.to_string()));
-                        continue;
-                    }
+                if let Err(e) = fs::remove_file(&full)
+                    && e.kind() != io::ErrorKind::NotFound
+                {
+                    left.push((s.path.clone(), e.to_string()));
+                    continue;
                 }
                 prune_empty(root, full.parent());
                 failpoint::hit("checkout:step");
@@ -560,4 +560,32 @@ pub(super) fn resolve(_common: &Path, intent: &Intent) -> Result<Vec<String>, La
         ));
     }
     Ok(notes)
+}
+
+/// The state a kill leaves after `applied` of a checkout's paths were changed in the worktree (the
+/// index and ref not yet): for tests of [`resolve`].
+#[cfg(test)]
+pub(super) fn interrupt_for_test(path: &Path, refname: &str, old: &str, new: &str, applied: usize) {
+    #![allow(clippy::unwrap_used)]
+    let wt = open(path).unwrap();
+    let root = wt.workdir().unwrap().to_path_buf();
+    let (old, new) = (Oid::from_str(old).unwrap(), Oid::from_str(new).unwrap());
+    let old_tree = wt.find_commit(old).unwrap().tree().unwrap();
+    let new_tree = wt.find_commit(new).unwrap().tree().unwrap();
+    let paths = changed_paths(&wt, &old_tree, &new_tree).unwrap();
+    let staging = root.join(".corral-checkout-test");
+    let states = stage(&wt, &root, &staging, &old_tree, &new_tree, &paths).unwrap();
+    intent::record(
+        wt.commondir(),
+        Step::Checkout {
+            worktree: root.clone(),
+            refname: refname.into(),
+            old: old.to_string(),
+            new: new.to_string(),
+            staging: staging.clone(),
+            staged: Some(states.clone()),
+        },
+    )
+    .unwrap();
+    assert!(settle(&root, &staging, &states[..applied], true).is_empty());
 }

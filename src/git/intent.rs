@@ -150,10 +150,10 @@ pub fn clear(common_dir: &Path, id: &str) {
     for e in entries.flatten() {
         let name = e.file_name();
         let name = name.to_string_lossy();
-        if name.strip_prefix(id).is_some_and(|rest| rest.starts_with('.')) {
-            if let Err(err) = fs::remove_file(e.path()) {
-                tracing::warn!("cannot remove {}: {err}", e.path().display());
-            }
+        if name.strip_prefix(id).is_some_and(|rest| rest.starts_with('.'))
+            && let Err(err) = fs::remove_file(e.path())
+        {
+            tracing::warn!("cannot remove {}: {err}", e.path().display());
         }
     }
 }
@@ -203,7 +203,7 @@ pub struct Recovered {
 /// Finish or undo every change recorded in the repository at `root`. `listed` says whether the
 /// agent of that name and worktree has a saved record (a `new` that got that far is kept).
 /// Runs under the repository's landing lock, so no merge or sync interleaves.
-pub fn recover(root: &Path, listed: &dyn Fn(&str, &Path) -> bool) -> Result<Recovered, GitError> {
+pub fn recover(root: &Path, listed: &dyn Fn(&str, &Path) -> bool) -> Result<Recovered, LandError> {
     let repo = open(root)?;
     let common = repo.commondir().to_path_buf();
     let mut out = Recovered::default();
@@ -212,10 +212,7 @@ pub fn recover(root: &Path, listed: &dyn Fn(&str, &Path) -> bool) -> Result<Reco
     if intents.is_empty() {
         return Ok(out);
     }
-    let _lock = RepoLock::acquire(&common).map_err(|e| match e {
-        LandError::Git(g) => g,
-        e => GitError::Io { what: e.to_string(), source: io::Error::other("locked") },
-    })?;
+    let _lock = RepoLock::acquire(&common)?;
     failpoint::hit("recover:begin");
     for intent in intents {
         tracing::info!("recovering {} in {}: {:?}", intent.id, root.display(), intent.step);

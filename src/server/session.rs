@@ -889,8 +889,8 @@ impl Session {
             let done = tokio::task::spawn_blocking(move || {
                 remove_worktree_and_branch(&rec, &common, verdict)
             })
-                    .await
-                    .unwrap_or_else(|e| Err(format!("removal failed: {e}")));
+            .await
+            .unwrap_or_else(|e| Err(format!("removal failed: {e}")));
             let _ = tx.send(SessionMsg::Run(Box::new(move |s: &mut Session| match done {
                 Ok((note, intent)) => {
                     let common = s.agents.get(&key).map(|a| a.common_dir.clone());
@@ -991,8 +991,8 @@ fn remove_worktree_and_branch(
     crate::failpoint::hit("rm:intent");
     git::finish_remove(&rec.repo, &rec.name, &rec.branch, &rec.worktree, &rec.base, keep_branch)
         .map_err(|e| e.to_string())?;
-    let note = keep_branch
-        .then(|| format!("removed agent '{}'; kept branch {}", rec.name, rec.branch));
+    let note =
+        keep_branch.then(|| format!("removed agent '{}'; kept branch {}", rec.name, rec.branch));
     Ok((note, intent.id))
 }
 
