@@ -5,12 +5,15 @@
 //! tree, the merge, squash or rebase, which of the user's files are in the way), and only then change
 //! the repository, each change guarded by a compare-and-swap on the ref it moves. So a conflict, a
 //! refusal or a crash before the first write leaves every ref, index and file as it was; after it,
-//! backup refs (`refs/corral/backup/<agent>/<unix time>/{agent,base}`) hold both old tips.
+//! backup refs (`refs/corral/backup/<agent>/<unix time>/{agent,base}`) hold both old tips, and an
+//! intent record (`Step::Land`) lets the next server finish the merge when the base moved, or take
+//! the snapshot back off the agent's branch when it did not ([`resolve_land`]).
 //!
 //! A worktree that has the moved branch checked out (the user's main worktree, usually) is brought
-//! along with a checkout limited to the paths the move changes: the user's other staged, unstaged and
-//! untracked changes stay as they were, ignored files are never overwritten, and if the user's own
-//! changes touch any of those paths nothing happens at all ("commit or stash these").
+//! along with a checkout limited to the paths the move changes (`checkout`): the user's other
+//! staged, unstaged and untracked changes stay as they were, ignored files are never overwritten,
+//! and if the user's own changes touch any of those paths nothing happens at all ("commit or stash
+//! these").
 //!
 //! Merges in one repository are serialized by a lock file in its common git dir, so two servers (or
 //! a test harness and a server) never interleave.

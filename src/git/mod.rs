@@ -12,6 +12,12 @@
 //!
 //! Landing work (`diff`, `merge`, `radar`, on top of `state`) follows the same rule: results are
 //! computed in memory, and refs move only by compare-and-swap once nothing can fail any more.
+//!
+//! And every change of several steps survives `kill -9` at any instant: it writes an intent record
+//! (`intent`) before its first step, and [`intent::recover`] finishes or undoes whatever a killed
+//! server left, before a new one serves that repository. Checkouts of a worktree (`checkout`)
+//! stage every file first and change each path by one rename, so a half-done one can be told
+//! apart and completed or put back.
 
 mod branches;
 mod checkout;
