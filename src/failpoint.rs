@@ -6,15 +6,14 @@
 //! server at start-up; nothing else reads it, so a client run with it set only passes it on to a
 //! server it starts. Unarmed, a point costs one relaxed atomic load.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Mutex, OnceLock};
 
 const VAR: &str = "CORRAL_TEST_CRASH_AT";
 
 static ARMED: AtomicBool = AtomicBool::new(false);
 static TARGET: OnceLock<(String, u32)> = OnceLock::new();
 static SEEN: AtomicU32 = AtomicU32::new(0);
-static ORDER: Mutex<()> = Mutex::new(());
 
 /// Read `CORRAL_TEST_CRASH_AT`; called once by the server before it does anything else.
 pub fn arm_from_env() {
@@ -40,8 +39,6 @@ pub fn hit(name: &str) {
     if want != name {
         return;
     }
-    // Points reached from several threads at once still count one by one.
-    let _order = ORDER.lock();
     if SEEN.fetch_add(1, Ordering::AcqRel) + 1 == *nth {
         tracing::warn!("test crash point {name}: killing the server");
         let _ =

@@ -150,7 +150,9 @@ pub(super) fn changes_in_the_way(
             // A directory where a path of the move is: whatever is in it that the move does not
             // delete would be in the way of the file that goes there.
             let full = root.join(p);
-            if fs::symlink_metadata(&full).is_ok_and(|m| m.is_dir()) {
+            // A submodule's directory is its own repository's business, as in git.
+            let nested = fs::symlink_metadata(full.join(".git")).is_ok();
+            if !nested && fs::symlink_metadata(&full).is_ok_and(|m| m.is_dir()) {
                 let mut stack = vec![full];
                 while let Some(d) = stack.pop() {
                     let Ok(entries) = fs::read_dir(&d) else { continue };
@@ -217,17 +219,14 @@ pub(super) fn advance_worktree(
         return Err(LandError::Refused(format!("{} has no working tree", path.display())));
     };
     let common = wt.commondir().to_path_buf();
-    let mut intent = intent::record(
-        &common,
-        Step::Checkout {
-            worktree: root.clone(),
-            refname: refname.to_string(),
-            old: old.to_string(),
-            new: new.to_string(),
-            staging: PathBuf::new(),
-            staged: None,
-        },
-    )?;
+    let mut intent = Intent::new(Step::Checkout {
+        worktree: root.clone(),
+        refname: refname.to_string(),
+        old: old.to_string(),
+        new: new.to_string(),
+        staging: PathBuf::new(),
+        staged: None,
+    });
     let staging = root.join(format!(".corral-checkout-{}", intent.id));
     if let Step::Checkout { staging: s, .. } = &mut intent.step {
         *s = staging.clone();

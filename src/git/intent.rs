@@ -127,9 +127,16 @@ pub(super) fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
     sync_dir(parent)
 }
 
+impl Intent {
+    /// A record with a fresh id (which can name the step's own files), not yet written.
+    pub(super) fn new(step: Step) -> Intent {
+        Intent { id: new_id(), step }
+    }
+}
+
 /// Record `step` before its first change; returns the record, whose id names it from now on.
 pub fn record(common_dir: &Path, step: Step) -> Result<Intent, GitError> {
-    let intent = Intent { id: new_id(), step };
+    let intent = Intent::new(step);
     save(common_dir, &intent)?;
     Ok(intent)
 }

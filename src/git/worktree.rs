@@ -799,8 +799,11 @@ fn preserve_new_work(
     }
     let base = Oid::from_str(&a.base_commit).unwrap_or(keep);
     let why = format!("corral: work of agent {} whose creation was interrupted", a.name);
-    let prefix = super::merge::backup_refs(repo, &a.name, keep, base, &why)
-        .map_err(|e| GitError::Io { what: e.to_string(), source: io::Error::other("backup") })?;
+    let prefix = match super::merge::backup_refs(repo, &a.name, keep, base, &why) {
+        Ok(p) => p,
+        Err(super::LandError::Git(e)) => return Err(e),
+        Err(e) => return Err(io_err("keeping the work under a backup ref")(io::Error::other(e))),
+    };
     Ok(vec![format!(
         "agent '{}' was being created when the server stopped; what it had done is kept under {prefix}/agent",
         a.name
