@@ -77,12 +77,24 @@ fn run_to_crash(env: &Env, args: &[&str], point: &str) {
     );
 }
 
-/// The next server's recovery is killed at `point` too.
+/// The next server's recovery is killed at `point` too. That server is started directly (a client
+/// would wait for it to answer, and after it died, start another).
 fn crash_recovery(env: &Env, point: &str) {
-    let out = env.cmd(&["ls"]).env(CRASH, point).output().unwrap();
-    let pid = env.server_pid().unwrap();
-    wait_for(&format!("the recovering server to die at {point}"), || (!alive(pid)).then_some(()));
-    assert!(!out.status.success(), "recovery never reached {point}:\n{}", server_log(env));
+    let mut server = std::process::Command::new(bin());
+    env.apply_env(&mut server);
+    let mut server = server
+        .args(["server", "--foreground", "--detach"])
+        .env(CRASH, point)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = wait_for(&format!("the recovering server to die at {point}"), || {
+        server.try_wait().unwrap()
+    });
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "recovery never reached {point}:\n{}", server_log(env));
 }
 
 /// The first command after the crash answers (its server ran recovery first); the agents listed.

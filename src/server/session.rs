@@ -1038,12 +1038,14 @@ fn create_all(
     };
     crate::failpoint::hit("new:intent");
     let mut done: Vec<(AgentRecord, PaneHandle)> = Vec::new();
-    let undo = |done: &[(AgentRecord, PaneHandle)]| {
+    // Undo the first `made` agents: a failed create_worktree has rolled back its own steps, and
+    // what is at the paths of later agents is not ours (a branch someone made meanwhile).
+    let undo = |done: &[(AgentRecord, PaneHandle)], made: usize| {
         for (_, p) in done {
             p.kill();
         }
         let mut clean = true;
-        for step in &steps {
+        for step in &steps[..made] {
             match git::undo_new_agent(&prep.info.root, step) {
                 Ok(notes) => {
                     for n in notes {
@@ -1069,14 +1071,14 @@ fn create_all(
             base_commit: &prep.base_commit,
         };
         if let Err(e) = git::create_worktree(&spec) {
-            undo(&done);
+            undo(&done, done.len());
             return Err((records, e.to_string()));
         }
         crate::failpoint::hit("new:worktree");
         if let Err(e) =
             git::copy_untracked(&prep.info.root, &rec.worktree, &prep.config.worktree.copy)
         {
-            undo(&done);
+            undo(&done, done.len() + 1);
             return Err((records, e.to_string()));
         }
         let argv = build_argv(&prep.profile, &rec, &req.env, false, &prep.config.worktree.setup);
@@ -1101,7 +1103,7 @@ fn create_all(
         let pane = match pane {
             Ok(p) => p,
             Err(e) => {
-                undo(&done);
+                undo(&done, done.len() + 1);
                 return Err((records, format!("cannot start agent '{}': {e}", rec.name)));
             }
         };
