@@ -527,6 +527,7 @@ fn killed_recovery_is_recovered_by_the_next_server() {
     // Finishing a squash whose base moved: the agent's follow is killed half way.
     merge_case("--squash", "land:base", Some("checkout:step#1"));
     merge_case("--rebase", "checkout:ref", Some("recover:resolved"));
+    merge_case("--ff-only", "checkout:files", Some("checkout:step#3"));
     // Completing a sync whose ref moved; undoing one whose ref did not.
     sync_case("checkout:index", Some("recover:begin"));
     sync_case("checkout:step#2", Some("checkout:step#1"));

@@ -154,13 +154,19 @@ pub(super) fn save(common_dir: &Path, intent: &Intent) -> Result<(), GitError> {
 pub fn clear(common_dir: &Path, id: &str) {
     let d = dir(common_dir);
     let Ok(entries) = fs::read_dir(&d) else { return };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if name.strip_prefix(id).is_some_and(|rest| rest.starts_with('.'))
-            && let Err(err) = fs::remove_file(e.path())
-        {
-            tracing::warn!("cannot remove {}: {err}", e.path().display());
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            name.to_string_lossy().strip_prefix(id).is_some_and(|rest| rest.starts_with('.'))
+        })
+        .map(|e| e.path())
+        .collect();
+    // The record itself last: while it exists, its side files are found and cleared again.
+    files.sort_by_key(|p| p.extension().is_some_and(|x| x == "json"));
+    for f in files {
+        if let Err(err) = fs::remove_file(&f) {
+            tracing::warn!("cannot remove {}: {err}", f.display());
         }
     }
 }
