@@ -160,6 +160,7 @@ fn no_orphans(env: &Env, agents: &[String], kept_branches: &[&str], ctx: &str) {
         names_in(&env.repo).iter().all(|n| !n.starts_with(".corral-checkout")),
         "{ctx}: staging left in the main worktree"
     );
+    git(&env.repo, &["fsck", "--no-progress", "--no-dangling"]);
 }
 
 /// `corral new` under that name works again (after removing the agent if it survived).
@@ -216,10 +217,33 @@ fn new_case(point: &str, recovery: Option<&str>) {
     name_reusable(&env, "fresh", &agents);
 }
 
+/// `new -n 3`: all three agents or none of them.
+fn new_many_case(point: &str) {
+    let env = Env::new();
+    repo_with_files(&env);
+    let ctx = format!("new -n 3 killed at {point}");
+    arm(&env, point);
+    let args = ["new", "--agent", "shell", "--name", "many", "-n", "3", "--detach"];
+    run_to_crash(&env, &args, point);
+    let agents = listed(&env);
+    assert!(agents.is_empty() || agents.len() == 3, "{ctx}: {agents:?}");
+    no_orphans(&env, &agents, &[], &ctx);
+    for a in &agents {
+        env.ok(&["rm", a]);
+    }
+    let out = env.ok(&args);
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["many-1", "many-2", "many-3"], "{ctx}");
+}
+
 #[test]
 fn killed_new_becomes_a_listed_agent_or_nothing() {
     for point in NEW_POINTS {
         new_case(point, None);
+    }
+    // Killed while the second of three worktrees is checked out, after two of three started, and
+    // once all three are saved.
+    for point in ["new:checkout#9", "new:spawned#2", "new:saved"] {
+        new_many_case(point);
     }
 }
 
