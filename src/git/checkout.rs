@@ -504,10 +504,13 @@ pub(super) fn resolve(_common: &Path, intent: &Intent) -> Result<Vec<String>, La
     let Step::Checkout { worktree, refname, old, new, staging, staged } = &intent.step else {
         return Ok(Vec::new());
     };
+    // Only ever a staging directory of ours, directly in that worktree, whatever the record says.
+    let ours = staging.parent() == Some(worktree.as_path())
+        && staging
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(".corral-checkout-"));
     let cleanup = || {
-        if !staging.as_os_str().is_empty()
-            && let Err(e) = remove_tree(staging)
-        {
+        if ours && let Err(e) = remove_tree(staging) {
             tracing::warn!("cannot remove {}: {e}", staging.display());
         }
     };
