@@ -22,6 +22,10 @@ use std::time::{Duration, Instant};
 #[allow(dead_code, unused_imports)]
 #[path = "../src/git/mod.rs"]
 mod git;
+// The git steps mark their crash-test points; unarmed, each is one atomic load.
+#[allow(dead_code)]
+#[path = "../src/failpoint.rs"]
+mod failpoint;
 
 fn sh_git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")

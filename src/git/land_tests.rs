@@ -6,6 +6,7 @@ use std::process::Command;
 
 use tempfile::TempDir;
 
+use super::checkout::interrupt_for_test;
 use super::merge::advance_for_test;
 use super::*;
 
@@ -644,4 +645,51 @@ fn unresolved_conflicts_in_the_agents_index_are_refused() {
     let err = r.land("s", &wt, MergeMode::Merge).unwrap_err();
     assert!(err.to_string().contains("unresolved conflicts in a.txt"), "{err}");
     assert_eq!(r.rev("main"), main);
+}
+
+/// A checkout killed half way: recovery puts the files back when the ref did not move, leaves a
+/// file someone changed after the crash alone (and says so), and removes its staging.
+#[test]
+fn checkout_killed_half_way_is_put_back_and_a_later_edit_is_left_alone() {
+    let r = Repo::new();
+    let old = r.rev("main");
+    write(&r.root.join("a.txt"), "changed\n");
+    fs::remove_file(r.root.join("b.txt")).unwrap();
+    write(&r.root.join("added/new.txt"), "added\n");
+    write(&r.root.join("c.txt"), "see\n");
+    r.commit_all(&r.root, "target");
+    let new = r.rev("main");
+    r.git(&r.root, &["reset", "-q", "--hard", &old]);
+    write(&r.root.join("mine.txt"), "user\n");
+    write(&r.root.join("x.log"), "ignored\n");
+
+    // Paths in order: a.txt, added/new.txt, b.txt, c.txt; the removal (b.txt) goes first.
+    interrupt_for_test(&r.root, "refs/heads/main", &old, &new, 2);
+    assert_ne!(r.git(&r.root, &["status", "--porcelain"]), "?? mine.txt\n", "half applied");
+    let done = intent::recover(&r.root, &|_, _| false).unwrap();
+    for id in &done.resolved {
+        intent::clear(&r.root.join(".git"), id);
+    }
+    assert!(done.notes.is_empty(), "{:?}", done.notes);
+    assert_eq!(r.rev("main"), old);
+    assert_eq!(read(&r.root.join("a.txt")), "one\ntwo\nthree\n");
+    assert_eq!(read(&r.root.join("b.txt")), "bee\n");
+    assert!(!r.root.join("added").exists() && !r.root.join("c.txt").exists());
+    assert_eq!(r.git(&r.root, &["status", "--porcelain", "--ignored"]), "?? mine.txt\n!! x.log\n");
+    assert!(intent::pending(&r.root.join(".git")).unwrap().is_empty());
+
+    // Killed again half way; this time the user edits a file the checkout had written.
+    interrupt_for_test(&r.root, "refs/heads/main", &old, &new, 2);
+    write(&r.root.join("a.txt"), "the user's fix\n");
+    let done = intent::recover(&r.root, &|_, _| false).unwrap();
+    assert!(done.notes.iter().any(|n| n.contains("a.txt")), "{:?}", done.notes);
+    assert_eq!(read(&r.root.join("a.txt")), "the user's fix\n");
+    assert_eq!(read(&r.root.join("b.txt")), "bee\n");
+    assert!(!r.root.join("added").exists());
+    assert!(
+        fs::read_dir(&r.root)
+            .unwrap()
+            .flatten()
+            .all(|e| { !e.file_name().to_string_lossy().starts_with(".corral-checkout") })
+    );
 }

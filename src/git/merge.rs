@@ -5,12 +5,15 @@
 //! tree, the merge, squash or rebase, which of the user's files are in the way), and only then change
 //! the repository, each change guarded by a compare-and-swap on the ref it moves. So a conflict, a
 //! refusal or a crash before the first write leaves every ref, index and file as it was; after it,
-//! backup refs (`refs/corral/backup/<agent>/<unix time>/{agent,base}`) hold both old tips.
+//! backup refs (`refs/corral/backup/<agent>/<unix time>/{agent,base}`) hold both old tips, and an
+//! intent record (`Step::Land`) lets the next server finish the merge when the base moved, or take
+//! the snapshot back off the agent's branch when it did not ([`resolve_land`]).
 //!
 //! A worktree that has the moved branch checked out (the user's main worktree, usually) is brought
-//! along with a checkout limited to the paths the move changes: the user's other staged, unstaged and
-//! untracked changes stay as they were, ignored files are never overwritten, and if the user's own
-//! changes touch any of those paths nothing happens at all ("commit or stash these").
+//! along with a checkout limited to the paths the move changes (`checkout`): the user's other
+//! staged, unstaged and untracked changes stay as they were, ignored files are never overwritten,
+//! and if the user's own changes touch any of those paths nothing happens at all ("commit or stash
+//! these").
 //!
 //! Merges in one repository are serialized by a lock file in its common git dir, so two servers (or
 //! a test harness and a server) never interleave.
@@ -26,17 +29,19 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use git2::build::CheckoutBuilder;
 use git2::{
-    CheckoutNotificationType, ErrorCode, Index, MergeOptions, ObjectType, Oid, RebaseOptions,
-    Repository, RepositoryState, Status, StatusOptions, Tree, TreeWalkMode, TreeWalkResult,
+    ErrorCode, Index, MergeOptions, ObjectType, Oid, RebaseOptions, Repository, RepositoryState,
+    Tree, TreeWalkMode, TreeWalkResult,
 };
 use thiserror::Error;
 
+use super::checkout::{advance_worktree, changed_paths, changes_in_the_way};
 use super::diff::base_tip;
 use super::identity::Identity;
+use super::intent::{self, Intent, Step};
 use super::state::worktree_state;
 use super::{GitError, git_err, io_err, open, worktree_heads};
+use crate::failpoint;
 
 /// How `merge` lands the work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +92,7 @@ pub enum LandError {
 }
 
 impl LandError {
-    fn git(what: impl Into<String>) -> impl FnOnce(git2::Error) -> LandError {
+    pub(super) fn git(what: impl Into<String>) -> impl FnOnce(git2::Error) -> LandError {
         let what = what.into();
         move |source| LandError::Git(GitError::Git { what, source })
     }
@@ -158,12 +163,12 @@ const LOCK_WAIT: Duration = Duration::from_secs(60);
 
 /// The per-repository landing lock: `<common dir>/corral/land.lock`, held (flock) while a merge or
 /// sync reads and moves refs. Released when dropped, or when the process dies.
-struct RepoLock {
+pub(super) struct RepoLock {
     _file: File,
 }
 
 impl RepoLock {
-    fn acquire(common_dir: &Path) -> Result<RepoLock, LandError> {
+    pub(super) fn acquire(common_dir: &Path) -> Result<RepoLock, LandError> {
         let dir = common_dir.join("corral");
         fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
         let path = dir.join("land.lock");
@@ -266,7 +271,7 @@ fn ref_target(repo: &Repository, refname: &str) -> Result<Oid, LandError> {
 }
 
 /// Check that the worktree at `repo` has `refname` checked out at `at`.
-fn check_head(repo: &Repository, refname: &str, who: &str) -> Result<(), LandError> {
+pub(super) fn check_head(repo: &Repository, refname: &str, who: &str) -> Result<(), LandError> {
     let head =
         repo.find_reference("HEAD").map_err(LandError::git(format!("reading HEAD of {who}")))?;
     match head.symbolic_target().ok().flatten() {
@@ -428,7 +433,7 @@ fn hooks_note(t: &Traps) -> Option<String> {
 }
 
 /// Record `refs/corral/backup/<agent>/<unix time>/{agent,base}`; returns the prefix.
-fn backup_refs(
+pub(super) fn backup_refs(
     repo: &Repository,
     agent: &str,
     agent_tip: Oid,
@@ -448,199 +453,6 @@ fn backup_refs(
             Err(e) if e.code() == ErrorCode::Exists => stamp += 1,
             Err(e) => return Err(LandError::git(format!("writing {prefix}/agent"))(e)),
         }
-    }
-}
-
-/// Paths that differ between two trees (no rename detection: both names of a rename count).
-fn changed_paths(
-    repo: &Repository,
-    old: &Tree<'_>,
-    new: &Tree<'_>,
-) -> Result<Vec<String>, git2::Error> {
-    let diff = repo.diff_tree_to_tree(Some(old), Some(new), None)?;
-    let mut out = BTreeSet::new();
-    for d in diff.deltas() {
-        for f in [d.old_file(), d.new_file()] {
-            if let Some(p) = f.path_bytes() {
-                out.insert(String::from_utf8_lossy(p).into_owned());
-            }
-        }
-    }
-    Ok(out.into_iter().collect())
-}
-
-/// Which of `paths` the worktree `repo` has its own changes to: staged, unstaged, untracked or
-/// ignored files, and files sitting where the new tree needs a directory.
-fn changes_in_the_way(repo: &Repository, paths: &[String]) -> Result<Vec<String>, git2::Error> {
-    if paths.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut opts = StatusOptions::new();
-    opts.include_untracked(true)
-        .recurse_untracked_dirs(true)
-        .include_ignored(true)
-        .recurse_ignored_dirs(true)
-        .exclude_submodules(true)
-        // Exact paths: libgit2 then walks only these, not the whole worktree.
-        .disable_pathspec_match(true);
-    for p in paths {
-        opts.pathspec(p);
-    }
-    let mut out = BTreeSet::new();
-    for e in repo.statuses(Some(&mut opts))?.iter() {
-        if e.status() != Status::CURRENT {
-            out.insert(String::from_utf8_lossy(e.path_bytes()).into_owned());
-        }
-    }
-    if let Some(root) = repo.workdir() {
-        let set: BTreeSet<&str> = paths.iter().map(String::as_str).collect();
-        for p in paths {
-            let mut dir = Path::new(p.as_str()).parent();
-            while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
-                let is_file = fs::symlink_metadata(root.join(d)).is_ok_and(|m| !m.is_dir());
-                if is_file && !set.contains(d.to_string_lossy().as_ref()) {
-                    out.insert(d.to_string_lossy().into_owned());
-                }
-                dir = d.parent();
-            }
-        }
-    }
-    Ok(out.into_iter().collect())
-}
-
-/// Move `refname`, checked out in the worktree at `path`, from `old` to `new`: first bring that
-/// worktree's files and index to `new` for exactly the paths that differ, keeping everything else
-/// the user has there, then compare-and-swap the ref. Nothing changes when someone's own changes
-/// are in the way; the files are put back when the ref moved under us.
-fn advance_worktree(
-    path: &Path,
-    refname: &str,
-    old: Oid,
-    new: Oid,
-    who: &str,
-    what: &str,
-    log: &str,
-) -> Result<(), LandError> {
-    let wt = open(path)?;
-    check_head(&wt, refname, who)?;
-    let doing = format!("updating {}", path.display());
-    let trees = (|| Ok((wt.find_commit(old)?.tree()?, wt.find_commit(new)?.tree()?)))();
-    let (old_tree, new_tree) = trees.map_err(LandError::git(doing.clone()))?;
-    let paths = changed_paths(&wt, &old_tree, &new_tree).map_err(LandError::git(doing.clone()))?;
-    let in_the_way = changes_in_the_way(&wt, &paths).map_err(LandError::git(doing.clone()))?;
-    if !in_the_way.is_empty() {
-        return Err(LandError::Blocked { who: who.into(), what: what.into(), paths: in_the_way });
-    }
-    if !paths.is_empty() {
-        let mut conflicts = Vec::new();
-        let result = {
-            let mut co = CheckoutBuilder::new();
-            co.safe()
-                .overwrite_ignored(false)
-                .recreate_missing(false)
-                .disable_pathspec_match(true)
-                .notify_on(CheckoutNotificationType::CONFLICT)
-                .notify(|_, p, _, _, _| {
-                    if let Some(p) = p {
-                        conflicts.push(p.to_string_lossy().into_owned());
-                    }
-                    true
-                });
-            for p in &paths {
-                co.path(p.as_str());
-            }
-            wt.checkout_tree(new_tree.as_object(), Some(&mut co))
-        };
-        if let Err(e) = result {
-            // libgit2 finds every conflict before it writes anything.
-            if !conflicts.is_empty() {
-                return Err(LandError::Blocked {
-                    who: who.into(),
-                    what: what.into(),
-                    paths: conflicts,
-                });
-            }
-            return Err(LandError::git(doing)(e));
-        }
-    }
-    match wt.reference_matching(refname, new, true, old, log) {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            restore(&wt, &old_tree, &paths);
-            let short = refname.trim_start_matches("refs/heads/");
-            if e.code() == ErrorCode::Modified {
-                Err(LandError::Refused(format!(
-                    "{short} moved while corral was updating it (a commit made meanwhile?); nothing was changed, try again"
-                )))
-            } else {
-                Err(LandError::git(format!("moving {short}"))(e))
-            }
-        }
-    }
-}
-
-/// Put `paths` of the worktree `repo` (files and index entries) back as they are in `tree`, after
-/// a checkout whose ref update then failed. Best effort: failures are logged.
-fn restore(repo: &Repository, tree: &Tree<'_>, paths: &[String]) {
-    let Some(root) = repo.workdir().map(Path::to_path_buf) else { return };
-    let mut index = match repo.index().and_then(|mut i| i.read(true).map(|()| i)) {
-        Ok(i) => i,
-        Err(e) => {
-            tracing::warn!("restoring {}: reading the index: {e}", root.display());
-            return;
-        }
-    };
-    for p in paths {
-        let rel = Path::new(p.as_str());
-        let full = root.join(rel);
-        let put_back = (|| -> Result<(), Box<dyn std::error::Error>> {
-            match tree.get_path(rel) {
-                Ok(entry) if entry.kind() == Some(ObjectType::Blob) => {
-                    let blob = repo.find_blob(entry.id())?;
-                    if let Ok(m) = fs::symlink_metadata(&full) {
-                        if m.is_dir() {
-                            fs::remove_dir_all(&full)?;
-                        } else {
-                            fs::remove_file(&full)?;
-                        }
-                    }
-                    if let Some(parent) = full.parent() {
-                        fs::create_dir_all(parent)?;
-                    }
-                    if entry.filemode() == 0o120000 {
-                        let target = String::from_utf8_lossy(blob.content()).into_owned();
-                        std::os::unix::fs::symlink(target, &full)?;
-                    } else {
-                        fs::write(&full, blob.content())?;
-                        let mode = if entry.filemode() == 0o100755 { 0o755 } else { 0o644 };
-                        fs::set_permissions(&full, fs::Permissions::from_mode(mode))?;
-                    }
-                    index.add_path(rel)?;
-                }
-                _ => {
-                    match fs::remove_file(&full) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                    let _ = index.remove_path(rel);
-                    let mut dir = full.parent();
-                    while let Some(d) = dir.filter(|d| *d != root) {
-                        if fs::remove_dir(d).is_err() {
-                            break;
-                        }
-                        dir = d.parent();
-                    }
-                }
-            }
-            Ok(())
-        })();
-        if let Err(e) = put_back {
-            tracing::warn!("restoring {}: {e}", full.display());
-        }
-    }
-    if let Err(e) = index.write() {
-        tracing::warn!("restoring {}: writing the index: {e}", root.display());
     }
 }
 
@@ -944,22 +756,67 @@ pub fn land(spec: &LandSpec<'_>) -> Result<Landed, LandError> {
         notes.push("-m was not used: a fast-forward makes no commit".into());
     }
 
+    // From here on the repository changes: first say what is about to happen, so that a crash at
+    // any point is finished (the base moved) or undone (it did not) by the next server.
+    let common = repo.commondir().to_path_buf();
+    let intent = intent::record(
+        &common,
+        Step::Land {
+            agent: spec.agent.to_string(),
+            agent_worktree: spec.worktree.to_path_buf(),
+            agent_ref: agent_ref.clone(),
+            old_tip: old_tip.to_string(),
+            snapshot: snapshot.map(|s| s.to_string()),
+            base_ref: base_ref.clone(),
+            base_old: base_tip.to_string(),
+            base_new: plan.new.to_string(),
+            follow: plan.agent_follows,
+        },
+    )?;
+    failpoint::hit("land:intent");
+
+    // Until the base moved, a failure puts the agent's branch and index back as they were.
+    let undo = |e: LandError| -> LandError {
+        match resolve_land(&common, &intent) {
+            Ok(_) => intent::clear(&common, &intent.id),
+            Err(u) => tracing::warn!("undoing the merge of agent {}: {u}", spec.agent),
+        }
+        e
+    };
+
     // 3. Nothing can be lost from here on.
     let why = format!("corral: backup before merging agent {}", spec.agent);
-    let backup = backup_refs(&repo, spec.agent, agent_tip, base_tip, &why)?;
+    let backup = backup_refs(&repo, spec.agent, agent_tip, base_tip, &why).map_err(undo)?;
+    failpoint::hit("land:backup");
 
-    // 2 (applied). The snapshot goes on the agent's branch; its index then matches it.
+    // 2 (applied). The snapshot goes on the agent's branch; its index then matches it. The index
+    // as it was is kept beside the record, to be put back if the merge is undone.
     if let Some(s) = snapshot {
+        let index_path = agent_repo.path().join("index");
+        let copy = intent::side_file(&common, &intent.id, "index");
+        match fs::read(&index_path) {
+            Ok(bytes) => intent::write_durably(&copy, &bytes)
+                .map_err(io_err(format!("keeping a copy of {}", index_path.display())))
+                .map_err(|e| undo(e.into()))?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(undo(io_err(format!("reading {}", index_path.display()))(e).into()));
+            }
+        }
         move_ref(
             &repo,
             &agent_ref,
             old_tip,
             s,
             "corral: snapshot of uncommitted work before merge",
-        )?;
+        )
+        .map_err(undo)?;
+        failpoint::hit("land:snapshot-ref");
         agent_index
             .write()
-            .map_err(LandError::git(format!("writing the index of {}", spec.worktree.display())))?;
+            .map_err(LandError::git(format!("writing the index of {}", spec.worktree.display())))
+            .map_err(undo)?;
+        failpoint::hit("land:snapshot-index");
     }
 
     // 5. Move the base, bringing its worktree along.
@@ -973,9 +830,11 @@ pub fn land(spec: &LandSpec<'_>) -> Result<Landed, LandError> {
             &w.display().to_string(),
             &format!("merge of agent '{}'", spec.agent),
             &log,
-        )?,
-        None => move_ref(&repo, &base_ref, base_tip, plan.new, &log)?,
+        )
+        .map_err(undo)?,
+        None => move_ref(&repo, &base_ref, base_tip, plan.new, &log).map_err(undo)?,
     }
+    failpoint::hit("land:base");
     if plan.agent_follows {
         let moved = advance_worktree(
             spec.worktree,
@@ -992,7 +851,9 @@ pub fn land(spec: &LandSpec<'_>) -> Result<Landed, LandError> {
                 spec.branch, spec.base
             ));
         }
+        failpoint::hit("land:follow");
     }
+    intent::clear(&common, &intent.id);
     Ok(Landed {
         how: Some(plan.how),
         base_before: base_tip.to_string(),
@@ -1081,6 +942,7 @@ pub fn sync(spec: &SyncSpec<'_>) -> Result<Synced, LandError> {
         base_tip,
         &format!("corral: backup before syncing agent {}", spec.agent),
     )?;
+    failpoint::hit("sync:backup");
     advance_worktree(
         spec.worktree,
         &agent_ref,
@@ -1109,4 +971,90 @@ pub(super) fn advance_for_test(
 ) -> Result<(), LandError> {
     let id = |s: &str| Oid::from_str(s).map_err(LandError::git("parsing an id"));
     advance_worktree(path, refname, id(old)?, id(new)?, "test", "test", "test")
+}
+
+/// Finish or undo an interrupted merge (after its checkouts were resolved): when the base reached
+/// the merge's result, the agent's index matches its snapshot and, for a squash or rebase, its
+/// branch and worktree follow the base; otherwise the snapshot is taken off the agent's branch and
+/// its index put back. Backup refs stay either way.
+pub(super) fn resolve_land(common: &Path, intent: &Intent) -> Result<Vec<String>, LandError> {
+    let Step::Land {
+        agent,
+        agent_worktree,
+        agent_ref,
+        old_tip,
+        snapshot,
+        base_ref,
+        base_new,
+        follow,
+        ..
+    } = &intent.step
+    else {
+        return Ok(Vec::new());
+    };
+    let id = |s: &str| Oid::from_str(s).map_err(LandError::git("reading an intent record"));
+    let repo = open(common)?;
+    let base_now = repo.find_reference(base_ref).ok().and_then(|r| r.target());
+    let agent_now = repo.find_reference(agent_ref).ok().and_then(|r| r.target());
+    let old_tip = id(old_tip)?;
+    let snapshot = snapshot.as_deref().map(id).transpose()?;
+    let base_new = id(base_new)?;
+    let mut notes = Vec::new();
+    let agent_repo = agent_worktree.is_dir().then(|| open(agent_worktree)).transpose()?;
+    if base_now == Some(base_new) {
+        // The merge happened: finish the agent's side.
+        let agent_tip = snapshot.unwrap_or(old_tip);
+        if let Some(wt) = &agent_repo
+            && agent_now == Some(agent_tip)
+        {
+            if snapshot.is_some() {
+                // The snapshot holds exactly the worktree's files: stage them all, as the merge did.
+                let (mut index, _) = worktree_state(wt)
+                    .map_err(LandError::git(format!("reading {}", agent_worktree.display())))?;
+                index.write().map_err(LandError::git(format!(
+                    "writing the index of {}",
+                    agent_worktree.display()
+                )))?;
+            }
+            if *follow {
+                let who = format!("the worktree of agent '{agent}'");
+                let log = "corral: follow the base after an interrupted merge";
+                if let Err(e) = advance_worktree(
+                    agent_worktree,
+                    agent_ref,
+                    agent_tip,
+                    base_new,
+                    &who,
+                    "merge",
+                    log,
+                ) {
+                    notes.push(format!(
+                        "{} stays on its own commits ({e}); its work is on {}",
+                        agent_ref.trim_start_matches("refs/heads/"),
+                        base_ref.trim_start_matches("refs/heads/")
+                    ));
+                }
+            }
+        }
+        return Ok(notes);
+    }
+    // The base did not move: the merge did not happen, so neither does its snapshot.
+    if let Some(s) = snapshot
+        && agent_now == Some(s)
+    {
+        let copy = intent::side_file(common, &intent.id, "index");
+        if let (Some(wt), Ok(bytes)) = (&agent_repo, fs::read(&copy)) {
+            let index_path = wt.path().join("index");
+            intent::write_durably(&index_path, &bytes)
+                .map_err(io_err(format!("putting back {}", index_path.display())))?;
+        }
+        move_ref(
+            &repo,
+            agent_ref,
+            s,
+            old_tip,
+            "corral: undo the snapshot of an interrupted merge",
+        )?;
+    }
+    Ok(notes)
 }

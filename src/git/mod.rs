@@ -12,12 +12,20 @@
 //!
 //! Landing work (`diff`, `merge`, `radar`, on top of `state`) follows the same rule: results are
 //! computed in memory, and refs move only by compare-and-swap once nothing can fail any more.
+//!
+//! And every change of several steps survives `kill -9` at any instant: it writes an intent record
+//! (`intent`) before its first step, and [`intent::recover`] finishes or undoes whatever a killed
+//! server left, before a new one serves that repository. Checkouts of a worktree (`checkout`)
+//! stage every file first and change each path by one rename, so a half-done one can be told
+//! apart and completed or put back.
 
 mod adopt;
 mod branches;
+mod checkout;
 mod copy;
 mod diff;
 mod identity;
+pub mod intent;
 #[cfg(test)]
 mod land_tests;
 mod leftovers;
@@ -33,6 +41,7 @@ pub use branches::local_branches;
 pub use copy::copy_untracked;
 pub use diff::{DiffStat, agent_patch, agent_stat};
 pub use identity::{Identity, identity_env};
+pub use intent::{NewAgentStep, Recovered, Step};
 pub use leftovers::{
     Base, Cleaned, GcSpec, Leftover, LeftoverKind, Owned, clean_leftover, find_leftovers,
 };

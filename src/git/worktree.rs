@@ -425,6 +425,7 @@ fn add(
         _ => GitError::Git { what: format!("creating branch '{}'", spec.branch), source: e },
     })?;
     undo.branch = Some(spec.branch.to_string());
+    crate::failpoint::hit("new:branch");
 
     // Exclusive mkdirs: whatever is found already there (a concurrent add) is not ours to remove.
     match fs::create_dir(admin) {
@@ -456,6 +457,7 @@ fn add(
     write(admin.join("commondir"), &[b"../..\n"])?;
     write(admin.join("gitdir"), &[workdir.join(".git").as_os_str().as_bytes(), b"\n"])?;
     write(admin.join("HEAD"), &[b"ref: refs/heads/", spec.branch.as_bytes(), b"\n"])?;
+    crate::failpoint::hit("new:registered");
 
     let what = || format!("checking out worktree '{}' at {}", spec.name, spec.path.display());
     let worktree = Repository::open(&workdir).map_err(git_err(what()))?;
@@ -464,6 +466,11 @@ fn add(
     // Attribute lookups cost libgit2 two realpath() walks per file, half the time of a checkout; when
     // no attributes and no autocrlf can apply, the filters they drive are no-ops anyway.
     checkout.disable_filters(!filters_may_apply(repo, &tree)?);
+    checkout.progress(|path, _, _| {
+        if path.is_some() {
+            crate::failpoint::hit("new:checkout");
+        }
+    });
     worktree.checkout_head(Some(&mut checkout)).map_err(git_err(what()))
 }
 
@@ -613,6 +620,24 @@ fn make_dirs_writable(dir: &Path) {
     }
 }
 
+/// Where a worktree directory goes while it is deleted: beside it (same file system, so the rename
+/// is atomic), hidden, and named so that recovery finds it.
+fn aside_path(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    Some(path.with_file_name(format!(".{name}.corral-removing")))
+}
+
+/// Remove a directory by first renaming it to `aside`: a kill during the (long) deletion then leaves
+/// either the whole directory where it was or debris under a name git never reads.
+fn remove_via(dir: &Path, aside: &Path, point: &str) -> Result<(), GitError> {
+    if exists(aside)? {
+        remove_tree(aside).map_err(io_err(format!("removing {}", aside.display())))?;
+    }
+    fs::rename(dir, aside).map_err(io_err(format!("moving {} aside", dir.display())))?;
+    crate::failpoint::hit(point);
+    remove_tree(aside).map_err(io_err(format!("removing {}", aside.display())))
+}
+
 pub fn remove_worktree(root: &Path, name: &str, path: &Path) -> Result<(), GitError> {
     check_worktree_name(name)?;
     let repo = open(root)?;
@@ -627,6 +652,13 @@ pub fn remove_worktree(root: &Path, name: &str, path: &Path) -> Result<(), GitEr
         && canonical(main) == canonical(path)
     {
         return Err(not_worktree("it is the main worktree".to_string()));
+    }
+    let aside = aside_path(path);
+    // What an interrupted removal of this worktree left.
+    if let Some(a) = &aside
+        && exists(a)?
+    {
+        remove_tree(a).map_err(io_err(format!("removing {}", a.display())))?;
     }
     let admin_exists = exists(&admin)?;
     if admin_exists {
@@ -652,15 +684,152 @@ pub fn remove_worktree(root: &Path, name: &str, path: &Path) -> Result<(), GitEr
                 admin.display()
             )));
         }
-        remove_tree(path).map_err(io_err(format!("removing worktree {}", path.display())))?;
+        match &aside {
+            Some(a) => remove_via(path, a, "rm:worktree")?,
+            None => remove_tree(path)
+                .map_err(io_err(format!("removing worktree {}", path.display())))?,
+        }
     }
     if admin_exists {
-        remove_tree(&admin)
-            .map_err(io_err(format!("removing worktree data {}", admin.display())))?;
+        remove_admin(repo.commondir(), &admin, name)?;
     }
     // git leaves no empty `worktrees/` behind either.
     let _ = fs::remove_dir(&worktrees_dir);
     Ok(())
+}
+
+/// Remove `<common dir>/worktrees/<name>` by way of corral's trash directory, which git never reads
+/// and recovery empties.
+fn remove_admin(common: &Path, admin: &Path, name: &str) -> Result<(), GitError> {
+    let trash = super::intent::trash_dir(common);
+    fs::create_dir_all(&trash).map_err(io_err(format!("creating {}", trash.display())))?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    remove_via(admin, &trash.join(format!("{name}-{stamp}")), "rm:admin")
+}
+
+/// Undo what an interrupted `new` made for one agent that never got a record: its worktree (only
+/// when its `.git` file points at the agent's admin dir, or it is still empty), the admin dir
+/// (only when it names that worktree or nothing), and the branch. Anything an agent may already
+/// have done there is kept first under `refs/corral/backup/<name>/`. Returns notes for the user.
+pub fn undo_new_agent(
+    root: &Path,
+    a: &super::intent::NewAgentStep,
+) -> Result<Vec<String>, GitError> {
+    let repo = open(root)?;
+    let common = repo.commondir().to_path_buf();
+    let admin = common.join("worktrees").join(&a.name);
+    let mut notes = Vec::new();
+    if let Some(aside) = aside_path(&a.worktree)
+        && exists(&aside)?
+    {
+        remove_tree(&aside).map_err(io_err(format!("removing {}", aside.display())))?;
+    }
+    let ours = exists(&a.worktree)? && gitfile_points_at(&a.worktree, &admin);
+    // The checkout wrote the index last: before that no agent ran there.
+    if ours && exists(&admin.join("index"))? {
+        notes.extend(preserve_new_work(&repo, a)?);
+    }
+    if ours {
+        remove_worktree(root, &a.name, &a.worktree)?;
+    } else {
+        if exists(&a.worktree)? {
+            let empty = fs::read_dir(&a.worktree).map(|mut d| d.next().is_none()).unwrap_or(false);
+            if empty {
+                fs::remove_dir(&a.worktree)
+                    .map_err(io_err(format!("removing {}", a.worktree.display())))?;
+            } else {
+                notes.push(format!(
+                    "left {}: it is not the worktree corral was creating for agent '{}'",
+                    a.worktree.display(),
+                    a.name
+                ));
+            }
+        }
+        if exists(&admin)? {
+            let mine = match admin_worktree_path(&admin)? {
+                None => true,
+                Some(dir) => canonical(&dir) == canonical(&a.worktree),
+            };
+            if mine && !exists(&a.worktree)? {
+                remove_admin(&common, &admin, &a.name)?;
+            }
+        }
+        let _ = fs::remove_dir(common.join("worktrees"));
+    }
+    if branch_exists_in(&repo, &a.branch)? {
+        let tip = repo
+            .find_reference(&format!("refs/heads/{}", a.branch))
+            .ok()
+            .and_then(|r| r.target())
+            .map(|t| t.to_string());
+        if tip.as_deref() != Some(a.base_commit.as_str()) && notes.is_empty() {
+            notes.extend(preserve_new_work(&repo, a)?);
+        }
+        delete_branch(root, &a.branch)?;
+    }
+    Ok(notes)
+}
+
+/// Keep the branch tip (and the worktree's uncommitted files, as a commit on top of it) of an agent
+/// whose `new` is being undone, when they differ from where it started.
+fn preserve_new_work(
+    repo: &Repository,
+    a: &super::intent::NewAgentStep,
+) -> Result<Vec<String>, GitError> {
+    let refname = format!("refs/heads/{}", a.branch);
+    let Some(tip) = repo.find_reference(&refname).ok().and_then(|r| r.target()) else {
+        return Ok(Vec::new());
+    };
+    let mut keep = tip;
+    if let Ok(wt) = Repository::open(&a.worktree)
+        && !dirty_paths(&a.worktree)?.is_empty()
+    {
+        let what = format!("saving the work in {}", a.worktree.display());
+        let (_, tree) = super::state::worktree_state(&wt).map_err(git_err(what.clone()))?;
+        let tree = repo.find_tree(tree).map_err(git_err(what.clone()))?;
+        let parent = repo.find_commit(tip).map_err(git_err(what.clone()))?;
+        // Recovery runs for no client: the repository's own identity, else corral's.
+        let who = super::Identity::resolve(repo, &[])?;
+        let msg = format!("corral: work of agent {} whose creation was interrupted\n", a.name);
+        keep = repo
+            .commit(None, &who.author, &who.committer, &msg, &tree, &[&parent])
+            .map_err(git_err(what))?;
+    }
+    if keep.to_string() == a.base_commit {
+        return Ok(Vec::new());
+    }
+    let base = Oid::from_str(&a.base_commit).unwrap_or(keep);
+    let why = format!("corral: work of agent {} whose creation was interrupted", a.name);
+    let prefix = match super::merge::backup_refs(repo, &a.name, keep, base, &why) {
+        Ok(p) => p,
+        Err(super::LandError::Git(e)) => return Err(e),
+        Err(e) => return Err(io_err("keeping the work under a backup ref")(io::Error::other(e))),
+    };
+    Ok(vec![format!(
+        "agent '{}' was being created when the server stopped; what it had done is kept under {prefix}/agent",
+        a.name
+    )])
+}
+
+/// The git side of `rm` once its record is written: the worktree and admin dir go, and the branch
+/// unless `keep_branch` or it has commits the base lacks. Run again after a crash, it finishes.
+pub fn finish_remove(
+    root: &Path,
+    name: &str,
+    branch: &str,
+    worktree: &Path,
+    base: &str,
+    keep_branch: bool,
+) -> Result<Vec<String>, GitError> {
+    remove_worktree(root, name, worktree)?;
+    crate::failpoint::hit("rm:removed");
+    if !keep_branch && branch_exists(root, branch)? && branch_merged(root, branch, base)? {
+        delete_branch(root, branch)?;
+    }
+    Ok(Vec::new())
 }
 
 /// Every worktree's HEAD file with the directory it belongs to: the main one, then linked ones (even

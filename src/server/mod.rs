@@ -33,6 +33,7 @@ pub fn run(detach: bool) -> Result<()> {
     // The server outlives the directory it was started from (often a worktree that `rm` deletes).
     let _ = std::env::set_current_dir("/");
     let _log_guard = crate::logging::init_file("server")?;
+    crate::failpoint::arm_from_env();
     let lock_path = dir.join("server.lock");
     let lock = std::fs::OpenOptions::new()
         .create(true)
@@ -98,6 +99,9 @@ async fn serve() -> Result<()> {
     let listener = UnixListener::bind(&sock)
         .with_context(|| format!("cannot listen on {}", sock.display()))?;
     info!("server {} listening on {}", std::process::id(), sock.display());
+    // Starting the session finishes or undoes every change a killed server left half done in the
+    // repositories it knows (git::intent) before this loop accepts the first connection; clients
+    // connecting meanwhile wait in the listen backlog.
     let session = session::start(Arc::new(pty::RealPty));
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

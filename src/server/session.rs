@@ -34,8 +34,9 @@ use crate::term::{self, Size, TermColors};
 const IDLE_AFTER: Duration = Duration::from_millis(1500);
 
 type Key = (PathBuf, String);
-/// Agents created by one `new`, or the records to forget and the error.
-type Creation = Result<Vec<(AgentRecord, PaneHandle)>, (Vec<AgentRecord>, String)>;
+/// Agents created by one `new` (with the id of its intent record, cleared once they are saved), or
+/// the records to forget and the error.
+type Creation = Result<(Vec<(AgentRecord, PaneHandle)>, String), (Vec<AgentRecord>, String)>;
 type Job = Box<dyn FnOnce(&mut Session) + Send>;
 
 pub enum SessionMsg {
@@ -361,8 +362,10 @@ impl Session {
                 return;
             }
         };
-        self.repos.insert(info.root.clone());
-        match persist::load_agents(&info.common_dir) {
+        if !self.repos.insert(info.root.clone()) {
+            return;
+        }
+        match persist::load_agents(&info.common_dir).map(|r| recover_repo(&info, r)) {
             Ok(records) => {
                 for rec in records {
                     info!("recovered agent {} of {}", rec.name, info.root.display());
@@ -384,7 +387,8 @@ impl Session {
         }
     }
 
-    fn save(&self, repo: &Path) {
+    /// Write the repository's agent records; false when they could not be written (logged).
+    fn save(&self, repo: &Path) -> bool {
         let mut common = None;
         let records: Vec<AgentRecord> = self
             .agents
@@ -401,13 +405,22 @@ impl Session {
                 Ok(i) => i.common_dir,
                 Err(e) => {
                     warn!("cannot save agents of {}: {e}", repo.display());
-                    return;
+                    return false;
                 }
             },
         };
-        if let Err(e) = persist::save_agents(&common, &records) {
-            warn!("cannot save agents of {}: {e:#}", repo.display());
-        }
+        let saved = match persist::save_agents(&common, &records) {
+            Ok(()) => true,
+            Err(e) => {
+                warn!("cannot save agents of {}: {e:#}", repo.display());
+                false
+            }
+        };
+        self.save_repos();
+        saved
+    }
+
+    fn save_repos(&self) {
         let repos: Vec<PathBuf> = self.repos.iter().cloned().collect();
         if let Err(e) = persist::save_repos(&repos) {
             warn!("cannot save the repository list: {e:#}");
@@ -639,6 +652,8 @@ impl Session {
     fn new_prepared_now(&mut self, req: NewAgent, prep: Prepared, reply: oneshot::Sender<Outcome>) {
         let root = prep.info.root.clone();
         self.repos.insert(root.clone());
+        // Recovery after a crash looks for unfinished changes in the repositories listed here.
+        self.save_repos();
         let prefix = prep.config.worktree.branch_prefix.clone();
         let count = req.count as usize;
         let explicit = req.name.is_some();
@@ -740,6 +755,7 @@ impl Session {
         }
         let host = self.host.clone();
         let tx = self.tx.clone();
+        let common = prep.info.common_dir.clone();
         self.runs += 1;
         let run = self.runs;
         let colors = self.colors;
@@ -747,7 +763,7 @@ impl Session {
             &self.tx,
             move || create_all(&*host, &tx, &prep, &req, records, run, colors),
             move |s, result: Creation| match result {
-                Ok(created) => {
+                Ok((created, intent)) => {
                     let mut names = Vec::new();
                     for (rec, pane) in created {
                         let key = (rec.repo.clone(), rec.name.clone());
@@ -764,7 +780,11 @@ impl Session {
                             s.start_badge(&key, &pane, run);
                         }
                     }
-                    s.save(&root);
+                    if s.save(&root) {
+                        crate::failpoint::hit("new:saved");
+                        // Only now is the agent listed after a crash: the record can go.
+                        git::intent::clear(&common, &intent);
+                    }
                     let _ = reply.send(Outcome::Reply(Reply::Created(names)));
                 }
                 Err((records, e)) => {
@@ -955,9 +975,13 @@ impl Session {
             }
             Ok(a) => (a.rec.clone(), a.pane.clone()),
         };
-        if let Some(a) = self.agents.get_mut(&key) {
-            a.phase = Phase::Busy;
-        }
+        let common = match self.agents.get_mut(&key) {
+            Some(a) => {
+                a.phase = Phase::Busy;
+                a.common_dir.clone()
+            }
+            None => return,
+        };
         if rec.adopted {
             self.forget_adopted(key, rec, pane, reply);
             return;
@@ -986,15 +1010,21 @@ impl Session {
                 wait_exit(&p, Duration::from_secs(10)).await;
             }
             let done = tokio::task::spawn_blocking(move || {
-                remove_worktree_and_branch(&rec, verdict, &git_env)
+                remove_worktree_and_branch(&rec, &common, verdict, &git_env)
             })
             .await
             .unwrap_or_else(|e| Err(format!("removal failed: {e}")));
             let _ = tx.send(SessionMsg::Run(Box::new(move |s: &mut Session| match done {
-                Ok(note) => {
+                Ok((note, intent)) => {
+                    let common = s.agents.get(&key).map(|a| a.common_dir.clone());
                     s.agents.remove(&key);
                     s.forget_badge(&key);
-                    s.save(&key.0);
+                    if s.save(&key.0)
+                        && let Some(common) = common
+                    {
+                        crate::failpoint::hit("rm:saved");
+                        git::intent::clear(&common, &intent);
+                    }
                     let _ = reply.send(Outcome::Reply(match note {
                         Some(n) => Reply::Note(n),
                         None => Reply::Ok,
@@ -1085,12 +1115,16 @@ fn removal_check(rec: &AgentRecord, force: bool) -> Result<RemovalPlan, String> 
 }
 
 /// Remove the worktree; delete the branch only when everything on it is already on the base.
-/// Uncommitted work is first committed to the branch, so `--force` never loses it.
+/// Uncommitted work is first committed to the branch, so `--force` never loses it. From then on
+/// an intent record makes the removal one step: a crash is finished by the next server. Returns
+/// the note for the user and the record's id, which the caller clears once the agent's record is
+/// gone from agents.json.
 fn remove_worktree_and_branch(
     rec: &AgentRecord,
+    common: &Path,
     plan: RemovalPlan,
     git_env: &[(String, String)],
-) -> Result<Option<String>, String> {
+) -> Result<(Option<String>, String), String> {
     let mut keep_branch = !plan.merged;
     if plan.dirty && rec.worktree.is_dir() {
         let msg = format!("corral: uncommitted work of agent {} saved before removal", rec.name);
@@ -1099,14 +1133,24 @@ fn remove_worktree_and_branch(
             keep_branch = true;
         }
     }
-    git::remove_worktree(&rec.repo, &rec.name, &rec.worktree).map_err(|e| e.to_string())?;
-    if keep_branch {
-        return Ok(Some(format!("removed agent '{}'; kept branch {}", rec.name, rec.branch)));
-    }
-    if git::branch_exists(&rec.repo, &rec.branch).map_err(|e| e.to_string())? {
-        git::delete_branch(&rec.repo, &rec.branch).map_err(|e| e.to_string())?;
-    }
-    Ok(None)
+    crate::failpoint::hit("rm:snapshot");
+    let intent = git::intent::record(
+        common,
+        git::Step::Remove {
+            name: rec.name.clone(),
+            branch: rec.branch.clone(),
+            worktree: rec.worktree.clone(),
+            base: rec.base.clone(),
+            keep_branch,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    crate::failpoint::hit("rm:intent");
+    git::finish_remove(&rec.repo, &rec.name, &rec.branch, &rec.worktree, &rec.base, keep_branch)
+        .map_err(|e| e.to_string())?;
+    let note =
+        keep_branch.then(|| format!("removed agent '{}'; kept branch {}", rec.name, rec.branch));
+    Ok((note, intent.id))
 }
 
 async fn wait_exit(pane: &PaneHandle, limit: Duration) -> bool {
@@ -1134,8 +1178,10 @@ fn emulator(size: Size, scrollback: usize, colors: Option<TermColors>) -> Box<dy
     emulator
 }
 
-/// Create each agent's worktree, copy files, and start its process. All or nothing: on failure,
-/// what was created for earlier agents of the same request is removed again.
+/// Create each agent's worktree, copy files, and start its process. All or nothing: an intent
+/// record names every worktree and branch corral makes first, and on failure (or, after a crash,
+/// at the next start) what was created for agents without a saved record is removed again. An
+/// adopted worktree is the user's: it is in no record and never undone.
 fn create_all(
     host: &dyn PtyHost,
     tx: &mpsc::UnboundedSender<SessionMsg>,
@@ -1145,15 +1191,47 @@ fn create_all(
     run: u64,
     colors: Option<TermColors>,
 ) -> Creation {
+    let steps: Vec<git::NewAgentStep> = records
+        .iter()
+        .filter(|r| !r.adopted)
+        .map(|r| git::NewAgentStep {
+            name: r.name.clone(),
+            branch: r.branch.clone(),
+            worktree: r.worktree.clone(),
+            base_commit: prep.base_commit.clone(),
+        })
+        .collect();
+    let common = &prep.info.common_dir;
+    let intent = match git::intent::record(common, git::Step::New { agents: steps.clone() }) {
+        Ok(i) => i,
+        Err(e) => return Err((records, e.to_string())),
+    };
+    crate::failpoint::hit("new:intent");
     let mut done: Vec<(AgentRecord, PaneHandle)> = Vec::new();
-    let mut made: Vec<AgentRecord> = Vec::new();
-    let undo = |made: &[AgentRecord], done: &[(AgentRecord, PaneHandle)]| {
+    // Worktrees made so far (the first `made` steps).
+    let mut made = 0usize;
+    // Undo the first `made` agents: a failed create_worktree has rolled back its own steps, and
+    // what is at the paths of later agents is not ours (a branch someone made meanwhile).
+    let undo = |done: &[(AgentRecord, PaneHandle)], made: usize| {
         for (_, p) in done {
             p.kill();
         }
-        for r in made {
-            let _ = git::remove_worktree(&r.repo, &r.name, &r.worktree);
-            let _ = git::delete_branch(&r.repo, &r.branch);
+        let mut clean = true;
+        for step in &steps[..made] {
+            match git::undo_new_agent(&prep.info.root, step) {
+                Ok(notes) => {
+                    for n in notes {
+                        warn!("{n}");
+                    }
+                }
+                Err(e) => {
+                    warn!("cannot undo the creation of agent {}: {e}", step.name);
+                    clean = false;
+                }
+            }
+        }
+        if clean {
+            git::intent::clear(common, &intent.id);
         }
     };
     for mut rec in records.clone() {
@@ -1168,14 +1246,15 @@ fn create_all(
                 base_commit: &prep.base_commit,
             };
             if let Err(e) = git::create_worktree(&spec) {
-                undo(&made, &done);
+                undo(&done, made);
                 return Err((records, e.to_string()));
             }
-            made.push(rec.clone());
+            made += 1;
+            crate::failpoint::hit("new:worktree");
             if let Err(e) =
                 git::copy_untracked(&prep.info.root, &rec.worktree, &prep.config.worktree.copy)
             {
-                undo(&made, &done);
+                undo(&done, made);
                 return Err((records, e.to_string()));
             }
         }
@@ -1201,14 +1280,53 @@ fn create_all(
         let pane = match pane {
             Ok(p) => p,
             Err(e) => {
-                undo(&made, &done);
+                undo(&done, made);
                 return Err((records, format!("cannot start agent '{}': {e}", rec.name)));
             }
         };
+        crate::failpoint::hit("new:spawned");
         deliver_prompt(&pane, prep.profile.prompt, rec.prompt.as_deref());
         done.push((rec, pane));
     }
-    Ok(done)
+    Ok((done, intent.id))
+}
+
+/// Finish or undo, before anything else happens in the repository, every change a killed server
+/// left half done there (git::intent), and drop the records of agents whose removal it finished.
+fn recover_repo(info: &git::RepoInfo, mut records: Vec<AgentRecord>) -> Vec<AgentRecord> {
+    let listed = |name: &str, worktree: &Path| {
+        records.iter().any(|r| r.name == name && r.worktree == worktree)
+    };
+    let recovered = match git::intent::recover(&info.root, &listed) {
+        Ok(r) => r,
+        Err(e) => {
+            warn!("cannot finish the interrupted changes in {}: {e}", info.root.display());
+            return records;
+        }
+    };
+    for n in &recovered.notes {
+        warn!("{}: {n}", info.root.display());
+    }
+    if !recovered.forget.is_empty() {
+        records.retain(|r| !recovered.forget.contains(&r.name));
+        if let Err(e) = persist::save_agents(&info.common_dir, &records) {
+            // The removals' records stay, so the next start drops these agents again.
+            warn!("cannot save agents of {}: {e:#}", info.root.display());
+            return records;
+        }
+        crate::failpoint::hit("recover:saved");
+    }
+    for id in &recovered.resolved {
+        git::intent::clear(&info.common_dir, id);
+    }
+    if !recovered.resolved.is_empty() {
+        info!(
+            "finished or undid {} interrupted change(s) in {}",
+            recovered.resolved.len(),
+            info.root.display()
+        );
+    }
+    records
 }
 
 /// Prompts that are not command-line arguments are written to the agent: at once (`stdin`), or
