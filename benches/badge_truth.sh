@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# How often the badge is right, measured with the status-truth instrument (../shared/status-truth,
+# kept outside the project): the real Claude Code and Codex against scripted models whose own logs
+# are the truth, corral's badge sampled every 100 ms beside ccmanager's rules and a footer-rules
+# baseline scored on tmux's screens of the same scenarios.
+#
+#   benches/badge_truth.sh            # default scenarios x RUNS (3), pinned Claude Code, on corral
+#                                     # and tmux; then the newest Claude Code; then our harder ones
+#   RUNS=1 SETS=default benches/badge_truth.sh
+#
+# The pinned CLIs come from .ci/agents and the newest from .ci/agents-latest (scripts/setup.sh).
+# Prints bar_score's line per run; every table is kept under $OUT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TRUTH=${TRUTH:-../shared/status-truth}
+RUNS=${RUNS:-3}
+SETS=${SETS:-"default newest harder"}
+OUT=${OUT:-$(mktemp -d /tmp/corral-badge-truth.XXXXXX)}
+cargo build --release --quiet --bin corral
+LATEST=.ci/agents-latest/node_modules/.bin
+HARDER=$(ls "$PWD"/benches/status-truth/*.json | paste -sd, -)
+run() { # name, then env assignments and run_all.py arguments
+  local name=$1; shift
+  env "$@" --out "$OUT/$name" > "$OUT/$name.log" 2>&1 || echo "($name: a run reported a problem, see $OUT/$name.log)"
+  printf '%-22s %s\n' "$name" "$(python3 "$TRUTH/bar_score.py" "$OUT/$name/scores.json")"
+}
+for set in $SETS; do
+  case $set in
+    default)
+      for i in $(seq "$RUNS"); do
+        run "pinned-$i" python3 "$TRUTH/run_all.py" --hosts tmux,corral
+      done ;;
+    newest)
+      for i in $(seq "$RUNS"); do
+        run "newest-$i" HARNESS_CLAUDE="$LATEST/claude" HARNESS_CODEX="$LATEST/codex" \
+          python3 "$TRUTH/run_all.py" --hosts tmux,corral
+      done ;;
+    harder)
+      run "harder-pinned" python3 "$TRUTH/run_all.py" --hosts tmux,corral --scenarios "$HARDER"
+      run "harder-newest" HARNESS_CLAUDE="$LATEST/claude" HARNESS_CODEX="$LATEST/codex" \
+        python3 "$TRUTH/run_all.py" --hosts tmux,corral --scenarios "$HARDER" ;;
+  esac
+done
+echo "tables: $OUT/*/report.txt"
