@@ -1,7 +1,10 @@
 //! The built-in screen rules against screens of the real agent CLIs.
 //!
 //! Claude Code (2.1.330) and Codex (0.169.0) screens were captured from the real CLIs running in
-//! corral at 100x30 (`examples/capture_screens.rs`), talking to local mocks of their APIs. Gemini
+//! corral at 100x30 (`examples/capture_screens.rs`), talking to local mocks of their APIs; the
+//! newest Claude Code's (2.1.332, with its version in the file name) at 120x40 from the screens
+//! the status-truth instrument sampled through `corral attach`, and its trust dialog from
+//! `corral tail`. Gemini
 //! CLI, Aider and OpenCode are not installed where corral is tested: their screens were written by
 //! hand from the UI text their documentation shows, and say so by name in the table below.
 
@@ -22,7 +25,8 @@ fn screen(name: &str) -> Vec<String> {
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let rows: Vec<String> = text.lines().map(str::to_string).collect();
     // Fixtures are whole screens at the size in their name.
-    let size = name.split('.').nth(1).unwrap();
+    // `<agent>[-<version>]-<what>.<cols>x<rows>.txt`: the size is the part before `.txt`.
+    let size = name.rsplit('.').nth(1).unwrap();
     let (cols, n) = size.split_once('x').unwrap();
     assert_eq!(rows.len(), n.parse::<usize>().unwrap(), "{name}: rows");
     let cols: usize = cols.parse().unwrap();
@@ -40,6 +44,13 @@ const CASES: &[(&str, &str, Option<Status>)] = &[
     ("claude", "claude-permission.100x30.txt", Some(Status::NeedsInput)),
     ("claude", "claude-idle-done.100x30.txt", Some(Status::Idle)),
     ("claude", "claude-interrupted.100x30.txt", Some(Status::Idle)),
+    // The newest Claude Code at this writing (2.1.332): its trust dialog numbers nothing and
+    // puts the cursor on "No, exit"; its footer reads differently.
+    ("claude", "claude-2.1.332-trust.100x30.txt", Some(Status::NeedsInput)),
+    ("claude", "claude-2.1.332-idle-fresh.120x40.txt", Some(Status::Idle)),
+    ("claude", "claude-2.1.332-working.120x40.txt", Some(Status::Working)),
+    ("claude", "claude-2.1.332-permission.120x40.txt", Some(Status::NeedsInput)),
+    ("claude", "claude-2.1.332-idle-done.120x40.txt", Some(Status::Idle)),
     ("codex", "codex-trust.100x30.txt", Some(Status::NeedsInput)),
     ("codex", "codex-idle-fresh.100x30.txt", Some(Status::Idle)),
     ("codex", "codex-working.100x30.txt", Some(Status::Working)),
@@ -143,5 +154,43 @@ fn typing_into_the_input_box_keeps_an_idle_agent_idle() {
             Some(Status::Idle),
             "{fixture}"
         );
+    }
+}
+
+#[test]
+fn a_dialog_no_rule_knows_is_needs_input_for_every_profile_with_rules() {
+    // Made up, as a new release or a new kind of question would draw it: a selection cursor on
+    // choices and a confirm/cancel hint, over (or under) the agent's idle screen.
+    let dialogs = [
+        [
+            "Open the pod bay doors?",
+            "❯ Yes, open them",
+            "  No, keep them shut",
+            "Enter to confirm · Esc to cancel",
+        ],
+        ["Which branch should I use?", "› 1. main", "  2. develop", "Press enter to select"],
+        ["Overwrite notes.txt? (y/n)", "▶ y", "  n", ""],
+    ];
+    let idle = [
+        ("claude", "claude-idle-done.100x30.txt"),
+        ("claude", "claude-2.1.332-idle-done.120x40.txt"),
+        ("codex", "codex-idle-done.100x30.txt"),
+        ("gemini", "gemini-idle.100x30.txt"),
+        ("opencode", "opencode-idle.100x30.txt"),
+    ];
+    for (profile, fixture) in idle {
+        for dialog in &dialogs {
+            let mut rows = screen(fixture);
+            let last = rows.iter().rposition(|r| !r.trim().is_empty()).unwrap();
+            let at = (last + 1).min(rows.len() - dialog.len());
+            for (i, line) in dialog.iter().enumerate() {
+                rows[at + i] = format!(" {line}");
+            }
+            assert_eq!(
+                rules(profile).evaluate(&rows).decided.map(|(s, _)| s),
+                Some(Status::NeedsInput),
+                "{fixture} with {dialog:?}"
+            );
+        }
     }
 }
