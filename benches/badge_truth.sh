@@ -16,13 +16,14 @@ TRUTH=${TRUTH:-../shared/status-truth}
 RUNS=${RUNS:-3}
 SETS=${SETS:-"default newest harder"}
 OUT=${OUT:-$(mktemp -d /tmp/corral-badge-truth.XXXXXX)}
+mkdir -p "$OUT"
 cargo build --release --quiet --bin corral
 LATEST=.ci/agents-latest/node_modules/.bin
 HARDER=$(ls "$PWD"/benches/status-truth/*.json | paste -sd, -)
 run() { # name, then env assignments and run_all.py arguments
   local name=$1; shift
   env "$@" --out "$OUT/$name" > "$OUT/$name.log" 2>&1 || echo "($name: a run reported a problem, see $OUT/$name.log)"
-  printf '%-22s %s\n' "$name" "$(python3 "$TRUTH/bar_score.py" "$OUT/$name/scores.json")"
+  printf "%-22s %s\n" "$name" "$(python3 "$TRUTH/bar_score.py" "$OUT/$name/scores.json" 2>&1 | tail -1)"
 }
 for set in $SETS; do
   case $set in
