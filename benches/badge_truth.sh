@@ -18,7 +18,7 @@ SETS=${SETS:-"default newest harder"}
 OUT=${OUT:-$(mktemp -d /tmp/corral-badge-truth.XXXXXX)}
 mkdir -p "$OUT"
 cargo build --release --quiet --bin corral
-LATEST=.ci/agents-latest/node_modules/.bin
+LATEST=$PWD/.ci/agents-latest/node_modules/.bin
 HARDER=$(ls "$PWD"/benches/status-truth/*.json | paste -sd, -)
 run() { # name, then env assignments and run_all.py arguments
   local name=$1; shift
