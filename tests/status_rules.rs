@@ -56,6 +56,8 @@ const CASES: &[(&str, &str, Option<Status>)] = &[
     ("codex", "codex-working.100x30.txt", Some(Status::Working)),
     ("codex", "codex-approval.100x30.txt", Some(Status::NeedsInput)),
     ("codex", "codex-idle-done.100x30.txt", Some(Status::Idle)),
+    // Esc on an approval (sampled by the status-truth instrument): idle at once, no settling.
+    ("codex", "codex-0.169.0-interrupted.120x40.txt", Some(Status::Idle)),
     // Written from documentation, not captured:
     ("gemini", "gemini-idle.100x30.txt", Some(Status::Idle)),
     ("gemini", "gemini-working.100x30.txt", Some(Status::Working)),
@@ -193,4 +195,14 @@ fn a_dialog_no_rule_knows_is_needs_input_for_every_profile_with_rules() {
             );
         }
     }
+}
+
+#[test]
+fn codex_interrupted_is_idle_without_waiting_for_the_words_to_settle() {
+    // The composer rule waits for Codex's streamed words to settle; an interrupted turn has none
+    // coming, so its own rule decides, with no settle period.
+    let rows = screen("codex-0.169.0-interrupted.120x40.txt");
+    let eval = rules("codex").evaluate(&rows);
+    assert_eq!(eval.decided, Some((Status::Idle, "interrupted".to_string())));
+    assert!(eval.settle.is_zero());
 }

@@ -230,6 +230,17 @@ impl Engine {
         }
     }
 
+    /// Whether leaving `working` on this signal waits for the screen's words to settle: a rule's
+    /// say always does, and so does a hook that may be about a side turn (Codex notifies one
+    /// finishing while the real turn streams its answer under an idle-looking composer).
+    fn settles(&self, source: Source) -> bool {
+        match source {
+            Source::Rule => true,
+            Source::Hook => self.hook.as_ref().is_some_and(|h| !h.ends_turn),
+            Source::Process | Source::Activity => false,
+        }
+    }
+
     /// When the deciding rule's settle period ends (the screen's words still that long).
     fn settle_due(&self) -> Option<Instant> {
         if self.settle.is_zero() {
@@ -268,12 +279,12 @@ impl Engine {
                 // past the quiet period ends `starting`.
                 return None;
             }
-            _ if source == Source::Rule
+            _ if self.settles(source)
                 && to != Status::Working
                 && matches!(self.status, Status::Working | Status::Stuck)
                 && self.settle_due().is_some_and(|due| now < due) =>
             {
-                // The rule says the turn is over, but words are still arriving under it.
+                // The turn looks over, but words are still arriving under it.
                 return None;
             }
             Status::Working if matches!(self.status, Status::Working | Status::Stuck) => {
@@ -332,7 +343,7 @@ impl Engine {
         if self.status == Status::Working {
             consider(self.stuck_deadline());
         }
-        if source == Source::Rule
+        if self.settles(source)
             && cand != Status::Working
             && matches!(self.status, Status::Working | Status::Stuck)
             && let Some(due) = self.settle_due()
@@ -493,13 +504,23 @@ mod tests {
         assert_eq!(e.next_deadline(t0 + ms(1350)), Some(t0 + ms(2150)));
         assert_eq!(e.decide(t0 + ms(2100)), None);
         assert_eq!(e.decide(t0 + ms(2150)).unwrap().to, Status::Idle);
-        // Its own hook needs no settling.
+        // Codex's notify may be about a side turn that finished while the answer streams: it
+        // waits for the words to settle too. A hook sent exactly at the turn's end does not.
         let mut h = Engine::new(t0, T);
         h.on_screen(t0, ev(Some(Status::Working), 1));
         h.decide(t0);
         h.on_screen(t0 + ms(100), settled(2));
         h.on_hook(t0 + ms(120), Status::Idle, "codex notify (agent-turn-complete)".into(), false);
-        assert_eq!(h.decide(t0 + ms(120)).unwrap().to, Status::Idle);
+        assert_eq!(h.decide(t0 + ms(120)), None);
+        h.on_screen(t0 + ms(400), settled(3));
+        assert_eq!(h.decide(t0 + ms(1100)), None, "words arrived at 400 ms");
+        assert_eq!(h.decide(t0 + ms(1200)).unwrap().to, Status::Idle);
+        let mut stop = Engine::new(t0, T);
+        stop.on_screen(t0, ev(Some(Status::Working), 1));
+        stop.decide(t0);
+        stop.on_screen(t0 + ms(100), settled(2));
+        stop.on_hook(t0 + ms(120), Status::Idle, "Stop".into(), true);
+        assert_eq!(stop.decide(t0 + ms(120)).unwrap().to, Status::Idle);
     }
 
     #[test]
