@@ -205,4 +205,11 @@ fn codex_interrupted_is_idle_without_waiting_for_the_words_to_settle() {
     let eval = rules("codex").evaluate(&rows);
     assert_eq!(eval.decided, Some((Status::Idle, "interrupted".to_string())));
     assert!(eval.settle.is_zero());
+    // A later turn streaming its answer under it: the old line says nothing of that turn.
+    let mut later = rows.clone();
+    let at = later.iter().position(|r| r.contains("Conversation interrupted")).unwrap();
+    later[at + 2] = "• Sure, here is what I would do instead".into();
+    let eval = rules("codex").evaluate(&later);
+    assert_eq!(eval.decided, Some((Status::Idle, "composer".to_string())));
+    assert!(!eval.settle.is_zero());
 }
