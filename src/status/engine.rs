@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 use super::Status;
 use super::rules::Evaluation;
 
+/// How long the screen's words must be still before a hook that may be about a side turn ends
+/// `working` (see `Engine::settle_for`): longer than the gaps between words of a streamed answer.
+const HOOK_SETTLE: Duration = Duration::from_millis(300);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
     /// How long `idle` must hold (or the screen be quiet) before the badge says so.
@@ -230,23 +234,28 @@ impl Engine {
         }
     }
 
-    /// Whether leaving `working` on this signal waits for the screen's words to settle: a rule's
-    /// say always does, and so does a hook that may be about a side turn (Codex notifies one
-    /// finishing while the real turn streams its answer under an idle-looking composer).
-    fn settles(&self, source: Source) -> bool {
+    /// How long the screen's words must have been still before leaving `working` on this signal
+    /// (zero: at once). A rule's `settle_ms`, for agents that stream their answer under a screen
+    /// that looks done; a hook that may be about a side turn (Codex notifies one finishing while
+    /// the real turn streams its answer) waits too, but only long enough to see that no words are
+    /// still arriving: it does say a turn ended. Claude's `Stop` and activity never wait.
+    fn settle_for(&self, source: Source) -> Duration {
         match source {
-            Source::Rule => true,
-            Source::Hook => self.hook.as_ref().is_some_and(|h| !h.ends_turn),
-            Source::Process | Source::Activity => false,
+            Source::Rule => self.settle,
+            Source::Hook if self.hook.as_ref().is_some_and(|h| !h.ends_turn) => {
+                self.settle.min(HOOK_SETTLE)
+            }
+            _ => Duration::ZERO,
         }
     }
 
-    /// When the deciding rule's settle period ends (the screen's words still that long).
-    fn settle_due(&self) -> Option<Instant> {
-        if self.settle.is_zero() {
+    /// When the settle period for `source` ends, if it has one.
+    fn settle_due(&self, source: Source) -> Option<Instant> {
+        let settle = self.settle_for(source);
+        if settle.is_zero() {
             return None;
         }
-        Some(self.last_text_change? + self.settle)
+        Some(self.last_text_change? + settle)
     }
 
     fn in_grace(&self, now: Instant) -> bool {
@@ -279,10 +288,9 @@ impl Engine {
                 // past the quiet period ends `starting`.
                 return None;
             }
-            _ if self.settles(source)
-                && to != Status::Working
+            _ if to != Status::Working
                 && matches!(self.status, Status::Working | Status::Stuck)
-                && self.settle_due().is_some_and(|due| now < due) =>
+                && self.settle_due(source).is_some_and(|due| now < due) =>
             {
                 // The turn looks over, but words are still arriving under it.
                 return None;
@@ -343,10 +351,9 @@ impl Engine {
         if self.status == Status::Working {
             consider(self.stuck_deadline());
         }
-        if self.settles(source)
-            && cand != Status::Working
+        if cand != Status::Working
             && matches!(self.status, Status::Working | Status::Stuck)
-            && let Some(due) = self.settle_due()
+            && let Some(due) = self.settle_due(source)
             && due > now
         {
             consider(due);
@@ -513,8 +520,8 @@ mod tests {
         h.on_hook(t0 + ms(120), Status::Idle, "codex notify (agent-turn-complete)".into(), false);
         assert_eq!(h.decide(t0 + ms(120)), None);
         h.on_screen(t0 + ms(400), settled(3));
-        assert_eq!(h.decide(t0 + ms(1100)), None, "words arrived at 400 ms");
-        assert_eq!(h.decide(t0 + ms(1200)).unwrap().to, Status::Idle);
+        assert_eq!(h.decide(t0 + ms(650)), None, "words arrived at 400 ms");
+        assert_eq!(h.decide(t0 + ms(700)).unwrap().to, Status::Idle, "a hook settles sooner");
         let mut stop = Engine::new(t0, T);
         stop.on_screen(t0, ev(Some(Status::Working), 1));
         stop.decide(t0);
