@@ -18,6 +18,12 @@ use super::rules::Evaluation;
 /// How long the screen's words must be still before a hook that may be about a side turn ends
 /// `working` (see `Engine::settle_for`): longer than the gaps between words of a streamed answer.
 const HOOK_SETTLE: Duration = Duration::from_millis(300);
+/// How long after a hook that ends the turn (`Stop`) the screen may still show that turn's work
+/// before the hook wins; new words within it are a queued prompt starting the next turn.
+const TURN_END_GRACE: Duration = Duration::from_millis(200);
+/// How long a rule's `idle` must hold when it comes straight from `needs-input`: answering a
+/// dialog draws the idle prompt for a frame before the work it approved shows.
+const DIALOG_SETTLE: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
@@ -82,6 +88,8 @@ pub struct Engine {
     /// When the screen last showed something new: another decided state or other letters (what a
     /// hook is newer or older than).
     screen_news: Option<Instant>,
+    /// When the screen's decided state last changed.
+    screen_since: Option<Instant>,
     last_change: Option<Instant>,
     first_change: Option<Instant>,
     fingerprint: Option<u64>,
@@ -106,6 +114,7 @@ impl Engine {
             settle: Duration::ZERO,
             last_text_change: None,
             screen_news: None,
+            screen_since: None,
             last_change: None,
             first_change: None,
             fingerprint: None,
@@ -143,9 +152,12 @@ impl Engine {
 
     /// The screen was evaluated after a change that happened at `changed_at`.
     pub fn on_screen(&mut self, changed_at: Instant, eval: Evaluation) {
-        if self.screen.as_ref().map(|(s, _)| *s) != eval.decided.as_ref().map(|(s, _)| *s)
-            || self.fingerprint != Some(eval.fingerprint)
-        {
+        let state_changed =
+            self.screen.as_ref().map(|(s, _)| *s) != eval.decided.as_ref().map(|(s, _)| *s);
+        if state_changed {
+            self.screen_since = Some(changed_at);
+        }
+        if state_changed || self.fingerprint != Some(eval.fingerprint) {
             self.screen_news = Some(changed_at);
         }
         self.last_change = Some(self.last_change.map_or(changed_at, |t| t.max(changed_at)));
@@ -209,10 +221,12 @@ impl Engine {
             // about another turn (Codex notifies a finished side turn while its approval prompt
             // waits), so a question on screen is never read as anything else, nor work as idle.
             // Only a hook sent exactly at the end of the agent's own turn is news over work on
-            // screen: then a working screen that did not change since is the last frame of that
-            // turn, redrawn a moment later; new words after it are a turn going on (a queued
-            // prompt starting).
-            let newer_than_hook = !h.ends_turn || self.screen_news.is_some_and(|t| t > h.at);
+            // screen: then a working screen that shows nothing new for a moment is the last frame
+            // of that turn, redrawn a moment later; new words are a turn going on (a queued prompt
+            // starting).
+            let newer_than_hook = !h.ends_turn
+                || self.screen_news.is_some_and(|t| t > h.at)
+                || now < h.at + TURN_END_GRACE;
             if let Some((shown, name)) = &self.screen
                 && ((*shown == Status::NeedsInput && h.status != Status::NeedsInput)
                     || (*shown == Status::Working && h.status == Status::Idle && newer_than_hook))
@@ -247,6 +261,11 @@ impl Engine {
             }
             _ => Duration::ZERO,
         }
+    }
+
+    /// When a rule's idle straight after a dialog may be taken.
+    fn dialog_due(&self) -> Option<Instant> {
+        Some(self.screen_since? + DIALOG_SETTLE)
     }
 
     /// When the settle period for `source` ends, if it has one.
@@ -286,6 +305,13 @@ impl Engine {
             {
                 // Drawing a banner is not work; a rule, a hook, going quiet or output that goes on
                 // past the quiet period ends `starting`.
+                return None;
+            }
+            Status::Idle
+                if source == Source::Rule
+                    && self.status == Status::NeedsInput
+                    && self.dialog_due().is_some_and(|due| now < due) =>
+            {
                 return None;
             }
             _ if to != Status::Working
@@ -350,6 +376,20 @@ impl Engine {
         }
         if self.status == Status::Working {
             consider(self.stuck_deadline());
+        }
+        if let Some(h) = &self.hook
+            && h.ends_turn
+            && h.at + TURN_END_GRACE > now
+        {
+            consider(h.at + TURN_END_GRACE);
+        }
+        if cand == Status::Idle
+            && source == Source::Rule
+            && self.status == Status::NeedsInput
+            && let Some(due) = self.dialog_due()
+            && due > now
+        {
+            consider(due);
         }
         if cand != Status::Working
             && matches!(self.status, Status::Working | Status::Stuck)
@@ -486,7 +526,9 @@ mod tests {
         assert_eq!(e.decide(t0).unwrap().to, Status::Working);
         e.on_screen(t0 + ms(100), ev(Some(Status::NeedsInput), 2));
         assert_eq!(e.decide(t0 + ms(100)).unwrap().to, Status::NeedsInput);
-        e.on_screen(t0 + ms(200), ev(Some(Status::Idle), 3));
+        e.on_screen(t0 + ms(150), ev(Some(Status::Working), 3));
+        assert_eq!(e.decide(t0 + ms(150)).unwrap().to, Status::Working);
+        e.on_screen(t0 + ms(200), ev(Some(Status::Idle), 4));
         let tr = e.decide(t0 + ms(200)).unwrap();
         assert_eq!((tr.to, tr.reason.as_str()), (Status::Idle, "rule: idle-rule"));
         assert_eq!(e.next_deadline(t0 + ms(200)), None, "nothing left to wait for");
@@ -528,6 +570,24 @@ mod tests {
         stop.on_screen(t0 + ms(100), settled(2));
         stop.on_hook(t0 + ms(120), Status::Idle, "Stop".into(), true);
         assert_eq!(stop.decide(t0 + ms(120)).unwrap().to, Status::Idle);
+    }
+
+    #[test]
+    fn answering_a_dialog_is_not_idle_for_the_frame_before_the_work_shows() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        e.on_screen(t0, ev(Some(Status::NeedsInput), 1));
+        e.decide(t0);
+        e.on_screen(t0 + ms(1000), ev(Some(Status::Idle), 2));
+        assert_eq!(e.decide(t0 + ms(1000)), None);
+        e.on_screen(t0 + ms(1080), ev(Some(Status::Working), 3));
+        assert_eq!(e.decide(t0 + ms(1080)).unwrap().to, Status::Working);
+        // A dialog declined for good: idle once it held.
+        e.on_screen(t0 + ms(2000), ev(Some(Status::NeedsInput), 4));
+        e.decide(t0 + ms(2000));
+        e.on_screen(t0 + ms(3000), ev(Some(Status::Idle), 5));
+        assert_eq!(e.next_deadline(t0 + ms(3000)), Some(t0 + ms(3200)));
+        assert_eq!(e.decide(t0 + ms(3200)).unwrap().to, Status::Idle);
     }
 
     #[test]
@@ -601,14 +661,24 @@ mod tests {
         let mut e = Engine::new(t0, T);
         e.on_screen(t0, ev(Some(Status::Working), 1));
         e.decide(t0);
-        // Only the spinner moves (same letters) when the turn ends: the hook is the news.
+        // Only the spinner moves (same letters) when the turn ends: after a moment's grace for
+        // the next turn's words (a queued prompt), the hook is the news.
         e.on_hook(t0 + ms(100), Status::Idle, "Stop".into(), true);
         e.on_screen(t0 + ms(120), ev(Some(Status::Working), 1));
-        let tr = e.decide(t0 + ms(120)).unwrap();
+        assert_eq!(e.decide(t0 + ms(120)), None);
+        assert_eq!(e.next_deadline(t0 + ms(120)), Some(t0 + ms(300)));
+        let tr = e.decide(t0 + ms(300)).unwrap();
         assert_eq!((tr.to, tr.reason.as_str()), (Status::Idle, "hook: Stop"));
         // A queued prompt starts a new turn by itself: new words under the spinner.
-        e.on_screen(t0 + ms(300), ev(Some(Status::Working), 2));
-        assert_eq!(e.decide(t0 + ms(300)).unwrap().to, Status::Working);
+        e.on_screen(t0 + ms(400), ev(Some(Status::Working), 2));
+        assert_eq!(e.decide(t0 + ms(400)).unwrap().to, Status::Working);
+        // ... and within the grace, no idle shows at all.
+        let mut q = Engine::new(t0, T);
+        q.on_screen(t0, ev(Some(Status::Working), 1));
+        q.decide(t0);
+        q.on_hook(t0 + ms(100), Status::Idle, "Stop".into(), true);
+        q.on_screen(t0 + ms(200), ev(Some(Status::Working), 2));
+        assert_eq!(q.decide(t0 + ms(400)), None, "the queued prompt's turn goes on");
     }
 
     #[test]
