@@ -86,7 +86,13 @@ impl Reason {
     }
 
     /// What the agent is told (`on_failure = "tell"`).
-    pub fn message(&self, base: &str) -> Option<String> {
+    /// `again`: the agent will be queued again once it worked on it.
+    pub fn message(&self, base: &str, again: bool) -> Option<String> {
+        let next = if again {
+            "When you are done, corral will try to land your work again."
+        } else {
+            "corral will not retry on its own: run `corral land` again when it is fixed."
+        };
         match self {
             Reason::Conflict { paths } => {
                 let mut m = format!(
@@ -100,7 +106,7 @@ impl Reason {
                     m.push('\n');
                 }
                 m.push_str(&format!(
-                    "Merge {base} into your branch and resolve them, then commit. When you are done, corral will try to land your work again."
+                    "Merge {base} into your branch and resolve them, then commit. {next}"
                 ));
                 Some(m)
             }
@@ -123,9 +129,7 @@ impl Reason {
                 } else {
                     m.push('\n');
                 }
-                m.push_str(
-                    "Fix it and commit. When you are done, corral will try to land your work again.",
-                );
+                m.push_str(&format!("Fix it and commit. {next}"));
                 Some(m)
             }
             Reason::Error(_) => None,
@@ -157,6 +161,9 @@ pub struct Entry {
     /// Times it was queued again after being told.
     pub retries: u32,
     pub told: Told,
+    /// The last message the agent was told.
+    #[serde(default)]
+    pub message: Option<String>,
     /// The commit the gate runs (or ran) on.
     pub tip: Option<String>,
     /// What the base became when it landed.
@@ -303,6 +310,7 @@ impl Queue {
             reason: None,
             retries: 0,
             told: Told::No,
+            message: None,
             tip: None,
             landed_at: None,
             working,
@@ -410,11 +418,16 @@ impl Queue {
                     && e.state.running()
                 {
                     e.state = State::Blocked;
-                    let tell = policy.on_failure == OnFailure::Tell && e.retries < policy.retries;
-                    let text = if tell { reason.message(&e.base) } else { None };
+                    let again = e.retries < policy.retries;
+                    let text = match policy.on_failure {
+                        OnFailure::Tell => reason.message(&e.base, again),
+                        OnFailure::Stop => None,
+                    };
                     e.reason = Some(reason);
                     if let Some(text) = text {
-                        e.told = Told::Sent;
+                        // Queued again once it worked on the message, while retries remain.
+                        e.told = if again { Told::Sent } else { Told::No };
+                        e.message = Some(text.clone());
                         out.push(Action::Tell { name, text });
                     }
                     out.push(Action::Save);
@@ -591,7 +604,11 @@ mod tests {
         let out = q.handle(Event::Working { name: "a".into(), working: false });
         assert_eq!(syncs(&out), ["a"]);
         let out = fail(&mut q);
-        assert!(!out.iter().any(|a| matches!(a, Action::Tell { .. })), "no retries left");
+        let told = out.iter().find_map(|a| match a {
+            Action::Tell { text, .. } => Some(text.clone()),
+            _ => None,
+        });
+        assert!(told.unwrap().contains("will not retry"), "told, but not queued again");
         q.handle(Event::Working { name: "a".into(), working: true });
         q.handle(Event::Working { name: "a".into(), working: false });
         assert_eq!(state(&q, "a"), State::Blocked, "stays blocked");

@@ -18,6 +18,7 @@ use tracing::{info, warn};
 mod gc;
 #[path = "land.rs"]
 mod land;
+mod queue;
 mod status;
 
 use super::names;
@@ -87,6 +88,7 @@ pub struct Session {
     tx: mpsc::UnboundedSender<SessionMsg>,
     runs: u64,
     land: land::Land,
+    queues: queue::Queues,
     status: status::StatusBook,
     /// The default colours of the terminal of the last client that said (at attach or new);
     /// agents' colour queries are answered with them. None: no client has said yet.
@@ -113,6 +115,7 @@ pub fn start(host: Arc<dyn PtyHost>) -> mpsc::UnboundedSender<SessionMsg> {
         tx: tx.clone(),
         runs: 0,
         land: land::Land::default(),
+        queues: Default::default(),
         status: Default::default(),
         colors: None,
         gc_running: BTreeMap::new(),
@@ -125,6 +128,7 @@ pub fn start(host: Arc<dyn PtyHost>) -> mpsc::UnboundedSender<SessionMsg> {
                 SessionMsg::Run(job) => job(&mut session),
             }
             session.land_track_agents();
+            session.queue_track();
         }
     });
     tx
@@ -385,6 +389,7 @@ impl Session {
             }
             Err(e) => warn!("cannot recover agents of {}: {e:#}", info.root.display()),
         }
+        self.queue_load(&info.root, &info.common_dir);
     }
 
     /// Write the repository's agent records; false when they could not be written (logged).
@@ -510,6 +515,11 @@ impl Session {
             }
             Request::Enqueue { target, text } => self.enqueue(&target, text),
             Request::Queue { target, clear, remove } => self.queue(&target, clear, remove),
+            Request::Land { repo, names, mode, keep, git_env } => {
+                self.queue_land(repo, names, mode, keep, git_env)
+            }
+            Request::LandStatus { repo } => Outcome::Reply(self.queue_status(&repo)),
+            Request::LandCancel { target } => self.queue_cancel(&target),
             Request::Gc { repo, remove, force, git_env } => {
                 self.gc(repo, remove, force, git_env, reply);
                 return;
@@ -598,6 +608,7 @@ impl Session {
             .map(|(k, a)| {
                 let mut info = self.agent_info(k, a);
                 self.land.decorate(&k.0, &mut info);
+                info.landing = self.queue_landing(&k.0, &k.1);
                 info
             })
             .collect()
@@ -1385,7 +1396,9 @@ async fn wait_settled(pane: &PaneHandle, quiet: Duration, limit: Duration) -> bo
 fn request_repo(req: &Request) -> Option<PathBuf> {
     match req {
         Request::List { repo } => repo.clone(),
-        Request::Gc { repo, .. } => Some(repo.clone()),
+        Request::Gc { repo, .. } | Request::Land { repo, .. } | Request::LandStatus { repo } => {
+            Some(repo.clone())
+        }
         Request::New(n) => Some(n.repo.clone()),
         Request::Tail { target, .. }
         | Request::Follow { target, .. }
@@ -1399,7 +1412,8 @@ fn request_repo(req: &Request) -> Option<PathBuf> {
         | Request::Hook { target, .. }
         | Request::Status { target, .. }
         | Request::Enqueue { target, .. }
-        | Request::Queue { target, .. } => Some(target.repo.clone()),
+        | Request::Queue { target, .. }
+        | Request::LandCancel { target } => Some(target.repo.clone()),
         Request::Ping | Request::KillServer => None,
     }
 }
@@ -1428,6 +1442,7 @@ fn info_of(a: &Agent) -> AgentInfo {
         queued: 0,
         diff: None,
         conflicts: Vec::new(),
+        landing: None,
     }
 }
 
