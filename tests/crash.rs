@@ -561,3 +561,71 @@ fn killed_recovery_is_recovered_by_the_next_server() {
     new_case("new:spawned", Some("rm:worktree"));
     new_case("new:registered", Some("recover:resolved"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// the landing queue
+
+/// `corral land` killed at `point`: the next server resumes the queue from the sync, and the
+/// agent lands exactly once, with the base's commit and its uncommitted work, gated.
+fn queue_case(point: &str) {
+    let env = Env::new();
+    let runs = env.root().join("gate-runs.txt");
+    env.write_config(&format!(
+        "[merge]\ngate = [\"sh\", \"-c\", \"git rev-parse HEAD >> {}; test -e mine.txt\"]\n",
+        runs.display()
+    ));
+    arm(&env, point);
+    let pid = env.server_pid().unwrap();
+    env.new_shell("q");
+    let wt = env.worktree_of("q");
+    write(&wt.join("mine.txt"), "agent work\n");
+    commit_all(&wt, "agent commits");
+    write(&wt.join("later.txt"), "uncommitted\n");
+    write(&env.repo.join("base.txt"), "base moved\n");
+    commit_all(&env.repo, "base moves on");
+
+    // The client follows the queue across the crash: its status requests are reads, asked again
+    // of the next server, which resumes the queue.
+    let out = env.run(&["land", "q"]);
+    assert!(!alive(pid), "the server never reached {point}");
+    let ctx = format!(
+        "{point}: {}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        server_log(&env)
+    );
+    wait_for(&format!("q landed after a crash at {point}"), || {
+        let out = env.run(&["land", "--status", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let e = v.as_array()?.iter().find(|e| e["name"] == "q")?.clone();
+        assert_ne!(e["state"], "blocked", "{e}\n{ctx}");
+        (e["state"] == "landed").then_some(())
+    });
+    wait_for("q removed", || (!listed(&env).contains(&"q".to_string())).then_some(()));
+    let main = rev(&env.repo, "main").unwrap();
+    let gated = read(&runs).unwrap_or_default();
+    assert!(gated.lines().any(|l| l == main), "{point}: main {main} was never gated: {gated}");
+    assert_eq!(read(&env.repo.join("mine.txt")).as_deref(), Some("agent work\n"), "{point}");
+    assert_eq!(read(&env.repo.join("later.txt")).as_deref(), Some("uncommitted\n"), "{point}");
+    assert_eq!(read(&env.repo.join("base.txt")).as_deref(), Some("base moved\n"), "{point}");
+    assert_eq!(status(&env.repo), "", "{point}");
+    assert!(!wt.exists(), "{point}: the worktree is left behind");
+    git(&env.repo, &["fsck", "--no-progress"]);
+    let intents = env.repo.join(".git/corral/intents");
+    let left = fs::read_dir(&intents).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "{point}: intent records left behind");
+}
+
+#[test]
+fn killed_landing_queue_resumes_from_the_sync_and_lands_once() {
+    for point in [
+        "queue:snapshot",
+        "queue:synced",
+        "queue:gate",
+        "queue:backup",
+        "checkout:files",
+        "queue:landed",
+    ] {
+        queue_case(point);
+    }
+}
