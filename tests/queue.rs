@@ -183,3 +183,35 @@ fn cat_agent_trusting(env: &Env, name: &str) -> PathBuf {
     env.ok(&["trust"]);
     cat_agent(env, name)
 }
+
+#[test]
+fn a_told_agent_that_fixes_its_work_is_queued_again_and_lands() {
+    let env = Env::new();
+    let runs = env.root().join("gate-runs.txt");
+    // On being told, this agent removes what breaks the gate and commits.
+    let fixer = "echo ready; while read -r l; do echo \"got: $l\"; case \"$l\" in *'could not land'*) rm -f FAIL; git add -A; git commit -qm 'fix the gate';; esac; done";
+    let gate = format!("git rev-parse HEAD >> {}; test ! -e FAIL", runs.display());
+    env.write_config(&format!(
+        "default_agent = \"fixer\"\n[agents.fixer]\ncommand = [\"sh\", \"-c\", {fixer:?}]\n[merge]\ngate = [\"sh\", \"-c\", {gate:?}]\nretries = 1\n"
+    ));
+    let out = env.ok(&["new", "--name", "f", "--detach", "--size", "80x24"]);
+    assert_eq!(out.trim(), "f");
+    env.wait_tail("f", |t| t.contains("ready"));
+    let wf = env.worktree_of("f");
+    write(&wf.join("f.txt"), "f\n");
+    write(&wf.join("FAIL"), "x\n");
+    env.ok(&["land", "f", "--no-wait"]);
+    wait_for("f landed after fixing", || {
+        let e = entry(&env, "f");
+        assert_ne!(e, serde_json::Value::Null, "f left the queue");
+        (e["state"] == "landed").then_some(e)
+    });
+    assert_eq!(read(&env.repo.join("f.txt")), "f\n");
+    assert!(!env.repo.join("FAIL").exists());
+    let e = entry(&env, "f");
+    assert_eq!(e["retries"], 1);
+    assert!(e["told"].as_str().unwrap().contains("try to land your work again"), "{e}");
+    assert_eq!(read(&runs).lines().count(), 2, "gated once failing, once passing");
+    let log = git(&env.repo, &["log", "--format=%s", "main"]);
+    assert!(log.contains("fix the gate"), "{log}");
+}
