@@ -813,3 +813,14 @@ fn queue_is_saved_in_the_common_dir_and_an_empty_one_leaves_no_file() {
     let e = load_queue(&common).unwrap_err().to_string();
     assert!(e.contains("queue.json"), "{e}");
 }
+
+#[test]
+fn queue_lock_keeps_a_second_queue_out_until_the_first_is_dropped() {
+    let r = Repo::new();
+    let common = r.root.join(".git");
+    let first = lock_queue(&common).unwrap();
+    let e = lock_queue(&common).err().unwrap().to_string();
+    assert!(e.contains("another corral server runs the landing queue"), "{e}");
+    drop(first);
+    lock_queue(&common).unwrap();
+}

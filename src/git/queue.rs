@@ -31,6 +31,33 @@ use super::{GitError, io_err, open};
 use crate::failpoint;
 use crate::queue::Queue;
 
+/// Held (flock on `<common dir>/corral/queue.lock`) by the server that runs the repository's
+/// queue, so two servers never run one; released when dropped or when the process dies.
+pub struct QueueLock {
+    _file: fs::File,
+}
+
+/// Take the queue lock, or say who has it.
+pub fn lock_queue(common_dir: &Path) -> Result<QueueLock, GitError> {
+    let dir = common_dir.join("corral");
+    fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+    let path = dir.join("queue.lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(format!("opening {}", path.display())))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(QueueLock { _file: file }),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(io_err(format!(
+            "another corral server runs the landing queue of this repository (it holds {})",
+            path.display()
+        ))(io::Error::other("locked"))),
+        Err(e) => Err(io_err(format!("locking {}", path.display()))(e.into())),
+    }
+}
+
 fn queue_file(common_dir: &Path) -> PathBuf {
     common_dir.join("corral").join("queue.json")
 }

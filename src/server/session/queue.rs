@@ -39,6 +39,8 @@ struct RepoQueue {
     gate: Option<oneshot::Sender<()>>,
     /// Agents to sync (`auto_sync`) once they are idle.
     to_sync: BTreeSet<String>,
+    /// This server runs the repository's queue.
+    _lock: git::QueueLock,
 }
 
 fn gate_log(repo: &Path, name: &str) -> PathBuf {
@@ -91,6 +93,13 @@ impl Session {
                 return;
             }
         };
+        let lock = match git::lock_queue(common) {
+            Ok(l) => l,
+            Err(e) => {
+                warn!("not resuming the landing queue of {}: {e}", root.display());
+                return;
+            }
+        };
         let loaded = load_config(root).map(|l| l.config).unwrap_or_default();
         queue.set_policy(policy(&loaded));
         info!("resuming the landing queue of {} ({} entries)", root.display(), queue.entries.len());
@@ -103,6 +112,7 @@ impl Session {
                 git_env: Vec::new(),
                 gate: None,
                 to_sync: BTreeSet::new(),
+                _lock: lock,
             },
         );
         self.queue_track();
@@ -147,13 +157,24 @@ impl Session {
             Ok(l) => l.config,
             Err(e) => return err(e),
         };
-        let rq = self.queues.repos.entry(repo.clone()).or_insert_with(|| RepoQueue {
-            queue: Queue::new(policy(&loaded)),
-            common,
-            git_env: Vec::new(),
-            gate: None,
-            to_sync: BTreeSet::new(),
-        });
+        if !self.queues.repos.contains_key(&repo) {
+            let lock = match git::lock_queue(&common) {
+                Ok(l) => l,
+                Err(e) => return err(e.to_string()),
+            };
+            self.queues.repos.insert(
+                repo.clone(),
+                RepoQueue {
+                    queue: Queue::new(policy(&loaded)),
+                    common,
+                    git_env: Vec::new(),
+                    gate: None,
+                    to_sync: BTreeSet::new(),
+                    _lock: lock,
+                },
+            );
+        }
+        let Some(rq) = self.queues.repos.get_mut(&repo) else { return err("no queue") };
         rq.queue.set_policy(policy(&loaded));
         rq.git_env = git_env;
         // All or none: check every name first.
