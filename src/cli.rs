@@ -150,6 +150,9 @@ pub enum Command {
     },
     /// Bring the base branch's new commits into an agent's branch and worktree.
     Sync { name: String },
+    /// Hand a conflict to the agent: merge the base into its worktree leaving conflict markers,
+    /// and tell it which files conflict and what each side meant.
+    Resolve { name: String },
     /// Land agents through the repository's landing queue: each is synced with the base, gated
     /// (`[merge] gate`) and landed in turn; follows them until each is landed or blocked.
     #[command(group(clap::ArgGroup::new("what").required(true).args(["names", "status", "cancel"])))]

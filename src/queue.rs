@@ -146,6 +146,9 @@ pub enum Told {
     Sent,
     /// The agent worked on the message; once it is idle again the entry is queued again.
     Working,
+    /// `corral resolve` left a merge in its worktree; once the agent concluded it, the entry is
+    /// queued again.
+    Resolving,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,6 +213,8 @@ pub enum Event {
     Failed { name: String, reason: Reason },
     /// The agent is gone (removed by hand, or the removal after landing).
     Gone { name: String },
+    /// The merge `corral resolve` left in the agent's worktree is concluded (or abandoned).
+    Resolved { name: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -335,6 +340,28 @@ impl Queue {
         Ok(out)
     }
 
+    /// The agent was handed its conflict (`corral resolve`): once it concluded the merge, it is
+    /// queued again.
+    pub fn resolving(&mut self, name: &str) {
+        if let Some(e) = self.entry_mut(name)
+            && e.state == State::Blocked
+        {
+            e.told = Told::Resolving;
+        }
+    }
+
+    fn requeue(&mut self, name: &str, out: &mut Vec<Action>) {
+        let Some(i) = self.entries.iter().position(|x| x.name == name) else { return };
+        let mut e = self.entries.remove(i);
+        e.told = Told::No;
+        e.retries += 1;
+        e.state = State::Waiting;
+        e.reason = None;
+        // Queued again: at the end, behind everyone queued meanwhile.
+        self.entries.push(e);
+        out.push(Action::Save);
+    }
+
     /// After a restart: whatever step each entry was in starts again at the sync (its steps are
     /// recoverable, and the sync of an already-synced branch changes nothing).
     pub fn restart(&mut self) -> Vec<Action> {
@@ -358,18 +385,7 @@ impl Queue {
                 if e.state == State::Blocked {
                     match (e.told, working) {
                         (Told::Sent, true) => e.told = Told::Working,
-                        (Told::Working, false) => {
-                            e.told = Told::No;
-                            e.retries += 1;
-                            e.state = State::Waiting;
-                            e.reason = None;
-                            // Queued again: at the end, behind everyone queued meanwhile.
-                            if let Some(i) = self.entries.iter().position(|x| x.name == name) {
-                                let e = self.entries.remove(i);
-                                self.entries.push(e);
-                            }
-                            out.push(Action::Save);
-                        }
+                        (Told::Working, false) => self.requeue(&name, &mut out),
                         _ => {}
                     }
                 }
@@ -431,6 +447,13 @@ impl Queue {
                         out.push(Action::Tell { name, text });
                     }
                     out.push(Action::Save);
+                }
+            }
+            Event::Resolved { name } => {
+                if self.entry(&name).is_some_and(|e| {
+                    e.state == State::Blocked && e.told == Told::Resolving && !e.working
+                }) {
+                    self.requeue(&name, &mut out);
                 }
             }
             Event::Gone { name } => {
@@ -618,6 +641,26 @@ mod tests {
         let out = fail(&mut q);
         assert_eq!(out, [Action::Save]);
         assert_eq!(state(&q, "a"), State::Blocked);
+    }
+
+    #[test]
+    fn a_resolving_agent_is_queued_again_once_its_merge_is_concluded_not_before() {
+        let mut q = Queue::new(Policy { on_failure: OnFailure::Tell, retries: 0 });
+        q.add("a", "main", Mode::Merge, false, false).unwrap();
+        q.handle(Event::Failed {
+            name: "a".into(),
+            reason: Reason::Conflict { paths: vec![("f".into(), vec![])] },
+        });
+        q.resolving("a");
+        // Working and idle again while the merge is still open: nothing.
+        q.handle(Event::Working { name: "a".into(), working: true });
+        q.handle(Event::Working { name: "a".into(), working: false });
+        assert_eq!(state(&q, "a"), State::Blocked);
+        q.handle(Event::Working { name: "a".into(), working: true });
+        assert!(q.handle(Event::Resolved { name: "a".into() }).is_empty(), "not while working");
+        q.handle(Event::Working { name: "a".into(), working: false });
+        let out = q.handle(Event::Resolved { name: "a".into() });
+        assert_eq!(syncs(&out), ["a"]);
     }
 
     #[test]

@@ -215,3 +215,60 @@ fn a_told_agent_that_fixes_its_work_is_queued_again_and_lands() {
     let log = git(&env.repo, &["log", "--format=%s", "main"]);
     assert!(log.contains("fix the gate"), "{log}");
 }
+
+#[test]
+fn resolve_writes_markers_in_that_agents_worktree_only_and_the_queue_lands_it_once_committed() {
+    let env = Env::new();
+    // On being handed its conflict, this agent resolves it and commits.
+    let resolver = "echo ready; while read -r l; do echo \"got: $l\"; case \"$l\" in *'conflict markers'*) sleep 0.3; printf 'hello from both\\n' > README.md; git add -A; git commit -qm 'resolve the greeting';; esac; done";
+    env.write_config(&format!(
+        "default_agent = \"cat\"\n{CAT}[agents.resolver]\ncommand = [\"sh\", \"-c\", {resolver:?}]\n[merge]\nretries = 0\n"
+    ));
+    let wa = cat_agent(&env, "a");
+    let out = env.ok(&["new", "--agent", "resolver", "--name", "b", "--detach", "--size", "80x24"]);
+    assert_eq!(out.trim(), "b");
+    env.wait_tail("b", |t| t.contains("ready"));
+    let wb = env.worktree_of("b");
+    let wc = cat_agent(&env, "c");
+    write(&wa.join("README.md"), "hello from a\n");
+    write(&wb.join("README.md"), "hello from b\n");
+    write(&wc.join("c.txt"), "c\n");
+    env.fails(&["land", "a", "b"], 3);
+    assert_eq!(entry(&env, "b")["failure"], "conflict");
+    let main = rev(&env.repo, "main");
+
+    let err = env.run(&["resolve", "b"]);
+    let note = String::from_utf8_lossy(&err.stderr).into_owned();
+    assert!(err.status.success(), "{note}");
+    assert!(note.contains("conflict markers in README.md of agent 'b'"), "{note}");
+    // Markers only in b's worktree; the base, the main worktree and other agents are untouched.
+    env.wait_tail("b", |t| t.contains("conflict markers") && t.contains("README.md"));
+    assert_eq!(rev(&env.repo, "main"), main);
+    assert_eq!(read(&env.repo.join("README.md")), "hello from a\n");
+    assert_eq!(git(&env.repo, &["status", "--porcelain"]), "");
+    assert_eq!(read(&wc.join("c.txt")), "c\n");
+    assert!(!read(&wc.join("README.md")).contains("<<<<<<<"));
+
+    // The agent resolved and committed: the queue takes it again, and it lands.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while entry(&env, "b")["state"] != "landed" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b never landed after resolving: {}\n{}\n{}",
+            entry(&env, "b"),
+            env.tail("b"),
+            git(&wb, &["log", "--oneline", "-5"])
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(read(&env.repo.join("README.md")), "hello from both\n");
+    // c was idle: auto-synced with what landed, so it has nothing to resolve.
+    wait_for("c synced", || (read(&wc.join("README.md")) == "hello from both\n").then_some(()));
+    let err = wait_for("c free again", || {
+        let out = env.run(&["resolve", "c"]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (!err.contains("busy")).then_some(err)
+    });
+    assert!(err.contains("nothing to resolve"), "{err}");
+    git(&env.repo, &["fsck", "--no-progress"]);
+}

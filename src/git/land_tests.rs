@@ -824,3 +824,53 @@ fn queue_lock_keeps_a_second_queue_out_until_the_first_is_dropped() {
     drop(first);
     lock_queue(&common).unwrap();
 }
+
+#[test]
+fn resolve_leaves_markers_in_the_agents_worktree_only_and_says_what_each_side_meant() {
+    let r = Repo::new();
+    let wt = r.agent("r");
+    write(&wt.join("a.txt"), "one\nagent\nthree\n");
+    write(&r.root.join("a.txt"), "one\nbase\nthree\n");
+    r.commit_all(&r.root, "base edits a");
+    let main_before = r.rev("main");
+    let main_status = r.git(&r.root, &["status", "--porcelain"]);
+    let branch = "corral/r".to_string();
+    let spec = SyncSpec {
+        root: &r.root,
+        agent: "r",
+        branch: &branch,
+        worktree: &wt,
+        base: "main",
+        rebase: false,
+        git_env: &[],
+    };
+    let got = resolve_into_worktree(&spec, Some("make a say agent")).unwrap();
+    assert_eq!(
+        got.paths,
+        [ResolvePath {
+            path: "a.txt".into(),
+            base: vec!["base edits a".into()],
+            agent: vec!["your task: make a say agent".into()],
+        }]
+    );
+    let text = read(&wt.join("a.txt"));
+    assert!(text.contains("<<<<<<<") && text.contains("agent") && text.contains("base"), "{text}");
+    assert_eq!(r.rev("main"), main_before, "the base does not move");
+    assert_eq!(
+        read(&r.root.join("a.txt")),
+        "one\nbase\nthree\n",
+        "no markers in the main worktree"
+    );
+    assert_eq!(r.git(&r.root, &["status", "--porcelain"]), main_status);
+    let backups = r.git(&r.root, &["for-each-ref", "--format=%(refname)", &got.backup]);
+    assert_eq!(backups.lines().count(), 2, "{backups}");
+    // The agent concludes the merge with a commit; then it syncs and lands cleanly.
+    write(&wt.join("a.txt"), "one\nboth\nthree\n");
+    r.git(&wt, &["commit", "-qam", "resolve"]);
+    let tip = prepare_agent(&r, "r", &wt).unwrap();
+    assert_eq!(land_tip(&r, "r", &tip, false).unwrap(), GatedLanding::Landed(tip));
+    assert_eq!(read(&r.root.join("a.txt")), "one\nboth\nthree\n");
+    // Nothing to resolve any more.
+    let e = resolve_into_worktree(&spec, None).unwrap_err().to_string();
+    assert!(e.contains("nothing to resolve"), "{e}");
+}

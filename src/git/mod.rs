@@ -50,8 +50,8 @@ pub use merge::{
     How, LandError, LandSpec, Landed, MergeMode, SyncSpec, Synced, Traps, land, sync, traps,
 };
 pub use queue::{
-    GatedLanding, GatedSpec, QueueLock, conflict_subjects, land_gated, load_queue, lock_queue,
-    prepare, save_queue,
+    GatedLanding, GatedSpec, QueueLock, ResolvePath, Resolving, conflict_subjects, land_gated,
+    load_queue, lock_queue, prepare, resolve_into_worktree, save_queue,
 };
 pub use radar::{AgentReport, Conflict, Radar, RadarAgent};
 pub use worktree::*;

@@ -298,3 +298,130 @@ pub fn conflict_subjects(
         paths.iter().map(|p| (p.clone(), Vec::new())).collect()
     })
 }
+
+/// What `resolve` left in the agent's worktree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolving {
+    /// Each conflicting path, with the subjects of the base's commits that touched it and of the
+    /// agent's own (its prompt for corral's snapshot commits).
+    pub paths: Vec<ResolvePath>,
+    pub backup: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvePath {
+    pub path: String,
+    pub base: Vec<String>,
+    pub agent: Vec<String>,
+}
+
+/// `corral resolve`: the agent's uncommitted work is committed, backup refs taken, then the base
+/// is merged into the agent's branch in its own worktree, leaving conflict markers there (the only
+/// place corral writes them) and the merge in progress, for the agent to conclude with a commit.
+/// Refused, with nothing changed, when the merge would not conflict.
+pub fn resolve_into_worktree(
+    spec: &SyncSpec<'_>,
+    prompt: Option<&str>,
+) -> Result<Resolving, LandError> {
+    let repo = open(spec.root)?;
+    let _lock = RepoLock::acquire(repo.commondir())?;
+    let who = format!("the worktree of agent '{}'", spec.agent);
+    if !spec.worktree.is_dir() {
+        return Err(LandError::Refused(format!("{who} ({}) is gone", spec.worktree.display())));
+    }
+    let agent_repo = open(spec.worktree)?;
+    let agent_ref = format!("refs/heads/{}", spec.branch);
+    super::merge::check_head(&agent_repo, &agent_ref, &who)?;
+    check_quiet(&agent_repo, &who)?;
+    let base_tip = super::diff::base_tip(&repo, spec.base)?;
+    let tip = ref_target(&repo, &agent_ref)?;
+    let wrap = || LandError::git(format!("merging {} into {}", spec.base, spec.branch));
+    if tip == base_tip || repo.graph_descendant_of(tip, base_tip).map_err(wrap())? {
+        return Err(LandError::Refused(format!(
+            "agent '{}' already has every commit of {}: nothing to resolve",
+            spec.agent, spec.base
+        )));
+    }
+    // Only a real conflict is handed over (a clean merge is `corral sync`'s): the worktree as it
+    // is, uncommitted work included, merged with the base in memory.
+    let conflicted = (|| -> Result<bool, git2::Error> {
+        let (_, state) = super::state::worktree_state(&agent_repo)?;
+        let ancestor = repo.find_commit(repo.merge_base(tip, base_tip)?)?.tree()?;
+        let ours = repo.find_tree(state)?;
+        let theirs = repo.find_commit(base_tip)?.tree()?;
+        Ok(repo.merge_trees(&ancestor, &ours, &theirs, None)?.has_conflicts())
+    })()
+    .map_err(wrap())?;
+    if !conflicted {
+        return Err(LandError::Refused(format!(
+            "{} merges into agent '{}' without conflicts; `corral sync {}` brings it in",
+            spec.base, spec.agent, spec.agent
+        )));
+    }
+    let mut msg = format!("corral: uncommitted work of agent {}\n", spec.agent);
+    if let Some(l) = first_line(prompt) {
+        msg.push_str(&format!("\nPrompt: {l}\n"));
+    }
+    snapshot_commit(spec.worktree, &msg, spec.git_env)?;
+    let tip = ref_target(&repo, &agent_ref)?;
+    let why = format!("corral: backup before resolving agent {}", spec.agent);
+    let backup = backup_refs(&repo, spec.agent, tip, base_tip, &why)?;
+    failpoint::hit("resolve:backup");
+    let theirs = agent_repo.find_annotated_commit(base_tip).map_err(wrap())?;
+    let mut checkout = git2::build::CheckoutBuilder::new();
+    checkout.safe().allow_conflicts(true).conflict_style_merge(true);
+    agent_repo.merge(&[&theirs], None, Some(&mut checkout)).map_err(wrap())?;
+    let index = agent_repo.index().map_err(wrap())?;
+    let paths = super::merge::conflict_paths(&index).map_err(wrap())?;
+    let base_side = conflict_subjects(spec.root, spec.branch, spec.base, &paths);
+    let agent_side = agent_subjects(&repo, base_tip, tip, &paths, prompt);
+    Ok(Resolving {
+        paths: base_side
+            .into_iter()
+            .zip(agent_side)
+            .map(|((path, base), agent)| ResolvePath { path, base, agent })
+            .collect(),
+        backup,
+    })
+}
+
+/// For each path, the subjects of the agent's commits (those the base lacks) that touched it;
+/// corral's own snapshot commits stand for the agent's prompt.
+fn agent_subjects(
+    repo: &git2::Repository,
+    base_tip: Oid,
+    tip: Oid,
+    paths: &[String],
+    prompt: Option<&str>,
+) -> Vec<Vec<String>> {
+    let mut out: Vec<Vec<String>> = vec![Vec::new(); paths.len()];
+    let found = (|| -> Result<(), git2::Error> {
+        let mut walk = repo.revwalk()?;
+        walk.push(tip)?;
+        walk.hide(base_tip)?;
+        walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)?;
+        for id in walk {
+            let c = repo.find_commit(id?)?;
+            let parent = c.parents().next().map(|p| p.tree()).transpose()?;
+            let diff = repo.diff_tree_to_tree(parent.as_ref(), Some(&c.tree()?), None)?;
+            let touched = super::diff::touched_paths(&diff);
+            let mut subject = c.summary().ok().flatten().unwrap_or("").to_string();
+            if subject.starts_with("corral: uncommitted work of agent") {
+                subject = match first_line(prompt) {
+                    Some(p) => format!("your task: {p}"),
+                    None => "your uncommitted work".to_string(),
+                };
+            }
+            for (i, p) in paths.iter().enumerate() {
+                if touched.contains(p.as_str()) && !out[i].contains(&subject) {
+                    out[i].push(subject.clone());
+                }
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = found {
+        tracing::warn!("reading what the agent changed in {}: {e}", paths.join(", "));
+    }
+    out
+}

@@ -171,6 +171,12 @@ pub enum Request {
     LandCancel {
         target: Target,
     },
+    /// `corral resolve NAME`: merge the base into the agent's worktree leaving conflict markers,
+    /// and tell the agent what to resolve.
+    Resolve {
+        target: Target,
+        git_env: Vec<(String, String)>,
+    },
     /// `corral gc`: list what corral left behind in `repo` (answered with Text); `remove` what
     /// holds no work, and with `force` the rest too (its work kept under refs/corral/backup/).
     Gc {
@@ -207,7 +213,8 @@ impl Request {
             | Request::Hook { .. }
             | Request::Enqueue { .. }
             | Request::Land { .. }
-            | Request::LandCancel { .. } => false,
+            | Request::LandCancel { .. }
+            | Request::Resolve { .. } => false,
         }
     }
 
@@ -233,6 +240,7 @@ impl Request {
             Request::Land { .. } | Request::LandStatus { .. } | Request::LandCancel { .. } => {
                 "land"
             }
+            Request::Resolve { .. } => "resolve",
         }
     }
 }

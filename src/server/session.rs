@@ -520,6 +520,10 @@ impl Session {
             }
             Request::LandStatus { repo } => Outcome::Reply(self.queue_status(&repo)),
             Request::LandCancel { target } => self.queue_cancel(&target),
+            Request::Resolve { target, git_env } => {
+                self.queue_resolve(target, git_env, reply);
+                return;
+            }
             Request::Gc { repo, remove, force, git_env } => {
                 self.gc(repo, remove, force, git_env, reply);
                 return;
@@ -1413,7 +1417,8 @@ fn request_repo(req: &Request) -> Option<PathBuf> {
         | Request::Status { target, .. }
         | Request::Enqueue { target, .. }
         | Request::Queue { target, .. }
-        | Request::LandCancel { target } => Some(target.repo.clone()),
+        | Request::LandCancel { target }
+        | Request::Resolve { target, .. } => Some(target.repo.clone()),
         Request::Ping | Request::KillServer => None,
     }
 }

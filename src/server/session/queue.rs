@@ -19,7 +19,7 @@ use crate::config::{self, AutoSync, SyncMode};
 use crate::git::{self, GatedLanding, LandError};
 use crate::paths;
 use crate::proto::{Landing, LandingEntry, MergeMode, Reply, Target};
-use crate::queue::{Action, Event, Mode, OnFailure, Policy, Queue, Reason};
+use crate::queue::{Action, Event, Mode, OnFailure, Policy, Queue, Reason, Told};
 
 /// How long a landed agent's process gets to end before its worktree is removed anyway.
 const STOP_WAIT: Duration = Duration::from_secs(10);
@@ -267,6 +267,13 @@ impl Session {
                         }
                         Some(_) => {}
                     }
+                    if e.told == Told::Resolving
+                        && !e.working
+                        && let Some(a) = self.agents.get(&key)
+                        && !merge_in_progress(&a.rec.worktree)
+                    {
+                        events.push(Event::Resolved { name: e.name.clone() });
+                    }
                 }
                 for name in &rq.to_sync {
                     let key = (repo.clone(), name.clone());
@@ -499,6 +506,97 @@ impl Session {
         );
     }
 
+    /// `corral resolve NAME`.
+    pub(super) fn queue_resolve(
+        &mut self,
+        target: Target,
+        git_env: Vec<(String, String)>,
+        reply: oneshot::Sender<Outcome>,
+    ) {
+        let key = (target.repo.clone(), target.name.clone());
+        let running = self
+            .queues
+            .repos
+            .get(&target.repo)
+            .and_then(|r| r.queue.entry(&target.name))
+            .is_some_and(|e| e.state.running());
+        if running {
+            let _ = reply.send(err(format!(
+                "agent '{}' is being landed by the queue; `corral land --cancel {}` first",
+                target.name, target.name
+            )));
+            return;
+        }
+        let rec = match self.ready(&target) {
+            Ok(a) => a.rec.clone(),
+            Err(e) => {
+                let _ = reply.send(err(e));
+                return;
+            }
+        };
+        if let Some(a) = self.agents.get_mut(&key) {
+            a.phase = Phase::Busy;
+        }
+        off_session(
+            &self.tx,
+            move || {
+                let spec = git::SyncSpec {
+                    root: &rec.repo,
+                    agent: &rec.name,
+                    branch: &rec.branch,
+                    worktree: &rec.worktree,
+                    base: &rec.base,
+                    rebase: false,
+                    git_env: &git_env,
+                };
+                git::resolve_into_worktree(&spec, rec.prompt.as_deref())
+                    .map(|r| (r, rec.base.clone()))
+            },
+            move |s, result| {
+                if let Some(a) = s.agents.get_mut(&key) {
+                    a.phase = Phase::Ready;
+                }
+                s.land_refresh(&key.0);
+                let (resolving, base) = match result {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = reply.send(err(e.to_string()));
+                        return;
+                    }
+                };
+                let mut text = format!(
+                    "corral merged {base} into your branch and these files now have conflict markers:\n"
+                );
+                for p in &resolving.paths {
+                    text.push_str(&format!("- {}", p.path));
+                    if !p.base.is_empty() {
+                        text.push_str(&format!("; {base} changed it for: {}", p.base.join("; ")));
+                    }
+                    if !p.agent.is_empty() {
+                        text.push_str(&format!("; you changed it for: {}", p.agent.join("; ")));
+                    }
+                    text.push('\n');
+                }
+                text.push_str("Resolve the markers keeping both intentions, then `git add` the files and `git commit` to conclude the merge. corral will then land your work again.");
+                let target = Target { repo: key.0.clone(), name: key.1.clone() };
+                if let Outcome::Reply(Reply::Error(e)) = s.enqueue(&target, text) {
+                    warn!("cannot tell agent {} what to resolve: {e}", key.1);
+                }
+                if let Some(rq) = s.queues.repos.get_mut(&key.0) {
+                    rq.queue.resolving(&key.1);
+                }
+                s.queue_save(&key.0);
+                let paths: Vec<&str> = resolving.paths.iter().map(|p| p.path.as_str()).collect();
+                let _ = reply.send(Outcome::Reply(Reply::Note(format!(
+                    "conflict markers in {} of agent '{}'; it was told what to resolve (old tips under {})",
+                    paths.join(", "),
+                    key.1,
+                    resolving.backup
+                ))));
+            },
+        );
+    }
+
     /// The landed agent goes as after `merge`: stopped, then removed through `rm`'s path.
     fn queue_remove(&mut self, repo: &Path, name: String) {
         let key = (repo.to_path_buf(), name.clone());
@@ -584,6 +682,22 @@ impl Session {
             }
         });
     }
+}
+
+/// Whether the worktree has a merge in progress (its admin dir holds MERGE_HEAD): what `corral
+/// resolve` leaves until the agent commits. Read with two small file reads, as it is asked after
+/// every session message for each resolving agent.
+fn merge_in_progress(worktree: &Path) -> bool {
+    let dot_git = worktree.join(".git");
+    let admin = match std::fs::read_to_string(&dot_git) {
+        Ok(text) => match text.trim().strip_prefix("gitdir: ") {
+            Some(p) if Path::new(p).is_absolute() => PathBuf::from(p),
+            Some(p) => worktree.join(p),
+            None => return false,
+        },
+        Err(_) => dot_git,
+    };
+    admin.join("MERGE_HEAD").exists()
 }
 
 /// How a gate ended.
