@@ -122,6 +122,14 @@ fn four_queued_two_land_in_order_gated_one_conflicts_one_fails_and_an_idle_agent
     env.wait_tail("b", |t| t.contains("could not land your work") && t.contains("README.md"));
     env.wait_tail("c", |t| t.contains("FAIL: the tests broke"));
     assert_eq!(env.agent_json("b")["landing"]["state"], "blocked");
+    let ls = env.ok(&["ls"]);
+    assert!(ls.contains("landing: blocked: conflict in README.md"), "{ls}");
+    let status = env.ok(&["land", "--status"]);
+    assert!(status.contains("c: blocked: gate `sh -c"), "{status}");
+    assert!(
+        status.contains("gate output:") && status.contains("    FAIL: the tests broke"),
+        "{status}"
+    );
     assert!(env.agent_json("e")["landing"].is_null());
 
     // e was idle and outside the queue: it now has what landed, and its own work.
@@ -235,6 +243,8 @@ fn resolve_writes_markers_in_that_agents_worktree_only_and_the_queue_lands_it_on
     write(&wc.join("c.txt"), "c\n");
     env.fails(&["land", "a", "b"], 3);
     assert_eq!(entry(&env, "b")["failure"], "conflict");
+    let told = entry(&env, "b")["told"].as_str().unwrap().to_string();
+    assert!(told.contains("README.md (changed on main by: agent a's work)"), "{told}");
     let main = rev(&env.repo, "main");
 
     let err = env.run(&["resolve", "b"]);

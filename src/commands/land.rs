@@ -90,6 +90,8 @@ pub async fn sync(target: Target) -> Result<i32> {
 
 /// Exit code of `land` when an agent was blocked by anything but a conflict (a failed gate).
 const EXIT_FAILED: i32 = 1;
+/// How many of the gate's last lines `land --status` shows.
+const GATE_LINES: usize = 10;
 /// How often `land` asks the server how its agents are doing.
 const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -188,6 +190,15 @@ pub async fn queue_status(repo: PathBuf, json: bool) -> Result<i32> {
         writeln!(out, "{}", describe(e))?;
         if let Some(log) = &e.gate_log {
             writeln!(out, "  gate output: {}", log.display())?;
+            // The gate's last lines, while it runs or when it failed.
+            if e.state == "gating" || e.failure.as_deref() == Some("gate") {
+                let text = std::fs::read(log).unwrap_or_default();
+                let text = String::from_utf8_lossy(&text);
+                let lines: Vec<&str> = text.lines().collect();
+                for l in &lines[lines.len().saturating_sub(GATE_LINES)..] {
+                    writeln!(out, "    {l}")?;
+                }
+            }
         }
     }
     Ok(0)
@@ -210,6 +221,16 @@ pub fn print_conflicts(out: &mut impl Write, a: &AgentInfo) -> std::io::Result<(
     for c in &a.conflicts {
         let with = if c.base { format!("{} (base)", c.with) } else { c.with.clone() };
         writeln!(out, "  conflicts with {with}: {}", c.paths.join(", "))?;
+    }
+    if let Some(l) = &a.landing {
+        let mut line = format!("  landing: {}", l.state);
+        if let Some(p) = l.position.filter(|_| l.state == "waiting") {
+            line.push_str(&format!(" (#{p})"));
+        }
+        if let Some(r) = &l.reason {
+            line.push_str(&format!(": {r}"));
+        }
+        writeln!(out, "{line}")?;
     }
     Ok(())
 }

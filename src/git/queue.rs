@@ -261,6 +261,20 @@ fn subjects_between(
     Ok(out)
 }
 
+/// A commit's subject; for corral's snapshot of an agent's uncommitted work, which says nothing,
+/// the agent's task from its message.
+fn describe_commit(c: &git2::Commit<'_>) -> String {
+    let subject = c.summary().ok().flatten().unwrap_or("").to_string();
+    let Some(agent) = subject.strip_prefix("corral: uncommitted work of agent ") else {
+        return subject;
+    };
+    let message = c.message().ok().unwrap_or("");
+    match message.lines().find_map(|l| l.strip_prefix("Prompt: ")) {
+        Some(p) => format!("agent {agent}'s task: {p}"),
+        None => format!("agent {agent}'s work"),
+    }
+}
+
 /// For each conflicting path, the subjects of the base's commits (those the agent's branch lacks)
 /// that touched it: what the other side meant, for the message to the agent.
 pub fn conflict_subjects(
@@ -284,7 +298,7 @@ pub fn conflict_subjects(
             let parent = c.parents().next().map(|p| p.tree()).transpose()?;
             let diff = repo.diff_tree_to_tree(parent.as_ref(), Some(&c.tree()?), None)?;
             let touched = super::diff::touched_paths(&diff);
-            let subject = c.summary().ok().flatten().unwrap_or("").to_string();
+            let subject = describe_commit(&c);
             for (p, subjects) in &mut out {
                 if touched.contains(p.as_str()) && !subjects.contains(&subject) {
                     subjects.push(subject.clone());
