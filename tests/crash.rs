@@ -629,3 +629,30 @@ fn killed_landing_queue_resumes_from_the_sync_and_lands_once() {
         queue_case(point);
     }
 }
+
+/// `corral resolve` killed after its snapshot and backup refs, before the merge: the agent's work
+/// is all on its branch, its worktree has no markers and no merge in progress, the base is
+/// untouched, and resolve works on the next server.
+#[test]
+fn killed_resolve_leaves_the_agents_work_committed_and_no_markers() {
+    let env = Env::new();
+    arm(&env, "resolve:backup");
+    env.new_shell("r");
+    let wt = env.worktree_of("r");
+    write(&wt.join("README.md"), "from the agent\n");
+    write(&env.repo.join("README.md"), "from the base\n");
+    commit_all(&env.repo, "base edits the readme");
+    let main = rev(&env.repo, "main").unwrap();
+    run_to_crash(&env, &["resolve", "r"], "resolve:backup");
+    assert!(listed(&env).contains(&"r".to_string()));
+    assert_eq!(rev(&env.repo, "main").as_deref(), Some(main.as_str()));
+    assert_eq!(read(&wt.join("README.md")).as_deref(), Some("from the agent\n"));
+    assert_eq!(show(&env.repo, "corral/r", "README.md").as_deref(), Some("from the agent\n"));
+    assert_eq!(git(&wt, &["status", "--porcelain"]), "");
+    let admin = git(&wt, &["rev-parse", "--absolute-git-dir"]);
+    assert!(!Path::new(admin.trim()).join("MERGE_HEAD").exists());
+    git(&env.repo, &["fsck", "--no-progress"]);
+    let out = env.run(&["resolve", "r"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(read(&wt.join("README.md")).unwrap().contains("<<<<<<<"));
+}
