@@ -167,6 +167,10 @@ pub struct Entry {
     /// The last message the agent was told.
     #[serde(default)]
     pub message: Option<String>,
+    /// The running gate's process (and process group) id, so that a gate a killed server left
+    /// behind is ended by the next one.
+    #[serde(default)]
+    pub gate_pid: Option<u32>,
     /// The commit the gate runs (or ran) on.
     pub tip: Option<String>,
     /// What the base became when it landed.
@@ -227,6 +231,8 @@ pub enum Action {
     Land { name: String, tip: String, mode: Mode },
     /// Stop the step running for a cancelled entry (a gate is killed; git steps finish).
     Abort { name: String },
+    /// A gate started by a server that was killed may still run: end it if it is still that.
+    KillOrphan { name: String, pid: u32 },
     /// Remove the landed agent as `merge` does.
     Remove { name: String },
     /// Queue this message for the agent (delivered when it is idle).
@@ -316,6 +322,7 @@ impl Queue {
             retries: 0,
             told: Told::No,
             message: None,
+            gate_pid: None,
             tip: None,
             landed_at: None,
             working,
@@ -365,13 +372,17 @@ impl Queue {
     /// After a restart: whatever step each entry was in starts again at the sync (its steps are
     /// recoverable, and the sync of an already-synced branch changes nothing).
     pub fn restart(&mut self) -> Vec<Action> {
+        let mut out = Vec::new();
         for e in &mut self.entries {
+            if let Some(pid) = e.gate_pid.take() {
+                out.push(Action::KillOrphan { name: e.name.clone(), pid });
+            }
             if e.state.running() {
                 e.state = State::Waiting;
                 e.tip = None;
             }
         }
-        let mut out = vec![Action::Save];
+        out.push(Action::Save);
         self.advance(&mut out);
         out
     }
@@ -467,6 +478,13 @@ impl Queue {
         }
         self.advance(&mut out);
         out
+    }
+
+    /// The gate of `name` runs as process (group) `pid`, or ended (`None`).
+    pub fn gate_running(&mut self, name: &str, pid: Option<u32>) {
+        if let Some(e) = self.entry_mut(name) {
+            e.gate_pid = pid;
+        }
     }
 
     fn in_state(&mut self, name: &str, state: State) -> Option<&mut Entry> {
@@ -697,11 +715,14 @@ mod tests {
         q.add("a", "main", Mode::Merge, false, false).unwrap();
         q.add("b", "main", Mode::Merge, false, false).unwrap();
         q.handle(Event::Synced { name: "a".into(), tip: "t".into() });
+        q.gate_running("a", Some(42));
         let saved = serde_json::to_string(&q).unwrap();
         let mut q: Queue = serde_json::from_str(&saved).unwrap();
         assert_eq!(state(&q, "a"), State::Gating);
         let out = q.restart();
+        assert_eq!(out[0], Action::KillOrphan { name: "a".into(), pid: 42 });
         assert_eq!(syncs(&out), ["a"], "a again first, from the sync");
+        assert_eq!(q.entry("a").unwrap().gate_pid, None);
         assert_eq!(state(&q, "b"), State::Waiting);
     }
 

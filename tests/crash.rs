@@ -656,3 +656,41 @@ fn killed_resolve_leaves_the_agents_work_committed_and_no_markers() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(read(&wt.join("README.md")).unwrap().contains("<<<<<<<"));
 }
+
+/// `kill -9` of the server while a long gate runs: the next server ends that gate (it would
+/// otherwise run on beside the new one), then gates and lands the agent.
+#[test]
+fn a_gate_left_running_by_a_killed_server_is_ended_and_the_queue_finishes() {
+    let env = Env::new();
+    let first = env.root().join("first-gate.pid");
+    let gate = format!(
+        "if [ -e {0} ]; then exit 0; fi; echo $$ > {0}.tmp; mv {0}.tmp {0}; exec sleep 120",
+        first.display()
+    );
+    env.write_config(&format!("[merge]\ngate = [\"sh\", \"-c\", {gate:?}]\n"));
+    env.new_shell("q");
+    let wt = env.worktree_of("q");
+    write(&wt.join("mine.txt"), "agent work\n");
+    let server = env.server_pid().unwrap();
+    env.ok(&["land", "q", "--no-wait"]);
+    let gate_pid: u32 =
+        wait_for("the first gate running", || read(&first).and_then(|s| s.trim().parse().ok()));
+    assert!(alive(gate_pid));
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(server as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    wait_for("the server gone", || (!alive(server)).then_some(()));
+    assert!(alive(gate_pid), "the gate outlives the server until the next one ends it");
+    // Any command starts the next server, which resumes the queue.
+    listed(&env);
+    wait_for("the orphaned gate ended", || (!alive(gate_pid)).then_some(()));
+    wait_for("q landed", || {
+        let out = env.run(&["land", "--status", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v.as_array()?.iter().any(|e| e["name"] == "q" && e["state"] == "landed").then_some(())
+    });
+    assert_eq!(read(&env.repo.join("mine.txt")).as_deref(), Some("agent work\n"));
+    git(&env.repo, &["fsck", "--no-progress"]);
+}

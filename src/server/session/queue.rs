@@ -325,6 +325,12 @@ impl Session {
                     }
                 }
                 Action::Remove { name } => self.queue_remove(repo, name),
+                Action::KillOrphan { name, pid } => {
+                    let worktree = self.agents.get(&(repo.to_path_buf(), name.clone()));
+                    if let Some(a) = worktree {
+                        kill_orphan_gate(pid, &a.rec.worktree, &name);
+                    }
+                }
                 Action::Tell { name, text } => {
                     let target = Target { repo: repo.to_path_buf(), name: name.clone() };
                     if let Outcome::Reply(Reply::Error(e)) = self.enqueue(&target, text) {
@@ -439,8 +445,20 @@ impl Session {
         let tx = self.tx.clone();
         let root = repo.to_path_buf();
         info!("landing queue: gating agent {name} at {tip}: {}", gate.join(" "));
+        let started_tx = self.tx.clone();
+        let (started_root, started_name) = (root.clone(), name.clone());
+        let started = move |pid: Option<u32>| {
+            let (started_root, started_name) = (started_root.clone(), started_name.clone());
+            let _ = started_tx.send(SessionMsg::Run(Box::new(move |s: &mut Session| {
+                if let Some(rq) = s.queues.repos.get_mut(&started_root) {
+                    rq.queue.gate_running(&started_name, pid);
+                }
+                s.queue_save(&started_root);
+            })));
+        };
         tokio::spawn(async move {
-            let result = run_gate(&gate, &rec.worktree, &env, &log, timeout, kill_rx).await;
+            let result =
+                run_gate(&gate, &rec.worktree, &env, &log, timeout, kill_rx, started).await;
             let _ = tx.send(SessionMsg::Run(Box::new(move |s: &mut Session| {
                 if let Some(rq) = s.queues.repos.get_mut(&root) {
                     rq.gate = None;
@@ -719,6 +737,7 @@ async fn run_gate(
     log: &Path,
     timeout: Duration,
     kill: oneshot::Receiver<()>,
+    started: impl Fn(Option<u32>),
 ) -> Result<GateEnd, String> {
     let Some((program, args)) = gate.split_first() else { return Ok(GateEnd::Passed) };
     if let Some(parent) = log.parent() {
@@ -743,6 +762,7 @@ async fn run_gate(
         .kill_on_drop(true);
     let mut child =
         cmd.spawn().map_err(|e| format!("cannot run the gate `{}`: {e}", gate.join(" ")))?;
+    started(child.id());
     crate::failpoint::hit("queue:gate");
     let pgid = child.id().and_then(|id| rustix::process::Pid::from_raw(id as i32));
     let kill_group = || {
@@ -750,7 +770,7 @@ async fn run_gate(
             let _ = rustix::process::kill_process_group(p, rustix::process::Signal::KILL);
         }
     };
-    tokio::select! {
+    let end = tokio::select! {
         status = child.wait() => {
             let status = status.map_err(|e| format!("waiting for the gate: {e}"))?;
             if status.success() {
@@ -769,5 +789,20 @@ async fn run_gate(
             let _ = child.wait().await;
             Ok(GateEnd::Killed)
         }
+    };
+    started(None);
+    end
+}
+
+/// End the process group `pid` that a killed server's gate left running, but only if `pid` is
+/// still a group leader working in the agent's worktree (the id may have been reused since).
+fn kill_orphan_gate(pid: u32, worktree: &Path, name: &str) {
+    let Ok(cwd) = std::fs::read_link(format!("/proc/{pid}/cwd")) else { return };
+    let same = std::fs::canonicalize(worktree).is_ok_and(|w| cwd.starts_with(&w));
+    let Some(p) = rustix::process::Pid::from_raw(pid as i32) else { return };
+    let leader = rustix::process::getpgid(Some(p)).is_ok_and(|g| g == p);
+    if same && leader {
+        info!("ending the gate of agent {name} (process group {pid}) a killed server left running");
+        let _ = rustix::process::kill_process_group(p, rustix::process::Signal::KILL);
     }
 }
