@@ -152,7 +152,12 @@ pub enum Command {
     Sync { name: String },
     /// Hand a conflict to the agent: merge the base into its worktree leaving conflict markers,
     /// and tell it which files conflict and what each side meant.
-    Resolve { name: String },
+    Resolve {
+        name: String,
+        /// Start a new agent of this profile in that worktree to resolve it instead.
+        #[arg(long, value_name = "PROFILE")]
+        agent: Option<String>,
+    },
     /// Land agents through the repository's landing queue: each is synced with the base, gated
     /// (`[merge] gate`) and landed in turn; follows them until each is landed or blocked.
     #[command(group(clap::ArgGroup::new("what").required(true).args(["names", "status", "cancel"])))]

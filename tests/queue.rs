@@ -282,3 +282,33 @@ fn resolve_writes_markers_in_that_agents_worktree_only_and_the_queue_lands_it_on
     assert!(err.contains("nothing to resolve"), "{err}");
     git(&env.repo, &["fsck", "--no-progress"]);
 }
+
+#[test]
+fn resolve_with_agent_starts_a_resolver_in_that_worktree_and_the_original_lands() {
+    let env = Env::new();
+    let resolver = "echo ready; while read -r l; do echo \"got: $l\"; case \"$l\" in *'conflict markers'*) printf 'hello from both\\n' > README.md; git add -A; git commit -qm 'resolver resolves';; esac; done";
+    env.write_config(&format!(
+        "default_agent = \"cat\"\n{CAT}[agents.resolver]\ncommand = [\"sh\", \"-c\", {resolver:?}]\nprompt = \"type\"\n[merge]\nretries = 0\n"
+    ));
+    let wa = cat_agent(&env, "a");
+    let wb = cat_agent(&env, "b");
+    write(&wa.join("README.md"), "hello from a\n");
+    write(&wb.join("README.md"), "hello from b\n");
+    env.fails(&["land", "a", "b"], 3);
+    let out = env.run(&["resolve", "b", "--agent", "resolver"]);
+    let note = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{note}");
+    assert!(note.contains("b-resolve resolves them"), "{note}");
+    assert_eq!(env.worktree_of("b-resolve"), wb, "the resolver works in b's worktree");
+    wait_for("b landed after its resolver committed", || {
+        (entry(&env, "b")["state"] == "landed").then_some(())
+    });
+    assert_eq!(read(&env.repo.join("README.md")), "hello from both\n");
+    let log = git(&env.repo, &["log", "--format=%s", "main"]);
+    assert!(log.contains("resolver resolves"), "{log}");
+    // b goes as after a merge, and its resolver with it (their worktree is gone).
+    wait_for("b and its resolver gone", || {
+        (gone(&env, "b") && gone(&env, "b-resolve")).then_some(())
+    });
+    assert!(!wb.exists());
+}

@@ -130,9 +130,10 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
             land::merge(target(repo.as_ref(), name)?, mode, keep, message, yes).await
         }
         Command::Sync { name } => land::sync(target(repo.as_ref(), name)?).await,
-        Command::Resolve { name } => {
-            let git_env = client::git_env();
-            simple(repo, name, |t| Request::Resolve { target: t, git_env }).await
+        Command::Resolve { name, agent } => {
+            let (git_env, env) = (client::git_env(), client::env_vec());
+            simple(repo, name, |t| Request::Resolve { target: t, git_env, profile: agent, env })
+                .await
         }
         Command::Land { names, squash, rebase, keep, no_wait, status, json, cancel } => {
             let root = client::repo_root(repo.as_ref())?;

@@ -176,6 +176,11 @@ pub enum Request {
     Resolve {
         target: Target,
         git_env: Vec<(String, String)>,
+        /// `--agent PROFILE`: start a new agent of this profile in the agent's worktree and hand
+        /// it the conflict instead.
+        profile: Option<String>,
+        /// The client's environment, for that new agent.
+        env: Vec<(String, String)>,
     },
     /// `corral gc`: list what corral left behind in `repo` (answered with Text); `remove` what
     /// holds no work, and with `force` the rest too (its work kept under refs/corral/backup/).

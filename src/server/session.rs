@@ -159,6 +159,8 @@ struct Prepared {
     worktree_dir: PathBuf,
     /// `new --worktree`: the existing worktree the agent starts in.
     adopt: Option<git::Adoptable>,
+    /// The agent whose worktree `adopt` may be (`resolve --agent`).
+    sharing: Option<String>,
 }
 
 fn env_lookup<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
@@ -237,6 +239,7 @@ fn prepare(req: &NewAgent, owned: &[(String, PathBuf)]) -> Result<Prepared, Stri
         branches,
         worktree_dir,
         adopt,
+        sharing: None,
     })
 }
 
@@ -520,8 +523,8 @@ impl Session {
             }
             Request::LandStatus { repo } => Outcome::Reply(self.queue_status(&repo)),
             Request::LandCancel { target } => self.queue_cancel(&target),
-            Request::Resolve { target, git_env } => {
-                self.queue_resolve(target, git_env, reply);
+            Request::Resolve { target, git_env, profile, env } => {
+                self.queue_resolve(target, git_env, profile.map(|p| (p, env)), reply);
                 return;
             }
             Request::Gc { repo, remove, force, git_env } => {
@@ -619,6 +622,17 @@ impl Session {
     }
 
     fn new_agents(&mut self, req: NewAgent, reply: oneshot::Sender<Outcome>) {
+        self.new_agents_sharing(req, None, reply);
+    }
+
+    /// `new`; with `sharing`, the adopted worktree may be that agent's (a resolver started by
+    /// `corral resolve --agent` works beside the agent whose conflict it resolves).
+    fn new_agents_sharing(
+        &mut self,
+        req: NewAgent,
+        sharing: Option<&str>,
+        reply: oneshot::Sender<Outcome>,
+    ) {
         if let Some(name) = &req.name
             && let Err(e) = names::validate(name)
         {
@@ -634,15 +648,19 @@ impl Session {
             return;
         }
         let owned: Vec<(String, PathBuf)> = match req.worktree {
-            Some(_) => {
-                self.agents.values().map(|a| (a.rec.name.clone(), a.rec.worktree.clone())).collect()
-            }
+            Some(_) => self
+                .agents
+                .values()
+                .filter(|a| Some(a.rec.name.as_str()) != sharing)
+                .map(|a| (a.rec.name.clone(), a.rec.worktree.clone()))
+                .collect(),
             None => Vec::new(),
         };
+        let sharing = sharing.map(str::to_string);
         off_session(
             &self.tx,
             move || {
-                let prep = prepare(&req, &owned);
+                let prep = prepare(&req, &owned).map(|p| Prepared { sharing, ..p });
                 (req, prep)
             },
             move |s, (req, prep)| match prep {
@@ -673,7 +691,10 @@ impl Session {
         let count = req.count as usize;
         let explicit = req.name.is_some();
         if let Some(a) = &prep.adopt
-            && let Some(other) = self.agents.values().find(|o| o.rec.worktree == a.path)
+            && let Some(other) = self
+                .agents
+                .values()
+                .find(|o| o.rec.worktree == a.path && Some(&o.rec.name) != prep.sharing.as_ref())
         {
             let _ = reply.send(err(format!(
                 "cannot adopt {}: it is the worktree of agent '{}'",

@@ -529,6 +529,7 @@ impl Session {
         &mut self,
         target: Target,
         git_env: Vec<(String, String)>,
+        resolver: Option<(String, Vec<(String, String)>)>,
         reply: oneshot::Sender<Outcome>,
     ) {
         let key = (target.repo.clone(), target.name.clone());
@@ -596,15 +597,53 @@ impl Session {
                     text.push('\n');
                 }
                 text.push_str("Resolve the markers keeping both intentions, then `git add` the files and `git commit` to conclude the merge. corral will then land your work again.");
-                let target = Target { repo: key.0.clone(), name: key.1.clone() };
-                if let Outcome::Reply(Reply::Error(e)) = s.enqueue(&target, text) {
-                    warn!("cannot tell agent {} what to resolve: {e}", key.1);
-                }
                 if let Some(rq) = s.queues.repos.get_mut(&key.0) {
                     rq.queue.resolving(&key.1);
                 }
                 s.queue_save(&key.0);
                 let paths: Vec<&str> = resolving.paths.iter().map(|p| p.path.as_str()).collect();
+                if let Some((profile, env)) = resolver {
+                    // A new agent in the same worktree gets the conflict as its prompt; the
+                    // queue takes the original agent again once the merge is concluded.
+                    let worktree = s.agents.get(&key).map(|a| a.rec.worktree.clone());
+                    let req = crate::proto::NewAgent {
+                        repo: key.0.clone(),
+                        prompt: Some(text),
+                        profile: Some(profile),
+                        name: Some(format!("{}-resolve", key.1)),
+                        base: None,
+                        count: 1,
+                        size: None,
+                        env,
+                        worktree,
+                        colors: None,
+                    };
+                    let (done_tx, done_rx) = oneshot::channel();
+                    s.new_agents_sharing(req, Some(&key.1), done_tx);
+                    let note = format!(
+                        "conflict markers in {} of agent '{}' (old tips under {})",
+                        paths.join(", "),
+                        key.1,
+                        resolving.backup
+                    );
+                    tokio::spawn(async move {
+                        let out = match done_rx.await {
+                            Ok(Outcome::Reply(Reply::Created(names))) => Outcome::Reply(
+                                Reply::Note(format!("{note}; {} resolves them", names.join(", "))),
+                            ),
+                            Ok(Outcome::Reply(Reply::Error(e))) => {
+                                err(format!("{note}, but the resolver agent did not start: {e}"))
+                            }
+                            _ => err(format!("{note}, but the resolver agent did not start")),
+                        };
+                        let _ = reply.send(out);
+                    });
+                    return;
+                }
+                let target = Target { repo: key.0.clone(), name: key.1.clone() };
+                if let Outcome::Reply(Reply::Error(e)) = s.enqueue(&target, text) {
+                    warn!("cannot tell agent {} what to resolve: {e}", key.1);
+                }
                 let _ = reply.send(Outcome::Reply(Reply::Note(format!(
                     "conflict markers in {} of agent '{}'; it was told what to resolve (old tips under {})",
                     paths.join(", "),
@@ -620,10 +659,28 @@ impl Session {
         let key = (repo.to_path_buf(), name.clone());
         let Some(a) = self.agents.get(&key) else { return };
         let pane = a.pane.clone();
+        // A resolver (`resolve --agent`) started in this worktree is forgotten first: the
+        // worktree it works in is about to go.
+        let resolvers: Vec<Target> = self
+            .agents
+            .iter()
+            .filter(|((r, n), o)| {
+                r == repo && *n != name && o.rec.adopted && o.rec.worktree == a.rec.worktree
+            })
+            .map(|((r, n), _)| Target { repo: r.clone(), name: n.clone() })
+            .collect();
         let git_env = self.queues.repos.get(repo).map(|r| r.git_env.clone()).unwrap_or_default();
         let tx = self.tx.clone();
         let target = Target { repo: repo.to_path_buf(), name };
         tokio::spawn(async move {
+            for r in resolvers {
+                let (done_tx, done_rx) = oneshot::channel();
+                let env = git_env.clone();
+                let _ = tx.send(SessionMsg::Run(Box::new(move |s: &mut Session| {
+                    s.remove(r, false, env, done_tx);
+                })));
+                let _ = done_rx.await;
+            }
             if let Some(p) = pane.filter(|p| !p.state().exited) {
                 p.kill();
                 wait_exit(&p, STOP_WAIT).await;
