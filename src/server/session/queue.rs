@@ -712,9 +712,16 @@ impl Session {
         else {
             return;
         };
+        let landed_wt = self.agents.get(&(repo.to_path_buf(), landed.to_string()));
+        let landed_wt = landed_wt.map(|a| a.rec.worktree.clone());
         let mut picked = Vec::new();
         for ((r, name), a) in &self.agents {
-            if r != repo || name == landed || a.rec.base != base {
+            // A resolver in the landed agent's worktree goes with it; it is not synced.
+            if r != repo
+                || name == landed
+                || a.rec.base != base
+                || Some(&a.rec.worktree) == landed_wt.as_ref()
+            {
                 continue;
             }
             let queued = self
