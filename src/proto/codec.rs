@@ -213,6 +213,12 @@ mod tests {
         round_trip(ClientMsg::Request(Request::LandCancel {
             target: Target { repo: "/r".into(), name: "a".into() },
         }));
+        round_trip(ClientMsg::Request(Request::Resolve {
+            target: Target { repo: "/r".into(), name: "a".into() },
+            git_env: vec![("GIT_AUTHOR_NAME".into(), "x".into())],
+            profile: Some("claude".into()),
+            env: vec![],
+        }));
         round_trip(ServerMsg::Reply(Reply::Conflict(vec!["a.txt".into()])));
         round_trip(ClientMsg::Request(Request::Merge {
             target: Target { repo: "/r".into(), name: "a".into() },
