@@ -312,3 +312,25 @@ fn resolve_with_agent_starts_a_resolver_in_that_worktree_and_the_original_lands(
     });
     assert!(!wb.exists());
 }
+
+#[test]
+fn the_users_own_changes_in_the_way_block_the_landing_and_nothing_changes() {
+    let env = Env::new();
+    config(&env, "");
+    let wa = cat_agent(&env, "a");
+    write(&wa.join("README.md"), "from the agent\n");
+    write(&env.repo.join("README.md"), "the user's own edit\n");
+    let main = rev(&env.repo, "main");
+    env.fails(&["land", "a"], 1);
+    let a = entry(&env, "a");
+    assert_eq!(a["state"], "blocked");
+    assert!(a["reason"].as_str().unwrap().contains("commit or stash these: README.md"), "{a}");
+    assert!(a["told"].is_null(), "a refusal is the user's to handle: {a}");
+    assert_eq!(rev(&env.repo, "main"), main);
+    assert_eq!(read(&env.repo.join("README.md")), "the user's own edit\n");
+    assert_eq!(read(&wa.join("README.md")), "from the agent\n");
+    // Once the user's edit is out of the way, landing it again works.
+    git(&env.repo, &["checkout", "README.md"]);
+    env.ok(&["land", "a"]);
+    assert_eq!(read(&env.repo.join("README.md")), "from the agent\n");
+}
