@@ -163,6 +163,9 @@ fn a_queued_agent_waits_while_working_and_cancel_takes_it_out() {
     assert!(err.contains("not in the landing queue"), "{err}");
     let err = env.fails(&["land", "nobody"], 1);
     assert!(err.contains("nobody"), "{err}");
+    let err = env.fails(&["land", "w", "w"], 1);
+    assert!(err.contains("agent 'w' is named twice"), "{err}");
+    assert!(env.agent_json("w")["landing"].is_null(), "all or none");
 }
 
 #[test]

@@ -144,6 +144,10 @@ impl Session {
         if names.is_empty() {
             return err("name at least one agent to land");
         }
+        let mut seen = BTreeSet::new();
+        if let Some(twice) = names.iter().find(|n| !seen.insert(n.as_str())) {
+            return err(format!("agent '{twice}' is named twice"));
+        }
         let mut common = None;
         for name in &names {
             let target = Target { repo: repo.clone(), name: name.clone() };
