@@ -26,6 +26,10 @@ mod git;
 #[allow(dead_code)]
 #[path = "../src/failpoint.rs"]
 mod failpoint;
+// The landing queue's state, which the git steps save.
+#[allow(dead_code)]
+#[path = "../src/queue.rs"]
+mod queue;
 
 fn sh_git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")

@@ -19,6 +19,10 @@ mod git;
 #[allow(dead_code)]
 #[path = "../src/failpoint.rs"]
 mod failpoint;
+// The landing queue's state, which the git steps save.
+#[allow(dead_code)]
+#[path = "../src/queue.rs"]
+mod queue;
 
 use git as worktree;
 

@@ -150,6 +150,41 @@ pub enum Command {
     },
     /// Bring the base branch's new commits into an agent's branch and worktree.
     Sync { name: String },
+    /// Hand a conflict to the agent: merge the base into its worktree leaving conflict markers,
+    /// and tell it which files conflict and what each side meant.
+    Resolve {
+        name: String,
+        /// Start a new agent of this profile in that worktree to resolve it instead.
+        #[arg(long, value_name = "PROFILE")]
+        agent: Option<String>,
+    },
+    /// Land agents through the repository's landing queue: each is synced with the base, gated
+    /// (`[merge] gate`) and landed in turn; follows them until each is landed or blocked.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["names", "status", "cancel"])))]
+    Land {
+        names: Vec<String>,
+        /// Land each as one new commit on the base.
+        #[arg(long, conflicts_with = "rebase")]
+        squash: bool,
+        /// Replay each agent's commits on the base instead of merging the base in.
+        #[arg(long)]
+        rebase: bool,
+        /// Keep the agents, their worktrees and branches after they landed.
+        #[arg(long)]
+        keep: bool,
+        /// Queue them and return at once.
+        #[arg(long)]
+        no_wait: bool,
+        /// Show the queue: order, state and reason of each entry.
+        #[arg(long, conflicts_with_all = ["names", "cancel"])]
+        status: bool,
+        /// With --status: as JSON.
+        #[arg(long, requires = "status")]
+        json: bool,
+        /// Take an agent out of the queue.
+        #[arg(long, value_name = "NAME", conflicts_with = "names")]
+        cancel: Option<String>,
+    },
     /// Stop an agent and remove its worktree.
     Rm {
         name: String,

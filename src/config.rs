@@ -39,11 +39,57 @@ pub struct Config {
     pub keys: KeysConfig,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MergeConfig {
-    /// How `corral sync` brings the base's new commits into an agent.
+    /// How `corral sync` (and the landing queue's sync) brings the base's new commits into an agent.
     pub sync: SyncMode,
+    /// The landing queue's gate: a command and its arguments run in the agent's worktree on the
+    /// commit about to land; empty means no gate.
+    pub gate: Vec<String>,
+    /// A gate still running after this long is killed and counts as failed.
+    pub gate_timeout_secs: u64,
+    /// What happens to an agent the queue blocks.
+    pub on_failure: OnFailure,
+    /// How many of the gate's last lines the agent is told.
+    pub tell_lines: usize,
+    /// How many times a told agent is queued again.
+    pub retries: u32,
+    /// Sync other idle agents after each landing.
+    pub auto_sync: AutoSync,
+}
+
+impl Default for MergeConfig {
+    fn default() -> MergeConfig {
+        MergeConfig {
+            sync: SyncMode::Merge,
+            gate: Vec::new(),
+            gate_timeout_secs: 1800,
+            on_failure: OnFailure::Tell,
+            tell_lines: 40,
+            retries: 2,
+            auto_sync: AutoSync::Idle,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Tell the agent what failed (as a queued message) and queue it again once it worked on it.
+    #[default]
+    Tell,
+    /// Only mark it blocked.
+    Stop,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoSync {
+    /// Idle agents whose changes are predicted not to conflict are synced after each landing.
+    #[default]
+    Idle,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -272,6 +318,11 @@ fn command_keys(table: &toml::Table) -> Vec<String> {
     {
         keys.push("status.notify_command".to_string());
     }
+    if let Some(toml::Value::Table(m)) = table.get("merge")
+        && m.get("gate").and_then(|v| v.as_array()).is_some_and(|a| !a.is_empty())
+    {
+        keys.push("merge.gate".to_string());
+    }
     if let Some(toml::Value::Table(agents)) = table.get("agents") {
         for (name, p) in agents {
             if let toml::Value::Table(p) = p {
@@ -438,6 +489,20 @@ mod tests {
         assert_eq!(l.config.terminal.scrollback, 5000);
         assert_eq!(l.config.worktree.branch_prefix, "corral/");
         assert_eq!(l.config.merge.sync, SyncMode::Merge);
+    }
+
+    #[test]
+    fn queue_keys_have_defaults_and_a_repo_gate_needs_approval() {
+        let l = load_with("", None).unwrap();
+        assert!(l.config.merge.gate.is_empty());
+        assert_eq!(l.config.merge.on_failure, OnFailure::Tell);
+        assert_eq!(l.config.merge.retries, 2);
+        assert_eq!(l.config.merge.auto_sync, AutoSync::Idle);
+        let l = load_with("", Some("[merge]\ngate = [\"make\", \"test\"]\n")).unwrap();
+        assert_eq!(l.config.merge.gate, ["make", "test"]);
+        assert_eq!(l.repo_file.unwrap().command_keys, ["merge.gate"]);
+        let err = load_with("[merge]\non_failure = \"shout\"\n", None).unwrap_err().to_string();
+        assert!(err.contains("merge.on_failure"), "{err}");
     }
 
     #[test]

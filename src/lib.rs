@@ -11,6 +11,7 @@ pub mod git;
 pub mod logging;
 pub mod paths;
 pub mod proto;
+pub mod queue;
 pub mod server;
 pub mod status;
 pub mod term;

@@ -561,3 +561,136 @@ fn killed_recovery_is_recovered_by_the_next_server() {
     new_case("new:spawned", Some("rm:worktree"));
     new_case("new:registered", Some("recover:resolved"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// the landing queue
+
+/// `corral land` killed at `point`: the next server resumes the queue from the sync, and the
+/// agent lands exactly once, with the base's commit and its uncommitted work, gated.
+fn queue_case(point: &str) {
+    let env = Env::new();
+    let runs = env.root().join("gate-runs.txt");
+    env.write_config(&format!(
+        "[merge]\ngate = [\"sh\", \"-c\", \"git rev-parse HEAD >> {}; test -e mine.txt\"]\n",
+        runs.display()
+    ));
+    arm(&env, point);
+    let pid = env.server_pid().unwrap();
+    env.new_shell("q");
+    let wt = env.worktree_of("q");
+    write(&wt.join("mine.txt"), "agent work\n");
+    commit_all(&wt, "agent commits");
+    write(&wt.join("later.txt"), "uncommitted\n");
+    write(&env.repo.join("base.txt"), "base moved\n");
+    commit_all(&env.repo, "base moves on");
+
+    // The client follows the queue across the crash: its status requests are reads, asked again
+    // of the next server, which resumes the queue.
+    let out = env.run(&["land", "q"]);
+    assert!(!alive(pid), "the server never reached {point}");
+    let ctx = format!(
+        "{point}: {}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        server_log(&env)
+    );
+    wait_for(&format!("q landed after a crash at {point}"), || {
+        let out = env.run(&["land", "--status", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let e = v.as_array()?.iter().find(|e| e["name"] == "q")?.clone();
+        assert_ne!(e["state"], "blocked", "{e}\n{ctx}");
+        (e["state"] == "landed").then_some(())
+    });
+    wait_for("q removed", || (!listed(&env).contains(&"q".to_string())).then_some(()));
+    let main = rev(&env.repo, "main").unwrap();
+    let gated = read(&runs).unwrap_or_default();
+    assert!(gated.lines().any(|l| l == main), "{point}: main {main} was never gated: {gated}");
+    assert_eq!(read(&env.repo.join("mine.txt")).as_deref(), Some("agent work\n"), "{point}");
+    assert_eq!(read(&env.repo.join("later.txt")).as_deref(), Some("uncommitted\n"), "{point}");
+    assert_eq!(read(&env.repo.join("base.txt")).as_deref(), Some("base moved\n"), "{point}");
+    assert_eq!(status(&env.repo), "", "{point}");
+    assert!(!wt.exists(), "{point}: the worktree is left behind");
+    git(&env.repo, &["fsck", "--no-progress"]);
+    let intents = env.repo.join(".git/corral/intents");
+    let left = fs::read_dir(&intents).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "{point}: intent records left behind");
+}
+
+#[test]
+fn killed_landing_queue_resumes_from_the_sync_and_lands_once() {
+    for point in [
+        "queue:snapshot",
+        "queue:synced",
+        "queue:gate",
+        "queue:backup",
+        "checkout:files",
+        "queue:landed",
+    ] {
+        queue_case(point);
+    }
+}
+
+/// `corral resolve` killed after its snapshot and backup refs, before the merge: the agent's work
+/// is all on its branch, its worktree has no markers and no merge in progress, the base is
+/// untouched, and resolve works on the next server.
+#[test]
+fn killed_resolve_leaves_the_agents_work_committed_and_no_markers() {
+    let env = Env::new();
+    arm(&env, "resolve:backup");
+    env.new_shell("r");
+    let wt = env.worktree_of("r");
+    write(&wt.join("README.md"), "from the agent\n");
+    write(&env.repo.join("README.md"), "from the base\n");
+    commit_all(&env.repo, "base edits the readme");
+    let main = rev(&env.repo, "main").unwrap();
+    run_to_crash(&env, &["resolve", "r"], "resolve:backup");
+    assert!(listed(&env).contains(&"r".to_string()));
+    assert_eq!(rev(&env.repo, "main").as_deref(), Some(main.as_str()));
+    assert_eq!(read(&wt.join("README.md")).as_deref(), Some("from the agent\n"));
+    assert_eq!(show(&env.repo, "corral/r", "README.md").as_deref(), Some("from the agent\n"));
+    assert_eq!(git(&wt, &["status", "--porcelain"]), "");
+    let admin = git(&wt, &["rev-parse", "--absolute-git-dir"]);
+    assert!(!Path::new(admin.trim()).join("MERGE_HEAD").exists());
+    git(&env.repo, &["fsck", "--no-progress"]);
+    let out = env.run(&["resolve", "r"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(read(&wt.join("README.md")).unwrap().contains("<<<<<<<"));
+}
+
+/// `kill -9` of the server while a long gate runs: the next server ends that gate (it would
+/// otherwise run on beside the new one), then gates and lands the agent.
+#[test]
+fn a_gate_left_running_by_a_killed_server_is_ended_and_the_queue_finishes() {
+    let env = Env::new();
+    let first = env.root().join("first-gate.pid");
+    let gate = format!(
+        "if [ -e {0} ]; then exit 0; fi; echo $$ > {0}.tmp; mv {0}.tmp {0}; exec sleep 120",
+        first.display()
+    );
+    env.write_config(&format!("[merge]\ngate = [\"sh\", \"-c\", {gate:?}]\n"));
+    env.new_shell("q");
+    let wt = env.worktree_of("q");
+    write(&wt.join("mine.txt"), "agent work\n");
+    let server = env.server_pid().unwrap();
+    env.ok(&["land", "q", "--no-wait"]);
+    let gate_pid: u32 =
+        wait_for("the first gate running", || read(&first).and_then(|s| s.trim().parse().ok()));
+    assert!(alive(gate_pid));
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(server as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    wait_for("the server gone", || (!alive(server)).then_some(()));
+    assert!(alive(gate_pid), "the gate outlives the server until the next one ends it");
+    // Any command starts the next server, which resumes the queue.
+    listed(&env);
+    wait_for("the orphaned gate ended", || (!alive(gate_pid)).then_some(()));
+    wait_for("q landed", || {
+        let out = env.run(&["land", "--status", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v.as_array()?.iter().any(|e| e["name"] == "q" && e["state"] == "landed").then_some(())
+    });
+    assert_eq!(read(&env.repo.join("mine.txt")).as_deref(), Some("agent work\n"));
+    git(&env.repo, &["fsck", "--no-progress"]);
+}

@@ -130,6 +130,26 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
             land::merge(target(repo.as_ref(), name)?, mode, keep, message, yes).await
         }
         Command::Sync { name } => land::sync(target(repo.as_ref(), name)?).await,
+        Command::Resolve { name, agent } => {
+            let (git_env, env) = (client::git_env(), client::env_vec());
+            simple(repo, name, |t| Request::Resolve { target: t, git_env, profile: agent, env })
+                .await
+        }
+        Command::Land { names, squash, rebase, keep, no_wait, status, json, cancel } => {
+            let root = client::repo_root(repo.as_ref())?;
+            if status {
+                return land::queue_status(root, json).await;
+            }
+            if let Some(name) = cancel {
+                return land::queue_cancel(Target { repo: root, name }).await;
+            }
+            let mode = match (squash, rebase) {
+                (true, _) => MergeMode::Squash,
+                (_, true) => MergeMode::Rebase,
+                _ => MergeMode::Merge,
+            };
+            land::queue_land(root, names, mode, keep, no_wait).await
+        }
         Command::Rm { name, force } => {
             let git_env = client::git_env();
             simple(repo, name, |t| Request::Remove { target: t, force, git_env }).await

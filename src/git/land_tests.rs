@@ -693,3 +693,184 @@ fn checkout_killed_half_way_is_put_back_and_a_later_edit_is_left_alone() {
             .all(|e| { !e.file_name().to_string_lossy().starts_with(".corral-checkout") })
     );
 }
+
+fn prepare_agent(r: &Repo, name: &str, wt: &Path) -> Result<String, LandError> {
+    let branch = format!("corral/{name}");
+    prepare(
+        &SyncSpec {
+            root: &r.root,
+            agent: name,
+            branch: &branch,
+            worktree: wt,
+            base: "main",
+            rebase: false,
+            git_env: &[],
+        },
+        Some("add the feature"),
+    )
+}
+
+fn land_tip(r: &Repo, name: &str, tip: &str, squash: bool) -> Result<GatedLanding, LandError> {
+    let branch = format!("corral/{name}");
+    land_gated(&GatedSpec {
+        root: &r.root,
+        agent: name,
+        branch: &branch,
+        base: "main",
+        tip,
+        squash,
+        prompt: Some("add the feature"),
+        git_env: &[],
+    })
+}
+
+#[test]
+fn queue_prepare_commits_uncommitted_work_and_brings_the_base_in_then_lands_exactly_that() {
+    let r = Repo::new();
+    let wt = r.agent("q");
+    write(&wt.join("new.txt"), "agent work\n");
+    write(&r.root.join("b.txt"), "bee two\n");
+    r.commit_all(&r.root, "base moved on");
+    let tip = prepare_agent(&r, "q", &wt).unwrap();
+    assert_eq!(r.git(&wt, &["status", "--porcelain"]), "", "uncommitted work is committed");
+    assert_eq!(r.rev("corral/q"), tip);
+    assert_eq!(read(&wt.join("b.txt")), "bee two\n", "the base's commit is in the agent");
+    let log = r.git(&r.root, &["log", "--format=%s", "corral/q"]);
+    assert!(log.contains("corral: uncommitted work of agent q"), "{log}");
+
+    // The base moves again after the gate ran: nothing lands.
+    let gated = tip.clone();
+    write(&r.root.join("README.md"), "hello again\n");
+    r.commit_all(&r.root, "base moved again");
+    let main_before = r.rev("main");
+    assert_eq!(land_tip(&r, "q", &gated, false).unwrap(), GatedLanding::BaseMoved);
+    assert_eq!(r.rev("main"), main_before);
+
+    // Sync again, and the base fast-forwards to exactly the new gated commit, files and all.
+    let tip = prepare_agent(&r, "q", &wt).unwrap();
+    assert_eq!(land_tip(&r, "q", &tip, false).unwrap(), GatedLanding::Landed(tip.clone()));
+    assert_eq!(r.rev("main"), tip);
+    assert_eq!(read(&r.root.join("new.txt")), "agent work\n");
+    assert_eq!(r.git(&r.root, &["status", "--porcelain"]), "");
+    let backups = r.git(&r.root, &["for-each-ref", "refs/corral/backup/q"]);
+    assert!(backups.contains(&tip), "backup refs hold the landed commit: {backups}");
+}
+
+#[test]
+fn queue_squash_lands_one_commit_with_the_gated_tree_and_the_agent_follows() {
+    let r = Repo::new();
+    let wt = r.agent("s");
+    write(&wt.join("one.txt"), "1\n");
+    r.commit_all(&wt, "first part");
+    write(&wt.join("two.txt"), "2\n");
+    let tip = prepare_agent(&r, "s", &wt).unwrap();
+    let before = r.rev("main");
+    let GatedLanding::Landed(new) = land_tip(&r, "s", &tip, true).unwrap() else {
+        panic!("not landed")
+    };
+    assert_eq!(r.rev("main^"), before, "one commit on the base");
+    assert_eq!(r.rev("main^{tree}"), r.rev(&format!("{tip}^{{tree}}")), "exactly the gated tree");
+    let msg = r.git(&r.root, &["log", "-1", "--format=%B", "main"]);
+    assert!(msg.starts_with("add the feature") && msg.contains("* first part"), "{msg}");
+    assert_eq!(r.rev("corral/s"), new, "the agent follows the squash");
+    assert!(branch_merged(&r.root, "corral/s", "main").unwrap());
+}
+
+#[test]
+fn queue_conflict_names_the_base_commits_that_touched_each_path() {
+    let r = Repo::new();
+    let wt = r.agent("c");
+    write(&wt.join("a.txt"), "one\nagent\nthree\n");
+    write(&r.root.join("a.txt"), "one\nbase\nthree\n");
+    r.commit_all(&r.root, "base edits a");
+    write(&r.root.join("b.txt"), "other\n");
+    r.commit_all(&r.root, "base edits b");
+    let main_before = r.rev("main");
+    let err = prepare_agent(&r, "c", &wt).unwrap_err();
+    let LandError::Conflict { paths, .. } = err else { panic!("{err}") };
+    assert_eq!(paths, ["a.txt"]);
+    assert_eq!(r.rev("main"), main_before);
+    assert_eq!(read(&wt.join("a.txt")), "one\nagent\nthree\n", "the agent keeps its work");
+    let subjects = conflict_subjects(&r.root, "corral/c", "main", &paths);
+    assert_eq!(subjects, [("a.txt".to_string(), vec!["base edits a".to_string()])]);
+}
+
+#[test]
+fn queue_is_saved_in_the_common_dir_and_an_empty_one_leaves_no_file() {
+    use crate::queue::{Mode, Policy, Queue};
+    let r = Repo::new();
+    let common = r.root.join(".git");
+    assert_eq!(load_queue(&common).unwrap(), None);
+    let mut q = Queue::new(Policy::default());
+    q.add("a", "main", Mode::Squash, false, false).unwrap();
+    save_queue(&common, &q).unwrap();
+    let back = load_queue(&common).unwrap().unwrap();
+    assert_eq!(back.entries, q.entries);
+    q.cancel("a").unwrap();
+    save_queue(&common, &q).unwrap();
+    assert!(!common.join("corral/queue.json").exists());
+    fs::write(common.join("corral/queue.json"), "{").unwrap();
+    let e = load_queue(&common).unwrap_err().to_string();
+    assert!(e.contains("queue.json"), "{e}");
+}
+
+#[test]
+fn queue_lock_keeps_a_second_queue_out_until_the_first_is_dropped() {
+    let r = Repo::new();
+    let common = r.root.join(".git");
+    let first = lock_queue(&common).unwrap();
+    let e = lock_queue(&common).err().unwrap().to_string();
+    assert!(e.contains("another corral server runs the landing queue"), "{e}");
+    drop(first);
+    lock_queue(&common).unwrap();
+}
+
+#[test]
+fn resolve_leaves_markers_in_the_agents_worktree_only_and_says_what_each_side_meant() {
+    let r = Repo::new();
+    let wt = r.agent("r");
+    write(&wt.join("a.txt"), "one\nagent\nthree\n");
+    write(&r.root.join("a.txt"), "one\nbase\nthree\n");
+    r.commit_all(&r.root, "base edits a");
+    let main_before = r.rev("main");
+    let main_status = r.git(&r.root, &["status", "--porcelain"]);
+    let branch = "corral/r".to_string();
+    let spec = SyncSpec {
+        root: &r.root,
+        agent: "r",
+        branch: &branch,
+        worktree: &wt,
+        base: "main",
+        rebase: false,
+        git_env: &[],
+    };
+    let got = resolve_into_worktree(&spec, Some("make a say agent")).unwrap();
+    assert_eq!(
+        got.paths,
+        [ResolvePath {
+            path: "a.txt".into(),
+            base: vec!["base edits a".into()],
+            agent: vec!["your task: make a say agent".into()],
+        }]
+    );
+    let text = read(&wt.join("a.txt"));
+    assert!(text.contains("<<<<<<<") && text.contains("agent") && text.contains("base"), "{text}");
+    assert_eq!(r.rev("main"), main_before, "the base does not move");
+    assert_eq!(
+        read(&r.root.join("a.txt")),
+        "one\nbase\nthree\n",
+        "no markers in the main worktree"
+    );
+    assert_eq!(r.git(&r.root, &["status", "--porcelain"]), main_status);
+    let backups = r.git(&r.root, &["for-each-ref", "--format=%(refname)", &got.backup]);
+    assert_eq!(backups.lines().count(), 2, "{backups}");
+    // The agent concludes the merge with a commit; then it syncs and lands cleanly.
+    write(&wt.join("a.txt"), "one\nboth\nthree\n");
+    r.git(&wt, &["commit", "-qam", "resolve"]);
+    let tip = prepare_agent(&r, "r", &wt).unwrap();
+    assert_eq!(land_tip(&r, "r", &tip, false).unwrap(), GatedLanding::Landed(tip));
+    assert_eq!(read(&r.root.join("a.txt")), "one\nboth\nthree\n");
+    // Nothing to resolve any more.
+    let e = resolve_into_worktree(&spec, None).unwrap_err().to_string();
+    assert!(e.contains("nothing to resolve"), "{e}");
+}

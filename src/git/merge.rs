@@ -205,7 +205,7 @@ fn unix_now() -> u64 {
 }
 
 /// The first non-empty line of a prompt, short enough for a commit subject.
-fn first_line(prompt: Option<&str>) -> Option<String> {
+pub(super) fn first_line(prompt: Option<&str>) -> Option<String> {
     let line = prompt?.lines().map(str::trim).find(|l| !l.is_empty())?;
     let mut out: String = line.chars().take(72).collect();
     if line.chars().count() > 72 {
@@ -241,7 +241,7 @@ fn state_name(s: RepositoryState) -> &'static str {
 }
 
 /// Refuse when the worktree `repo` is mid-merge, mid-rebase and the like.
-fn check_quiet(repo: &Repository, who: &str) -> Result<(), LandError> {
+pub(super) fn check_quiet(repo: &Repository, who: &str) -> Result<(), LandError> {
     match repo.state() {
         RepositoryState::Clean => Ok(()),
         s => Err(LandError::Refused(format!(
@@ -252,7 +252,7 @@ fn check_quiet(repo: &Repository, who: &str) -> Result<(), LandError> {
 }
 
 /// The worktrees that have `refname` checked out.
-fn checked_out_at(repo: &Repository, refname: &str) -> Result<Vec<PathBuf>, GitError> {
+pub(super) fn checked_out_at(repo: &Repository, refname: &str) -> Result<Vec<PathBuf>, GitError> {
     let mut out = Vec::new();
     for (head, dir) in worktree_heads(repo)? {
         let Ok(text) = fs::read_to_string(&head) else { continue };
@@ -264,7 +264,7 @@ fn checked_out_at(repo: &Repository, refname: &str) -> Result<Vec<PathBuf>, GitE
 }
 
 /// The commit at `refname` (which must exist).
-fn ref_target(repo: &Repository, refname: &str) -> Result<Oid, LandError> {
+pub(super) fn ref_target(repo: &Repository, refname: &str) -> Result<Oid, LandError> {
     let r = repo.find_reference(refname).map_err(LandError::git(format!("reading {refname}")))?;
     let c = r.peel_to_commit().map_err(LandError::git(format!("reading {refname}")))?;
     Ok(c.id())
@@ -457,7 +457,7 @@ pub(super) fn backup_refs(
 }
 
 /// Compare-and-swap a ref that no worktree has checked out.
-fn move_ref(
+pub(super) fn move_ref(
     repo: &Repository,
     refname: &str,
     old: Oid,

@@ -30,6 +30,7 @@ pub mod intent;
 mod land_tests;
 mod leftovers;
 mod merge;
+mod queue;
 mod radar;
 mod state;
 #[cfg(test)]
@@ -47,6 +48,10 @@ pub use leftovers::{
 };
 pub use merge::{
     How, LandError, LandSpec, Landed, MergeMode, SyncSpec, Synced, Traps, land, sync, traps,
+};
+pub use queue::{
+    GatedLanding, GatedSpec, QueueLock, ResolvePath, Resolving, conflict_subjects, land_gated,
+    load_queue, lock_queue, prepare, resolve_into_worktree, save_queue,
 };
 pub use radar::{AgentReport, Conflict, Radar, RadarAgent};
 pub use worktree::*;

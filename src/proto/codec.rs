@@ -190,7 +190,35 @@ mod tests {
                 base: false,
                 paths: vec!["x".into()],
             }],
+            landing: Some(Landing { position: Some(2), state: "waiting".into(), reason: None }),
         }])));
+        round_trip(ServerMsg::Reply(Reply::Landing(vec![LandingEntry {
+            name: "a".into(),
+            position: None,
+            state: "blocked".into(),
+            reason: Some("gate `make` failed with exit code 2".into()),
+            failure: Some("gate".into()),
+            told: Some("fix it".into()),
+            gate_log: Some("/s/a.log".into()),
+            landed_at: None,
+            retries: 1,
+        }])));
+        round_trip(ClientMsg::Request(Request::Land {
+            repo: "/r".into(),
+            names: vec!["a".into(), "b".into()],
+            mode: MergeMode::Squash,
+            keep: false,
+            git_env: vec![],
+        }));
+        round_trip(ClientMsg::Request(Request::LandCancel {
+            target: Target { repo: "/r".into(), name: "a".into() },
+        }));
+        round_trip(ClientMsg::Request(Request::Resolve {
+            target: Target { repo: "/r".into(), name: "a".into() },
+            git_env: vec![("GIT_AUTHOR_NAME".into(), "x".into())],
+            profile: Some("claude".into()),
+            env: vec![],
+        }));
         round_trip(ServerMsg::Reply(Reply::Conflict(vec!["a.txt".into()])));
         round_trip(ClientMsg::Request(Request::Merge {
             target: Target { repo: "/r".into(), name: "a".into() },

@@ -17,7 +17,7 @@ use crate::term::screen::ScreenUpdate;
 use crate::term::{Line, Size, TermColors};
 
 /// Bumped whenever a message changes shape.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientMsg {
@@ -153,6 +153,35 @@ pub enum Request {
         clear: bool,
         remove: Option<u32>,
     },
+    /// `corral land NAME...`: put agents in the repository's landing queue, in this order.
+    Land {
+        repo: PathBuf,
+        names: Vec<String>,
+        /// `Merge` (fast-forward to the gated commit), `Squash` or `Rebase`.
+        mode: MergeMode,
+        keep: bool,
+        /// As for `Remove`: the queue's commits for these agents are by this user.
+        git_env: Vec<(String, String)>,
+    },
+    /// `corral land --status`: the repository's queue (answered with Landing).
+    LandStatus {
+        repo: PathBuf,
+    },
+    /// `corral land --cancel NAME`: take the agent out of the queue.
+    LandCancel {
+        target: Target,
+    },
+    /// `corral resolve NAME`: merge the base into the agent's worktree leaving conflict markers,
+    /// and tell the agent what to resolve.
+    Resolve {
+        target: Target,
+        git_env: Vec<(String, String)>,
+        /// `--agent PROFILE`: start a new agent of this profile in the agent's worktree and hand
+        /// it the conflict instead.
+        profile: Option<String>,
+        /// The client's environment, for that new agent.
+        env: Vec<(String, String)>,
+    },
     /// `corral gc`: list what corral left behind in `repo` (answered with Text); `remove` what
     /// holds no work, and with `force` the rest too (its work kept under refs/corral/backup/).
     Gc {
@@ -174,7 +203,8 @@ impl Request {
             | Request::Tail { .. }
             | Request::Follow { .. }
             | Request::Attach { .. }
-            | Request::Status { .. } => true,
+            | Request::Status { .. }
+            | Request::LandStatus { .. } => true,
             Request::Queue { clear, remove, .. } => !clear && remove.is_none(),
             Request::Gc { remove, .. } => !remove,
             Request::New(_)
@@ -186,7 +216,10 @@ impl Request {
             | Request::Merge { .. }
             | Request::Sync { .. }
             | Request::Hook { .. }
-            | Request::Enqueue { .. } => false,
+            | Request::Enqueue { .. }
+            | Request::Land { .. }
+            | Request::LandCancel { .. }
+            | Request::Resolve { .. } => false,
         }
     }
 
@@ -209,6 +242,10 @@ impl Request {
             Request::Status { .. } => "status",
             Request::Queue { .. } => "queue",
             Request::Gc { .. } => "gc",
+            Request::Land { .. } | Request::LandStatus { .. } | Request::LandCancel { .. } => {
+                "land"
+            }
+            Request::Resolve { .. } => "resolve",
         }
     }
 }
@@ -263,6 +300,38 @@ pub enum Reply {
     Status(Box<crate::status::Report>),
     /// The messages still queued for an agent, in delivery order.
     Queue(Vec<String>),
+    /// The landing queue, in order.
+    Landing(Vec<LandingEntry>),
+}
+
+/// One entry of a landing queue (`land --status`). Fields may be added, never renamed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LandingEntry {
+    pub name: String,
+    /// 1-based, among the entries not yet landed or blocked.
+    pub position: Option<u32>,
+    /// `waiting`, `syncing`, `gating`, `landing`, `landed` or `blocked`.
+    pub state: String,
+    /// Why it is blocked, in one line.
+    pub reason: Option<String>,
+    /// `conflict`, `gate` or `error`, when blocked.
+    pub failure: Option<String>,
+    /// What the agent was told, when it was.
+    pub told: Option<String>,
+    /// Where the gate's output of its last run is kept.
+    pub gate_log: Option<PathBuf>,
+    /// The commit the base became, once landed.
+    pub landed_at: Option<String>,
+    /// Times it was queued again after being told.
+    pub retries: u32,
+}
+
+/// An agent's place in its repository's landing queue, in `ls`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Landing {
+    pub position: Option<u32>,
+    pub state: String,
+    pub reason: Option<String>,
 }
 
 /// An agent as `ls` shows it. Fields may be added, never renamed (`ls --json` is an interface).
@@ -291,6 +360,8 @@ pub struct AgentInfo {
     pub diff: Option<DiffStat>,
     /// Predicted conflicts with other agents and with the base's current tip.
     pub conflicts: Vec<ConflictInfo>,
+    /// Its place in the landing queue; None when it is not queued.
+    pub landing: Option<Landing>,
 }
 
 /// Files changed and lines added/removed (committed, uncommitted and untracked work against the

@@ -210,7 +210,7 @@ impl Session {
     }
 
     /// Refs moved: the repository's radar recomputes soon.
-    fn land_refresh(&self, repo: &Path) {
+    pub(super) fn land_refresh(&self, repo: &Path) {
         if let Some(h) = self.land.repos.get(repo).and_then(|r| r.radar.as_ref()) {
             let _ = h.tx.send(RadarMsg::Refs);
         }

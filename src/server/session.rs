@@ -18,6 +18,7 @@ use tracing::{info, warn};
 mod gc;
 #[path = "land.rs"]
 mod land;
+mod queue;
 mod status;
 
 use super::names;
@@ -87,6 +88,7 @@ pub struct Session {
     tx: mpsc::UnboundedSender<SessionMsg>,
     runs: u64,
     land: land::Land,
+    queues: queue::Queues,
     status: status::StatusBook,
     /// The default colours of the terminal of the last client that said (at attach or new);
     /// agents' colour queries are answered with them. None: no client has said yet.
@@ -113,6 +115,7 @@ pub fn start(host: Arc<dyn PtyHost>) -> mpsc::UnboundedSender<SessionMsg> {
         tx: tx.clone(),
         runs: 0,
         land: land::Land::default(),
+        queues: Default::default(),
         status: Default::default(),
         colors: None,
         gc_running: BTreeMap::new(),
@@ -125,6 +128,7 @@ pub fn start(host: Arc<dyn PtyHost>) -> mpsc::UnboundedSender<SessionMsg> {
                 SessionMsg::Run(job) => job(&mut session),
             }
             session.land_track_agents();
+            session.queue_track();
         }
     });
     tx
@@ -155,6 +159,8 @@ struct Prepared {
     worktree_dir: PathBuf,
     /// `new --worktree`: the existing worktree the agent starts in.
     adopt: Option<git::Adoptable>,
+    /// The agent whose worktree `adopt` may be (`resolve --agent`).
+    sharing: Option<String>,
 }
 
 fn env_lookup<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
@@ -233,6 +239,7 @@ fn prepare(req: &NewAgent, owned: &[(String, PathBuf)]) -> Result<Prepared, Stri
         branches,
         worktree_dir,
         adopt,
+        sharing: None,
     })
 }
 
@@ -385,6 +392,7 @@ impl Session {
             }
             Err(e) => warn!("cannot recover agents of {}: {e:#}", info.root.display()),
         }
+        self.queue_load(&info.root, &info.common_dir);
     }
 
     /// Write the repository's agent records; false when they could not be written (logged).
@@ -510,6 +518,15 @@ impl Session {
             }
             Request::Enqueue { target, text } => self.enqueue(&target, text),
             Request::Queue { target, clear, remove } => self.queue(&target, clear, remove),
+            Request::Land { repo, names, mode, keep, git_env } => {
+                self.queue_land(repo, names, mode, keep, git_env)
+            }
+            Request::LandStatus { repo } => Outcome::Reply(self.queue_status(&repo)),
+            Request::LandCancel { target } => self.queue_cancel(&target),
+            Request::Resolve { target, git_env, profile, env } => {
+                self.queue_resolve(target, git_env, profile.map(|p| (p, env)), reply);
+                return;
+            }
             Request::Gc { repo, remove, force, git_env } => {
                 self.gc(repo, remove, force, git_env, reply);
                 return;
@@ -598,12 +615,24 @@ impl Session {
             .map(|(k, a)| {
                 let mut info = self.agent_info(k, a);
                 self.land.decorate(&k.0, &mut info);
+                info.landing = self.queue_landing(&k.0, &k.1);
                 info
             })
             .collect()
     }
 
     fn new_agents(&mut self, req: NewAgent, reply: oneshot::Sender<Outcome>) {
+        self.new_agents_sharing(req, None, reply);
+    }
+
+    /// `new`; with `sharing`, the adopted worktree may be that agent's (a resolver started by
+    /// `corral resolve --agent` works beside the agent whose conflict it resolves).
+    fn new_agents_sharing(
+        &mut self,
+        req: NewAgent,
+        sharing: Option<&str>,
+        reply: oneshot::Sender<Outcome>,
+    ) {
         if let Some(name) = &req.name
             && let Err(e) = names::validate(name)
         {
@@ -619,15 +648,19 @@ impl Session {
             return;
         }
         let owned: Vec<(String, PathBuf)> = match req.worktree {
-            Some(_) => {
-                self.agents.values().map(|a| (a.rec.name.clone(), a.rec.worktree.clone())).collect()
-            }
+            Some(_) => self
+                .agents
+                .values()
+                .filter(|a| Some(a.rec.name.as_str()) != sharing)
+                .map(|a| (a.rec.name.clone(), a.rec.worktree.clone()))
+                .collect(),
             None => Vec::new(),
         };
+        let sharing = sharing.map(str::to_string);
         off_session(
             &self.tx,
             move || {
-                let prep = prepare(&req, &owned);
+                let prep = prepare(&req, &owned).map(|p| Prepared { sharing, ..p });
                 (req, prep)
             },
             move |s, (req, prep)| match prep {
@@ -658,7 +691,10 @@ impl Session {
         let count = req.count as usize;
         let explicit = req.name.is_some();
         if let Some(a) = &prep.adopt
-            && let Some(other) = self.agents.values().find(|o| o.rec.worktree == a.path)
+            && let Some(other) = self
+                .agents
+                .values()
+                .find(|o| o.rec.worktree == a.path && Some(&o.rec.name) != prep.sharing.as_ref())
         {
             let _ = reply.send(err(format!(
                 "cannot adopt {}: it is the worktree of agent '{}'",
@@ -1385,7 +1421,9 @@ async fn wait_settled(pane: &PaneHandle, quiet: Duration, limit: Duration) -> bo
 fn request_repo(req: &Request) -> Option<PathBuf> {
     match req {
         Request::List { repo } => repo.clone(),
-        Request::Gc { repo, .. } => Some(repo.clone()),
+        Request::Gc { repo, .. } | Request::Land { repo, .. } | Request::LandStatus { repo } => {
+            Some(repo.clone())
+        }
         Request::New(n) => Some(n.repo.clone()),
         Request::Tail { target, .. }
         | Request::Follow { target, .. }
@@ -1399,7 +1437,9 @@ fn request_repo(req: &Request) -> Option<PathBuf> {
         | Request::Hook { target, .. }
         | Request::Status { target, .. }
         | Request::Enqueue { target, .. }
-        | Request::Queue { target, .. } => Some(target.repo.clone()),
+        | Request::Queue { target, .. }
+        | Request::LandCancel { target }
+        | Request::Resolve { target, .. } => Some(target.repo.clone()),
         Request::Ping | Request::KillServer => None,
     }
 }
@@ -1428,6 +1468,7 @@ fn info_of(a: &Agent) -> AgentInfo {
         queued: 0,
         diff: None,
         conflicts: Vec::new(),
+        landing: None,
     }
 }
 

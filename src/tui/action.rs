@@ -31,6 +31,8 @@ pub enum Action {
     Diff,
     /// Bring the base branch's new commits into the selected agent's branch.
     Sync,
+    /// Put the selected agent in the repository's landing queue (synced, gated, landed in turn).
+    Land,
     /// The send dialog, set to queue the message until the agent is idle.
     Queue,
     Help,
@@ -53,7 +55,7 @@ pub enum Action {
 
 impl Action {
     /// Every action with its config name, in the order the help overlay lists them.
-    pub const ALL: [Action; 33] = [
+    pub const ALL: [Action; 34] = [
         Action::Up,
         Action::Down,
         Action::Jump(1),
@@ -75,6 +77,7 @@ impl Action {
         Action::Merge,
         Action::Diff,
         Action::Sync,
+        Action::Land,
         Action::Queue,
         Action::ScrollUp,
         Action::ScrollDown,
@@ -105,6 +108,7 @@ impl Action {
             Action::Merge => "merge".into(),
             Action::Diff => "diff".into(),
             Action::Sync => "sync".into(),
+            Action::Land => "land".into(),
             Action::Queue => "queue".into(),
             Action::Help => "help".into(),
             Action::Quit => "quit".into(),
@@ -136,6 +140,7 @@ impl Action {
             Action::Merge => "merge into its base".into(),
             Action::Diff => "show its changes".into(),
             Action::Sync => "sync with its base".into(),
+            Action::Land => "land via the queue".into(),
             Action::Queue => "queue a message".into(),
             Action::Help => "this help".into(),
             Action::Quit => "quit; agents keep going".into(),
@@ -166,6 +171,7 @@ impl Action {
             Action::Merge => "merge".into(),
             Action::Diff => "diff".into(),
             Action::Sync => "sync".into(),
+            Action::Land => "land".into(),
             Action::Queue => "queue".into(),
             Action::Help => "help".into(),
             Action::Quit => "quit".into(),

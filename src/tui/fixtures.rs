@@ -51,6 +51,7 @@ pub fn agent(repo: &str, name: &str, status: &str, n: u64) -> AgentInfo {
         } else {
             Vec::new()
         },
+        landing: None,
     }
 }
 

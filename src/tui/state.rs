@@ -437,6 +437,7 @@ pub enum Pending {
     Restart(AgentKey),
     Remove(AgentKey, bool),
     Merge(AgentKey),
+    Land(AgentKey),
     /// History for scrolling back; `asked` lines were requested.
     Scroll(AgentKey, u32),
 }

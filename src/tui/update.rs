@@ -318,6 +318,19 @@ fn run_action(st: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
                 request(st, Pending::Sync(k), Request::Sync { target: t, git_env }, fx);
             }
         }
+        Action::Land => {
+            if let Some(k) = st.selected.clone() {
+                st.info(format!("queueing {} for landing…", k.1));
+                let req = Request::Land {
+                    repo: k.0.clone(),
+                    names: vec![k.1.clone()],
+                    mode: MergeMode::Merge,
+                    keep: false,
+                    git_env: crate::git::identity_env(&st.env),
+                };
+                request(st, Pending::Land(k), req, fx);
+            }
+        }
         Action::Help => {
             st.mode = Mode::Help;
             st.dirty = true;
@@ -834,6 +847,13 @@ fn on_reply(st: &mut AppState, id: u64, result: Result<Reply, String>, fx: &mut 
                 _ => st.info(format!("synced {}", key.1)),
             }
             fx.push(Effect::RefreshList);
+        }
+        (Pending::Land(key), Ok(_)) => {
+            st.info(format!("{} is in the landing queue", key.1));
+            fx.push(Effect::RefreshList);
+        }
+        (Pending::Land(key), Err(e)) => {
+            st.error(format!("land {}: {e}", key.1));
         }
         (Pending::Sync(key), Err(e)) => {
             st.error(format!("sync {}: {e}", key.1));

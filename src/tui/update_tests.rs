@@ -847,3 +847,21 @@ fn a_broken_config_keeps_the_last_good_settings_and_a_fixed_one_applies() {
     assert_eq!(st.config_error, None);
     assert_eq!((st.profiles.clone(), st.default_profile.as_str()), (vec!["shell".into()], "shell"));
 }
+
+#[test]
+fn land_key_queues_the_selected_agent() {
+    let mut st = demo();
+    let fx = press(&mut st, "L");
+    let [Effect::Request(id, Request::Land { repo, names, mode, keep, .. })] = &fx[..] else {
+        panic!("{fx:?}")
+    };
+    assert_eq!((repo, names.as_slice()), (&target("alpha").repo, ["alpha".to_string()].as_slice()));
+    assert_eq!((*mode, *keep), (crate::proto::MergeMode::Merge, false));
+    let fx = update(&mut st, Msg::Reply(*id, Ok(Reply::Ok)));
+    assert_eq!(fx, vec![Effect::RefreshList]);
+    assert_eq!(st.notice.clone().unwrap().text, "alpha is in the landing queue");
+    let fx = press(&mut st, "L");
+    let [Effect::Request(id, _)] = &fx[..] else { panic!("{fx:?}") };
+    update(&mut st, Msg::Reply(*id, Err("agent 'alpha' is already in the landing queue".into())));
+    assert!(st.notice.clone().unwrap().text.contains("already in the landing queue"));
+}

@@ -130,11 +130,18 @@ pub fn badge(a: &AgentInfo) -> (String, Style) {
 }
 
 /// Overlays shown beside the status: predicted conflicts first (they decide whether to land now),
-/// then the diff stat, the port and queued messages.
+/// then its place in the landing queue, the diff stat, the port and queued messages.
 pub fn overlays(a: &AgentInfo) -> Vec<String> {
     let mut v = Vec::new();
     if !a.conflicts.is_empty() {
         v.push(format!("conflicts with {}", conflict_names(a)));
+    }
+    if let Some(l) = &a.landing {
+        v.push(match (l.state.as_str(), l.position) {
+            ("waiting", Some(p)) => format!("landing #{p}"),
+            ("blocked", _) => "landing blocked".to_string(),
+            (state, _) => format!("landing: {state}"),
+        });
     }
     if let Some(d) = a.diff.filter(|d| d.files > 0) {
         v.push(diff_stat(&d));

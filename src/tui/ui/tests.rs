@@ -212,6 +212,15 @@ fn overlays_show_conflicts_first_then_the_diff_stat() {
         crate::proto::ConflictInfo { with: "main".into(), base: true, paths: vec!["b".into()] },
     ];
     assert_eq!(super::overlays(&a), ["conflicts with lima, main (base)", "+9 -4 2 files"]);
+    a.landing =
+        Some(crate::proto::Landing { position: Some(2), state: "waiting".into(), reason: None });
+    assert_eq!(super::overlays(&a)[1], "landing #2");
+    a.landing = Some(crate::proto::Landing {
+        position: None,
+        state: "blocked".into(),
+        reason: Some("conflict in a".into()),
+    });
+    assert_eq!(super::overlays(&a)[1], "landing blocked");
 }
 
 #[test]
