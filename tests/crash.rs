@@ -692,5 +692,11 @@ fn a_gate_left_running_by_a_killed_server_is_ended_and_the_queue_finishes() {
         v.as_array()?.iter().any(|e| e["name"] == "q" && e["state"] == "landed").then_some(())
     });
     assert_eq!(read(&env.repo.join("mine.txt")).as_deref(), Some("agent work\n"));
+    // A landed agent is removed after its entry says landed: look once that is done too.
+    wait_for("q removed after landing", || {
+        let out = env.run(&["ls", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["agents"].as_array()?.iter().all(|a| a["name"] != "q").then_some(())
+    });
     git(&env.repo, &["fsck", "--no-progress"]);
 }
