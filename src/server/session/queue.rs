@@ -358,20 +358,36 @@ impl Session {
         self.queue_event(repo, Event::Failed { name, reason });
     }
 
-    fn queue_sync(&mut self, repo: &Path, name: String, mode: Mode) {
-        let key = (repo.to_path_buf(), name.clone());
+    /// Take the agent for a queue step (it is busy until the step reports), with the identity of
+    /// whoever queued it; `None` when it is gone or busy with something else (the queue is told).
+    fn queue_claim(
+        &mut self,
+        repo: &Path,
+        name: &str,
+        busy: &str,
+    ) -> Option<(super::AgentRecord, Vec<(String, String)>)> {
+        let key = (repo.to_path_buf(), name.to_string());
         let Some(a) = self.agents.get_mut(&key) else {
-            self.queue_event(repo, Event::Gone { name });
-            return;
+            self.queue_event(repo, Event::Gone { name: name.to_string() });
+            return None;
         };
         if a.phase != Phase::Ready {
-            let why = format!("agent '{name}' is being stopped, removed or merged");
-            self.queue_failed(repo, name, Reason::Error(why));
-            return;
+            let why = format!("agent '{name}' is being {busy}");
+            self.queue_failed(repo, name.to_string(), Reason::Error(why));
+            return None;
         }
         a.phase = Phase::Busy;
         let rec = a.rec.clone();
         let git_env = self.queues.repos.get(repo).map(|r| r.git_env.clone()).unwrap_or_default();
+        Some((rec, git_env))
+    }
+
+    fn queue_sync(&mut self, repo: &Path, name: String, mode: Mode) {
+        let Some((rec, git_env)) = self.queue_claim(repo, &name, "stopped, removed or merged")
+        else {
+            return;
+        };
+        let key = (repo.to_path_buf(), name.clone());
         let root = repo.to_path_buf();
         off_session(
             &self.tx,
@@ -483,19 +499,10 @@ impl Session {
     }
 
     fn queue_land_step(&mut self, repo: &Path, name: String, tip: String, mode: Mode) {
-        let key = (repo.to_path_buf(), name.clone());
-        let Some(a) = self.agents.get_mut(&key) else {
-            self.queue_event(repo, Event::Gone { name });
+        let Some((rec, git_env)) = self.queue_claim(repo, &name, "stopped or removed") else {
             return;
         };
-        if a.phase != Phase::Ready {
-            let why = format!("agent '{name}' is being stopped or removed");
-            self.queue_failed(repo, name, Reason::Error(why));
-            return;
-        }
-        a.phase = Phase::Busy;
-        let rec = a.rec.clone();
-        let git_env = self.queues.repos.get(repo).map(|r| r.git_env.clone()).unwrap_or_default();
+        let key = (repo.to_path_buf(), name.clone());
         let root = repo.to_path_buf();
         off_session(
             &self.tx,
