@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# How often the badge is right, measured with the status-truth instrument (../shared/status-truth,
+# How often the badge is right, measured with the status-truth instrument (benches/truth, a copy of ../shared/status-truth
 # kept outside the project): the real Claude Code and Codex against scripted models whose own logs
 # are the truth, corral's badge sampled every 100 ms beside ccmanager's rules and a footer-rules
 # baseline scored on tmux's screens of the same scenarios.
@@ -12,7 +12,7 @@
 # Prints bar_score's line per run; every table is kept under $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TRUTH=${TRUTH:-../shared/status-truth}
+TRUTH=${TRUTH:-benches/truth}
 RUNS=${RUNS:-3}
 SETS=${SETS:-"default newest harder"}
 OUT=${OUT:-$(mktemp -d /tmp/corral-badge-truth.XXXXXX)}
