@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# How often the badge is right, measured with the status-truth instrument (benches/truth, a copy of ../shared/status-truth
-# kept outside the project): the real Claude Code and Codex against scripted models whose own logs
+# How often the badge is right, measured with the status-truth instrument (benches/truth, our copy of
+# ../shared/status-truth): the real Claude Code and Codex against scripted models whose own logs
 # are the truth, corral's badge sampled every 100 ms beside ccmanager's rules and a footer-rules
 # baseline scored on tmux's screens of the same scenarios.
 #
