@@ -4,11 +4,15 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+#[path = "common/tty.rs"]
+mod tty;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::*;
+use corral::term::Size;
+use tty::Tty;
 
 fn write(path: &Path, text: &str) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -336,4 +340,44 @@ fn the_users_own_changes_in_the_way_block_the_landing_and_nothing_changes() {
     git(&env.repo, &["checkout", "README.md"]);
     env.ok(&["land", "a"]);
     assert_eq!(read(&env.repo.join("README.md")), "from the agent\n");
+}
+
+/// SPEC §5b: the gate's output is viewable in the dashboard as it runs, `tail`-like: `L` queues the
+/// selected agent, `o` shows its gate's output and follows it until the gate ends.
+#[test]
+fn the_dashboard_lands_an_agent_and_follows_its_gates_output_live() {
+    let env = Env::new();
+    let release = env.root().join("release");
+    // The gate prints, then waits (at most a minute) for the test to let it finish.
+    let gate = format!(
+        "echo 'gate: step one of two'; i=0; while ! test -e {0} && test $i -lt 600; do sleep 0.1; i=$((i+1)); done; test -e {0} && echo 'gate: all passed'",
+        release.display()
+    );
+    env.write_config(&format!(
+        "default_agent = \"cat\"\n{CAT}[merge]\ngate = [\"sh\", \"-c\", {gate:?}]\nauto_sync = \"off\"\n"
+    ));
+    let wa = cat_agent(&env, "a");
+    write(&wa.join("a.txt"), "a's work\n");
+    commit_all(&wa, "a's work");
+
+    let mut ui = Tty::spawn(&env, &[], Size::new(120, 40));
+    ui.wait_screen("a");
+    // Nothing gated yet: o says so.
+    ui.type_str("o");
+    ui.wait_screen("a's landing gate has not run");
+    ui.type_str("L");
+    ui.wait_screen("landing: gating");
+    ui.type_str("o");
+    ui.wait_screen("Landing gate of a (gating)");
+    ui.wait_screen("gate: step one of two");
+    assert!(!ui.text().contains("gate: all passed"));
+    // New output shows up in the open view, and the view says when the agent has landed.
+    write(&release, "go\n");
+    ui.wait_screen("gate: all passed");
+    ui.wait_screen("Landing gate of a (landed)");
+    assert_eq!(read(&env.repo.join("a.txt")), "a's work\n");
+    ui.type_str("\x1b");
+    ui.wait_gone("Landing gate of a");
+    ui.type_str("q");
+    assert!(ui.wait_exit().success());
 }

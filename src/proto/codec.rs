@@ -190,7 +190,12 @@ mod tests {
                 base: false,
                 paths: vec!["x".into()],
             }],
-            landing: Some(Landing { position: Some(2), state: "waiting".into(), reason: None }),
+            landing: Some(Landing {
+                position: Some(2),
+                state: "waiting".into(),
+                reason: None,
+                gate_log: Some("/s/g.log".into()),
+            }),
         }])));
         round_trip(ServerMsg::Reply(Reply::Landing(vec![LandingEntry {
             name: "a".into(),

@@ -17,7 +17,7 @@ use crate::term::screen::ScreenUpdate;
 use crate::term::{Line, Size, TermColors};
 
 /// Bumped whenever a message changes shape.
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientMsg {
@@ -332,6 +332,8 @@ pub struct Landing {
     pub position: Option<u32>,
     pub state: String,
     pub reason: Option<String>,
+    /// Where the output of its gate's last run is kept, once the gate has run.
+    pub gate_log: Option<PathBuf>,
 }
 
 /// An agent as `ls` shows it. Fields may be added, never renamed (`ls --json` is an interface).

@@ -235,6 +235,19 @@ impl Tasks {
                         let _ = msgs.send(Msg::Diff(id, result)).await;
                     });
                 }
+                Effect::ReadGate { id, path } => {
+                    let msgs = self.msgs.clone();
+                    tokio::spawn(async move {
+                        let read = tokio::task::spawn_blocking(move || read_tail(&path)).await;
+                        let result = match read {
+                            Ok(r) => r,
+                            Err(e) => {
+                                Err(format!("reading the gate's output was interrupted: {e}"))
+                            }
+                        };
+                        let _ = msgs.send(Msg::Gate(id, result)).await;
+                    });
+                }
                 Effect::RefreshList => self.refresh.notify_one(),
                 Effect::Bell => {
                     // Between frames the drawing buffer is empty (every frame ends flushed), so
@@ -530,6 +543,26 @@ async fn attach_task(
     reader.abort();
 }
 
+/// What the gate view shows of a log: its last 256 KiB (a gate such as `cargo test` can print
+/// megabytes; the end is what says why it failed), from a line's start.
+fn read_tail(path: &std::path::Path) -> Result<String, String> {
+    use std::io::{Read, Seek, SeekFrom};
+    const KEEP: u64 = 256 * 1024;
+    let mut f =
+        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let len = f.metadata().map_err(|e| format!("cannot read {}: {e}", path.display()))?.len();
+    let from = len.saturating_sub(KEEP);
+    f.seek(SeekFrom::Start(from)).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(if from > 0 {
+        text.split_once('\n').map_or(String::new(), |(_, rest)| rest.to_string())
+    } else {
+        text.into_owned()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::cell::RefCell;
@@ -572,5 +605,22 @@ mod tests {
         let second = String::from_utf8_lossy(&out.borrow()).into_owned();
         assert!(second.contains("Do you want"), "{second:?}");
         assert!(!second.contains("agents (6)"), "unchanged heading redrawn: {second:?}");
+    }
+
+    #[test]
+    fn a_long_gate_log_is_read_from_a_line_start_near_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let text: String = (0..40_000).map(|i| format!("line {i:06}\n")).collect();
+        std::fs::write(&path, &text).unwrap();
+        let tail = read_tail(&path).unwrap();
+        assert!(tail.len() <= 256 * 1024 && tail.len() > 200 * 1024, "{}", tail.len());
+        assert!(tail.starts_with("line ") && tail.ends_with("line 039999\n"));
+        assert!(text.ends_with(&tail));
+        let short = dir.path().join("b.log");
+        std::fs::write(&short, "only\n").unwrap();
+        assert_eq!(read_tail(&short).unwrap(), "only\n");
+        let e = read_tail(&dir.path().join("none.log")).unwrap_err();
+        assert!(e.starts_with("cannot read ") && e.contains("none.log"), "{e}");
     }
 }

@@ -44,6 +44,8 @@ pub enum Msg {
     Reply(u64, Result<Reply, String>),
     /// The patch asked for by [`Effect::Diff`] with this id, or why it could not be made.
     Diff(u64, Result<String, String>),
+    /// The gate log asked for by [`Effect::ReadGate`] with this id, or why it could not be read.
+    Gate(u64, Result<String, String>),
     /// The config files changed: what the dashboard takes from them, or why they are broken
     /// (then the dashboard goes on with what it has).
     Config(Result<Settings, String>),
@@ -87,6 +89,11 @@ pub enum Effect {
         worktree: PathBuf,
         base: String,
     },
+    /// Read the end of a gate log, off the UI loop; it comes back as `Msg::Gate(id, …)`.
+    ReadGate {
+        id: u64,
+        path: PathBuf,
+    },
     /// Ask the server for the agent list now instead of at the next poll.
     RefreshList,
     /// Ring the user's terminal bell (an agent on screen rang its own, often to say it needs you).
@@ -111,6 +118,83 @@ pub enum Mode {
     Help,
     /// An agent's changes, full screen.
     Diff(DiffView),
+    /// The output of an agent's landing gate, full screen, followed while the gate runs.
+    Gate(GateView),
+}
+
+/// The gate-output view: the log's last lines, where it is scrolled to, and whether it follows new
+/// output (as `tail -f` does) until the user scrolls back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateView {
+    pub agent: AgentKey,
+    pub path: PathBuf,
+    pub lines: Vec<String>,
+    /// The first line shown.
+    pub offset: usize,
+    /// Stay at the end as output arrives.
+    pub follow: bool,
+    /// The agent's landing state when last listed (`gating`, `blocked`, …; `landed` once it has
+    /// left the list).
+    pub state: String,
+    /// A read of the log in flight.
+    pub pending: Option<u64>,
+    pub error: Option<String>,
+}
+
+impl GateView {
+    /// Take in the log's text: control sequences dropped, tabs expanded; a view that follows
+    /// stays at the end.
+    pub fn set_text(&mut self, text: &str, rows: usize) {
+        self.lines = text.lines().map(plain_line).collect();
+        self.error = None;
+        let max = self.lines.len().saturating_sub(rows.max(1));
+        if self.follow {
+            self.offset = max;
+        } else {
+            self.offset = self.offset.min(max);
+        }
+    }
+}
+
+/// A line of program output as it would read on a terminal: escape sequences (colours), carriage
+/// returns' overwritten text and other control characters dropped, tabs expanded.
+fn plain_line(l: &str) -> String {
+    // What follows the last carriage return is what a terminal shows (progress bars).
+    let l = l.trim_end_matches('\r');
+    let l = l.rsplit('\r').next().unwrap_or(l);
+    let mut out = String::with_capacity(l.len());
+    let mut chars = l.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' => {
+                // CSI: parameters up to a final byte in @..~; other escapes: one more character.
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    for f in chars.by_ref() {
+                        if ('@'..='~').contains(&f) {
+                            break;
+                        }
+                    }
+                } else if chars.peek() == Some(&']') {
+                    // OSC (a title, a link): up to BEL or ESC \.
+                    while let Some(f) = chars.next() {
+                        if f == '\x07' || (f == '\x1b' && chars.next_if_eq(&'\\').is_some()) {
+                            break;
+                        }
+                    }
+                } else {
+                    chars.next();
+                }
+            }
+            '\t' => {
+                let n = 8 - out.chars().count() % 8;
+                out.extend(std::iter::repeat_n(' ', n));
+            }
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// One file in a diff: its path and lines added and removed.

@@ -14,8 +14,8 @@ use super::action::Action;
 use super::input::{encode_focus, encode_key, encode_mouse, encode_paste};
 use super::keymap::{KeyMode, KeySpec};
 use super::state::{
-    AgentKey, AppState, Attachment, Dialog, DiffView, Effect, MergeDialog, Mode, Msg, NewDialog,
-    NewField, Pending, RemoveDialog, Scroll, SendDialog, TextField, View, target,
+    AgentKey, AppState, Attachment, Dialog, DiffView, Effect, GateView, MergeDialog, Mode, Msg,
+    NewDialog, NewField, Pending, RemoveDialog, Scroll, SendDialog, TextField, View, target,
 };
 use super::ui::{self, areas, list, pane::anchor, pane_size};
 use crate::proto::{AgentInfo, MergeMode, NewAgent, Reply, Request};
@@ -67,7 +67,10 @@ pub fn update(st: &mut AppState, msg: Msg) -> Vec<Effect> {
                 st.config_error = Some(e);
             }
         }
-        Msg::Agents(Ok(list)) => on_agents(st, list),
+        Msg::Agents(Ok(list)) => {
+            on_agents(st, list);
+            follow_gate(st, &mut fx);
+        }
         Msg::Agents(Err(e)) => {
             if st.server_error.as_ref() != Some(&e) {
                 st.server_error = Some(e);
@@ -115,6 +118,19 @@ pub fn update(st: &mut AppState, msg: Msg) -> Vec<Effect> {
             }
         }
         Msg::Reply(id, result) => on_reply(st, id, result, &mut fx),
+        Msg::Gate(id, result) => {
+            let rows = gate_rows(st);
+            if let Mode::Gate(g) = &mut st.mode
+                && g.pending == Some(id)
+            {
+                g.pending = None;
+                match result {
+                    Ok(text) => g.set_text(&text, rows),
+                    Err(e) => g.error = Some(e),
+                }
+                st.dirty = true;
+            }
+        }
         Msg::Diff(id, result) => {
             if let Mode::Diff(d) = &mut st.mode
                 && d.pending == Some(id)
@@ -171,6 +187,7 @@ fn on_key(st: &mut AppState, ev: &KeyEvent, now: Instant, fx: &mut Vec<Effect>) 
         }
         Mode::Dialog(_) => dialog_key(st, ev, spec, fx),
         Mode::Diff(_) => diff_key(st, ev, spec),
+        Mode::Gate(_) => gate_key(st, ev, spec),
         Mode::Normal => {
             let Some(spec) = spec else { return };
             let left = st.left_focus_at.take();
@@ -309,6 +326,33 @@ fn run_action(st: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
             });
             st.dirty = true;
             fx.push(Effect::Diff { id, worktree, base });
+        }
+        Action::GateOutput => {
+            let Some(k) = st.selected.clone() else { return };
+            let Some(a) = st.agent(&k) else { return };
+            let Some((path, state)) =
+                a.landing.as_ref().and_then(|l| Some((l.gate_log.clone()?, l.state.clone())))
+            else {
+                let how = st
+                    .keymap
+                    .first_key(KeyMode::Normal, Action::Land)
+                    .map_or_else(|| "`corral land`".to_string(), |k| k.to_string());
+                st.info(format!("{}'s landing gate has not run: land it with {how} first", k.1));
+                return;
+            };
+            let id = st.next_id();
+            st.mode = Mode::Gate(GateView {
+                agent: k,
+                path: path.clone(),
+                lines: Vec::new(),
+                offset: 0,
+                follow: true,
+                state,
+                pending: Some(id),
+                error: None,
+            });
+            st.dirty = true;
+            fx.push(Effect::ReadGate { id, path });
         }
         Action::Sync => {
             if let Some(k) = st.selected.clone() {
@@ -483,6 +527,72 @@ fn diff_key(st: &mut AppState, ev: &KeyEvent, spec: Option<KeySpec>) {
         _ => return,
     };
     scroll_diff(d, delta);
+}
+
+/// The log lines the gate view has room for.
+fn gate_rows(st: &AppState) -> usize {
+    usize::from(areas(st).main.height.saturating_sub(3)).max(1)
+}
+
+/// The gate view's keys, like the diff view's: scrolling back stops following the output, the
+/// end (or `End`) follows it again.
+fn gate_key(st: &mut AppState, ev: &KeyEvent, spec: Option<KeySpec>) {
+    let page = diff_page(st);
+    let rows = gate_rows(st);
+    let action = spec.and_then(|s| st.keymap.lookup(KeyMode::Normal, s));
+    let Mode::Gate(g) = &mut st.mode else { return };
+    st.dirty = true;
+    let delta = match (action, ev.code) {
+        (Some(Action::GateOutput | Action::Quit | Action::ScrollBottom), _) | (_, KeyCode::Esc) => {
+            st.mode = Mode::Normal;
+            return;
+        }
+        (Some(Action::Up), _) => -1,
+        (Some(Action::Down), _) => 1,
+        (Some(Action::ScrollUp), _) => -page,
+        (Some(Action::ScrollDown), _) | (_, KeyCode::Char(' ')) => page,
+        (_, KeyCode::Home) => isize::MIN / 2,
+        (_, KeyCode::End) => isize::MAX / 2,
+        _ => return,
+    };
+    scroll_gate(g, delta, rows);
+}
+
+fn scroll_gate(g: &mut GateView, delta: isize, rows: usize) {
+    let max = g.lines.len().saturating_sub(rows) as isize;
+    g.offset = (g.offset as isize).saturating_add(delta).clamp(0, max) as usize;
+    g.follow = g.offset as isize >= max;
+}
+
+/// While the gate view is open, every listing of the agents reads its log again if the gate is
+/// still running (or has run again): the view follows the output as `tail -f` would, at the
+/// list's pace.
+fn follow_gate(st: &mut AppState, fx: &mut Vec<Effect>) {
+    let Mode::Gate(g) = &st.mode else { return };
+    if g.pending.is_some() {
+        return;
+    }
+    let landing = st.agents.iter().find(|a| a.repo == g.agent.0 && a.name == g.agent.1);
+    let (state, path) = match landing.and_then(|a| a.landing.as_ref()) {
+        Some(l) => (l.state.clone(), l.gate_log.clone()),
+        // Gone from the list after its gate: it landed (or was removed); the log stays readable.
+        None => ("landed".to_string(), None),
+    };
+    let was_running = g.state == "gating";
+    let id = st.next_id();
+    let Mode::Gate(g) = &mut st.mode else { return };
+    if g.state != state {
+        g.state = state;
+        st.dirty = true;
+    }
+    if let Some(p) = path {
+        g.path = p;
+    }
+    // One more read after the gate ends picks up its last lines.
+    if was_running || g.state == "gating" {
+        g.pending = Some(id);
+        fx.push(Effect::ReadGate { id, path: g.path.clone() });
+    }
 }
 
 fn scroll_diff(d: &mut DiffView, delta: isize) {
@@ -952,6 +1062,13 @@ fn on_mouse(st: &mut AppState, ev: &MouseEvent, fx: &mut Vec<Effect>) {
         Mode::Diff(ref mut d) => {
             if let Some(n) = wheel {
                 scroll_diff(d, -n);
+                st.dirty = true;
+            }
+        }
+        Mode::Gate(_) => {
+            let rows = gate_rows(st);
+            if let (Some(n), Mode::Gate(g)) = (wheel, &mut st.mode) {
+                scroll_gate(g, -n, rows);
                 st.dirty = true;
             }
         }

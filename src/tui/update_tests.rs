@@ -57,6 +57,8 @@ fn ev(name: &str) -> KeyEvent {
         "right" => KeyCode::Right,
         "pgup" => KeyCode::PageUp,
         "pgdn" => KeyCode::PageDown,
+        "home" => KeyCode::Home,
+        "end" => KeyCode::End,
         s => {
             let c = s.chars().next().unwrap();
             let mods = if c.is_ascii_uppercase() { mods | KeyModifiers::SHIFT } else { mods };
@@ -864,4 +866,80 @@ fn land_key_queues_the_selected_agent() {
     let [Effect::Request(id, _)] = &fx[..] else { panic!("{fx:?}") };
     update(&mut st, Msg::Reply(*id, Err("agent 'alpha' is already in the landing queue".into())));
     assert!(st.notice.clone().unwrap().text.contains("already in the landing queue"));
+}
+
+#[test]
+fn gate_output_key_follows_the_running_gate_and_reads_once_more_when_it_ends() {
+    let mut st = demo();
+    // Not gated yet: it says how to land it, and opens nothing.
+    assert_eq!(press(&mut st, "o"), vec![]);
+    assert_eq!(st.mode, Mode::Normal);
+    let n = st.notice.clone().unwrap().text;
+    assert!(n.contains("alpha's landing gate has not run: land it with L"), "{n}");
+    let log = PathBuf::from("/state/gates/repo-1/alpha.log");
+    let all = st.agents.clone();
+    let listed = |state: &str, with_alpha: bool| {
+        let mut agents = all.clone();
+        agents.retain(|a| with_alpha || a.name != "alpha");
+        for a in agents.iter_mut().filter(|a| a.name == "alpha") {
+            a.landing = Some(crate::proto::Landing {
+                position: None,
+                state: state.into(),
+                reason: None,
+                gate_log: Some(log.clone()),
+            });
+        }
+        Msg::Agents(Ok(agents))
+    };
+    update(&mut st, listed("gating", true));
+    let fx = press(&mut st, "o");
+    let [Effect::ReadGate { id, path }] = &fx[..] else { panic!("{fx:?}") };
+    assert_eq!(path, &log);
+    let rows = usize::from(areas(&st).main.height - 3);
+    // Colours and carriage-return progress are dropped, tabs expanded; the view starts at the end.
+    let text: String =
+        (1..=200).map(|i| format!("\x1b[32mline {i}\x1b[0m\tok\r\n")).collect::<String>()
+            + "compiling 10%\rcompiling 100%\n";
+    update(&mut st, Msg::Gate(*id, Ok(text)));
+    let gate = |st: &AppState| match &st.mode {
+        Mode::Gate(g) => g.clone(),
+        m => panic!("{m:?}"),
+    };
+    let g = gate(&st);
+    assert_eq!(g.lines[199], format!("line 200{}ok", " ".repeat(8)));
+    assert_eq!(g.lines[200], "compiling 100%");
+    assert_eq!((g.offset, g.follow), (201 - rows, true));
+    // Scrolling back stops following: new output does not move the view.
+    press(&mut st, "k");
+    assert_eq!((gate(&st).offset, gate(&st).follow), (200 - rows, false));
+    let fx = update(&mut st, listed("gating", true));
+    let [Effect::ReadGate { id, .. }] = &fx[..] else { panic!("{fx:?}") };
+    let more: String = (1..=300).map(|i| format!("line {i}\n")).collect();
+    update(&mut st, Msg::Gate(*id, Ok(more.clone())));
+    assert_eq!(gate(&st).offset, 200 - rows);
+    // End follows again.
+    press(&mut st, "end");
+    assert_eq!((gate(&st).offset, gate(&st).follow), (300 - rows, true));
+    // The gate passed and the agent landed (it left the list): one last read, then none.
+    let fx = update(&mut st, listed("gating", false));
+    let Some(Effect::ReadGate { id, .. }) = fx.first() else { panic!("{fx:?}") };
+    update(&mut st, Msg::Gate(*id, Ok(more + "test result: ok\n")));
+    assert_eq!(gate(&st).state, "landed");
+    assert_eq!(gate(&st).lines.last().map(String::as_str), Some("test result: ok"));
+    let fx = update(&mut st, listed("gating", false));
+    assert!(!fx.iter().any(|e| matches!(e, Effect::ReadGate { .. })), "{fx:?}");
+    // The same key closes it.
+    press(&mut st, "o");
+    assert_eq!(st.mode, Mode::Normal);
+    // A log that cannot be read says so in the view.
+    update(&mut st, listed("blocked", true));
+    press(&mut st, "k");
+    let fx = press(&mut st, "o");
+    let [Effect::ReadGate { id, .. }] = &fx[..] else { panic!("{fx:?}") };
+    update(&mut st, Msg::Gate(*id, Err("cannot read /x: gone".into())));
+    assert_eq!(gate(&st).error.as_deref(), Some("cannot read /x: gone"));
+    let fx = update(&mut st, listed("blocked", true));
+    assert!(!fx.iter().any(|e| matches!(e, Effect::ReadGate { .. })), "{fx:?}");
+    press(&mut st, "esc");
+    assert_eq!(st.mode, Mode::Normal);
 }

@@ -237,6 +237,7 @@ impl Session {
             position: q.position(name).and_then(|p| u32::try_from(p).ok()),
             state: e.state.name().into(),
             reason: e.reason.as_ref().map(|r| r.summary()),
+            gate_log: Some(gate_log(repo, name)).filter(|p| p.exists()),
         })
     }
 

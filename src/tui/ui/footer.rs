@@ -20,7 +20,7 @@ pub fn hints(st: &AppState) -> Vec<(String, String)> {
     };
     match &st.mode {
         Mode::Help => return vec![("any key".into(), "closes help".into())],
-        Mode::Diff(_) => {
+        Mode::Diff(_) | Mode::Gate(_) => {
             let mut v = Vec::new();
             if let (Some(d), Some(u)) = (
                 km.first_key(KeyMode::Normal, Action::Down),
@@ -32,6 +32,9 @@ pub fn hints(st: &AppState) -> Vec<(String, String)> {
                 if let Some(k) = km.first_key(KeyMode::Normal, a) {
                     v.push((k.to_string(), label.to_string()));
                 }
+            }
+            if matches!(st.mode, Mode::Gate(_)) {
+                v.push(("end".into(), "follow".into()));
             }
             v.push(("esc".into(), "close".into()));
             return v;

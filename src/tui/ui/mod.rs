@@ -5,6 +5,7 @@
 mod dialog;
 mod diff;
 mod footer;
+mod gate;
 mod help;
 pub mod list;
 pub mod pane;
@@ -193,6 +194,7 @@ pub fn render(st: &AppState, frame: &mut Frame) {
         }
         Mode::Help => help::render(st, ar.main, frame.buffer_mut()),
         Mode::Diff(d) => diff::render(st, d, ar.main, frame.buffer_mut()),
+        Mode::Gate(g) => gate::render(g, ar.main, frame.buffer_mut()),
         Mode::Focus => {
             if let Some(pos) = pane::focus_cursor(st, ar.pane) {
                 frame.set_cursor_position(pos);

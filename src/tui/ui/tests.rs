@@ -9,8 +9,8 @@ use ratatui::layout::Rect;
 use super::render;
 use crate::tui::fixtures::{self, REPO};
 use crate::tui::state::{
-    AppState, Dialog, DiffView, MergeDialog, Mode, NewDialog, NewField, Notice, RemoveDialog,
-    Scroll, SendDialog, TextField, View,
+    AppState, Dialog, DiffView, GateView, MergeDialog, Mode, NewDialog, NewField, Notice,
+    RemoveDialog, Scroll, SendDialog, TextField, View,
 };
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
@@ -212,13 +212,18 @@ fn overlays_show_conflicts_first_then_the_diff_stat() {
         crate::proto::ConflictInfo { with: "main".into(), base: true, paths: vec!["b".into()] },
     ];
     assert_eq!(super::overlays(&a), ["conflicts with lima, main (base)", "+9 -4 2 files"]);
-    a.landing =
-        Some(crate::proto::Landing { position: Some(2), state: "waiting".into(), reason: None });
+    a.landing = Some(crate::proto::Landing {
+        position: Some(2),
+        state: "waiting".into(),
+        reason: None,
+        gate_log: None,
+    });
     assert_eq!(super::overlays(&a)[1], "landing #2");
     a.landing = Some(crate::proto::Landing {
         position: None,
         state: "blocked".into(),
         reason: Some("conflict in a".into()),
+        gate_log: None,
     });
     assert_eq!(super::overlays(&a)[1], "landing blocked");
 }
@@ -347,4 +352,30 @@ fn tiny_terminals_do_not_panic() {
         draw(&st);
         draw(&diff_view(Rect::new(0, 0, w, h), 3));
     }
+}
+
+fn gate_view(a: Rect) -> AppState {
+    let mut st = fixtures::demo(a);
+    let mut g = GateView {
+        agent: key("alpha"),
+        path: "/home/dev/.local/state/corral/gates/shop-1a2b3c/alpha.log".into(),
+        lines: Vec::new(),
+        offset: 0,
+        follow: true,
+        state: "blocked".into(),
+        pending: None,
+        error: None,
+    };
+    let text: String = (1..=40)
+        .map(|i| format!("test refund::case_{i} ... ok\n"))
+        .chain(["test refund::rounding ... FAILED\n".to_string(), "error: 1 test failed\n".into()])
+        .collect();
+    g.set_text(&text, usize::from(a.height.saturating_sub(4)));
+    st.mode = Mode::Gate(g);
+    st
+}
+
+#[test]
+fn gate_view_shows_the_end_of_the_gates_output() {
+    snap("gate_view", gate_view);
 }

@@ -5,8 +5,8 @@
 #  - by hand, with the git CLI in the same run: for each branch, `git rebase main` in its
 #    worktree, the same gate there, then `git merge --ff-only` in the main worktree.
 #
-#   benches/queue.sh                 # 10 agents, 1 s gate, release build
-#   N=4 GATE=0.2 BIN=target/debug/corral benches/queue.sh
+#   benches/land_queue.sh            # 10 agents, 1 s gate, release build (benches/land.sh runs it)
+#   N=4 GATE=0.2 BIN=target/debug/corral benches/land_queue.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-10}
