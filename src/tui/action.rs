@@ -145,7 +145,7 @@ impl Action {
             Action::Diff => "show its changes".into(),
             Action::Sync => "sync with its base".into(),
             Action::Land => "land via the queue".into(),
-            Action::GateOutput => "its landing gate's output".into(),
+            Action::GateOutput => "its gate's output".into(),
             Action::Queue => "queue a message".into(),
             Action::Help => "this help".into(),
             Action::Quit => "quit; agents keep going".into(),

@@ -78,6 +78,9 @@ pub fn render(st: &AppState, main: Rect, buf: &mut Buffer) {
     } else {
         all.len()
     };
+    // A section too long for that (the dashboard's own keys on a small terminal) goes on in the
+    // second column rather than losing its last keys below the frame.
+    let split = if split > avail_h || all.len() - split > avail_h { avail_h } else { split };
     let columns: u16 = if split < all.len() { 2 } else { 1 };
     let per_col = split.max(all.len() - split);
     let w = (col_w * columns + 2).min(main.width);
