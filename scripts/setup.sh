@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
 # Install what building and testing corral needs on a fresh Debian machine (idempotent).
 # Rust itself comes from rustup; git and a C compiler build the vendored libgit2. tmux, vim, less,
-# htop and vttest are the reference terminal and the programs tests/fidelity.rs compares in it.
+# htop and vttest are the reference terminal and the programs tests/fidelity.rs compares in it;
+# OpenSSH (client and server) is the transport tests/hosts.rs checks hosts over.
 set -euo pipefail
 need=()
-for cmd in git cc make pkg-config tmux python3 npm vim less htop vttest; do
+for cmd in git cc make pkg-config tmux python3 npm vim less htop vttest ssh; do
   command -v "$cmd" >/dev/null 2>&1 || need+=("$cmd")
 done
+# OpenSSH's server: tests/hosts.rs runs one on 127.0.0.1 (its own keys and config) as the
+# transport to another host.
+[ -x /usr/sbin/sshd ] || need+=(sshd)
 if [ ${#need[@]} -gt 0 ]; then
   pkgs=()
   for c in "${need[@]}"; do
     case "$c" in
       cc|make) pkgs+=(build-essential) ;;
+      ssh) pkgs+=(openssh-client) ;;
+      sshd) pkgs+=(openssh-server) ;;
       *) pkgs+=("$c") ;;
     esac
   done

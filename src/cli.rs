@@ -16,6 +16,10 @@ pub struct Cli {
     /// The repository to work on (default: the one containing the current directory).
     #[arg(long, global = true, value_name = "PATH")]
     pub repo: Option<PathBuf>,
+    /// Work on the corral server of this host (`[hosts.NAME]` in your config) instead of this
+    /// machine's; `--repo` then names a repository on that host.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub host: Option<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -213,6 +217,15 @@ pub enum Command {
     },
     /// Stop the server and every agent's process (worktrees and branches stay).
     KillServer,
+    /// Join standard input and output to this user's corral server (started when needed): what
+    /// `ssh HOST corral proxy` runs for a client on another machine.
+    Proxy,
+    /// The hosts in your config: whether each answers, its corral version and how many agents.
+    Hosts {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check git, the socket, the terminal, and which agent CLIs are installed.
     Doctor,
     /// Approve the commands this repository's .corral.toml defines.

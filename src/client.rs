@@ -10,21 +10,113 @@
 //! doing it twice is harmless (reads); otherwise the user is told it may or may not have been done.
 
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
+use crate::hosts::Host;
 use crate::paths;
 use crate::proto::{self, ClientMsg, PROTOCOL_VERSION, Reply, Request, ServerMsg};
 
 pub struct Client {
-    pub rd: OwnedReadHalf,
-    pub wr: OwnedWriteHalf,
+    pub rd: ReadHalf,
+    pub wr: WriteHalf,
     pub server_pid: u32,
     /// Came from [`Client::connect`]: a lost connection may be replaced by starting a server.
     may_start: bool,
+    /// The ssh process behind a connection to another host: ended when the connection is.
+    pub ssh: Option<SshLink>,
+}
+
+/// The reading side of a connection: this machine's socket, or an ssh session's output.
+pub enum ReadHalf {
+    Unix(OwnedReadHalf),
+    Ssh(tokio::process::ChildStdout),
+}
+
+/// The writing side of a connection.
+pub enum WriteHalf {
+    Unix(OwnedWriteHalf),
+    Ssh(tokio::process::ChildStdin),
+}
+
+impl AsyncRead for ReadHalf {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ReadHalf::Unix(r) => Pin::new(r).poll_read(cx, buf),
+            ReadHalf::Ssh(r) => Pin::new(r).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for WriteHalf {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            WriteHalf::Unix(w) => Pin::new(w).poll_write(cx, buf),
+            WriteHalf::Ssh(w) => Pin::new(w).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            WriteHalf::Unix(w) => Pin::new(w).poll_flush(cx),
+            WriteHalf::Ssh(w) => Pin::new(w).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            WriteHalf::Unix(w) => Pin::new(w).poll_shutdown(cx),
+            WriteHalf::Ssh(w) => Pin::new(w).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The ssh process of a connection to another host, and what it said on stderr (why a login
+/// failed, in ssh's words).
+pub struct SshLink {
+    pub host: String,
+    child: tokio::process::Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl SshLink {
+    /// The last thing ssh (or the corral run there) said, for an error message.
+    pub fn said(&self) -> String {
+        let text = self.stderr.lock().map(|s| s.clone()).unwrap_or_default();
+        text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string()
+    }
+
+    /// Wait (a moment) for ssh to end and say why, for a connection that closed.
+    async fn why_closed(&mut self) -> String {
+        let status = tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+            .await
+            .ok()
+            .and_then(Result::ok);
+        // What it printed just before exiting may still be in the pipe.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let said = self.said();
+        match (status, said.is_empty()) {
+            (Some(st), true) => format!("ssh ended ({st})"),
+            (Some(st), false) => format!("ssh ended ({st}): {said}"),
+            (None, true) => "the connection closed".to_string(),
+            (None, false) => said,
+        }
+    }
 }
 
 /// How long the client waits for a server to be there: a dying one to be gone and a new one to
@@ -40,7 +132,7 @@ const POLL: Duration = Duration::from_millis(20);
 
 /// What one attempt to reach the server found.
 enum Found {
-    Server(Client),
+    Server(Box<Client>),
     /// No socket, or one nobody listens on (a dead server's).
     Nothing,
     /// A connection that was reset or closed before Hello: a server on its way out.
@@ -60,11 +152,14 @@ enum Failure {
 impl Client {
     /// Connect to the user's server, starting one if none answers (or the one there is dying).
     pub async fn connect() -> Result<Client> {
+        if let Some(host) = crate::hosts::selected() {
+            return Client::connect_host(host).await;
+        }
         let deadline = Instant::now() + START_TIMEOUT;
         let mut started: Option<(std::process::Child, Instant)> = None;
         loop {
             match Client::reach(true).await? {
-                Found::Server(c) => return Ok(c),
+                Found::Server(c) => return Ok(*c),
                 Found::Going => {}
                 Found::Nothing => {
                     let start = match started.as_mut() {
@@ -105,10 +200,14 @@ impl Client {
     /// Connect to a running server; `None` when no server answers. A server on its way out is
     /// waited for, so that `None` means it is gone.
     pub async fn connect_existing() -> Result<Option<Client>> {
+        if let Some(host) = crate::hosts::selected() {
+            // The host's proxy starts its server when none runs: there is no "existing only".
+            return Client::connect_host(host).await.map(Some);
+        }
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             match Client::reach(false).await? {
-                Found::Server(c) => return Ok(Some(c)),
+                Found::Server(c) => return Ok(Some(*c)),
                 Found::Nothing => return Ok(None),
                 Found::Going if Instant::now() >= deadline => return Ok(None),
                 Found::Going => tokio::time::sleep(POLL).await,
@@ -135,7 +234,13 @@ impl Client {
             }
         };
         let (rd, wr) = stream.into_split();
-        let mut c = Client { rd, wr, server_pid: 0, may_start };
+        let mut c = Client {
+            rd: ReadHalf::Unix(rd),
+            wr: WriteHalf::Unix(wr),
+            server_pid: 0,
+            may_start,
+            ssh: None,
+        };
         let hello = async {
             if c.send(&hello_msg()).await.is_err() {
                 return Ok(None);
@@ -158,13 +263,86 @@ impl Client {
             None => Ok(Found::Going),
             Some(ServerMsg::Hello { version, pid, .. }) if version == PROTOCOL_VERSION => {
                 c.server_pid = pid;
-                Ok(Found::Server(c))
+                Ok(Found::Server(Box::new(c)))
             }
             Some(ServerMsg::Hello { version, .. }) => bail!(
                 "the running corral server speaks protocol {version}, this corral speaks {PROTOCOL_VERSION}; run `corral kill-server` and try again"
             ),
             Some(other) => bail!("the corral server answered Hello with {other:?}"),
         }
+    }
+
+    /// Connect to the corral server on another host through `ssh … corral proxy`.
+    pub async fn connect_host(host: &Host) -> Result<Client> {
+        let argv = host.argv();
+        let name = &host.name;
+        let mut cmd = tokio::process::Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut child =
+            cmd.spawn().with_context(|| format!("host '{name}': cannot run `{}`", argv[0]))?;
+        let (Some(stdin), Some(stdout), Some(mut stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            bail!("host '{name}': ssh was started without its pipes");
+        };
+        let said = Arc::new(Mutex::new(String::new()));
+        let keep = said.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = stderr.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut s) = keep.lock() {
+                    s.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    // The end is what says why; keep a few lines' worth.
+                    if s.len() > 4096 {
+                        let cut = s.len() - 2048;
+                        let cut = (cut..s.len()).find(|i| s.is_char_boundary(*i)).unwrap_or(0);
+                        s.drain(..cut);
+                    }
+                }
+            }
+        });
+        let link = SshLink { host: name.clone(), child, stderr: said };
+        let mut c = Client {
+            rd: ReadHalf::Ssh(stdout),
+            wr: WriteHalf::Ssh(stdin),
+            server_pid: 0,
+            may_start: true,
+            ssh: Some(link),
+        };
+        let hello = async {
+            c.send(&hello_msg()).await.ok();
+            proto::read_frame::<_, ServerMsg>(&mut c.rd).await
+        };
+        let answer = tokio::time::timeout(HELLO_TIMEOUT, hello).await;
+        let why = match answer {
+            Ok(Ok(ServerMsg::Hello { version, pid, .. })) if version == PROTOCOL_VERSION => {
+                c.server_pid = pid;
+                return Ok(c);
+            }
+            Ok(Ok(ServerMsg::Hello { version, server, .. })) => format!(
+                "its corral server ({server}) speaks protocol {version}, this corral speaks {PROTOCOL_VERSION}: run the same corral version on both"
+            ),
+            Ok(Ok(other)) => format!("its corral server answered Hello with {other:?}"),
+            Ok(Err(proto::FrameError::Closed | proto::FrameError::Io(_))) => match c.ssh.as_mut() {
+                Some(l) => l.why_closed().await,
+                None => "the connection closed".into(),
+            },
+            Ok(Err(e)) => {
+                let cmd = host.config.command.join(" ");
+                format!(
+                    "what came back is not corral's protocol ({e}); does `{cmd} proxy` run corral there, and does the login print nothing on stdout?"
+                )
+            }
+            Err(_) => format!("no answer within {} s", HELLO_TIMEOUT.as_secs()),
+        };
+        bail!("host '{name}': {why}")
     }
 
     /// This connection, replaced (should it break) only by a server that is already running.
@@ -290,6 +468,15 @@ fn start_server() -> Result<std::process::Child> {
 
 /// The client's environment, passed to agents it creates or restarts.
 pub fn env_vec() -> Vec<(String, String)> {
+    // Agents on another host get that host's environment (its server's), not this terminal's:
+    // an empty environment asks for that.
+    if crate::hosts::selected().is_some() {
+        return Vec::new();
+    }
+    local_env()
+}
+
+fn local_env() -> Vec<(String, String)> {
     std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect()
@@ -298,11 +485,23 @@ pub fn env_vec() -> Vec<(String, String)> {
 /// The client's git identity variables, sent with requests for which corral may commit: the
 /// commits are by the user who asked, as the git CLI in this terminal would make them.
 pub fn git_env() -> Vec<(String, String)> {
-    crate::git::identity_env(&env_vec())
+    crate::git::identity_env(&local_env())
 }
 
 /// The repository this command is about: `--repo` or the current directory.
 pub fn repo_root(repo: Option<&PathBuf>) -> Result<PathBuf> {
+    if let Some(host) = crate::hosts::selected() {
+        // A path on that host: this machine cannot look at it; its server checks it.
+        return match repo {
+            Some(p) if p.is_absolute() => Ok(p.clone()),
+            Some(p) => bail!(
+                "--repo {}: with --host, give the repository's absolute path on {}",
+                p.display(),
+                host.name
+            ),
+            None => bail!("with --host {}, name the repository on it with --repo PATH", host.name),
+        };
+    }
     let start = match repo {
         Some(p) => p.clone(),
         None => std::env::current_dir().context("cannot read the current directory")?,

@@ -37,6 +37,22 @@ pub struct Config {
     pub agents: BTreeMap<String, Profile>,
     pub merge: MergeConfig,
     pub keys: KeysConfig,
+    /// Other machines whose corral servers this one shows (`--host NAME`, `ls --all`, `hosts`).
+    pub hosts: BTreeMap<String, HostConfig>,
+}
+
+/// A machine reached over OpenSSH: `ssh` is the whole command that logs in (any options), and
+/// `command` is how corral is run there; corral appends `proxy` to it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    pub ssh: Vec<String>,
+    #[serde(default = "default_remote_command")]
+    pub command: Vec<String>,
+}
+
+fn default_remote_command() -> Vec<String> {
+    vec!["corral".to_string()]
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -322,6 +338,9 @@ fn command_keys(table: &toml::Table) -> Vec<String> {
         && m.get("gate").and_then(|v| v.as_array()).is_some_and(|a| !a.is_empty())
     {
         keys.push("merge.gate".to_string());
+    }
+    if let Some(toml::Value::Table(hosts)) = table.get("hosts") {
+        keys.extend(hosts.keys().map(|h| format!("hosts.{h}")));
     }
     if let Some(toml::Value::Table(agents)) = table.get("agents") {
         for (name, p) in agents {

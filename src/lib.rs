@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod failpoint;
 pub mod git;
+pub mod hosts;
 pub mod logging;
 pub mod paths;
 pub mod proto;

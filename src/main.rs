@@ -23,6 +23,9 @@ fn main() {
                 }
             };
             let cmd = cmd.unwrap_or(cli::Command::Ui);
+            if let Err(e) = corral::hosts::select(cli.host.as_deref()) {
+                std::process::exit(report(&e));
+            }
             match rt.block_on(commands::run(cli.repo, cmd)) {
                 Ok(code) => code,
                 Err(e) => report(&e),

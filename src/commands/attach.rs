@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use tokio::sync::mpsc;
 
-use crate::client::Client;
+use crate::client::{Client, ReadHalf, WriteHalf};
 use crate::proto::{ClientMsg, Reply, Request, ServerMsg, Target};
 use crate::term::screen::{mirror_modes, paint};
 use crate::term::{Modes, TermColors};
@@ -98,7 +98,9 @@ pub async fn attach_asked(
     stdout.write_all(b"\x1b[?1049h\x1b[H\x1b[2J")?;
     stdout.flush()?;
     let target = Target { repo, name: name.clone() };
-    let reply = c.request(Request::Attach { target, size, tty: terminal_device(), colors }).await?;
+    // A server on another host cannot draw on this terminal: it sends frames.
+    let tty = if c.ssh.is_none() { terminal_device() } else { None };
+    let reply = c.request(Request::Attach { target, size, tty, colors }).await?;
     if reply != Reply::Attached {
         bail!("unexpected reply to attach: {reply:?}");
     }
@@ -110,15 +112,35 @@ pub async fn attach_asked(
 
     // Frames to the server are written whole under a lock, by the thread that reads the keys and
     // by this task (resizes); frames from it are read by a task of this runtime.
-    let stream = c.rd.reunite(c.wr).context("cannot reunite the connection to the server")?;
-    let stream = stream.into_std().context("cannot take over the connection to the server")?;
-    let to_server = std::sync::Arc::new(std::sync::Mutex::new(
-        stream.try_clone().context("cannot share the connection to the server")?,
-    ));
-    let mut rd = tokio::io::BufReader::new(
-        tokio::net::UnixStream::from_std(stream)
-            .context("cannot read from the connection to the server")?,
-    );
+    let crate::client::Client { rd, wr, ssh, .. } = c;
+    // Keeps the ssh session to another host open while attached.
+    let _ssh = ssh;
+    let (to_server, mut rd): (_, Box<dyn tokio::io::AsyncRead + Unpin + Send>) = match (rd, wr) {
+        (ReadHalf::Unix(rd), WriteHalf::Unix(wr)) => {
+            let stream = rd.reunite(wr).context("cannot reunite the connection to the server")?;
+            let stream =
+                stream.into_std().context("cannot take over the connection to the server")?;
+            let to_server = std::sync::Arc::new(std::sync::Mutex::new(ToServer::Unix(
+                stream.try_clone().context("cannot share the connection to the server")?,
+            )));
+            let rd = tokio::net::UnixStream::from_std(stream)
+                .context("cannot read from the connection to the server")?;
+            (to_server, Box::new(tokio::io::BufReader::new(rd)))
+        }
+        (rd, mut wr) => {
+            let (tx, mut frames) = mpsc::unbounded_channel::<Vec<u8>>();
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                while let Some(f) = frames.recv().await {
+                    if wr.write_all(&f).await.is_err() || wr.flush().await.is_err() {
+                        break;
+                    }
+                }
+            });
+            let to_server = std::sync::Arc::new(std::sync::Mutex::new(ToServer::Task(tx)));
+            (to_server, Box::new(tokio::io::BufReader::new(rd)))
+        }
+    };
     // Standard input is read on a thread (a blocking read cannot be cancelled; the thread simply
     // ends with the process), which sends each key to the server itself: a keystroke crosses no
     // thread before it leaves.
@@ -232,7 +254,7 @@ enum KeysEnd {
 
 /// Read standard input and send it to the server as it comes, until the detach key, the end of
 /// input or a lost connection.
-fn forward_keys(to_server: &std::sync::Mutex<UnixStream>, detach: u8, kitty: &[u8]) -> KeysEnd {
+fn forward_keys(to_server: &std::sync::Mutex<ToServer>, detach: u8, kitty: &[u8]) -> KeysEnd {
     let mut stdin = std::io::stdin().lock();
     let mut buf = [0u8; 8192];
     loop {
@@ -263,18 +285,31 @@ fn forward_keys(to_server: &std::sync::Mutex<UnixStream>, detach: u8, kitty: &[u
     }
 }
 
+/// Where the key thread writes frames: straight onto this machine's socket (a keystroke crosses
+/// no other thread), or, for another host, to the task that writes on the ssh session.
+enum ToServer {
+    Unix(UnixStream),
+    Task(mpsc::UnboundedSender<Vec<u8>>),
+}
+
 /// Write one whole frame to the server. The socket is non-blocking (the runtime reads the same
 /// socket), so a full send buffer is waited out with poll rather than spun on.
-fn send_frame(to_server: &std::sync::Mutex<UnixStream>, msg: &ClientMsg) -> std::io::Result<()> {
+fn send_frame(to_server: &std::sync::Mutex<ToServer>, msg: &ClientMsg) -> std::io::Result<()> {
     let bytes = crate::proto::encode(msg).map_err(std::io::Error::other)?;
-    let stream = to_server.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let to = to_server.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let stream = match &*to {
+        ToServer::Unix(s) => s,
+        ToServer::Task(tx) => {
+            return tx.send(bytes).map_err(|_| std::io::ErrorKind::BrokenPipe.into());
+        }
+    };
     let mut left = bytes.as_slice();
     while !left.is_empty() {
         match (&*stream).write(left) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
             Ok(n) => left = &left[n..],
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                let mut fds = [rustix::event::PollFd::new(&*stream, rustix::event::PollFlags::OUT)];
+                let mut fds = [rustix::event::PollFd::new(stream, rustix::event::PollFlags::OUT)];
                 rustix::event::poll(&mut fds, None)?;
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

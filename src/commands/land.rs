@@ -16,6 +16,21 @@ const EXIT_CONFLICT: i32 = 3;
 pub async fn diff(repo: Option<&PathBuf>, name: String, stat: bool) -> Result<i32> {
     let root = client::repo_root(repo)?;
     let mut c = Client::connect().await?;
+    if c.ssh.is_some() {
+        // The worktree is on the other host: its server makes the patch.
+        let stdout = std::io::stdout();
+        let colour = stdout.is_terminal();
+        let width = crossterm::terminal::size().ok().filter(|_| colour).map_or(80, |(w, _)| w);
+        let target = crate::proto::Target { repo: root, name };
+        let Reply::Text(text) = c.request(Request::Diff { target, stat, colour, width }).await?
+        else {
+            bail!("unexpected reply to diff");
+        };
+        let mut out = stdout.lock();
+        out.write_all(text.as_bytes())?;
+        out.flush()?;
+        return Ok(0);
+    }
     let Reply::Agents(agents) = c.request(Request::List { repo: Some(root.clone()) }).await? else {
         bail!("unexpected reply to ls");
     };

@@ -4,6 +4,7 @@
 mod attach;
 mod colors;
 mod doctor;
+mod hosts;
 mod land;
 mod status;
 
@@ -23,6 +24,26 @@ use crate::term::{Line, Size};
 
 /// Run one command; returns the process exit code.
 pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
+    if let Some(h) = crate::hosts::selected() {
+        let here_only = match &cmd {
+            Command::Ui => Some("ui"),
+            Command::Server { .. } => Some("server"),
+            Command::Proxy => Some("proxy"),
+            Command::Hosts { .. } => Some("hosts"),
+            Command::Doctor => Some("doctor"),
+            Command::Trust => Some("trust"),
+            Command::Hook { .. } => Some("hook"),
+            Command::Completions { .. } => Some("completions"),
+            _ => None,
+        };
+        if let Some(verb) = here_only {
+            bail!(
+                "`corral {verb}` works on this machine only (--host {} is for new, ls, attach, tail, send, diff, merge, land, stop, restart, rm and the like); run it on {} itself",
+                h.name,
+                h.name
+            );
+        }
+    }
     match cmd {
         Command::Ui => crate::tui::run(repo).await,
         Command::New { prompt, profile, name, base, count, size, detach, worktree } => {
@@ -69,8 +90,11 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
             let root = if all { None } else { Some(client::repo_root(repo.as_ref())?) };
             // `ls` needs nothing from the config, but it is where a user looks first: a broken
             // file is reported here (as `new` would refuse it) and the agents are listed anyway.
-            if let (_, Some(e)) =
-                crate::config::load_or_fallback(&crate::paths::user_config_file(), root.as_deref())
+            if crate::hosts::selected().is_none()
+                && let (_, Some(e)) = crate::config::load_or_fallback(
+                    &crate::paths::user_config_file(),
+                    root.as_deref(),
+                )
             {
                 eprintln!("corral: warning: {e}");
             }
@@ -78,10 +102,37 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
             let Reply::Agents(agents) = c.request(Request::List { repo: root }).await? else {
                 bail!("unexpected reply to ls");
             };
+            let here = crate::hosts::selected().map(|h| h.name.clone());
+            let mut rows: Vec<(Option<String>, AgentInfo)> =
+                agents.into_iter().map(|a| (here.clone(), a)).collect();
+            // `--all` on this machine: every configured host's agents too.
+            let mut host_states = Vec::new();
+            if all && here.is_none() {
+                let configured = crate::hosts::all().unwrap_or_else(|e| {
+                    eprintln!("corral: warning: {e:#}");
+                    Vec::new()
+                });
+                for h in hosts::list_hosts(configured).await {
+                    match h.answer {
+                        Ok((version, agents)) => {
+                            host_states.push(serde_json::json!({
+                                "name": h.host.name, "state": "connected", "version": version,
+                            }));
+                            rows.extend(agents.into_iter().map(|a| (Some(h.host.name.clone()), a)));
+                        }
+                        Err(e) => {
+                            eprintln!("corral: {e}");
+                            host_states.push(serde_json::json!({
+                                "name": h.host.name, "state": "unreachable", "error": e,
+                            }));
+                        }
+                    }
+                }
+            }
             if json {
-                print_json(&c, &agents)?;
+                print_json(&c, &rows, &host_states)?;
             } else {
-                print_table(&agents, all)?;
+                print_table(&rows, all)?;
             }
             Ok(0)
         }
@@ -180,6 +231,8 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
             Ok(0)
         }
         Command::KillServer => kill_server().await,
+        Command::Proxy => hosts::proxy().await,
+        Command::Hosts { json } => hosts::hosts(json).await,
         Command::Doctor => doctor().await,
         Command::Trust => trust(repo),
         Command::Completions { shell } => {
@@ -273,8 +326,10 @@ fn age(secs: u64) -> String {
     }
 }
 
-fn print_table(agents: &[AgentInfo], all: bool) -> Result<()> {
+fn print_table(listed: &[(Option<String>, AgentInfo)], all: bool) -> Result<()> {
     let mut out = std::io::stdout().lock();
+    let agents: Vec<&AgentInfo> = listed.iter().map(|(_, a)| a).collect();
+    let show_host = listed.iter().any(|(h, _)| h.is_some());
     if agents.is_empty() {
         writeln!(out, "no agents; start one with `corral new \"PROMPT\"`")?;
         return Ok(());
@@ -292,7 +347,10 @@ fn print_table(agents: &[AgentInfo], all: bool) -> Result<()> {
     if all {
         rows[0].insert(0, "REPO".into());
     }
-    for a in agents {
+    if show_host {
+        rows[0].insert(0, "HOST".into());
+    }
+    for (host, a) in listed {
         let mut status = a.status.clone();
         if let (Some(code), "exited") = (a.exit_code, a.status.as_str()) {
             status = format!("exited ({code})");
@@ -314,6 +372,9 @@ fn print_table(agents: &[AgentInfo], all: bool) -> Result<()> {
         ];
         if all {
             row.insert(0, a.repo.display().to_string());
+        }
+        if show_host {
+            row.insert(0, host.clone().unwrap_or_else(|| "local".into()));
         }
         rows.push(row);
     }
@@ -337,8 +398,21 @@ fn print_table(agents: &[AgentInfo], all: bool) -> Result<()> {
     Ok(())
 }
 
-fn print_json(c: &Client, agents: &[AgentInfo]) -> Result<()> {
-    let v = serde_json::json!({
+fn print_json(
+    c: &Client,
+    listed: &[(Option<String>, AgentInfo)],
+    hosts: &[serde_json::Value],
+) -> Result<()> {
+    let mut agents = Vec::with_capacity(listed.len());
+    for (host, a) in listed {
+        let mut v = serde_json::to_value(a).context("cannot write JSON")?;
+        if let Some(o) = v.as_object_mut() {
+            // `null`: this machine.
+            o.insert("host".into(), serde_json::json!(host));
+        }
+        agents.push(v);
+    }
+    let mut v = serde_json::json!({
         "server": {
             "pid": c.server_pid,
             "version": env!("CARGO_PKG_VERSION"),
@@ -346,6 +420,9 @@ fn print_json(c: &Client, agents: &[AgentInfo]) -> Result<()> {
         },
         "agents": agents,
     });
+    if !hosts.is_empty() {
+        v["hosts"] = serde_json::json!(hosts);
+    }
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, &v).context("cannot write JSON")?;
     writeln!(out)?;
@@ -359,6 +436,10 @@ async fn kill_server() -> Result<i32> {
     };
     let pid = c.server_pid;
     c.request(Request::KillServer).await?;
+    if c.ssh.is_some() {
+        // Its lock file is on that host; it said it is going.
+        return Ok(0);
+    }
     // Return only once it is gone, so a command right after does not meet the old server. The
     // server holds its lock file until its last moment (even a zombie has released it).
     let lock_path = crate::paths::runtime_dir().join("server.lock");

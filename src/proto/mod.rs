@@ -17,7 +17,7 @@ use crate::term::screen::ScreenUpdate;
 use crate::term::{Line, Size, TermColors};
 
 /// Bumped whenever a message changes shape.
-pub const PROTOCOL_VERSION: u32 = 8;
+pub const PROTOCOL_VERSION: u32 = 9;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientMsg {
@@ -191,6 +191,14 @@ pub enum Request {
         /// Who the snapshot commit of forced removals is by (as for `Remove`).
         git_env: Vec<(String, String)>,
     },
+    /// `corral diff NAME` made by the server (for a client on another host, which cannot read
+    /// the worktree): answered with Text.
+    Diff {
+        target: Target,
+        stat: bool,
+        colour: bool,
+        width: u16,
+    },
 }
 
 impl Request {
@@ -204,7 +212,8 @@ impl Request {
             | Request::Follow { .. }
             | Request::Attach { .. }
             | Request::Status { .. }
-            | Request::LandStatus { .. } => true,
+            | Request::LandStatus { .. }
+            | Request::Diff { .. } => true,
             Request::Queue { clear, remove, .. } => !clear && remove.is_none(),
             Request::Gc { remove, .. } => !remove,
             Request::New(_)
@@ -246,6 +255,7 @@ impl Request {
                 "land"
             }
             Request::Resolve { .. } => "resolve",
+            Request::Diff { .. } => "diff",
         }
     }
 }

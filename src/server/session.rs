@@ -320,6 +320,14 @@ fn build_argv(
     wrapped
 }
 
+fn server_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        // The server's own settings are not the agents' business.
+        .filter(|(k, _)| k != "MALLOC_ARENA_MAX" && k != "RUST_LOG")
+        .collect()
+}
+
 fn agent_env(
     client_env: &[(String, String)],
     profile: &Profile,
@@ -445,6 +453,18 @@ impl Session {
         {
             self.tell_colors(*colors);
         }
+        // A client on another host sends no environment: its agents get this server's, the one
+        // the user's login on this host gave it.
+        let req = match req {
+            Request::New(mut n) if n.env.is_empty() => {
+                n.env = server_env();
+                Request::New(n)
+            }
+            Request::Restart { target, env } if env.is_empty() => {
+                Request::Restart { target, env: server_env() }
+            }
+            r => r,
+        };
         let outcome = match req {
             Request::Ping => Outcome::Reply(Reply::Pong {
                 pid: std::process::id(),
@@ -469,6 +489,38 @@ impl Session {
                 }
                 Err(e) => err(e),
             },
+            Request::Diff { target, stat, colour, width } => {
+                let key = (target.repo.clone(), target.name.clone());
+                let Some(rec) = self.agents.get(&key).map(|a| a.rec.clone()) else {
+                    let _ = reply.send(err(format!(
+                        "no agent '{}' in {}",
+                        target.name,
+                        target.repo.display()
+                    )));
+                    return;
+                };
+                tokio::spawn(async move {
+                    let made = tokio::task::spawn_blocking(move || {
+                        crate::git::agent_patch(
+                            &rec.worktree,
+                            &rec.base,
+                            stat,
+                            colour,
+                            usize::from(width),
+                        )
+                    })
+                    .await;
+                    let outcome = match made {
+                        Ok(Ok(bytes)) => Outcome::Reply(Reply::Text(
+                            String::from_utf8_lossy(&bytes).into_owned(),
+                        )),
+                        Ok(Err(e)) => err(e.to_string()),
+                        Err(e) => err(format!("the diff was interrupted: {e}")),
+                    };
+                    let _ = reply.send(outcome);
+                });
+                return;
+            }
             Request::Follow { target, lines, ansi } => match self.live_pane(&target, false) {
                 Ok(pane) => Outcome::Follow(pane, lines, ansi),
                 Err(e) => err(e),
@@ -1439,7 +1491,8 @@ fn request_repo(req: &Request) -> Option<PathBuf> {
         | Request::Enqueue { target, .. }
         | Request::Queue { target, .. }
         | Request::LandCancel { target }
-        | Request::Resolve { target, .. } => Some(target.repo.clone()),
+        | Request::Resolve { target, .. }
+        | Request::Diff { target, .. } => Some(target.repo.clone()),
         Request::Ping | Request::KillServer => None,
     }
 }

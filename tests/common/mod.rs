@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 pub mod live;
+pub mod sshd;
 
 /// Generous: waits end as soon as the condition holds, and CI machines can be slow.
 pub const DEADLINE: Duration = Duration::from_secs(45);
