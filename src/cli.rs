@@ -219,7 +219,11 @@ pub enum Command {
     KillServer,
     /// Join standard input and output to this user's corral server (started when needed): what
     /// `ssh HOST corral proxy` runs for a client on another machine.
-    Proxy,
+    Proxy {
+        /// Many connections over this one stream, in channels (what the dashboard uses).
+        #[arg(long)]
+        mux: bool,
+    },
     /// The hosts in your config: whether each answers, its corral version and how many agents.
     Hosts {
         /// As JSON.

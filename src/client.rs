@@ -38,12 +38,15 @@ pub struct Client {
 pub enum ReadHalf {
     Unix(OwnedReadHalf),
     Ssh(tokio::process::ChildStdout),
+    /// One channel of a host's ssh session ([`crate::mux`]).
+    Mux(tokio::io::ReadHalf<tokio::io::DuplexStream>),
 }
 
 /// The writing side of a connection.
 pub enum WriteHalf {
     Unix(OwnedWriteHalf),
     Ssh(tokio::process::ChildStdin),
+    Mux(tokio::io::WriteHalf<tokio::io::DuplexStream>),
 }
 
 impl AsyncRead for ReadHalf {
@@ -55,6 +58,7 @@ impl AsyncRead for ReadHalf {
         match self.get_mut() {
             ReadHalf::Unix(r) => Pin::new(r).poll_read(cx, buf),
             ReadHalf::Ssh(r) => Pin::new(r).poll_read(cx, buf),
+            ReadHalf::Mux(r) => Pin::new(r).poll_read(cx, buf),
         }
     }
 }
@@ -68,6 +72,7 @@ impl AsyncWrite for WriteHalf {
         match self.get_mut() {
             WriteHalf::Unix(w) => Pin::new(w).poll_write(cx, buf),
             WriteHalf::Ssh(w) => Pin::new(w).poll_write(cx, buf),
+            WriteHalf::Mux(w) => Pin::new(w).poll_write(cx, buf),
         }
     }
 
@@ -75,6 +80,7 @@ impl AsyncWrite for WriteHalf {
         match self.get_mut() {
             WriteHalf::Unix(w) => Pin::new(w).poll_flush(cx),
             WriteHalf::Ssh(w) => Pin::new(w).poll_flush(cx),
+            WriteHalf::Mux(w) => Pin::new(w).poll_flush(cx),
         }
     }
 
@@ -82,6 +88,7 @@ impl AsyncWrite for WriteHalf {
         match self.get_mut() {
             WriteHalf::Unix(w) => Pin::new(w).poll_shutdown(cx),
             WriteHalf::Ssh(w) => Pin::new(w).poll_shutdown(cx),
+            WriteHalf::Mux(w) => Pin::new(w).poll_shutdown(cx),
         }
     }
 }
@@ -89,7 +96,7 @@ impl AsyncWrite for WriteHalf {
 /// The ssh process of a connection to another host, and what it said on stderr (why a login
 /// failed, in ssh's words).
 pub struct SshLink {
-    pub host: String,
+    pub host: Host,
     child: tokio::process::Child,
     stderr: Arc<Mutex<String>>,
 }
@@ -274,41 +281,8 @@ impl Client {
 
     /// Connect to the corral server on another host through `ssh … corral proxy`.
     pub async fn connect_host(host: &Host) -> Result<Client> {
-        let argv = host.argv();
         let name = &host.name;
-        let mut cmd = tokio::process::Command::new(&argv[0]);
-        cmd.args(&argv[1..])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        let mut child =
-            cmd.spawn().with_context(|| format!("host '{name}': cannot run `{}`", argv[0]))?;
-        let (Some(stdin), Some(stdout), Some(mut stderr)) =
-            (child.stdin.take(), child.stdout.take(), child.stderr.take())
-        else {
-            bail!("host '{name}': ssh was started without its pipes");
-        };
-        let said = Arc::new(Mutex::new(String::new()));
-        let keep = said.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 1024];
-            while let Ok(n) = stderr.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                if let Ok(mut s) = keep.lock() {
-                    s.push_str(&String::from_utf8_lossy(&buf[..n]));
-                    // The end is what says why; keep a few lines' worth.
-                    if s.len() > 4096 {
-                        let cut = s.len() - 2048;
-                        let cut = (cut..s.len()).find(|i| s.is_char_boundary(*i)).unwrap_or(0);
-                        s.drain(..cut);
-                    }
-                }
-            }
-        });
-        let link = SshLink { host: name.clone(), child, stderr: said };
+        let (link, stdin, stdout) = spawn_ssh(host, &host.argv())?;
         let mut c = Client {
             rd: ReadHalf::Ssh(stdout),
             wr: WriteHalf::Ssh(stdin),
@@ -345,6 +319,33 @@ impl Client {
         bail!("host '{name}': {why}")
     }
 
+    /// A connection over one channel of a host's ssh session, Hello done.
+    pub async fn over_channel(stream: tokio::io::DuplexStream, host: &str) -> Result<Client> {
+        let (rd, wr) = tokio::io::split(stream);
+        let mut c = Client {
+            rd: ReadHalf::Mux(rd),
+            wr: WriteHalf::Mux(wr),
+            server_pid: 0,
+            may_start: false,
+            ssh: None,
+        };
+        c.send(&hello_msg()).await?;
+        match tokio::time::timeout(HELLO_TIMEOUT, proto::read_frame::<_, ServerMsg>(&mut c.rd))
+            .await
+        {
+            Ok(Ok(ServerMsg::Hello { version, pid, .. })) if version == PROTOCOL_VERSION => {
+                c.server_pid = pid;
+                Ok(c)
+            }
+            Ok(Ok(ServerMsg::Hello { version, server, .. })) => bail!(
+                "its corral server ({server}) speaks protocol {version}, this corral speaks {PROTOCOL_VERSION}: run the same corral version on both"
+            ),
+            Ok(Ok(other)) => bail!("its corral server answered Hello with {other:?}"),
+            Ok(Err(e)) => bail!("no corral server answered on {host}: {e}"),
+            Err(_) => bail!("no answer within {} s", HELLO_TIMEOUT.as_secs()),
+        }
+    }
+
     /// This connection, replaced (should it break) only by a server that is already running.
     pub fn without_starting(mut self) -> Client {
         self.may_start = false;
@@ -353,6 +354,14 @@ impl Client {
 
     /// A new connection of the same kind as this one, after this one broke.
     async fn reconnect(&self) -> Result<Option<Client>> {
+        match (&self.rd, &self.ssh) {
+            // A channel of a host's session: its owner decides when to log in again.
+            (ReadHalf::Mux(_), _) => return Ok(None),
+            (ReadHalf::Ssh(_), Some(link)) => {
+                return Client::connect_host(&link.host).await.map(Some);
+            }
+            _ => {}
+        }
         if self.may_start {
             Client::connect().await.map(Some)
         } else {
@@ -432,6 +441,51 @@ impl Client {
             }
         }
     }
+}
+
+/// Start `argv` (an ssh command line for `host`) with its standard streams piped; what it says on
+/// stderr is kept for error messages.
+pub fn spawn_ssh(
+    host: &Host,
+    argv: &[String],
+) -> Result<(SshLink, tokio::process::ChildStdin, tokio::process::ChildStdout)> {
+    let name = &host.name;
+    let Some((program, args)) = argv.split_first() else {
+        bail!("host '{name}': no ssh command");
+    };
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child =
+        cmd.spawn().with_context(|| format!("host '{name}': cannot run `{program}`"))?;
+    let (Some(stdin), Some(stdout), Some(mut stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        bail!("host '{name}': ssh was started without its pipes");
+    };
+    let said = Arc::new(Mutex::new(String::new()));
+    let keep = said.clone();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = stderr.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut s) = keep.lock() {
+                s.push_str(&String::from_utf8_lossy(&buf[..n]));
+                // The end is what says why; keep a few lines' worth.
+                if s.len() > 4096 {
+                    let cut = s.len() - 2048;
+                    let cut = (cut..s.len()).find(|i| s.is_char_boundary(*i)).unwrap_or(0);
+                    s.drain(..cut);
+                }
+            }
+        }
+    });
+    Ok((SshLink { host: host.clone(), child, stderr: said }, stdin, stdout))
 }
 
 fn hello_msg() -> ClientMsg {

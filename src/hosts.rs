@@ -88,3 +88,33 @@ fn check(name: &str, c: &HostConfig, file: &std::path::Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// How the dashboard names a repository on another host: `HOST:/path`. A path on this machine
+/// is absolute, so it never reads as one of these.
+pub fn qualify(host: &str, repo: &std::path::Path) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("{host}:{}", repo.display()))
+}
+
+/// The host and the path there, for a repository named by [`qualify`].
+pub fn split(path: &std::path::Path) -> Option<(String, std::path::PathBuf)> {
+    let s = path.to_str()?;
+    if s.starts_with('/') {
+        return None;
+    }
+    let (host, p) = s.split_once(':')?;
+    p.starts_with('/').then(|| (host.to_string(), std::path::PathBuf::from(p)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn a_qualified_repository_splits_back_and_local_paths_never_do() {
+        let q = qualify("box", Path::new("/srv/a:b"));
+        assert_eq!(split(&q), Some(("box".into(), "/srv/a:b".into())));
+        assert_eq!(split(Path::new("/tmp/box:/x")), None);
+        assert_eq!(split(Path::new("relative:thing")), None);
+    }
+}

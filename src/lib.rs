@@ -10,6 +10,7 @@ pub mod failpoint;
 pub mod git;
 pub mod hosts;
 pub mod logging;
+pub mod mux;
 pub mod paths;
 pub mod proto;
 pub mod queue;

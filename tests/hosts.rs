@@ -156,3 +156,46 @@ fn a_host_that_cannot_be_reached_or_is_not_configured_is_named_in_one_line() {
     let err = local.fails(&["--host", "box", "ls"], 1);
     assert!(err.contains("name the repository on it with --repo PATH"), "{err}");
 }
+
+#[test]
+fn the_dashboard_shows_a_hosts_agents_types_into_them_and_reconnects_when_the_link_drops() {
+    let Some(sshd) = Sshd::start() else { return };
+    let (local, remote) = pair(&sshd);
+    local.new_shell("near");
+    local.ok(&on_box(&remote, &["new", "--agent", "shell", "--name", "far", "--detach"]));
+    remote.wait_tail("far", |t| t.contains('$'));
+
+    let mut ui = Tty::spawn(&local, &[], Size::new(120, 40));
+    // The host's agents under a heading naming the host.
+    ui.wait_screen("box: repo");
+    ui.wait_screen("far");
+    // far is listed after this machine's near: select it, focus, type.
+    ui.type_str("j");
+    ui.type_str("\r");
+    ui.type_str("echo typed-$((3+4))-in-dash\r");
+    ui.wait_screen("typed-7-in-dash");
+    assert!(remote.tail("far").contains("typed-7-in-dash"));
+    ui.type_str("\x1d");
+
+    // The link drops: the host is shown disconnected, with its agents as last seen; the
+    // dashboard logs in again by itself and the agent takes keys again.
+    let port = sshd.port.to_string();
+    let killed = std::process::Command::new("pkill")
+        .args(["-f", &format!("ssh -p {port} ")])
+        .output()
+        .unwrap();
+    assert!(killed.status.success(), "found the dashboard's ssh to kill");
+    ui.wait("the host shown disconnected", |t| {
+        t.contains("box: repo · disconnected") && t.contains("last seen")
+    });
+    assert!(ui.text().contains("far"));
+    ui.wait_gone("disconnected");
+    ui.type_str("\r");
+    ui.type_str("echo again-$((4+4))\r");
+    ui.wait_screen("again-8");
+    ui.type_str("\x1d");
+    // The agent never stopped.
+    assert_ne!(remote.agent_json("far")["status"], "exited");
+    ui.type_str("q");
+    assert!(ui.wait_exit().success());
+}

@@ -18,7 +18,16 @@ const HOST_TIMEOUT: Duration = Duration::from_secs(20);
 /// Standard input and output, joined to this user's server socket (the server is started when
 /// none answers). Every byte is passed as it is: the client at the other end of ssh and the server
 /// here speak the protocol to each other, Hello included.
-pub async fn proxy() -> Result<i32> {
+pub async fn proxy(mux: bool) -> Result<i32> {
+    if mux {
+        // A server is there (started now if it was not) before the first channel opens.
+        drop(Client::connect().await?);
+        let connect = || -> crate::mux::ConnectFut {
+            Box::pin(async { UnixStream::connect(paths::socket_path()).await })
+        };
+        crate::mux::serve(tokio::io::stdin(), tokio::io::stdout(), connect).await?;
+        return Ok(0);
+    }
     let stream = match UnixStream::connect(paths::socket_path()).await {
         Ok(s) => s,
         Err(_) => {

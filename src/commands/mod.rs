@@ -28,7 +28,7 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
         let here_only = match &cmd {
             Command::Ui => Some("ui"),
             Command::Server { .. } => Some("server"),
-            Command::Proxy => Some("proxy"),
+            Command::Proxy { .. } => Some("proxy"),
             Command::Hosts { .. } => Some("hosts"),
             Command::Doctor => Some("doctor"),
             Command::Trust => Some("trust"),
@@ -231,7 +231,7 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
             Ok(0)
         }
         Command::KillServer => kill_server().await,
-        Command::Proxy => hosts::proxy().await,
+        Command::Proxy { mux } => hosts::proxy(mux).await,
         Command::Hosts { json } => hosts::hosts(json).await,
         Command::Doctor => doctor().await,
         Command::Trust => trust(repo),

@@ -232,6 +232,35 @@ impl Request {
         }
     }
 
+    /// The repository the request is about, to change where it points (a client routing it to
+    /// another host rewrites the path as that host sees it).
+    pub fn repo_mut(&mut self) -> Option<&mut PathBuf> {
+        match self {
+            Request::List { repo } => repo.as_mut(),
+            Request::Gc { repo, .. }
+            | Request::Land { repo, .. }
+            | Request::LandStatus { repo } => Some(repo),
+            Request::New(n) => Some(&mut n.repo),
+            Request::Tail { target, .. }
+            | Request::Follow { target, .. }
+            | Request::Send { target, .. }
+            | Request::Attach { target, .. }
+            | Request::Stop { target }
+            | Request::Restart { target, .. }
+            | Request::Remove { target, .. }
+            | Request::Merge { target, .. }
+            | Request::Sync { target, .. }
+            | Request::Hook { target, .. }
+            | Request::Status { target, .. }
+            | Request::Enqueue { target, .. }
+            | Request::Queue { target, .. }
+            | Request::LandCancel { target }
+            | Request::Resolve { target, .. }
+            | Request::Diff { target, .. } => Some(&mut target.repo),
+            Request::Ping | Request::KillServer => None,
+        }
+    }
+
     /// The command a user typed for it, for messages.
     pub fn verb(&self) -> &'static str {
         match self {

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::io::{BufWriter, IsTerminal, Stdout, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -33,6 +33,7 @@ use super::keymap::Keymap;
 use super::state::{AppState, Effect, Msg, Settings};
 use super::{ui, update};
 use crate::client::{self, Client};
+use crate::mux::HostLink;
 use crate::proto::{self, ClientMsg, Reply, Request, ServerMsg, Target};
 use crate::term::{Size, TermColors};
 
@@ -40,6 +41,9 @@ use crate::term::{Size, TermColors};
 const FRAME: Duration = Duration::from_micros(16_667);
 /// How often the agent list is asked for (statuses change on their own).
 const LIST_EVERY: Duration = Duration::from_millis(500);
+/// A host that cannot be reached is tried again after this, then twice as long each time.
+const HOST_RETRY_MIN: Duration = Duration::from_millis(500);
+const HOST_RETRY_MAX: Duration = Duration::from_secs(30);
 /// How often the config files are checked for changes (a stat of each).
 const CONFIG_EVERY: Duration = Duration::from_secs(1);
 /// Messages handled between two chances to draw, so a flood of diffs cannot starve the screen.
@@ -188,7 +192,11 @@ struct Tasks {
     attached: HashMap<u64, mpsc::UnboundedSender<AttachCmd>>,
     /// This terminal's default colours, told to the server with each attach.
     colors: Option<TermColors>,
+    /// The ssh session to each host, shared by its list, requests and screens.
+    links: Links,
 }
+
+type Links = Arc<Mutex<HashMap<String, Arc<HostLink>>>>;
 
 impl Tasks {
     fn run(&mut self, effects: Vec<Effect>) {
@@ -199,12 +207,14 @@ impl Tasks {
                     if let Request::New(new) = &mut req {
                         new.colors = self.colors;
                     }
-                    tokio::spawn(request_task(id, req, self.msgs.clone()));
+                    tokio::spawn(request_task(id, req, self.msgs.clone(), self.links.clone()));
                 }
                 Effect::Attach { id, target } => {
                     let (tx, rx) = mpsc::unbounded_channel();
                     self.attached.insert(id, tx);
-                    tokio::spawn(attach_task(id, target, self.colors, self.msgs.clone(), rx));
+                    let links = self.links.clone();
+                    let colors = self.colors;
+                    tokio::spawn(attach_task(id, target, colors, self.msgs.clone(), rx, links));
                 }
                 Effect::Detach { id } => {
                     self.attached.remove(&id);
@@ -306,8 +316,17 @@ async fn event_loop(
     // A server stopped while the dashboard is open (`kill-server` before an upgrade) is not
     // brought back by it: the dashboard says so instead.
     tokio::spawn(list_task(first.without_starting(), msg_tx.clone(), refresh.clone()));
+    let links: Links = Arc::new(Mutex::new(HashMap::new()));
+    match crate::hosts::all() {
+        Ok(hosts) => {
+            for h in hosts {
+                tokio::spawn(host_task(h, msg_tx.clone(), refresh.clone(), links.clone()));
+            }
+        }
+        Err(e) => error!("hosts: {e:#}"),
+    }
     tokio::spawn(config_task(st.repo.clone(), st.env.clone(), msg_tx.clone()));
-    let mut tasks = Tasks { msgs: msg_tx, refresh, attached: HashMap::new(), colors };
+    let mut tasks = Tasks { msgs: msg_tx, refresh, attached: HashMap::new(), colors, links };
     // Being told to stop (kill, a closing terminal) ends the dashboard like `q`, so the terminal
     // is restored; the agents are the server's and keep running.
     use tokio::signal::unix::{SignalKind, signal};
@@ -451,16 +470,109 @@ async fn config_task(repo: Option<PathBuf>, env: Vec<(String, String)>, msgs: mp
     }
 }
 
-async fn request_task(id: u64, req: Request, msgs: mpsc::Sender<Msg>) {
+async fn request_task(id: u64, mut req: Request, msgs: mpsc::Sender<Msg>, links: Links) {
     let result = async {
-        let mut c = Client::connect_existing()
-            .await?
-            .ok_or_else(|| anyhow!("no corral server is answering"))?;
+        let mut c = connect_for(&mut req, &links).await?;
         c.request(req).await
     }
     .await
     .map_err(|e| format!("{e:#}"));
     let _ = msgs.send(Msg::Reply(id, result)).await;
+}
+
+/// A connection to the server the request is for: this machine's, or, for a repository named
+/// `HOST:/path`, a new channel on that host's ssh session (the request then names the path as
+/// the host sees it).
+async fn connect_for(req: &mut Request, links: &Links) -> Result<Client> {
+    let host = req.repo_mut().and_then(|repo| {
+        let (host, path) = crate::hosts::split(repo)?;
+        *repo = path;
+        Some(host)
+    });
+    match host {
+        None => Client::connect_existing()
+            .await?
+            .ok_or_else(|| anyhow!("no corral server is answering")),
+        Some(h) => {
+            let link = links.lock().ok().and_then(|m| m.get(&h).cloned());
+            match link {
+                Some(l) if !l.is_closed() => l.open().await,
+                _ => Err(anyhow!("host '{h}' is disconnected; corral is trying to reach it again")),
+            }
+        }
+    }
+}
+
+/// Keep an ssh session to `host` and list its agents every [`LIST_EVERY`]; when it breaks, say
+/// so and log in again, waiting longer after each failure (at most [`HOST_RETRY_MAX`]).
+async fn host_task(
+    host: crate::hosts::Host,
+    msgs: mpsc::Sender<Msg>,
+    refresh: Arc<Notify>,
+    links: Links,
+) {
+    let mut wait = HOST_RETRY_MIN;
+    loop {
+        let linked = async {
+            let link = HostLink::start(&host).await?;
+            let c = link.open().await?;
+            Ok::<_, anyhow::Error>((link, c))
+        }
+        .await;
+        let (link, mut c) = match linked {
+            Ok(v) => v,
+            Err(e) => {
+                let msg = Msg::Host {
+                    name: host.name.clone(),
+                    result: Err(format!("{e:#}")),
+                    at: std::time::SystemTime::now(),
+                };
+                if msgs.send(msg).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(HOST_RETRY_MAX);
+                continue;
+            }
+        };
+        wait = HOST_RETRY_MIN;
+        if let Ok(mut m) = links.lock() {
+            m.insert(host.name.clone(), link.clone());
+        }
+        let error = loop {
+            match c.request(Request::List { repo: None }).await {
+                Ok(Reply::Agents(agents)) => {
+                    let msg = Msg::Host {
+                        name: host.name.clone(),
+                        result: Ok(agents),
+                        at: std::time::SystemTime::now(),
+                    };
+                    if msgs.send(msg).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(other) => break format!("unexpected answer to list: {other:?}"),
+                Err(e) => break format!("{e:#}"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(LIST_EVERY) => {}
+                _ = refresh.notified() => {}
+            }
+        };
+        if let Ok(mut m) = links.lock() {
+            m.remove(&host.name);
+        }
+        drop(link);
+        let msg = Msg::Host {
+            name: host.name.clone(),
+            result: Err(format!("host '{}': {error}", host.name)),
+            at: std::time::SystemTime::now(),
+        };
+        if msgs.send(msg).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(wait).await;
+    }
 }
 
 async fn attach_task(
@@ -469,13 +581,13 @@ async fn attach_task(
     colors: Option<TermColors>,
     msgs: mpsc::Sender<Msg>,
     mut cmds: mpsc::UnboundedReceiver<AttachCmd>,
+    links: Links,
 ) {
     let fail = |e: String| Msg::AttachFailed(id, e);
     let c = async {
-        let mut c = Client::connect_existing()
-            .await?
-            .ok_or_else(|| anyhow!("no corral server is answering"))?;
-        match c.request(Request::Attach { target, size: None, tty: None, colors }).await? {
+        let mut req = Request::Attach { target, size: None, tty: None, colors };
+        let mut c = connect_for(&mut req, &links).await?;
+        match c.request(req).await? {
             Reply::Attached => Ok(c),
             other => Err(anyhow!("unexpected answer to attach: {other:?}")),
         }

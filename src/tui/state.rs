@@ -46,6 +46,13 @@ pub enum Msg {
     Diff(u64, Result<String, String>),
     /// The gate log asked for by [`Effect::ReadGate`] with this id, or why it could not be read.
     Gate(u64, Result<String, String>),
+    /// A host's agents (as that host names its repositories), or why it did not answer; `at` is
+    /// when.
+    Host {
+        name: String,
+        result: Result<Vec<AgentInfo>, String>,
+        at: std::time::SystemTime,
+    },
     /// The config files changed: what the dashboard takes from them, or why they are broken
     /// (then the dashboard goes on with what it has).
     Config(Result<Settings, String>),
@@ -526,6 +533,18 @@ pub enum Pending {
     Scroll(AgentKey, u32),
 }
 
+/// What the dashboard knows of another host.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostView {
+    /// Its agents when it last answered (repositories qualified with the host's name).
+    pub agents: Vec<AgentInfo>,
+    pub connected: bool,
+    /// When it last answered.
+    pub last_seen: Option<std::time::SystemTime>,
+    /// Why it does not answer now.
+    pub error: Option<String>,
+}
+
 pub struct AppState {
     pub keymap: Keymap,
     /// The repository the dashboard was opened in (new agents go there); `None` outside one.
@@ -535,8 +554,13 @@ pub struct AppState {
     /// Profile names from the config, and the one `new` uses by default.
     pub profiles: Vec<String>,
     pub default_profile: String,
-    /// Every agent the server has, in display order (this repository's first).
+    /// Every agent the server has, in display order (this repository's first), then every
+    /// host's (their repositories named `HOST:/path`, see [`crate::hosts::qualify`]).
     pub agents: Vec<AgentInfo>,
+    /// This machine's agents, as last listed.
+    pub local_agents: Vec<AgentInfo>,
+    /// Each configured host's agents as last listed, and whether it answers now.
+    pub hosts: std::collections::BTreeMap<String, HostView>,
     /// The first list arrived.
     pub loaded: bool,
     /// Why the server could not be asked for the list.
@@ -574,6 +598,8 @@ impl AppState {
             profiles: Vec::new(),
             default_profile: "shell".into(),
             agents: Vec::new(),
+            local_agents: Vec::new(),
+            hosts: std::collections::BTreeMap::new(),
             loaded: false,
             server_error: None,
             config_error: None,
@@ -619,6 +645,7 @@ impl AppState {
     /// More than one repository: the list shows a heading per repository.
     pub fn grouped(&self) -> bool {
         self.agents.first().is_some_and(|first| self.agents.iter().any(|a| a.repo != first.repo))
+            || self.agents.iter().any(|a| crate::hosts::split(&a.repo).is_some())
     }
 
     /// The layout in force: focus always shows one agent beside the list.

@@ -68,9 +68,14 @@ pub fn update(st: &mut AppState, msg: Msg) -> Vec<Effect> {
             }
         }
         Msg::Agents(Ok(list)) => {
-            on_agents(st, list);
+            if st.server_error.take().is_some() {
+                st.dirty = true;
+            }
+            st.local_agents = list;
+            on_agents(st, all_agents(st));
             follow_gate(st, &mut fx);
         }
+        Msg::Host { name, result, at } => on_host(st, name, result, at),
         Msg::Agents(Err(e)) => {
             if st.server_error.as_ref() != Some(&e) {
                 st.server_error = Some(e);
@@ -1197,11 +1202,10 @@ fn on_agents(st: &mut AppState, mut agents: Vec<AgentInfo>) {
         || st.agents.iter().zip(&agents).any(|(a, b)| shown(a) != shown(b));
     let old_index = st.selected.as_ref().and_then(|k| st.index_of(k));
     st.agents = agents;
-    if !st.loaded || st.server_error.is_some() || changed {
+    if !st.loaded || changed {
         st.dirty = true;
     }
     st.loaded = true;
-    st.server_error = None;
     if let Some(k) = st.select_when_listed.clone()
         && st.index_of(&k).is_some()
     {
@@ -1231,6 +1235,52 @@ fn on_agents(st: &mut AppState, mut agents: Vec<AgentInfo>) {
     if gone {
         st.mode = Mode::Normal;
     }
+}
+
+/// This machine's agents, then every host's as last listed.
+fn all_agents(st: &AppState) -> Vec<AgentInfo> {
+    let mut all = st.local_agents.clone();
+    all.extend(st.hosts.values().flat_map(|h| h.agents.iter().cloned()));
+    all
+}
+
+/// A host answered with its agents, or did not answer. A host that stops answering keeps its
+/// agents as last seen (the list says it is disconnected, and since when); when it answers again,
+/// the screens that broke with it are streamed again.
+fn on_host(
+    st: &mut AppState,
+    name: String,
+    result: Result<Vec<AgentInfo>, String>,
+    at: std::time::SystemTime,
+) {
+    let view = st.hosts.entry(name.clone()).or_default();
+    match result {
+        Ok(mut list) => {
+            for a in &mut list {
+                a.repo = crate::hosts::qualify(&name, &a.repo);
+            }
+            let back = !view.connected;
+            view.agents = list;
+            view.connected = true;
+            view.last_seen = Some(at);
+            view.error = None;
+            if back {
+                st.attachments.retain(|k, a| {
+                    a.live || crate::hosts::split(&k.0).is_none_or(|(h, _)| h != name)
+                });
+                st.dirty = true;
+            }
+        }
+        Err(e) => {
+            if view.connected || view.error.as_ref() != Some(&e) {
+                st.dirty = true;
+            }
+            view.connected = false;
+            view.error = Some(e);
+        }
+    }
+    let all = all_agents(st);
+    on_agents(st, all);
 }
 
 /// Stream exactly the agents on screen: attach newly shown ones (and restarted ones, which are

@@ -29,6 +29,13 @@ pub fn rows(st: &AppState) -> Vec<Row> {
                 .repo
                 .file_name()
                 .map_or_else(|| a.repo.display().to_string(), |n| n.to_string_lossy().into_owned());
+            let name = match crate::hosts::split(&a.repo) {
+                None => name,
+                Some((host, _)) => match st.hosts.get(&host) {
+                    Some(h) if !h.connected => format!("{host}: {name} · disconnected"),
+                    _ => format!("{host}: {name}"),
+                },
+            };
             out.push(Row::Group(name));
             last_repo = Some(&a.repo);
         }
@@ -36,6 +43,16 @@ pub fn rows(st: &AppState) -> Vec<Row> {
         out.push(Row::Agent(i, false));
     }
     out
+}
+
+/// ` HH:MM:SS UTC`, when the host was ever seen.
+fn last_seen(at: Option<std::time::SystemTime>) -> String {
+    let Some(secs) =
+        at.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs() % 86_400)
+    else {
+        return String::new();
+    };
+    format!(" {:02}:{:02}:{:02} UTC", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
 /// The list without its heading line.
@@ -153,7 +170,14 @@ pub fn render(st: &AppState, area: Rect, buf: &mut Buffer) {
                     put(buf, bx, y, max_x, &badge_text, base.patch(badge_style));
                 } else {
                     let mut parts = vec![a.profile.clone()];
-                    parts.extend(overlays(a));
+                    // A host that does not answer: what is shown is from when it last did.
+                    let away = crate::hosts::split(&a.repo)
+                        .and_then(|(h, _)| st.hosts.get(&h))
+                        .filter(|h| !h.connected);
+                    match away {
+                        Some(h) => parts = vec![format!("last seen{}", last_seen(h.last_seen))],
+                        None => parts.extend(overlays(a)),
+                    }
                     let text = parts.join(" · ");
                     put(
                         buf,
