@@ -28,33 +28,47 @@ pub async fn proxy(mux: bool) -> Result<i32> {
         crate::mux::serve(tokio::io::stdin(), tokio::io::stdout(), connect).await?;
         return Ok(0);
     }
-    let stream = match UnixStream::connect(paths::socket_path()).await {
-        Ok(s) => s,
-        Err(_) => {
-            // Nobody answers: start a server the way any command here would, then join it.
-            drop(Client::connect().await?);
-            UnixStream::connect(paths::socket_path())
-                .await
-                .with_context(|| format!("cannot connect to {}", paths::socket_path().display()))?
-        }
-    };
-    let (mut from_server, mut to_server) = stream.into_split();
-    let mut stdin = tokio::io::stdin();
-    let mut stdout = tokio::io::stdout();
-    let up = async {
-        let r = tokio::io::copy(&mut stdin, &mut to_server).await;
-        // The client went away (ssh closed): the server sees the connection end.
-        use tokio::io::AsyncWriteExt;
-        let _ = to_server.shutdown().await;
-        r
-    };
-    let down = tokio::io::copy(&mut from_server, &mut stdout);
-    tokio::select! {
-        r = down => { r.context("relaying from the corral server")?; }
-        r = up => {
-            r.context("relaying to the corral server")?;
-        }
+    if UnixStream::connect(paths::socket_path()).await.is_err() {
+        // Nobody answers: start a server the way any command here would.
+        drop(Client::connect().await?);
     }
+    // Two threads with blocking reads and writes: a keystroke crosses no runtime or thread pool
+    // on its way (tokio's stdin and stdout hand every read to a helper thread).
+    let sock = std::os::unix::net::UnixStream::connect(paths::socket_path())
+        .with_context(|| format!("cannot connect to {}", paths::socket_path().display()))?;
+    let mut to_server = sock.try_clone().context("cannot share the server connection")?;
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to_server.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        // The client went away (ssh closed): the server sees the connection end.
+        let _ = to_server.shutdown(std::net::Shutdown::Write);
+    });
+    let relay = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        use std::io::Read;
+        let mut sock = sock;
+        let mut stdout = std::io::stdout().lock();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = sock.read(&mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            stdout.write_all(&buf[..n])?;
+            stdout.flush()?;
+        }
+    });
+    relay.await.context("relaying from the corral server")?.context("relaying from the corral server")?;
     Ok(0)
 }
 
