@@ -106,7 +106,12 @@ fn an_agent_on_another_host_is_started_listed_read_typed_into_attached_and_merge
 fn a_dropped_ssh_link_mid_attach_leaves_the_remote_agent_running() {
     let Some(sshd) = Sshd::start() else { return };
     let (local, remote) = pair(&sshd);
-    local.ok(&on_box(&remote, &["new", "--agent", "shell", "--name", "far", "--detach"]));
+    // The host's own config applies to its agents: a profile only it defines.
+    remote.write_config("[agents.hostsh]\ncommand = [\"sh\"]\n");
+    let err = local.fails(&["new", "--agent", "hostsh", "--name", "x", "--detach"], 1);
+    assert!(err.contains("hostsh"), "{err}");
+    local.ok(&on_box(&remote, &["new", "--agent", "hostsh", "--name", "far", "--detach"]));
+    assert_eq!(remote.agent_json("far")["profile"], "hostsh");
     let mut ui = Tty::spawn(&local, &on_box(&remote, &["attach", "far"]), Size::new(100, 30));
     ui.wait_screen("$");
     // Cut the link: the ssh client of this attach (the one logging in on this sshd's port).
@@ -198,4 +203,33 @@ fn the_dashboard_shows_a_hosts_agents_types_into_them_and_reconnects_when_the_li
     assert_ne!(remote.agent_json("far")["status"], "exited");
     ui.type_str("q");
     assert!(ui.wait_exit().success());
+}
+
+/// The host's corral is a FAKE here (a script answering Hello as a server of protocol 1 would):
+/// the test cannot build another corral version to run there.
+#[test]
+fn a_host_running_another_protocol_version_is_named_with_both_versions() {
+    let Some(sshd) = Sshd::start() else { return };
+    let local = Env::new();
+    let old = local.root().join("old-corral.py");
+    std::fs::write(
+        &old,
+        "import sys, time\nbody = bytes([0, 1, 5]) + b'0.0.1' + bytes([7])\n\
+         sys.stdout.buffer.write(len(body).to_bytes(4, 'big') + body)\nsys.stdout.flush()\ntime.sleep(2)\n",
+    )
+    .unwrap();
+    let ssh = sshd.ssh_argv(sshd.port);
+    local.write_config(&format!(
+        "[hosts.box]\nssh = {ssh:?}\ncommand = [\"python3\", {:?}]\n",
+        old.display().to_string()
+    ));
+    let err = local.fails(&["--host", "box", "--repo", "/srv/app", "ls"], 1);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let now = corral::proto::PROTOCOL_VERSION;
+    assert!(
+        err.contains("host 'box'")
+            && err.contains("(0.0.1) speaks protocol 1")
+            && err.contains(&format!("this corral speaks {now}")),
+        "{err}"
+    );
 }

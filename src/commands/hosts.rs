@@ -68,7 +68,10 @@ pub async fn proxy(mux: bool) -> Result<i32> {
             stdout.flush()?;
         }
     });
-    relay.await.context("relaying from the corral server")?.context("relaying from the corral server")?;
+    relay
+        .await
+        .context("relaying from the corral server")?
+        .context("relaying from the corral server")?;
     Ok(0)
 }
 
