@@ -181,6 +181,13 @@ fn the_dashboard_shows_a_hosts_agents_types_into_them_and_reconnects_when_the_li
     ui.wait_screen("typed-7-in-dash");
     assert!(remote.tail("far").contains("typed-7-in-dash"));
     ui.type_str("\x1d");
+    // Its diff, made by the host's server (the worktree is there).
+    std::fs::write(remote.worktree_of("far").join("far.txt"), "made on the box\n").unwrap();
+    ui.type_str("d");
+    ui.wait_screen("Diff of far against main");
+    ui.wait_screen("+made on the box");
+    ui.type_str("\x1b");
+    ui.wait_gone("Diff of far");
 
     // The link drops: the host is shown disconnected, with its agents as last seen; the
     // dashboard logs in again by itself and the agent takes keys again.

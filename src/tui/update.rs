@@ -321,6 +321,7 @@ fn run_action(st: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
             let Some(a) = st.agent(&k) else { return };
             let (worktree, base) = (a.worktree.clone(), a.base.clone());
             let id = st.next_id();
+            let remote = crate::hosts::split(&k.0).is_some().then(|| target(&k));
             st.mode = Mode::Diff(DiffView {
                 agent: k,
                 lines: Vec::new(),
@@ -330,7 +331,13 @@ fn run_action(st: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
                 error: None,
             });
             st.dirty = true;
-            fx.push(Effect::Diff { id, worktree, base });
+            if let Some(target) = remote {
+                // The worktree is on that host: its server makes the patch.
+                let req = Request::Diff { target, stat: false, colour: false, width: 80 };
+                fx.push(Effect::Request(id, req));
+            } else {
+                fx.push(Effect::Diff { id, worktree, base });
+            }
         }
         Action::GateOutput => {
             let Some(k) = st.selected.clone() else { return };
@@ -862,6 +869,19 @@ pub fn merge_needs_yes(st: &AppState, key: &AgentKey) -> bool {
 }
 
 fn on_reply(st: &mut AppState, id: u64, result: Result<Reply, String>, fx: &mut Vec<Effect>) {
+    // The patch of an agent on another host, made by its server.
+    if let Mode::Diff(d) = &mut st.mode
+        && d.pending == Some(id)
+    {
+        d.pending = None;
+        match result {
+            Ok(Reply::Text(text)) => d.set_patch(&text),
+            Ok(other) => d.error = Some(format!("unexpected answer to diff: {other:?}")),
+            Err(e) => d.error = Some(e),
+        }
+        st.dirty = true;
+        return;
+    }
     let Some(pending) = st.pending.remove(&id) else { return };
     st.dirty = true;
     // The dialog that is waiting for this reply, if it is still open.
