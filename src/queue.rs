@@ -508,6 +508,26 @@ impl Queue {
     }
 }
 
+/// What the gate view shows of a log: its last 256 KiB (a gate such as `cargo test` can print
+/// megabytes; the end is what says why it failed), from a line's start.
+pub fn read_log_tail(path: &std::path::Path) -> Result<String, String> {
+    use std::io::{Read, Seek, SeekFrom};
+    const KEEP: u64 = 256 * 1024;
+    let mut f =
+        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let len = f.metadata().map_err(|e| format!("cannot read {}: {e}", path.display()))?.len();
+    let from = len.saturating_sub(KEEP);
+    f.seek(SeekFrom::Start(from)).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(if from > 0 {
+        text.split_once('\n').map_or(String::new(), |(_, rest)| rest.to_string())
+    } else {
+        text.into_owned()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

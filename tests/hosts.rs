@@ -166,6 +166,8 @@ fn a_host_that_cannot_be_reached_or_is_not_configured_is_named_in_one_line() {
 fn the_dashboard_shows_a_hosts_agents_types_into_them_and_reconnects_when_the_link_drops() {
     let Some(sshd) = Sshd::start() else { return };
     let (local, remote) = pair(&sshd);
+    // The host's own gate, which refuses.
+    remote.write_config("[merge]\ngate = [\"sh\", \"-c\", \"echo remote-gate-says-no; exit 3\"]\n");
     local.new_shell("near");
     local.ok(&on_box(&remote, &["new", "--agent", "shell", "--name", "far", "--detach"]));
     remote.wait_tail("far", |t| t.contains('$'));
@@ -188,6 +190,30 @@ fn the_dashboard_shows_a_hosts_agents_types_into_them_and_reconnects_when_the_li
     ui.wait_screen("+made on the box");
     ui.type_str("\x1b");
     ui.wait_gone("Diff of far");
+    // Start one there from the new dialog: Where names the host's repository.
+    ui.type_str("n");
+    ui.wait_screen("Where");
+    ui.type_str("\tshell\tmade\t\t\t");
+    ui.type_str(&format!("box:{}\r", remote.repo.display()));
+    wait_for("the agent made from the dashboard on the host", || {
+        remote.ls_json()["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "made")
+            .then_some(())
+    });
+    ui.wait_screen("made");
+    assert!(local.ls_json()["agents"].as_array().unwrap().iter().all(|a| a["name"] != "made"));
+    // Land far through the host's queue: its gate refuses, and o shows what it printed there.
+    ui.type_str("k");
+    ui.type_str("L");
+    ui.wait_screen("landing blocked");
+    ui.type_str("o");
+    ui.wait_screen("Landing gate of far (blocked)");
+    ui.wait_screen("remote-gate-says-no");
+    ui.type_str("\x1b");
+    ui.wait_gone("Landing gate of far");
 
     // The link drops: the host is shown disconnected, with its agents as last seen; the
     // dashboard logs in again by itself and the agent takes keys again.

@@ -191,6 +191,11 @@ pub enum Request {
         /// Who the snapshot commit of forced removals is by (as for `Remove`).
         git_env: Vec<(String, String)>,
     },
+    /// The end of the output of the agent's last landing gate (answered with Text), for a client
+    /// on another host, which cannot read the server's state dir.
+    GateLog {
+        target: Target,
+    },
     /// `corral diff NAME` made by the server (for a client on another host, which cannot read
     /// the worktree): answered with Text.
     Diff {
@@ -213,7 +218,8 @@ impl Request {
             | Request::Attach { .. }
             | Request::Status { .. }
             | Request::LandStatus { .. }
-            | Request::Diff { .. } => true,
+            | Request::Diff { .. }
+            | Request::GateLog { .. } => true,
             Request::Queue { clear, remove, .. } => !clear && remove.is_none(),
             Request::Gc { remove, .. } => !remove,
             Request::New(_)
@@ -256,7 +262,8 @@ impl Request {
             | Request::Queue { target, .. }
             | Request::LandCancel { target }
             | Request::Resolve { target, .. }
-            | Request::Diff { target, .. } => Some(&mut target.repo),
+            | Request::Diff { target, .. }
+            | Request::GateLog { target } => Some(&mut target.repo),
             Request::Ping | Request::KillServer => None,
         }
     }
@@ -285,6 +292,7 @@ impl Request {
             }
             Request::Resolve { .. } => "resolve",
             Request::Diff { .. } => "diff",
+            Request::GateLog { .. } => "land",
         }
     }
 }

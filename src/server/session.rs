@@ -521,6 +521,21 @@ impl Session {
                 });
                 return;
             }
+            Request::GateLog { target } => {
+                let path = queue::gate_log(&target.repo, &target.name);
+                tokio::spawn(async move {
+                    let read =
+                        tokio::task::spawn_blocking(move || crate::queue::read_log_tail(&path))
+                            .await;
+                    let outcome = match read {
+                        Ok(Ok(text)) => Outcome::Reply(Reply::Text(text)),
+                        Ok(Err(e)) => err(e),
+                        Err(e) => err(format!("reading the gate's output was interrupted: {e}")),
+                    };
+                    let _ = reply.send(outcome);
+                });
+                return;
+            }
             Request::Follow { target, lines, ansi } => match self.live_pane(&target, false) {
                 Ok(pane) => Outcome::Follow(pane, lines, ansi),
                 Err(e) => err(e),
@@ -1492,7 +1507,8 @@ fn request_repo(req: &Request) -> Option<PathBuf> {
         | Request::Queue { target, .. }
         | Request::LandCancel { target }
         | Request::Resolve { target, .. }
-        | Request::Diff { target, .. } => Some(target.repo.clone()),
+        | Request::Diff { target, .. }
+        | Request::GateLog { target } => Some(target.repo.clone()),
         Request::Ping | Request::KillServer => None,
     }
 }

@@ -248,7 +248,9 @@ impl Tasks {
                 Effect::ReadGate { id, path } => {
                     let msgs = self.msgs.clone();
                     tokio::spawn(async move {
-                        let read = tokio::task::spawn_blocking(move || read_tail(&path)).await;
+                        let read =
+                            tokio::task::spawn_blocking(move || crate::queue::read_log_tail(&path))
+                                .await;
                         let result = match read {
                             Ok(r) => r,
                             Err(e) => {
@@ -655,26 +657,6 @@ async fn attach_task(
     reader.abort();
 }
 
-/// What the gate view shows of a log: its last 256 KiB (a gate such as `cargo test` can print
-/// megabytes; the end is what says why it failed), from a line's start.
-fn read_tail(path: &std::path::Path) -> Result<String, String> {
-    use std::io::{Read, Seek, SeekFrom};
-    const KEEP: u64 = 256 * 1024;
-    let mut f =
-        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let len = f.metadata().map_err(|e| format!("cannot read {}: {e}", path.display()))?.len();
-    let from = len.saturating_sub(KEEP);
-    f.seek(SeekFrom::Start(from)).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut bytes = Vec::new();
-    f.read_to_end(&mut bytes).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let text = String::from_utf8_lossy(&bytes);
-    Ok(if from > 0 {
-        text.split_once('\n').map_or(String::new(), |(_, rest)| rest.to_string())
-    } else {
-        text.into_owned()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use std::cell::RefCell;
@@ -725,14 +707,14 @@ mod tests {
         let path = dir.path().join("a.log");
         let text: String = (0..40_000).map(|i| format!("line {i:06}\n")).collect();
         std::fs::write(&path, &text).unwrap();
-        let tail = read_tail(&path).unwrap();
+        let tail = crate::queue::read_log_tail(&path).unwrap();
         assert!(tail.len() <= 256 * 1024 && tail.len() > 200 * 1024, "{}", tail.len());
         assert!(tail.starts_with("line ") && tail.ends_with("line 039999\n"));
         assert!(text.ends_with(&tail));
         let short = dir.path().join("b.log");
         std::fs::write(&short, "only\n").unwrap();
-        assert_eq!(read_tail(&short).unwrap(), "only\n");
-        let e = read_tail(&dir.path().join("none.log")).unwrap_err();
+        assert_eq!(crate::queue::read_log_tail(&short).unwrap(), "only\n");
+        let e = crate::queue::read_log_tail(&dir.path().join("none.log")).unwrap_err();
         assert!(e.starts_with("cannot read ") && e.contains("none.log"), "{e}");
     }
 }

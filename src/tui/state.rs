@@ -374,11 +374,19 @@ pub enum NewField {
     Name,
     Base,
     Count,
+    /// This repository, or `HOST:/path` for one on another host.
+    Where,
 }
 
 impl NewField {
-    pub const ALL: [NewField; 5] =
-        [NewField::Prompt, NewField::Profile, NewField::Name, NewField::Base, NewField::Count];
+    pub const ALL: [NewField; 6] = [
+        NewField::Prompt,
+        NewField::Profile,
+        NewField::Name,
+        NewField::Base,
+        NewField::Count,
+        NewField::Where,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -387,6 +395,7 @@ impl NewField {
             NewField::Name => "Name",
             NewField::Base => "Base",
             NewField::Count => "Count",
+            NewField::Where => "Where",
         }
     }
 }
@@ -398,6 +407,8 @@ pub struct NewDialog {
     pub name: TextField,
     pub base: TextField,
     pub count: TextField,
+    /// Empty: the dashboard's repository.
+    pub place: TextField,
     pub focus: NewField,
     /// Why the last submission was refused (here, or by the server).
     pub error: Option<String>,
@@ -421,6 +432,7 @@ impl NewDialog {
             name: TextField::default(),
             base: TextField::default(),
             count: TextField::default(),
+            place: TextField::default(),
             focus: NewField::Prompt,
             error: None,
             pending: None,
@@ -434,6 +446,7 @@ impl NewDialog {
             NewField::Name => &self.name,
             NewField::Base => &self.base,
             NewField::Count => &self.count,
+            NewField::Where => &self.place,
         }
     }
 
@@ -444,6 +457,7 @@ impl NewDialog {
             NewField::Name => &mut self.name,
             NewField::Base => &mut self.base,
             NewField::Count => &mut self.count,
+            NewField::Where => &mut self.place,
         }
     }
 }
@@ -520,7 +534,8 @@ pub struct Attachment {
 /// Requests in flight, by id, and what their replies are for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Pending {
-    New,
+    /// Creating agents in this repository (selected once listed).
+    New(PathBuf),
     Send(AgentKey),
     Enqueue(AgentKey),
     Sync(AgentKey),

@@ -354,7 +354,7 @@ fn run_action(st: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
             };
             let id = st.next_id();
             st.mode = Mode::Gate(GateView {
-                agent: k,
+                agent: k.clone(),
                 path: path.clone(),
                 lines: Vec::new(),
                 offset: 0,
@@ -364,7 +364,7 @@ fn run_action(st: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
                 error: None,
             });
             st.dirty = true;
-            fx.push(Effect::ReadGate { id, path });
+            fx.push(read_gate(&k, id, path));
         }
         Action::Sync => {
             if let Some(k) = st.selected.clone() {
@@ -541,6 +541,16 @@ fn diff_key(st: &mut AppState, ev: &KeyEvent, spec: Option<KeySpec>) {
     scroll_diff(d, delta);
 }
 
+/// Read an agent's gate log: here, or through the server of the host the agent is on (its state
+/// dir is there).
+fn read_gate(key: &AgentKey, id: u64, path: std::path::PathBuf) -> Effect {
+    if crate::hosts::split(&key.0).is_some() {
+        Effect::Request(id, Request::GateLog { target: target(key) })
+    } else {
+        Effect::ReadGate { id, path }
+    }
+}
+
 /// The log lines the gate view has room for.
 fn gate_rows(st: &AppState) -> usize {
     usize::from(areas(st).main.height.saturating_sub(3)).max(1)
@@ -603,7 +613,7 @@ fn follow_gate(st: &mut AppState, fx: &mut Vec<Effect>) {
     // One more read after the gate ends picks up its last lines.
     if was_running || g.state == "gating" {
         g.pending = Some(id);
-        fx.push(Effect::ReadGate { id, path: g.path.clone() });
+        fx.push(read_gate(&g.agent, id, g.path.clone()));
     }
 }
 
@@ -615,7 +625,7 @@ fn scroll_diff(d: &mut DiffView, delta: isize) {
 // ---- dialogs ----
 
 fn open_new(st: &mut AppState) {
-    if st.repo.is_none() {
+    if st.repo.is_none() && st.hosts.is_empty() {
         st.error("the dashboard was not opened in a git repository, so new agents have nowhere to go; run corral inside one (or with --repo)");
         return;
     }
@@ -648,6 +658,7 @@ fn dialog_key(st: &mut AppState, ev: &KeyEvent, spec: Option<KeySpec>, fx: &mut 
     let action = spec.and_then(|s| st.keymap.lookup(KeyMode::Dialog, s));
     let profiles = st.profiles.clone();
     let default_profile = st.default_profile.clone();
+    let st_hosts = &st.hosts;
     let Mode::Dialog(d) = &mut st.mode else { return };
     st.dirty = true;
     let busy = match d {
@@ -683,6 +694,17 @@ fn dialog_key(st: &mut AppState, ev: &KeyEvent, spec: Option<KeySpec>, fx: &mut 
                 n.profile = TextField::offered(&profiles[next]);
                 return;
             }
+            if n.focus == NewField::Where && matches!(ev.code, KeyCode::Left | KeyCode::Right) {
+                // Here, then each repository another host has agents in.
+                let mut places = vec![String::new()];
+                places.extend(new_places(st_hosts));
+                let cur = places.iter().position(|p| *p == n.place.text.trim()).unwrap_or(0);
+                let len = places.len();
+                let next =
+                    if ev.code == KeyCode::Right { (cur + 1) % len } else { (cur + len - 1) % len };
+                n.place = TextField::offered(&places[next]);
+                return;
+            }
             if edit(n.field_mut(n.focus), ev) {
                 n.error = None;
                 return;
@@ -715,11 +737,52 @@ fn dialog_key(st: &mut AppState, ev: &KeyEvent, spec: Option<KeySpec>, fx: &mut 
     }
 }
 
+/// The repositories on other hosts that have agents, as `HOST:/path`, for the new dialog's
+/// Where field.
+fn new_places(hosts: &std::collections::BTreeMap<String, super::state::HostView>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for h in hosts.values() {
+        for a in &h.agents {
+            let p = a.repo.display().to_string();
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
 /// What the server will be asked to create, or which field is wrong and why. Checks what can be
 /// known here (the base branch only the server can check, and does before creating anything).
 pub fn validate_new(st: &AppState, d: &NewDialog) -> Result<NewAgent, (NewField, String)> {
-    let Some(repo) = st.repo.clone() else {
-        return Err((NewField::Prompt, "not in a git repository".into()));
+    let place = d.place.text.trim();
+    let remote = !place.is_empty();
+    let repo = if !remote {
+        st.repo.clone().ok_or_else(|| {
+            (
+                NewField::Where,
+                "the dashboard is not in a git repository: give HOST:/path".to_string(),
+            )
+        })?
+    } else {
+        match crate::hosts::split(std::path::Path::new(place)) {
+            Some((host, _)) if st.hosts.contains_key(&host) => std::path::PathBuf::from(place),
+            Some((host, _)) => {
+                let known: Vec<&str> = st.hosts.keys().map(String::as_str).collect();
+                return Err((
+                    NewField::Where,
+                    format!("no host '{host}' in your config (hosts: {})", known.join(", ")),
+                ));
+            }
+            None => {
+                return Err((
+                    NewField::Where,
+                    format!(
+                        "'{place}': leave it empty for this repository, or give HOST:/path/to/repo"
+                    ),
+                ));
+            }
+        }
     };
     let count_text = d.count.text.trim();
     let count = if count_text.is_empty() {
@@ -748,7 +811,8 @@ pub fn validate_new(st: &AppState, d: &NewDialog) -> Result<NewAgent, (NewField,
         "" => st.default_profile.clone(),
         p => p.to_string(),
     };
-    if !st.profiles.is_empty() && !st.profiles.contains(&profile) {
+    // A host has its own profiles: its server checks the name.
+    if !remote && !st.profiles.is_empty() && !st.profiles.contains(&profile) {
         return Err((
             NewField::Profile,
             format!("no agent profile '{profile}' (profiles: {})", st.profiles.join(", ")),
@@ -779,7 +843,8 @@ pub fn validate_new(st: &AppState, d: &NewDialog) -> Result<NewAgent, (NewField,
         base: (!base.is_empty()).then(|| base.to_string()),
         count,
         size: Some(pane_size(st)),
-        env: st.env.clone(),
+        // Agents on a host get that host's environment (see `corral --host`).
+        env: if remote { Vec::new() } else { st.env.clone() },
         worktree: None,
         colors: None,
     })
@@ -790,7 +855,8 @@ fn submit(st: &mut AppState, force: bool, fx: &mut Vec<Effect>) {
     match d.clone() {
         Dialog::New(n) => match validate_new(st, n.as_ref()) {
             Ok(req) => {
-                let id = request(st, Pending::New, Request::New(req), fx);
+                let repo = req.repo.clone();
+                let id = request(st, Pending::New(repo), Request::New(req), fx);
                 if let Mode::Dialog(Dialog::New(n)) = &mut st.mode {
                     n.pending = Some(id);
                     n.error = None;
@@ -869,6 +935,20 @@ pub fn merge_needs_yes(st: &AppState, key: &AgentKey) -> bool {
 }
 
 fn on_reply(st: &mut AppState, id: u64, result: Result<Reply, String>, fx: &mut Vec<Effect>) {
+    // The gate log of an agent on another host, read by its server.
+    let rows = gate_rows(st);
+    if let Mode::Gate(g) = &mut st.mode
+        && g.pending == Some(id)
+    {
+        g.pending = None;
+        match result {
+            Ok(Reply::Text(text)) => g.set_text(&text, rows),
+            Ok(other) => g.error = Some(format!("unexpected answer: {other:?}")),
+            Err(e) => g.error = Some(e),
+        }
+        st.dirty = true;
+        return;
+    }
     // The patch of an agent on another host, made by its server.
     if let Mode::Diff(d) = &mut st.mode
         && d.pending == Some(id)
@@ -922,7 +1002,7 @@ fn on_reply(st: &mut AppState, id: u64, result: Result<Reply, String>, fx: &mut 
                 }
             }
         }
-        (Pending::New, Ok(reply)) => {
+        (Pending::New(repo), Ok(reply)) => {
             let names = match reply {
                 Reply::Created(names) => names,
                 _ => Vec::new(),
@@ -930,13 +1010,13 @@ fn on_reply(st: &mut AppState, id: u64, result: Result<Reply, String>, fx: &mut 
             if waiting {
                 st.mode = Mode::Normal;
             }
-            if let (Some(first), Some(repo)) = (names.first(), st.repo.clone()) {
+            if let Some(first) = names.first() {
                 st.select_when_listed = Some((repo, first.clone()));
             }
             st.info(format!("created {}", names.join(", ")));
             fx.push(Effect::RefreshList);
         }
-        (Pending::New, Err(e)) => {
+        (Pending::New(_), Err(e)) => {
             if waiting && let Mode::Dialog(Dialog::New(d)) = &mut st.mode {
                 d.pending = None;
                 d.error = Some(e);

@@ -456,6 +456,8 @@ fn new_dialog_refusals_stay_in_the_dialog_and_send_nothing() {
         (NewField::Count, "x", "must be a number"),
         (NewField::Profile, "nope", "no agent profile 'nope'"),
         (NewField::Base, "two words", "has spaces"),
+        (NewField::Where, "nowhere:/srv/app", "no host 'nowhere' in your config"),
+        (NewField::Where, "/elsewhere", "leave it empty for this repository, or give HOST:/path"),
     ] {
         let mut st = demo();
         press(&mut st, "n");
@@ -942,4 +944,37 @@ fn gate_output_key_follows_the_running_gate_and_reads_once_more_when_it_ends() {
     assert!(!fx.iter().any(|e| matches!(e, Effect::ReadGate { .. })), "{fx:?}");
     press(&mut st, "esc");
     assert_eq!(st.mode, Mode::Normal);
+}
+
+#[test]
+fn the_new_dialog_offers_and_creates_on_another_hosts_repository() {
+    let mut st = demo();
+    let mut far = fixtures::agent("/srv/app", "far", "idle", 9);
+    far.repo = PathBuf::from("/srv/app");
+    update(
+        &mut st,
+        Msg::Host { name: "box".into(), result: Ok(vec![far]), at: std::time::SystemTime::now() },
+    );
+    press(&mut st, "n");
+    while new_dialog(&st).focus != NewField::Where {
+        press(&mut st, "tab");
+    }
+    // Here (empty), then the host's repositories.
+    press(&mut st, "right");
+    assert_eq!(new_dialog(&st).place.text, "box:/srv/app");
+    press(&mut st, "right");
+    assert_eq!(new_dialog(&st).place.text, "");
+    press(&mut st, "left");
+    // A profile only the host may have is for its server to check; the agent gets the host's
+    // environment, not this terminal's.
+    for _ in 0..2 {
+        press(&mut st, "tab");
+    }
+    assert_eq!(new_dialog(&st).focus, NewField::Profile);
+    type_text(&mut st, "hostonly");
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(_, Request::New(n))] = &fx[..] else { panic!("{fx:?}") };
+    assert_eq!(n.repo, PathBuf::from("box:/srv/app"));
+    assert_eq!(n.profile.as_deref(), Some("hostonly"));
+    assert!(n.env.is_empty());
 }

@@ -43,7 +43,7 @@ struct RepoQueue {
     _lock: git::QueueLock,
 }
 
-fn gate_log(repo: &Path, name: &str) -> PathBuf {
+pub(super) fn gate_log(repo: &Path, name: &str) -> PathBuf {
     let repo_name = repo.file_name().and_then(|n| n.to_str()).unwrap_or("repo");
     paths::state_dir()
         .join("gates")

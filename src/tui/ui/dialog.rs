@@ -115,10 +115,23 @@ fn new(st: &AppState, d: &NewDialog, main: Rect, buf: &mut Buffer) -> Option<Pos
             NewField::Name => "from the prompt",
             NewField::Base => "the main worktree's branch",
             NewField::Count => "1",
+            NewField::Where => "this repository (or HOST:/path)",
         };
         let pos = field(d.field(f), placeholder, focused, inner.x + LABEL_W, y, fw, buf);
         if focused {
             cursor = Some(pos);
+        }
+        if f == NewField::Where && focused && !st.hosts.is_empty() {
+            let used = (d.place.text.chars().count() as u16).max(33) + 2;
+            if used + 10 < fw {
+                buf.set_stringn(
+                    inner.x + LABEL_W + used,
+                    y,
+                    "←/→ hosts' repositories",
+                    usize::from(fw - used),
+                    Style::default().fg(Color::DarkGray).bg(Color::Indexed(238)),
+                );
+            }
         }
         if f == NewField::Profile && focused {
             let hint = format!("←/→ {}", st.profiles.join(" "));
