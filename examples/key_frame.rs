@@ -57,7 +57,10 @@ fn rss_kib(pid: u32) -> Option<u64> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let split = args.iter().position(|a| a == "--").ok_or("usage: key_frame SECS KEYS EXPECTS -- CMD...")?;
+    let split = args
+        .iter()
+        .position(|a| a == "--")
+        .ok_or("usage: key_frame SECS KEYS EXPECTS -- CMD...")?;
     let [secs, keys, expects] = &args[..split] else {
         return Err("usage: key_frame SECS KEYS EXPECTS -- CMD...".into());
     };
@@ -106,7 +109,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         w.flush()
     };
     let mut emu = corral::term::new_emulator(size, 100);
-    let mut feed = |bytes: &[u8]| {
+    // The client's queries are answered as a terminal would.
+    let feed = |emu: &mut Box<dyn corral::term::Emulator>, bytes: &[u8]| {
         let fb = emu.feed(bytes);
         if !fb.replies.is_empty() {
             let _ = send(&fb.replies);
@@ -116,7 +120,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settle = Instant::now() + Duration::from_secs(3);
     while Instant::now() < settle {
         if let Ok(b) = rx.recv_timeout(Duration::from_millis(50)) {
-            feed(&b);
+            feed(&mut emu, &b);
         }
     }
     let t0 = Instant::now();
@@ -132,14 +136,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(b) => {
-                    feed(&b);
+                    feed(&mut emu, &b);
                     if emu.screen_text().iter().any(|l| l.contains(expects[k].as_str())) {
                         break;
                     }
                 }
                 Err(_) => {
                     let screen = emu.screen_text().join("\n");
-                    return Err(format!("{:?} not on screen within 5 s:\n{screen}", expects[k]).into());
+                    return Err(
+                        format!("{:?} not on screen within 5 s:\n{screen}", expects[k]).into()
+                    );
                 }
             }
         }
@@ -149,7 +155,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let next = start + Duration::from_millis(500);
         while Instant::now() < next {
             if let Ok(b) = rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
-                feed(&b);
+                feed(&mut emu, &b);
             }
         }
     }
