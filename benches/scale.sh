@@ -46,7 +46,7 @@ cd "$W/repo"
 for i in $(seq "$AGENTS"); do "$BIN" new --agent busy --name "a$i" --detach --size 100x30 >/dev/null; done
 SRV=$(cat "$CORRAL_RUNTIME_DIR/server.lock")
 s0=$(ticks "$SRV"); t0=$(now)
-read -r c_med c_p99 c_n c_cpu c_rss < <("$PROBE" "$SECS" 'j,k' '▸2 a2,▸1 a1' -- "$BIN" ui)
+read -r c_med c_p99 c_n c_cpu c_rss < <("$PROBE" "$SECS" 'j,k' '▸2 ,▸1 ' -- "$BIN" ui)
 s1=$(ticks "$SRV"); t1=$(now)
 c_srv_cpu=$(cpu "$s0" "$s1" "$t0" "$t1"); c_srv_rss=$(rss "$SRV")
 lost=0
