@@ -37,12 +37,13 @@ cargo fetch --locked
 root="$(cd "$(dirname "$0")/.." && pwd)"
 agents="$root/.ci/agents"
 if "$agents/node_modules/.bin/claude" --version 2>/dev/null | grep -q '^2\.1\.330 ' \
-  && "$agents/node_modules/.bin/codex" --version 2>/dev/null | grep -q ' 0\.169\.0$'; then
+  && "$agents/node_modules/.bin/codex" --version 2>/dev/null | grep -q ' 0\.169\.0$' \
+  && "$agents/node_modules/.bin/gemini" --version 2>/dev/null | grep -q '^0\.61\.0$'; then
   :
 elif command -v npm >/dev/null 2>&1; then
   mkdir -p "$agents"
   npm install --no-audit --no-fund --silent --prefix "$agents" \
-    @anthropic-ai/claude-code@2.1.330 @openai/codex@0.169.0 \
+    @anthropic-ai/claude-code@2.1.330 @openai/codex@0.169.0 @google/gemini-cli@0.61.0 \
     || echo "setup: could not install the agent CLIs; their end-to-end tests will be skipped" >&2
 else
   echo "setup: npm not found; the agent CLIs' end-to-end tests will be skipped" >&2
@@ -54,12 +55,15 @@ latest="$root/.ci/agents-latest"
 if command -v npm >/dev/null 2>&1; then
   want_claude=$(npm view @anthropic-ai/claude-code version 2>/dev/null || true)
   want_codex=$(npm view @openai/codex version 2>/dev/null || true)
-  if [ -n "$want_claude" ] && [ -n "$want_codex" ] \
+  want_gemini=$(npm view @google/gemini-cli version 2>/dev/null || true)
+  if [ -n "$want_claude" ] && [ -n "$want_codex" ] && [ -n "$want_gemini" ] \
     && ! { "$latest/node_modules/.bin/claude" --version 2>/dev/null | grep -q "^$want_claude " \
-      && "$latest/node_modules/.bin/codex" --version 2>/dev/null | grep -q " $want_codex\$"; }; then
+      && "$latest/node_modules/.bin/codex" --version 2>/dev/null | grep -q " $want_codex\$" \
+      && "$latest/node_modules/.bin/gemini" --version 2>/dev/null | grep -q "^$want_gemini\$"; }; then
     mkdir -p "$latest"
     npm install --no-audit --no-fund --silent --prefix "$latest" \
       "@anthropic-ai/claude-code@$want_claude" "@openai/codex@$want_codex" \
+      "@google/gemini-cli@$want_gemini" \
       || echo "setup: could not install the newest agent CLIs; their status tests will be skipped" >&2
   fi
 fi

@@ -2,14 +2,14 @@
 //! and their screens must match cell by cell (text, and colours where tmux can tell us them).
 //! tmux is the reference terminal here; where it is the one that is wrong, the case says so.
 //! Each case is skipped (with the reason printed) when a program it needs is not installed.
-//! The agent CLIs (Claude Code, Codex) are compared too, offline against the mocks of their APIs,
+//! The agent CLIs (Claude Code, Codex, Gemini CLI) are compared too, offline against the mocks of their APIs,
 //! as text with volatile parts masked ([`mask_volatile`]), and in colour on the rows with no
 //! volatile part ([`Pair::compare_style_stable`]); they are found like in tests/claude.rs. Each
 //! side runs them with its own copy of their HOME (they write state there), and tmux is set up
 //! to answer colour queries as corral does, so the programs choose the same colours on both.
 //! Their first-run screens are compared too: Claude Code's folder-trust dialog (and the prompt
 //! once it is accepted), Codex's trust dialog and its sign-in screen (no provider, no key).
-//! less, vim, htop, cat, Claude Code and Codex are also resized mid-run and compared again, and
+//! less, vim, htop, cat, Claude Code, Codex and Gemini CLI are also resized mid-run and compared again, and
 //! so is a vttest screen, which is not redrawn: that compares the terminals' own reflow.
 
 #![allow(clippy::unwrap_used)]
@@ -1356,6 +1356,133 @@ fn codex_composer_reply_resize_and_approval_match_tmux() {
     p.compare_masked(
         "the approved command and the last reply",
         |l: &[String]| has("Done: hello.txt is there.")(l) && has("Ask Codex")(l),
+        mask_volatile,
+    );
+    p.compare_style_stable("the approved command and the last reply", mask_volatile, 50);
+}
+
+/// The real Gemini CLI under corral and under tmux (agent and tmux socket named after `case`) at
+/// 100x30, offline as in tests/gemini.rs: an API key, the mock of the Gemini API following
+/// `script`, and settings that skip its first-run dialogs. Each side has its own HOME (Gemini
+/// CLI counts its startups and tips there) and its own mock (the mock hands out its script in
+/// order). None (after saying SKIPPED) when the CLI or a tool is missing.
+fn gemini_pair(
+    case: &str,
+    script: serde_json::Value,
+) -> Option<(Pair, tempfile::TempDir, Vec<common::live::Mock>)> {
+    let Some(gemini) = common::live::find_agent_cli("gemini") else {
+        eprintln!(
+            "SKIPPED gemini_vs_tmux: no `gemini` CLI (set CORRAL_TEST_AGENTS_BIN, put it on PATH, or run scripts/setup.sh to install it into .ci/agents)"
+        );
+        return None;
+    };
+    if !need("gemini_vs_tmux", &["tmux", "python3"]) {
+        return None;
+    }
+    let (t, root) = fixture_dir();
+    let dir = root.join("project");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(root.join("script.json"), script.to_string()).unwrap();
+    let gemini = gemini.display().to_string();
+    let mut mocks = Vec::new();
+    let mut side = |name: &str| {
+        let home = root.join(format!("home-{name}"));
+        std::fs::create_dir_all(home.join(".gemini")).unwrap();
+        let settings = serde_json::json!({
+            "security": {"auth": {"selectedType": "gemini-api-key"}, "folderTrust": {"enabled": false}},
+            "general": {"enableAutoUpdate": false, "enableAutoUpdateNotification": false},
+            "privacy": {"usageStatisticsEnabled": false},
+            "telemetry": {"enabled": false}
+        });
+        std::fs::write(home.join(".gemini/settings.json"), settings.to_string()).unwrap();
+        let port = common::live::free_port();
+        mocks.push(common::live::Mock::start(
+            "mock_gemini.py",
+            port,
+            &root.join("script.json"),
+            &root.join(format!("mock-{name}.jsonl")),
+        ));
+        // As for Claude Code: tmux's pane variables removed, so Gemini CLI sees the same
+        // environment; keys from the environment running the tests must not reach it.
+        without_tmux_vars(
+            ["GOOGLE_API_KEY", "GOOGLE_CLOUD_PROJECT", "GOOGLE_GENAI_USE_VERTEXAI"]
+                .iter()
+                .flat_map(|v| ["-u".to_string(), v.to_string()])
+                .chain([
+                    format!("HOME={}", home.display()),
+                    "GEMINI_API_KEY=corral-test-key".to_string(),
+                    format!("GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:{port}"),
+                    gemini.clone(),
+                ]),
+        )
+    };
+    let ours = side("corral");
+    let theirs = side("tmux");
+    let ours: Vec<&str> = ours.iter().map(String::as_str).collect();
+    let theirs: Vec<&str> = theirs.iter().map(String::as_str).collect();
+    let p = Pair::start_each(case, &dir, &ours, &theirs, Size::new(100, 30));
+    Some((p, t, mocks))
+}
+
+/// Gemini CLI's input box is up and empty (its placeholder shows).
+fn gemini_input_box(l: &[String]) -> bool {
+    l.iter().any(|x| x.contains("Type your message"))
+}
+
+#[test]
+fn gemini_cli_welcome_reply_resize_and_approval_match_tmux() {
+    let reply = "Hello from the mock: this is the reply both terminals must draw alike in Gemini.";
+    let script = serde_json::json!([
+        {"text": reply},
+        {
+            "text": "I will create the file.",
+            "call": "run_shell_command",
+            "args": {"command": "echo hello from gemini > hello.txt", "description": "Create hello.txt"}
+        },
+        {"text": "Done: hello.txt is there."}
+    ]);
+    let Some((mut p, _t, _mocks)) = gemini_pair("gemini-turns", script) else {
+        return;
+    };
+    p.compare_masked(
+        "the welcome screen",
+        |l: &[String]| has("Tips for getting started")(l) && gemini_input_box(l),
+        mask_volatile,
+    );
+    p.compare_style_stable("the welcome screen", mask_volatile, 50);
+    // Gemini CLI, like Codex, takes a fast burst of input for a paste, in which Enter is a
+    // newline: the prompt's echo is awaited on both sides before Enter is sent on its own.
+    p.type_str("say hello");
+    p.settle("the prompt typed", has("> say hello"));
+    p.keys("\r");
+    let replied = |l: &[String]| has("Hello from the mock")(l) && gemini_input_box(l);
+    p.compare_masked("the reply, back at the input box", replied, mask_volatile);
+    p.compare_style_stable("the reply, back at the input box", mask_volatile, 50);
+    // Narrower mid-session: Gemini CLI redraws only its input box and footer; the reply above
+    // (longer than 70 columns) is the terminal's to rewrap, mid-word, on both sides alike.
+    p.resize(Size::new(70, 24));
+    p.compare_masked(
+        "the reply redrawn at 70x24",
+        |l: &[String]| replied(l) && l.iter().all(|x| x.chars().count() <= 70),
+        mask_volatile,
+    );
+    p.compare_style_stable("the reply redrawn at 70x24", mask_volatile, 50);
+    // The second turn is a shell command, which Gemini CLI asks the user to approve.
+    p.type_str("create hello.txt");
+    p.settle("the second prompt typed", has("> create hello.txt"));
+    p.keys("\r");
+    p.compare_masked(
+        "the approval prompt",
+        |l: &[String]| has("Allow execution of")(l) && has("1. Allow once")(l),
+        mask_volatile,
+    );
+    p.compare_style_stable("the approval prompt", mask_volatile, 50);
+    // Approved (both sides write the same file in the shared project directory): the command's
+    // result and the reply that follows it.
+    p.keys("\r");
+    p.compare_masked(
+        "the approved command and the last reply",
+        |l: &[String]| has("Done: hello.txt is there.")(l) && gemini_input_box(l),
         mask_volatile,
     );
     p.compare_style_stable("the approved command and the last reply", mask_volatile, 50);

@@ -4,9 +4,10 @@
 //! corral at 100x30 (`examples/capture_screens.rs`), talking to local mocks of their APIs; the
 //! newest Claude Code's (2.1.332, with its version in the file name) at 120x40 from the screens
 //! the status-truth instrument sampled through `corral attach`, and its trust dialog from
-//! `corral tail`. Gemini
-//! CLI, Aider and OpenCode are not installed where corral is tested: their screens were written by
-//! hand from the UI text their documentation shows, and say so by name in the table below.
+//! `corral tail`. Gemini CLI's (0.61.0) at 120x40 from `corral tail` of the real CLI against
+//! tests/fixtures/mock_gemini.py. Aider and OpenCode are not installed where corral is tested:
+//! their screens were written by hand from the UI text their documentation shows, and say so by
+//! name in the table below.
 
 #![allow(clippy::unwrap_used)]
 
@@ -58,10 +59,16 @@ const CASES: &[(&str, &str, Option<Status>)] = &[
     ("codex", "codex-idle-done.100x30.txt", Some(Status::Idle)),
     // Esc on an approval (sampled by the status-truth instrument): idle at once, no settling.
     ("codex", "codex-0.169.0-interrupted.120x40.txt", Some(Status::Idle)),
+    // Gemini CLI 0.61.0, captured in corral against tests/fixtures/mock_gemini.py: the working
+    // line while it waits for the model and while the answer streams, its approval dialog for a
+    // shell command, the command list that "/" opens under the input box.
+    ("gemini", "gemini-0.61.0-idle-fresh.120x40.txt", Some(Status::Idle)),
+    ("gemini", "gemini-0.61.0-thinking.120x40.txt", Some(Status::Working)),
+    ("gemini", "gemini-0.61.0-approval.120x40.txt", Some(Status::NeedsInput)),
+    ("gemini", "gemini-0.61.0-working.120x40.txt", Some(Status::Working)),
+    ("gemini", "gemini-0.61.0-idle-done.120x40.txt", Some(Status::Idle)),
+    ("gemini", "gemini-0.61.0-command-menu.120x40.txt", Some(Status::Idle)),
     // Written from documentation, not captured:
-    ("gemini", "gemini-idle.100x30.txt", Some(Status::Idle)),
-    ("gemini", "gemini-working.100x30.txt", Some(Status::Working)),
-    ("gemini", "gemini-confirm.100x30.txt", Some(Status::NeedsInput)),
     ("aider", "aider-idle.100x30.txt", Some(Status::Idle)),
     ("aider", "aider-confirm.100x30.txt", Some(Status::NeedsInput)),
     ("aider", "aider-working.100x30.txt", None),
@@ -139,7 +146,7 @@ fn typing_into_the_input_box_keeps_an_idle_agent_idle() {
         ),
         (
             "gemini",
-            "gemini-idle.100x30.txt",
+            "gemini-0.61.0-idle-fresh.120x40.txt",
             ">   Type your message or @path/to/file",
             ">   fix the login test",
         ),
@@ -177,7 +184,7 @@ fn a_dialog_no_rule_knows_is_needs_input_for_every_profile_with_rules() {
         ("claude", "claude-idle-done.100x30.txt"),
         ("claude", "claude-2.1.332-idle-done.120x40.txt"),
         ("codex", "codex-idle-done.100x30.txt"),
-        ("gemini", "gemini-idle.100x30.txt"),
+        ("gemini", "gemini-0.61.0-idle-fresh.120x40.txt"),
         ("opencode", "opencode-idle.100x30.txt"),
     ];
     for (profile, fixture) in idle {
