@@ -7,9 +7,13 @@
 //!   echo_latency [ROUNDS] -- corral attach lat
 //!   echo_latency [ROUNDS] -- tmux -L x attach
 
-use std::io::{Read, Write};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+#[path = "common/probe.rs"]
+mod probe;
+
+use probe::Probe;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -17,50 +21,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.iter().position(|a| a == "--").ok_or("usage: echo_latency [ROUNDS] -- CMD...")?;
     let rounds: usize = args[..split].first().and_then(|r| r.parse().ok()).unwrap_or(200);
     let cmd = &args[split + 1..];
-    let (program, rest) = cmd.split_first().ok_or("no command")?;
-    let pty = portable_pty::native_pty_system();
-    let pair = pty.openpty(portable_pty::PtySize {
-        rows: 40,
-        cols: 120,
-        pixel_width: 0,
-        pixel_height: 0,
-    })?;
-    let mut builder = portable_pty::CommandBuilder::new(program);
-    builder.args(rest);
-    builder.env("TERM", "xterm-256color");
-    builder.cwd(std::env::current_dir()?);
-    let mut child = pair.slave.spawn_command(builder)?;
-    drop(pair.slave);
-    let mut reader = pair.master.try_clone_reader()?;
-    let writer = std::sync::Arc::new(std::sync::Mutex::new(pair.master.take_writer()?));
-    let (tx, rx) = mpsc::channel::<Vec<u8>>();
-    let answers = writer.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 65536];
-        while let Ok(n) = reader.read(&mut buf) {
-            // Answer device attributes as every terminal does (clients ask when they start: corral
-            // for the colours, with DA1 last), as one that knows no colour queries.
-            if buf[..n].windows(3).any(|w| w == b"\x1b[c") {
-                let mut w = answers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                let _ = w.write_all(b"\x1b[?62;22c").and_then(|()| w.flush());
-            }
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    // Locked per write: the reader thread answers queries through it too.
-    let send = |bytes: &[u8]| -> std::io::Result<()> {
-        let mut w = writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        w.write_all(bytes)?;
-        w.flush()
-    };
+    let mut probe = Probe::spawn(cmd, 120, 40)?;
+    let rx = &probe.rx;
+    let send = |bytes: &[u8]| probe.send(bytes);
     // Let the client draw its first screen and go quiet.
-    drain(&rx, Duration::from_millis(1500));
+    drain(rx, Duration::from_millis(1500));
     if std::env::var_os("FOCUS_FIRST").is_some() {
         // The dashboard: Enter focuses the selected agent, then keys go to it.
         send(b"\r")?;
-        drain(&rx, Duration::from_millis(1000));
+        drain(rx, Duration::from_millis(1000));
     }
     let mut samples = Vec::with_capacity(rounds);
     let letters = b"abcdefghijklmnopqrstuvwxyz";
@@ -79,9 +48,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         samples.push(start.elapsed());
         send(b"\x15")?;
-        drain(&rx, Duration::from_millis(30));
+        drain(rx, Duration::from_millis(30));
     }
-    let _ = child.kill();
+    let _ = probe.child.kill();
     samples.sort();
     let med = samples[samples.len() / 2];
     let p95 = samples[samples.len() * 95 / 100];

@@ -9,9 +9,12 @@
 //! screen must contain EXPECTS[i]; pairs are used in turn for SECONDS. Prints one line:
 //! `median_us p99_us samples client_cpu_percent client_rss_kib`.
 
-use std::io::{Read, Write};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+#[path = "common/probe.rs"]
+mod probe;
+
+use probe::Probe;
 
 fn unescape(s: &str) -> Vec<u8> {
     let mut out = Vec::new();
@@ -71,43 +74,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("KEYS and EXPECTS must pair up".into());
     }
     let cmd = &args[split + 1..];
-    let (program, rest) = cmd.split_first().ok_or("no command")?;
     let size = corral::term::Size::new(200, 50);
-    let pty = portable_pty::native_pty_system();
-    let pair = pty.openpty(portable_pty::PtySize {
-        rows: size.rows,
-        cols: size.cols,
-        pixel_width: 0,
-        pixel_height: 0,
-    })?;
-    let mut builder = portable_pty::CommandBuilder::new(program);
-    builder.args(rest);
-    builder.env("TERM", "xterm-256color");
-    builder.cwd(std::env::current_dir()?);
-    let mut child = pair.slave.spawn_command(builder)?;
-    drop(pair.slave);
-    let pid = child.process_id().ok_or("no pid")?;
-    let mut reader = pair.master.try_clone_reader()?;
-    let writer = std::sync::Arc::new(std::sync::Mutex::new(pair.master.take_writer()?));
-    let (tx, rx) = mpsc::channel::<Vec<u8>>();
-    let answers = writer.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 65536];
-        while let Ok(n) = reader.read(&mut buf) {
-            if buf[..n].windows(3).any(|w| w == b"\x1b[c") {
-                let mut w = answers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                let _ = w.write_all(b"\x1b[?62;22c").and_then(|()| w.flush());
-            }
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let send = |bytes: &[u8]| -> std::io::Result<()> {
-        let mut w = writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        w.write_all(bytes)?;
-        w.flush()
-    };
+    let mut probe = Probe::spawn(cmd, size.cols, size.rows)?;
+    let pid = probe.child.process_id().ok_or("no pid")?;
+    let rx = &probe.rx;
+    let send = |bytes: &[u8]| probe.send(bytes);
     let mut emu = corral::term::new_emulator(size, 100);
     // The client's queries are answered as a terminal would.
     let feed = |emu: &mut Box<dyn corral::term::Emulator>, bytes: &[u8]| {
@@ -164,7 +135,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rss = rss_kib(pid).unwrap_or(0);
     // /proc reports CPU time in USER_HZ, 100 ticks a second on Linux.
     let cpu = (c1 - c0) as f64 / 100.0 / wall * 100.0;
-    let _ = child.kill();
+    let _ = probe.child.kill();
     samples.sort();
     let med = samples[samples.len() / 2];
     let p99 = samples[(samples.len() * 99 / 100).min(samples.len() - 1)];

@@ -541,6 +541,34 @@ fn diff_key(st: &mut AppState, ev: &KeyEvent, spec: Option<KeySpec>) {
     scroll_diff(d, delta);
 }
 
+/// What a key does in a full-screen text view (diff, gate output).
+enum ScrollKey {
+    Close,
+    By(isize),
+}
+
+/// The list's movement keys scroll by a line or `page`, `Home`/`End` to either end; the view's own
+/// key, cancel-like keys and quit close it (quit only closes the view: leaving the dashboard from
+/// here would surprise).
+fn scroll_key(
+    action: Option<Action>,
+    code: KeyCode,
+    own: Action,
+    page: isize,
+) -> Option<ScrollKey> {
+    Some(match (action, code) {
+        (Some(a), _) if a == own => ScrollKey::Close,
+        (Some(Action::Quit | Action::ScrollBottom), _) | (_, KeyCode::Esc) => ScrollKey::Close,
+        (Some(Action::Up), _) => ScrollKey::By(-1),
+        (Some(Action::Down), _) => ScrollKey::By(1),
+        (Some(Action::ScrollUp), _) => ScrollKey::By(-page),
+        (Some(Action::ScrollDown), _) | (_, KeyCode::Char(' ')) => ScrollKey::By(page),
+        (_, KeyCode::Home) => ScrollKey::By(isize::MIN / 2),
+        (_, KeyCode::End) => ScrollKey::By(isize::MAX / 2),
+        _ => return None,
+    })
+}
+
 /// Read an agent's gate log: here, or through the server of the host the agent is on (its state
 /// dir is there).
 fn read_gate(key: &AgentKey, id: u64, path: std::path::PathBuf) -> Effect {
@@ -564,18 +592,13 @@ fn gate_key(st: &mut AppState, ev: &KeyEvent, spec: Option<KeySpec>) {
     let action = spec.and_then(|s| st.keymap.lookup(KeyMode::Normal, s));
     let Mode::Gate(g) = &mut st.mode else { return };
     st.dirty = true;
-    let delta = match (action, ev.code) {
-        (Some(Action::GateOutput | Action::Quit | Action::ScrollBottom), _) | (_, KeyCode::Esc) => {
+    let delta = match scroll_key(action, ev.code, Action::GateOutput, page) {
+        Some(ScrollKey::Close) => {
             st.mode = Mode::Normal;
             return;
         }
-        (Some(Action::Up), _) => -1,
-        (Some(Action::Down), _) => 1,
-        (Some(Action::ScrollUp), _) => -page,
-        (Some(Action::ScrollDown), _) | (_, KeyCode::Char(' ')) => page,
-        (_, KeyCode::Home) => isize::MIN / 2,
-        (_, KeyCode::End) => isize::MAX / 2,
-        _ => return,
+        Some(ScrollKey::By(d)) => d,
+        None => return,
     };
     scroll_gate(g, delta, rows);
 }
