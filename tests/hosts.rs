@@ -166,8 +166,10 @@ fn a_host_that_cannot_be_reached_or_is_not_configured_is_named_in_one_line() {
 fn the_dashboard_shows_a_hosts_agents_types_into_them_and_reconnects_when_the_link_drops() {
     let Some(sshd) = Sshd::start() else { return };
     let (local, remote) = pair(&sshd);
-    // The host's own gate, which refuses.
-    remote.write_config("[merge]\ngate = [\"sh\", \"-c\", \"echo remote-gate-says-no; exit 3\"]\n");
+    // The host's own gate, which refuses (and tells the agent nothing: its shell would run it).
+    remote.write_config(
+        "[merge]\ngate = [\"sh\", \"-c\", \"echo remote-gate-says-no; exit 3\"]\non_failure = \"stop\"\n",
+    );
     local.new_shell("near");
     local.ok(&on_box(&remote, &["new", "--agent", "shell", "--name", "far", "--detach"]));
     remote.wait_tail("far", |t| t.contains('$'));
@@ -203,10 +205,12 @@ fn the_dashboard_shows_a_hosts_agents_types_into_them_and_reconnects_when_the_li
             .any(|a| a["name"] == "made")
             .then_some(())
     });
-    ui.wait_screen("made");
+    // Selected once listed (after near and far).
+    ui.wait_screen("▸3 made");
     assert!(local.ls_json()["agents"].as_array().unwrap().iter().all(|a| a["name"] != "made"));
     // Land far through the host's queue: its gate refuses, and o shows what it printed there.
     ui.type_str("k");
+    ui.wait_screen("▸2 far");
     ui.type_str("L");
     ui.wait_screen("landing blocked");
     ui.type_str("o");
