@@ -51,6 +51,10 @@ pub enum Command {
         /// `merge` leave the worktree and branch.
         #[arg(long, value_name = "PATH", conflicts_with = "count")]
         worktree: Option<PathBuf>,
+        /// Arguments appended to the profile's command for this agent (kept for restart), e.g.
+        /// `-- --model sonnet`.
+        #[arg(last = true, value_name = "ARGS")]
+        args: Vec<String>,
     },
     /// List agents.
     Ls {

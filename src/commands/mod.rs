@@ -25,7 +25,7 @@ use crate::term::{Line, Size};
 pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
     match cmd {
         Command::Ui => crate::tui::run(repo).await,
-        Command::New { prompt, profile, name, base, count, size, detach, worktree } => {
+        Command::New { prompt, profile, name, base, count, size, detach, worktree, args } => {
             let root = client::repo_root(repo.as_ref())?;
             // The server runs elsewhere: it needs the path as this directory sees it.
             let worktree = worktree
@@ -51,6 +51,7 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
                     env: client::env_vec(),
                     worktree,
                     colors: asked.as_ref().and_then(|(c, _)| *c),
+                    args,
                 }))
                 .await?;
             let Reply::Created(names) = reply else { bail!("unexpected reply to new: {reply:?}") };

@@ -113,6 +113,7 @@ mod tests {
                 env: vec![("HOME".into(), "/h".into())],
                 worktree: Some("/w/x".into()),
                 colors: Some(crate::term::TermColors::FALLBACK),
+                args: vec!["--model".into(), "a b".into()],
             }),
             Request::List { repo: None },
             Request::Tail { target: target(), lines: 10 },
@@ -191,6 +192,8 @@ mod tests {
                 paths: vec!["x".into()],
             }],
             landing: Some(Landing { position: Some(2), state: "waiting".into(), reason: None }),
+            args: vec!["--model".into(), "x".into()],
+            group: Some("fix".into()),
         }])));
         round_trip(ServerMsg::Reply(Reply::Landing(vec![LandingEntry {
             name: "a".into(),

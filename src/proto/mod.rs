@@ -17,7 +17,7 @@ use crate::term::screen::ScreenUpdate;
 use crate::term::{Line, Size, TermColors};
 
 /// Bumped whenever a message changes shape.
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientMsg {
@@ -276,6 +276,9 @@ pub struct NewAgent {
     /// The default colours of the asking client's terminal, as at attach (so the agent's first
     /// colour query is already answered with them).
     pub colors: Option<TermColors>,
+    /// Arguments appended to the profile's command for these agents (`new ... -- ARGS`), kept
+    /// for `restart`.
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -362,6 +365,10 @@ pub struct AgentInfo {
     pub conflicts: Vec<ConflictInfo>,
     /// Its place in the landing queue; None when it is not queued.
     pub landing: Option<Landing>,
+    /// Arguments appended to the profile's command for this agent (`new ... -- ARGS`).
+    pub args: Vec<String>,
+    /// The agents made by one `new -n N` share a group (the name of the first of them).
+    pub group: Option<String>,
 }
 
 /// Files changed and lines added/removed (committed, uncommitted and untracked work against the

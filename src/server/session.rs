@@ -41,7 +41,7 @@ type Creation = Result<(Vec<(AgentRecord, PaneHandle)>, String), (Vec<AgentRecor
 type Job = Box<dyn FnOnce(&mut Session) + Send>;
 
 pub enum SessionMsg {
-    Request(Request, oneshot::Sender<Outcome>),
+    Request(Box<Request>, oneshot::Sender<Outcome>),
     /// Finish work that ran off the session.
     Run(Job),
 }
@@ -124,7 +124,7 @@ pub fn start(host: Arc<dyn PtyHost>) -> mpsc::UnboundedSender<SessionMsg> {
     tokio::spawn(async move {
         while let Some(msg) = rx.recv().await {
             match msg {
-                SessionMsg::Request(req, reply) => session.request(req, reply),
+                SessionMsg::Request(req, reply) => session.request(*req, reply),
                 SessionMsg::Run(job) => job(&mut session),
             }
             session.land_track_agents();
@@ -287,6 +287,8 @@ fn build_argv(
     let template =
         if resume && !profile.resume.is_empty() { &profile.resume } else { &profile.command };
     let mut argv: Vec<String> = template.iter().map(|a| expand_one(a, &p)).collect();
+    // The user's own arguments are theirs verbatim: no placeholders expanded in them.
+    argv.extend(rec.args.iter().cloned());
     if profile.hooks
         && let Some(flavor) = argv.first().and_then(|p| crate::status::hooks::flavor_of(p))
         && let Ok(exe) = std::env::current_exe()
@@ -774,6 +776,8 @@ impl Session {
                 exit_code: None,
                 queue: Vec::new(),
                 adopted: prep.adopt.is_some(),
+                args: req.args.clone(),
+                group: (count > 1).then(|| chosen[0].clone()),
             };
             // Reserve the name and the port while the worktree is made.
             self.agents.insert(
@@ -1469,6 +1473,8 @@ fn info_of(a: &Agent) -> AgentInfo {
         diff: None,
         conflicts: Vec::new(),
         landing: None,
+        args: a.rec.args.clone(),
+        group: a.rec.group.clone(),
     }
 }
 

@@ -280,19 +280,27 @@ impl TextField {
 pub enum NewField {
     Prompt,
     Profile,
+    Args,
     Name,
     Base,
     Count,
 }
 
 impl NewField {
-    pub const ALL: [NewField; 5] =
-        [NewField::Prompt, NewField::Profile, NewField::Name, NewField::Base, NewField::Count];
+    pub const ALL: [NewField; 6] = [
+        NewField::Prompt,
+        NewField::Profile,
+        NewField::Args,
+        NewField::Name,
+        NewField::Base,
+        NewField::Count,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
             NewField::Prompt => "Prompt",
             NewField::Profile => "Profile",
+            NewField::Args => "Args",
             NewField::Name => "Name",
             NewField::Base => "Base",
             NewField::Count => "Count",
@@ -304,6 +312,8 @@ impl NewField {
 pub struct NewDialog {
     pub prompt: TextField,
     pub profile: TextField,
+    /// Arguments for the profile's command, split as a shell would.
+    pub args: TextField,
     pub name: TextField,
     pub base: TextField,
     pub count: TextField,
@@ -327,6 +337,7 @@ impl NewDialog {
         NewDialog {
             prompt: TextField::default(),
             profile: TextField::default(),
+            args: TextField::default(),
             name: TextField::default(),
             base: TextField::default(),
             count: TextField::default(),
@@ -340,6 +351,7 @@ impl NewDialog {
         match f {
             NewField::Prompt => &self.prompt,
             NewField::Profile => &self.profile,
+            NewField::Args => &self.args,
             NewField::Name => &self.name,
             NewField::Base => &self.base,
             NewField::Count => &self.count,
@@ -350,6 +362,7 @@ impl NewDialog {
         match f {
             NewField::Prompt => &mut self.prompt,
             NewField::Profile => &mut self.profile,
+            NewField::Args => &mut self.args,
             NewField::Name => &mut self.name,
             NewField::Base => &mut self.base,
             NewField::Count => &mut self.count,

@@ -632,6 +632,8 @@ pub fn validate_new(st: &AppState, d: &NewDialog) -> Result<NewAgent, (NewField,
             format!("no agent profile '{profile}' (profiles: {})", st.profiles.join(", ")),
         ));
     }
+    let args = shell_words::split(d.args.text.trim())
+        .map_err(|e| (NewField::Args, format!("arguments '{}': {e}", d.args.text.trim())))?;
     let name = d.name.text.trim();
     if !name.is_empty() {
         crate::server::names::validate(name).map_err(|e| (NewField::Name, e))?;
@@ -660,6 +662,7 @@ pub fn validate_new(st: &AppState, d: &NewDialog) -> Result<NewAgent, (NewField,
         env: st.env.clone(),
         worktree: None,
         colors: None,
+        args,
     })
 }
 

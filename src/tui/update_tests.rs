@@ -346,6 +346,9 @@ fn new_dialog_fields_and_submit() {
     press(&mut st, "left");
     assert_eq!(new_dialog(&st).profile.text, "aider");
     press(&mut st, "down");
+    assert_eq!(new_dialog(&st).focus, NewField::Args);
+    type_text(&mut st, "--model 'big one'");
+    press(&mut st, "down");
     type_text(&mut st, "fixer");
     press(&mut st, "tab");
     type_text(&mut st, "develop");
@@ -358,6 +361,7 @@ fn new_dialog_fields_and_submit() {
     assert_eq!(req.profile.as_deref(), Some("aider"));
     assert_eq!(req.name.as_deref(), Some("fixer"));
     assert_eq!(req.base.as_deref(), Some("develop"));
+    assert_eq!(req.args, ["--model", "big one"], "split as a shell would");
     assert_eq!(req.count, 1);
     assert_eq!(req.size, Some(pane_size(&st)));
     assert_eq!(req.env, st.env);
@@ -437,7 +441,7 @@ fn new_dialog_refusals_stay_in_the_dialog_and_send_nothing() {
     // Several agents without a prompt.
     let mut st = demo();
     press(&mut st, "n");
-    for _ in 0..4 {
+    while new_dialog(&st).focus != NewField::Count {
         press(&mut st, "tab");
     }
     press(&mut st, "backspace");
@@ -454,6 +458,7 @@ fn new_dialog_refusals_stay_in_the_dialog_and_send_nothing() {
         (NewField::Count, "x", "must be a number"),
         (NewField::Profile, "nope", "no agent profile 'nope'"),
         (NewField::Base, "two words", "has spaces"),
+        (NewField::Args, "--model 'open", "arguments '--model 'open'"),
     ] {
         let mut st = demo();
         press(&mut st, "n");

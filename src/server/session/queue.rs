@@ -628,6 +628,7 @@ impl Session {
                         env,
                         worktree,
                         colors: None,
+                        args: Vec::new(),
                     };
                     let (done_tx, done_rx) = oneshot::channel();
                     s.new_agents_sharing(req, Some(&key.1), done_tx);
