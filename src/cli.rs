@@ -189,6 +189,24 @@ pub enum Command {
         #[arg(long, value_name = "NAME", conflicts_with = "names")]
         cancel: Option<String>,
     },
+    /// A new agent from another's current state: its uncommitted and untracked work (as a
+    /// snapshot commit on the new branch; the original is not touched), and its conversation
+    /// where the profile can fork it (`fork` arguments), else a fresh one.
+    Fork {
+        /// The agent to fork.
+        name: String,
+        /// The new agent's first message.
+        prompt: Option<String>,
+        /// Name of the new agent (default: NAME-fork).
+        #[arg(long = "name", value_name = "N")]
+        new_name: Option<String>,
+        /// Terminal size of the new agent, COLSxROWS (default: this terminal's, else NAME's).
+        #[arg(long)]
+        size: Option<Size>,
+        /// Do not attach; print the name and return.
+        #[arg(long, short = 'd')]
+        detach: bool,
+    },
     /// Stop an agent and remove its worktree.
     Rm {
         name: String,

@@ -248,6 +248,65 @@ fn killed_new_becomes_a_listed_agent_or_nothing() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// fork
+
+/// `fork` killed at `point`: the fork is a listed agent with the original's work, or nothing of
+/// it is left; the original's branch, index and files are as they were either way.
+fn fork_case(point: &str) {
+    let env = Env::new();
+    repo_with_files(&env);
+    let ctx = format!("fork killed at {point}");
+    arm(&env, point);
+    env.new_shell("orig");
+    let orig = worktrees_dir(&env).join("orig");
+    write(&orig.join("a.txt"), "changed by orig\n");
+    write(&orig.join("new.txt"), "untracked\n");
+    let before = (
+        status(&orig),
+        rev(&orig, "HEAD"),
+        fs::read(env.repo.join(".git/worktrees/orig/index")).ok(),
+    );
+    run_to_crash(&env, &["fork", "orig", "--name", "fk", "--detach"], point);
+    let agents = listed(&env);
+    assert!(agents.iter().any(|a| a == "orig"), "{ctx}: {agents:?}");
+    let after = (
+        status(&orig),
+        rev(&orig, "HEAD"),
+        fs::read(env.repo.join(".git/worktrees/orig/index")).ok(),
+    );
+    assert_eq!(after, before, "{ctx}: the original");
+    if agents.iter().any(|a| a == "fk") {
+        let wt = worktrees_dir(&env).join("fk");
+        assert_eq!(read(&wt.join("a.txt")).as_deref(), Some("changed by orig\n"), "{ctx}");
+        assert_eq!(read(&wt.join("new.txt")).as_deref(), Some("untracked\n"), "{ctx}");
+    }
+    no_orphans(&env, &agents, &[], &ctx);
+    if agents.iter().any(|a| a == "fk") {
+        // Its branch holds the original's work, so `rm --force` keeps it.
+        env.ok(&["rm", "--force", "fk"]);
+        git(&env.repo, &["branch", "-D", "corral/fk"]);
+    }
+    let out = env.ok(&["fork", "orig", "--name", "fk", "--detach"]);
+    assert_eq!(out.trim(), "fk", "{ctx}: the name is free again");
+}
+
+#[test]
+fn killed_fork_becomes_a_listed_agent_or_nothing_and_never_touches_the_original() {
+    for point in [
+        "fork:snapshot",
+        "new:intent#2",
+        "new:branch#2",
+        "new:registered#2",
+        "new:checkout#9",
+        "new:worktree#2",
+        "new:spawned#2",
+        "new:saved#2",
+    ] {
+        fork_case(point);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // rm
 
 const RM_POINTS: &[&str] =

@@ -46,3 +46,86 @@ fn arguments_after_dashes_go_to_this_agent_and_survive_a_server_restart() {
     let line = again.lines().find(|l| l.starts_with("args: --resume")).unwrap();
     assert!(line.ends_with("--model big one"), "restart keeps them: {line}");
 }
+
+/// The session id an agent of the fake profile was started with (`--session-id ID`).
+fn session_of(screen: &str) -> String {
+    let line = screen.lines().find(|l| l.starts_with("args: ")).unwrap();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words.iter().position(|w| *w == "--session-id").unwrap();
+    words[at + 1].to_string()
+}
+
+/// Uncommitted, staged and untracked work in `wt`, and how `git status` reads it.
+fn leave_work(wt: &std::path::Path) -> String {
+    std::fs::write(wt.join("README.md"), "hello\nchanged, not committed\n").unwrap();
+    std::fs::write(wt.join("staged.txt"), "staged\n").unwrap();
+    git(wt, &["add", "staged.txt"]);
+    std::fs::create_dir_all(wt.join("notes")).unwrap();
+    std::fs::write(wt.join("notes/untracked.txt"), "untracked\n").unwrap();
+    git(wt, &["status", "--porcelain", "-uall"])
+}
+
+#[test]
+fn fork_starts_from_uncommitted_work_and_the_conversation_without_touching_the_original() {
+    let env = Env::new();
+    fake_profile(&env);
+    env.ok(&[
+        "new", "start", "--agent", "fake", "--name", "orig", "--detach", "--", "--model", "m",
+    ]);
+    let parent_session = session_of(&env.wait_tail("orig", |t| t.contains("args: ")));
+    let orig_wt = env.worktree_of("orig");
+    git(&orig_wt, &["commit", "-q", "--allow-empty", "-m", "a commit of the agent's"]);
+    let status_before = leave_work(&orig_wt);
+    let head_before = git(&orig_wt, &["rev-parse", "HEAD"]);
+    let index_before = std::fs::read(env.repo.join(".git/worktrees/orig/index")).unwrap();
+
+    let out = env.ok(&["fork", "orig", "--name", "fk", "go on", "--detach"]);
+    assert_eq!(out.trim(), "fk");
+    // The original: branch, index and files exactly as they were.
+    assert_eq!(git(&orig_wt, &["status", "--porcelain", "-uall"]), status_before);
+    assert_eq!(git(&orig_wt, &["rev-parse", "HEAD"]), head_before);
+    assert_eq!(git(&env.repo, &["rev-parse", "corral/orig"]), head_before);
+    assert_eq!(std::fs::read(env.repo.join(".git/worktrees/orig/index")).unwrap(), index_before);
+
+    // The fork: the same files, its branch on top of the original's commits.
+    let fk_wt = env.worktree_of("fk");
+    for (path, text) in [
+        ("README.md", "hello\nchanged, not committed\n"),
+        ("staged.txt", "staged\n"),
+        ("notes/untracked.txt", "untracked\n"),
+    ] {
+        assert_eq!(std::fs::read_to_string(fk_wt.join(path)).unwrap(), text, "{path}");
+    }
+    assert_eq!(
+        git(&fk_wt, &["status", "--porcelain", "-uall"]),
+        "",
+        "the work is its first commit"
+    );
+    assert_eq!(git(&fk_wt, &["rev-parse", "HEAD~1"]), head_before);
+    let fk = env.agent_json("fk");
+    assert_eq!(fk["base"], env.agent_json("orig")["base"]);
+    assert_eq!(fk["args"], serde_json::json!(["--model", "m"]), "the original's arguments");
+    // Its conversation continues the original's, under a session of its own.
+    let screen = env.wait_tail("fk", |t| t.contains("args: "));
+    let line = screen.lines().find(|l| l.starts_with("args: ")).unwrap();
+    assert!(line.starts_with(&format!("args: --fork-of {parent_session} --session-id ")), "{line}");
+    assert!(line.ends_with("--model m go on"), "{line}");
+    let own = session_of(&screen);
+    assert_ne!(own, parent_session);
+    env.ok(&["restart", "fk"]);
+    env.wait_tail("fk", |t| t.contains(&format!("args: --resume {own}")));
+
+    // A profile without `fork` arguments: a fresh conversation, and the user is told.
+    env.new_shell("sh");
+    let out = env.run(&["fork", "sh", "--detach"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "sh-fork", "named after the original");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("profile 'shell' cannot fork a conversation"), "{err}");
+    // Unknown agents and bad names: one clear line, nothing made.
+    let err = env.fails(&["fork", "nope", "--detach"], 1);
+    assert!(err.contains("no agent 'nope'"), "{err}");
+    let err = env.fails(&["fork", "orig", "--name", "Bad", "--detach"], 1);
+    assert!(err.contains("agent name 'Bad'"), "{err}");
+    assert!(!git(&env.repo, &["branch", "--list"]).contains("Bad"));
+}

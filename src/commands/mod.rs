@@ -5,6 +5,7 @@ mod attach;
 mod colors;
 mod doctor;
 mod land;
+mod review;
 mod status;
 
 pub use attach::attach;
@@ -150,6 +151,9 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
                 _ => MergeMode::Merge,
             };
             land::queue_land(root, names, mode, keep, no_wait).await
+        }
+        Command::Fork { name, prompt, new_name, size, detach } => {
+            review::fork(repo, name, new_name, prompt, size, detach).await
         }
         Command::Rm { name, force } => {
             let git_env = client::git_env();

@@ -191,6 +191,18 @@ pub enum Request {
         /// Who the snapshot commit of forced removals is by (as for `Remove`).
         git_env: Vec<(String, String)>,
     },
+    /// `corral fork NAME`: a new agent from the agent's current state, uncommitted work
+    /// included, continuing its conversation where the profile can (answered with Forked).
+    Fork {
+        target: Target,
+        name: Option<String>,
+        prompt: Option<String>,
+        size: Option<Size>,
+        /// The client's environment, for the new agent.
+        env: Vec<(String, String)>,
+        /// Who the snapshot commit of the uncommitted work is by.
+        git_env: Vec<(String, String)>,
+    },
 }
 
 impl Request {
@@ -219,7 +231,8 @@ impl Request {
             | Request::Enqueue { .. }
             | Request::Land { .. }
             | Request::LandCancel { .. }
-            | Request::Resolve { .. } => false,
+            | Request::Resolve { .. }
+            | Request::Fork { .. } => false,
         }
     }
 
@@ -246,6 +259,7 @@ impl Request {
                 "land"
             }
             Request::Resolve { .. } => "resolve",
+            Request::Fork { .. } => "fork",
         }
     }
 }
@@ -305,6 +319,12 @@ pub enum Reply {
     Queue(Vec<String>),
     /// The landing queue, in order.
     Landing(Vec<LandingEntry>),
+    /// The agent `fork` made; `note`: what the user should know (its conversation starts
+    /// fresh because the profile cannot fork one).
+    Forked {
+        name: String,
+        note: Option<String>,
+    },
 }
 
 /// One entry of a landing queue (`land --status`). Fields may be added, never renamed.

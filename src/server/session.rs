@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 // Landing work (merge, sync, the radar) is session code kept in its own file; as a child module it
 // uses the session's state without widening its visibility.
+mod fork;
 mod gc;
 #[path = "land.rs"]
 mod land;
@@ -161,6 +162,10 @@ struct Prepared {
     adopt: Option<git::Adoptable>,
     /// The agent whose worktree `adopt` may be (`resolve --agent`).
     sharing: Option<String>,
+    /// `fork`: the commit the branch starts at (else `base_commit`), where the untracked files
+    /// to copy are (else the main worktree), the name to start from when none is given, and
+    /// the profile already set to continue the forked agent's conversation.
+    fork: Option<fork::ForkPlan>,
 }
 
 fn env_lookup<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
@@ -240,6 +245,7 @@ fn prepare(req: &NewAgent, owned: &[(String, PathBuf)]) -> Result<Prepared, Stri
         worktree_dir,
         adopt,
         sharing: None,
+        fork: None,
     })
 }
 
@@ -529,6 +535,10 @@ impl Session {
                 self.queue_resolve(target, git_env, profile.map(|p| (p, env)), reply);
                 return;
             }
+            Request::Fork { target, name, prompt, size, env, git_env } => {
+                self.fork(target, fork::ForkAsk { name, prompt, size, env, git_env }, reply);
+                return;
+            }
             Request::Gc { repo, remove, force, git_env } => {
                 self.gc(repo, remove, force, git_env, reply);
                 return;
@@ -705,7 +715,8 @@ impl Session {
             )));
             return;
         }
-        let base_name = req.name.clone().unwrap_or_else(|| match &prep.adopt {
+        let default_name = prep.fork.as_ref().map(|f| f.name.clone());
+        let base_name = req.name.clone().or(default_name).unwrap_or_else(|| match &prep.adopt {
             // Named after the worktree's directory, as the user named it.
             Some(a) => {
                 let dir = a.path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
@@ -1238,7 +1249,7 @@ fn create_all(
             name: r.name.clone(),
             branch: r.branch.clone(),
             worktree: r.worktree.clone(),
-            base_commit: prep.base_commit.clone(),
+            base_commit: prep.start_commit().to_string(),
         })
         .collect();
     let common = &prep.info.common_dir;
@@ -1283,7 +1294,7 @@ fn create_all(
                 name: &rec.name,
                 branch: &rec.branch,
                 path: &rec.worktree,
-                base_commit: &prep.base_commit,
+                base_commit: prep.start_commit(),
             };
             if let Err(e) = git::create_worktree(&spec) {
                 undo(&done, made);
@@ -1291,14 +1302,16 @@ fn create_all(
             }
             made += 1;
             crate::failpoint::hit("new:worktree");
+            let copy_from = prep.fork.as_ref().map_or(&prep.info.root, |f| &f.parent_worktree);
             if let Err(e) =
-                git::copy_untracked(&prep.info.root, &rec.worktree, &prep.config.worktree.copy)
+                git::copy_untracked(copy_from, &rec.worktree, &prep.config.worktree.copy)
             {
                 undo(&done, made);
                 return Err((records, e.to_string()));
             }
         }
-        let argv = build_argv(&prep.profile, &rec, &req.env, false, setup);
+        let profile = prep.fork.as_ref().map_or(&prep.profile, |f| &f.profile);
+        let argv = build_argv(profile, &rec, &req.env, false, setup);
         rec.argv = argv.clone();
         let spawn = SpawnSpec {
             argv,
@@ -1443,6 +1456,7 @@ fn request_repo(req: &Request) -> Option<PathBuf> {
         | Request::Enqueue { target, .. }
         | Request::Queue { target, .. }
         | Request::LandCancel { target }
+        | Request::Fork { target, .. }
         | Request::Resolve { target, .. } => Some(target.repo.clone()),
         Request::Ping | Request::KillServer => None,
     }
