@@ -290,10 +290,10 @@ impl NewField {
     pub const ALL: [NewField; 6] = [
         NewField::Prompt,
         NewField::Profile,
-        NewField::Args,
         NewField::Name,
         NewField::Base,
         NewField::Count,
+        NewField::Args,
     ];
 
     pub fn label(self) -> &'static str {

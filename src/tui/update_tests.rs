@@ -346,12 +346,19 @@ fn new_dialog_fields_and_submit() {
     press(&mut st, "left");
     assert_eq!(new_dialog(&st).profile.text, "aider");
     press(&mut st, "down");
-    assert_eq!(new_dialog(&st).focus, NewField::Args);
-    type_text(&mut st, "--model 'big one'");
-    press(&mut st, "down");
     type_text(&mut st, "fixer");
     press(&mut st, "tab");
     type_text(&mut st, "develop");
+    press(&mut st, "tab");
+    press(&mut st, "tab");
+    assert_eq!(
+        new_dialog(&st).focus,
+        NewField::Args,
+        "last: the fields users know keep their place"
+    );
+    type_text(&mut st, "--model 'big one'");
+    press(&mut st, "backtab");
+    press(&mut st, "backtab");
     press(&mut st, "backtab");
     assert_eq!(new_dialog(&st).focus, NewField::Name);
     let fx = press(&mut st, "enter");
