@@ -189,6 +189,17 @@ pub enum Command {
         #[arg(long, value_name = "NAME", conflicts_with = "names")]
         cancel: Option<String>,
     },
+    /// Send review comments to an agent as one message, each with its path, line and the lines
+    /// there; typed at once when the agent is idle or asks for input, else queued until it is idle.
+    Review {
+        name: String,
+        /// PATH:LINE:TEXT or PATH:FIRST-LAST:TEXT (line numbers of the agent's version).
+        #[arg(long = "comment", short = 'c', value_name = "PATH:LINE:TEXT", required = true)]
+        comments: Vec<String>,
+        /// Deliver it the next time the agent is idle, even when it waits for input now.
+        #[arg(long)]
+        queue: bool,
+    },
     /// A new agent from another's current state: its uncommitted and untracked work (as a
     /// snapshot commit on the new branch; the original is not touched), and its conversation
     /// where the profile can fork it (`fork` arguments), else a fresh one.

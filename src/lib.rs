@@ -12,6 +12,7 @@ pub mod logging;
 pub mod paths;
 pub mod proto;
 pub mod queue;
+pub mod review;
 pub mod server;
 pub mod status;
 pub mod term;

@@ -5,10 +5,14 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+#[path = "common/tty.rs"]
+mod tty;
 
 use std::os::unix::fs::PermissionsExt;
 
 use common::*;
+use corral::term::Size;
+use tty::Tty;
 
 /// A profile `fake` whose command prints its arguments, then runs `cat` (which echoes whatever
 /// is typed into it, so a message sent to it shows on its screen).
@@ -128,4 +132,128 @@ fn fork_starts_from_uncommitted_work_and_the_conversation_without_touching_the_o
     let err = env.fails(&["fork", "orig", "--name", "Bad", "--detach"], 1);
     assert!(err.contains("agent name 'Bad'"), "{err}");
     assert!(!git(&env.repo, &["branch", "--list"]).contains("Bad"));
+}
+
+/// A profile `rev` for review tests: `busy` makes it print a tick every 100 ms (working) until
+/// the file `stop` in the test's root exists; any other line comes back as `got: LINE`.
+fn review_profile(env: &Env) -> std::path::PathBuf {
+    let script = env.root().join("rev-agent.sh");
+    let stop = env.root().join("stop");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nwhile IFS= read -r l; do\n  case \"$l\" in\n    busy) while [ ! -e \"$1\" ]; do echo tick; sleep 0.1; done; rm -f \"$1\"; echo done-busy;;\n    *) printf 'got: %s\\n' \"$l\";;\n  esac\ndone\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.write_config(&format!(
+        "[agents.rev]\ncommand = [\"{}\", \"{}\"]\nprompt = \"none\"\n",
+        script.display(),
+        stop.display()
+    ));
+    stop
+}
+
+fn wait_status(env: &Env, name: &str, want: &str) {
+    wait_for(&format!("{name} to be {want}"), || {
+        (env.agent_json(name)["status"] == want).then_some(())
+    });
+}
+
+#[test]
+fn review_from_the_command_line_quotes_the_lines_and_refuses_bad_comments() {
+    let env = Env::new();
+    review_profile(&env);
+    env.ok(&["new", "--agent", "rev", "--name", "rv", "--detach"]);
+    let wt = env.worktree_of("rv");
+    std::fs::write(wt.join("a.txt"), "one\ntwo\nthree\n").unwrap();
+    wait_status(&env, "rv", "idle");
+    let out = env.run(&[
+        "review",
+        "rv",
+        "--comment",
+        "a.txt:2:two is wrong",
+        "--comment",
+        "README.md:1:and greet louder",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("review sent to agent 'rv'"));
+    let screen = env.wait_tail("rv", |t| t.contains("got: and greet louder"));
+    let got: Vec<&str> = screen.lines().filter_map(|l| l.strip_prefix("got: ")).collect();
+    let at = |s: &str| got.iter().position(|l| *l == s).unwrap_or_else(|| panic!("{s}: {got:?}"));
+    assert!(at("1. a.txt:2") < at(" two") && at(" two") < at("two is wrong"), "{got:?}");
+    assert!(at("two is wrong") < at("2. README.md:1") && at(" hello") < at("and greet louder"));
+    // (The terminal echoes what is typed, so a `got:` line may follow the echo on its row.)
+    let one = screen.matches("got: Review of your changes: 2 comments.").count();
+    assert_eq!(one, 1, "one message: {screen}");
+
+    // Mistakes: one line naming the comment, nothing sent.
+    let err = env.fails(&["review", "rv", "--comment", "a.txt:two"], 2);
+    assert!(err.contains("comment 'a.txt:two' is not PATH:LINE:TEXT"), "{err}");
+    let err = env.fails(&["review", "rv", "--comment", "a.txt:9:x"], 1);
+    assert!(err.contains("a.txt:9: the file has 3 line(s)"), "{err}");
+    let err = env.fails(&["review", "rv", "--comment", "../x:1:x"], 1);
+    assert!(err.contains("inside the worktree"), "{err}");
+    let err = env.fails(&["review", "nope", "--comment", "a.txt:1:x"], 1);
+    assert!(err.contains("no agent 'nope'"), "{err}");
+}
+
+#[test]
+fn comments_made_in_the_dashboard_diff_view_reach_the_agent_as_one_message_or_wait_for_it() {
+    let env = Env::new();
+    let stop = review_profile(&env);
+    env.ok(&["new", "--agent", "rev", "--name", "rv", "--detach"]);
+    let wt = env.worktree_of("rv");
+    std::fs::write(wt.join("README.md"), "hello\nworld\n").unwrap();
+    std::fs::write(wt.join("a.txt"), "one\ntwo\nthree\n").unwrap();
+    wait_status(&env, "rv", "idle");
+
+    let mut ui = Tty::spawn(&env, &[], Size::new(120, 40));
+    ui.wait_screen("rv");
+    ui.type_str("d");
+    ui.wait_screen("Diff of rv");
+    // Down to README.md's added line (the patch: its header, hunk, ` hello`, `+world`).
+    ui.type_str("jjjjjj");
+    ui.wait_screen("at README.md:2 ");
+    ui.type_str("c");
+    ui.wait_screen("comment on README.md:2 ›");
+    ui.type_str("say more about the world\r");
+    ui.wait_screen("· 1 comment ");
+    // On to a.txt's hunk header: the comment is on the whole hunk.
+    ui.type_str("jjjjjj");
+    ui.wait_screen("at a.txt:1-3 ");
+    ui.type_str("c");
+    ui.type_str("why this file?\r");
+    ui.wait_screen("· 2 comments ");
+    ui.type_str("C");
+    ui.wait_screen("2 comments to send");
+    ui.type_str("\x1b");
+    ui.wait_gone("comments to send");
+    // The agent is idle: enter types them at once, as one message.
+    ui.type_str("\r");
+    ui.wait_screen("review sent to agent 'rv'");
+    let screen = env.wait_tail("rv", |t| t.contains("got: why this file?"));
+    let got: Vec<&str> = screen.lines().filter_map(|l| l.strip_prefix("got: ")).collect();
+    let at = |s: &str| got.iter().position(|l| *l == s).unwrap_or_else(|| panic!("{s}: {got:?}"));
+    assert!(at("1. README.md:2") < at("+world") && at("+world") < at("say more about the world"));
+    assert!(at("2. a.txt:1-3") < at("+one") && at("+three") < at("why this file?"), "{got:?}");
+    assert_eq!(screen.matches("got: Review of your changes: 2 comments.").count(), 1, "{screen}");
+
+    // While the agent works, the next review waits in its queue and arrives once it is idle.
+    env.ok(&["send", "rv", "busy"]);
+    wait_status(&env, "rv", "working");
+    ui.type_str("c");
+    ui.wait_screen("comment on a.txt:1");
+    ui.type_str("second round\r");
+    ui.wait_screen("· 1 comment ");
+    ui.type_str("\r");
+    ui.wait_screen("queued for agent 'rv'");
+    assert_eq!(env.agent_json("rv")["queued"], 1);
+    assert!(!env.tail("rv").contains("second round"), "not typed while it works");
+    std::fs::write(&stop, "").unwrap();
+    env.wait_tail("rv", |t| t.contains("got: second round"));
+    assert_eq!(env.agent_json("rv")["queued"], 0);
+    ui.type_str("\x1b");
+    ui.wait_gone("Diff of rv");
+    ui.type_str("q");
+    assert!(ui.wait_exit().success());
 }

@@ -152,6 +152,9 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
             };
             land::queue_land(root, names, mode, keep, no_wait).await
         }
+        Command::Review { name, comments, queue } => {
+            review::review(repo, name, comments, queue).await
+        }
         Command::Fork { name, prompt, new_name, size, detach } => {
             review::fork(repo, name, new_name, prompt, size, detach).await
         }

@@ -1,4 +1,4 @@
-//! The review loop's commands: `fork` (and, with it, `review` and `compare`).
+//! The review loop's commands: `review`, `fork` and `compare`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -40,6 +40,27 @@ pub async fn fork(
     println!("{name}");
     if !detach && interactive {
         return attach::attach_asked(c, root, name, asked).await;
+    }
+    Ok(0)
+}
+
+pub async fn review(
+    repo: Option<PathBuf>,
+    name: String,
+    comments: Vec<String>,
+    queue: bool,
+) -> Result<i32> {
+    let comments = match comments.iter().map(|c| crate::review::parse_cli(c)).collect() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("corral: {e}");
+            return Ok(2);
+        }
+    };
+    let t = target(repo.as_ref(), name)?;
+    let mut c = Client::connect().await?;
+    if let Reply::Note(n) = c.request(Request::Review { target: t, comments, queue }).await? {
+        eprintln!("{n}");
     }
     Ok(0)
 }

@@ -191,6 +191,14 @@ pub enum Request {
         /// Who the snapshot commit of forced removals is by (as for `Remove`).
         git_env: Vec<(String, String)>,
     },
+    /// `corral review NAME --comment ...` and the diff view's comments: one message to the agent
+    /// naming each place and the lines there; typed at once when the agent is idle or asks for
+    /// input, else (or with `queue`) delivered through its queue the next time it is idle.
+    Review {
+        target: Target,
+        comments: Vec<ReviewComment>,
+        queue: bool,
+    },
     /// `corral fork NAME`: a new agent from the agent's current state, uncommitted work
     /// included, continuing its conversation where the profile can (answered with Forked).
     Fork {
@@ -232,7 +240,8 @@ impl Request {
             | Request::Land { .. }
             | Request::LandCancel { .. }
             | Request::Resolve { .. }
-            | Request::Fork { .. } => false,
+            | Request::Fork { .. }
+            | Request::Review { .. } => false,
         }
     }
 
@@ -260,8 +269,26 @@ impl Request {
             }
             Request::Resolve { .. } => "resolve",
             Request::Fork { .. } => "fork",
+            Request::Review { .. } => "review",
         }
     }
+}
+
+/// One review comment: where in the agent's work, the lines there, and what the reviewer says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewComment {
+    /// Relative to the worktree's root.
+    pub path: String,
+    /// 1-based, in the agent's version of the file (in the base's, when `old`).
+    pub line: u32,
+    /// The last line, when the comment is on several (a hunk).
+    pub end: Option<u32>,
+    /// The lines are ones the agent removed: numbered as in the base.
+    pub old: bool,
+    /// The lines it refers to as the diff shows them (first character `+`, `-` or a space);
+    /// empty: the server reads them from the worktree.
+    pub excerpt: Vec<String>,
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

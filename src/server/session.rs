@@ -20,6 +20,7 @@ mod gc;
 #[path = "land.rs"]
 mod land;
 mod queue;
+mod review;
 mod status;
 
 use super::names;
@@ -533,6 +534,10 @@ impl Session {
             Request::LandCancel { target } => self.queue_cancel(&target),
             Request::Resolve { target, git_env, profile, env } => {
                 self.queue_resolve(target, git_env, profile.map(|p| (p, env)), reply);
+                return;
+            }
+            Request::Review { target, comments, queue } => {
+                self.review(target, comments, queue, reply);
                 return;
             }
             Request::Fork { target, name, prompt, size, env, git_env } => {
@@ -1457,6 +1462,7 @@ fn request_repo(req: &Request) -> Option<PathBuf> {
         | Request::Queue { target, .. }
         | Request::LandCancel { target }
         | Request::Fork { target, .. }
+        | Request::Review { target, .. }
         | Request::Resolve { target, .. } => Some(target.repo.clone()),
         Request::Ping | Request::KillServer => None,
     }

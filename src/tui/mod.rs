@@ -15,6 +15,7 @@ pub mod app;
 pub mod fixtures;
 pub mod input;
 pub mod keymap;
+pub mod review;
 pub mod state;
 pub mod ui;
 pub mod update;

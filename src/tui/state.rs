@@ -132,6 +132,8 @@ pub struct DiffView {
     /// The patch being computed.
     pub pending: Option<u64>,
     pub error: Option<String>,
+    /// The cursor and the review comments made on the patch.
+    pub review: Box<super::review::Review>,
 }
 
 impl DiffView {
@@ -453,6 +455,8 @@ pub enum Pending {
     Land(AgentKey),
     /// History for scrolling back; `asked` lines were requested.
     Scroll(AgentKey, u32),
+    /// Review comments sent from the diff view.
+    Review(AgentKey),
 }
 
 pub struct AppState {

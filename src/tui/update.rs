@@ -170,7 +170,7 @@ fn on_key(st: &mut AppState, ev: &KeyEvent, now: Instant, fx: &mut Vec<Effect>) 
             st.dirty = true;
         }
         Mode::Dialog(_) => dialog_key(st, ev, spec, fx),
-        Mode::Diff(_) => diff_key(st, ev, spec),
+        Mode::Diff(_) => diff_key(st, ev, spec, fx),
         Mode::Normal => {
             let Some(spec) = spec else { return };
             let left = st.left_focus_at.take();
@@ -306,6 +306,7 @@ fn run_action(st: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
                 offset: 0,
                 pending: Some(id),
                 error: None,
+                review: Default::default(),
             });
             st.dirty = true;
             fx.push(Effect::Diff { id, worktree, base });
@@ -462,11 +463,22 @@ fn diff_page(st: &AppState) -> isize {
     (areas(st).main.height / 2).max(1) as isize
 }
 
-/// The diff view's keys: the list's movement keys scroll it; its own key, cancel-like keys and
-/// quit close it (quit only closes the view: leaving the dashboard from here would surprise).
-fn diff_key(st: &mut AppState, ev: &KeyEvent, spec: Option<KeySpec>) {
+/// The diff view's keys: review keys first (`super::review`); the list's movement keys move the
+/// cursor, the view following it; its own key, cancel-like keys and quit close it (quit only
+/// closes the view: leaving the dashboard from here would surprise).
+fn diff_key(st: &mut AppState, ev: &KeyEvent, spec: Option<KeySpec>, fx: &mut Vec<Effect>) {
     let page = diff_page(st);
     let action = spec.and_then(|s| st.keymap.lookup(KeyMode::Normal, s));
+    if super::review::key(st, ev, action, fx) {
+        return;
+    }
+    let rows = match &st.mode {
+        Mode::Diff(d) => {
+            let height = areas(st).main.height.saturating_sub(2);
+            super::review::layout(height, d.files.len(), false).1
+        }
+        _ => return,
+    };
     let Mode::Diff(d) = &mut st.mode else { return };
     st.dirty = true;
     let delta = match (action, ev.code) {
@@ -482,7 +494,7 @@ fn diff_key(st: &mut AppState, ev: &KeyEvent, spec: Option<KeySpec>) {
         (_, KeyCode::End) => isize::MAX / 2,
         _ => return,
     };
-    scroll_diff(d, delta);
+    super::review::move_cursor(d, delta, rows);
 }
 
 fn scroll_diff(d: &mut DiffView, delta: isize) {
@@ -502,7 +514,7 @@ fn open_new(st: &mut AppState) {
 }
 
 /// Line editing in a text field; returns whether the key was used.
-fn edit(f: &mut TextField, ev: &KeyEvent) -> bool {
+pub(super) fn edit(f: &mut TextField, ev: &KeyEvent) -> bool {
     let ctrl = ev.modifiers.contains(KeyModifiers::CONTROL);
     let alt = ev.modifiers.contains(KeyModifiers::ALT);
     match ev.code {
@@ -812,6 +824,7 @@ fn on_reply(st: &mut AppState, id: u64, result: Result<Reply, String>, fx: &mut 
                 st.error(format!("new agent: {e}"));
             }
         }
+        (Pending::Review(key), result) => super::review::on_reply(st, id, &key, result),
         (Pending::Send(key), Ok(_)) => {
             if waiting {
                 st.mode = Mode::Normal;
@@ -955,6 +968,9 @@ fn on_mouse(st: &mut AppState, ev: &MouseEvent, fx: &mut Vec<Effect>) {
         Mode::Diff(ref mut d) => {
             if let Some(n) = wheel {
                 scroll_diff(d, -n);
+                let height = ar.main.height.saturating_sub(2);
+                let rows = super::review::layout(height, d.files.len(), false).1;
+                super::review::keep_cursor_in_view(d, rows);
                 st.dirty = true;
             }
         }

@@ -689,18 +689,26 @@ fn diff_key_computes_the_patch_off_the_loop_then_scrolls_and_closes() {
         Mode::Diff(d) => d.offset,
         m => panic!("{m:?}"),
     };
-    // Movement keys scroll (and send nothing); the view never scrolls past its last line.
+    let cursor = |st: &AppState| match &st.mode {
+        Mode::Diff(d) => d.review.cursor,
+        m => panic!("{m:?}"),
+    };
+    // Movement keys move the cursor (and send nothing); the view follows it and never moves
+    // past the last line.
     assert_eq!(press(&mut st, "j"), vec![]);
-    assert_eq!(offset(&st), 1);
+    assert_eq!((cursor(&st), offset(&st)), (1, 0));
     press(&mut st, "k");
     press(&mut st, "k");
-    assert_eq!(offset(&st), 0);
+    assert_eq!(cursor(&st), 0);
     press(&mut st, "pgdn");
-    assert_eq!(offset(&st), usize::from(areas(&st).main.height / 2));
+    assert_eq!(cursor(&st), usize::from(areas(&st).main.height / 2));
     for _ in 0..5 {
         press(&mut st, "pgdn");
     }
-    assert_eq!(offset(&st), fixtures::PATCH.lines().count() - 1);
+    let last = fixtures::PATCH.lines().count() - 1;
+    assert_eq!(cursor(&st), last);
+    let rows = crate::tui::review::layout(areas(&st).main.height - 2, 3, false).1;
+    assert!(offset(&st) <= last && last < offset(&st) + rows, "the cursor's line in view");
     // q closes the view, not the dashboard.
     assert_eq!(press(&mut st, "q"), vec![]);
     assert_eq!(st.mode, Mode::Normal);
@@ -876,4 +884,100 @@ fn land_key_queues_the_selected_agent() {
     let [Effect::Request(id, _)] = &fx[..] else { panic!("{fx:?}") };
     update(&mut st, Msg::Reply(*id, Err("agent 'alpha' is already in the landing queue".into())));
     assert!(st.notice.clone().unwrap().text.contains("already in the landing queue"));
+}
+
+fn diff_of_alpha(st: &mut AppState) {
+    let fx = press(st, "d");
+    let [Effect::Diff { id, .. }] = &fx[..] else { panic!("{fx:?}") };
+    update(st, Msg::Diff(*id, Ok(fixtures::PATCH.into())));
+}
+
+fn review_of(st: &AppState) -> &crate::tui::review::Review {
+    match &st.mode {
+        Mode::Diff(d) => &d.review,
+        m => panic!("{m:?}"),
+    }
+}
+
+/// Move the diff view's cursor to the first patch line containing `needle`.
+fn cursor_to(st: &mut AppState, needle: &str) {
+    press(st, "home");
+    for _ in 0..200 {
+        let Mode::Diff(d) = &st.mode else { panic!() };
+        if d.lines[d.review.cursor].contains(needle) {
+            return;
+        }
+        press(st, "j");
+    }
+    panic!("no line with {needle}");
+}
+
+#[test]
+fn diff_view_comments_on_lines_and_hunks_then_sends_them_as_one_review() {
+    let mut st = demo();
+    diff_of_alpha(&mut st);
+    // A file header is no place for a comment: the user is told where to put the cursor.
+    assert_eq!(press(&mut st, "c"), vec![]);
+    assert!(review_of(&st).input.is_none());
+    assert!(st.notice.as_ref().unwrap().text.contains("put the cursor on a line of a hunk"));
+    // A line: c, type, enter.
+    cursor_to(&mut st, "(amount * 99 + 50)");
+    press(&mut st, "c");
+    type_text(&mut st, "use the helper");
+    assert_eq!(press(&mut st, "enter"), vec![], "enter keeps the comment, sends nothing yet");
+    // A hunk, from its header; esc drops a comment being typed.
+    cursor_to(&mut st, "@@ -1,3 +1,4 @@");
+    press(&mut st, "c");
+    type_text(&mut st, "why?");
+    press(&mut st, "enter");
+    cursor_to(&mut st, "rounds_half_up");
+    press(&mut st, "c");
+    type_text(&mut st, "dropped");
+    press(&mut st, "esc");
+    let r = review_of(&st);
+    let made: Vec<_> =
+        r.comments.iter().map(|(_, c)| (c.path.as_str(), c.line, c.end, c.text.as_str())).collect();
+    assert_eq!(
+        made,
+        [("src/pay.rs", 12, None, "use the helper"), ("src/cart.rs", 1, Some(4), "why?")]
+    );
+    // C lists them; x deletes the selected one; esc closes the list.
+    press(&mut st, "C");
+    assert_eq!(review_of(&st).listing, Some(0));
+    press(&mut st, "j");
+    press(&mut st, "x");
+    assert_eq!(review_of(&st).comments.len(), 1);
+    press(&mut st, "esc");
+    assert_eq!(review_of(&st).listing, None);
+    assert!(matches!(st.mode, Mode::Diff(_)), "esc closed the list, not the view");
+    // enter sends them all as one request; the server's note is shown and the comments go.
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(id, Request::Review { target: t, comments, queue })] = &fx[..] else {
+        panic!("{fx:?}")
+    };
+    assert_eq!((t, comments.len(), *queue), (&target("alpha"), 1, false));
+    assert_eq!(comments[0].excerpt, ["+    (amount * 99 + 50) / 100"]);
+    assert_eq!(press(&mut st, "enter"), vec![], "one request at a time");
+    update(
+        &mut st,
+        Msg::Reply(*id, Ok(Reply::Note("queued for agent 'alpha' (1 waiting)".into()))),
+    );
+    assert!(review_of(&st).comments.is_empty());
+    assert_eq!(st.notice.as_ref().unwrap().text, "queued for agent 'alpha' (1 waiting)");
+}
+
+#[test]
+fn a_refused_review_keeps_its_comments() {
+    let mut st = demo();
+    diff_of_alpha(&mut st);
+    cursor_to(&mut st, "+use crate::pay::refund;");
+    press(&mut st, "c");
+    type_text(&mut st, "x");
+    press(&mut st, "enter");
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(id, _)] = &fx[..] else { panic!("{fx:?}") };
+    update(&mut st, Msg::Reply(*id, Err("agent 'alpha' is busy".into())));
+    assert_eq!(review_of(&st).comments.len(), 1);
+    assert!(st.notice.as_ref().unwrap().text.contains("the comments are kept"));
+    assert!(review_of(&st).sending.is_none(), "it can be sent again");
 }

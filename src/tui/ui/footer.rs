@@ -33,6 +33,9 @@ pub fn hints(st: &AppState) -> Vec<(String, String)> {
                     v.push((k.to_string(), label.to_string()));
                 }
             }
+            v.push(("c".into(), "comment".into()));
+            v.push(("C".into(), "list".into()));
+            v.push(("enter".into(), "send".into()));
             v.push(("esc".into(), "close".into()));
             return v;
         }

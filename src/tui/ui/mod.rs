@@ -192,7 +192,13 @@ pub fn render(st: &AppState, frame: &mut Frame) {
             }
         }
         Mode::Help => help::render(st, ar.main, frame.buffer_mut()),
-        Mode::Diff(d) => diff::render(st, d, ar.main, frame.buffer_mut()),
+        Mode::Diff(d) => {
+            diff::render(st, d, ar.main, frame.buffer_mut());
+            // The view covers everything: what its review keys report shows over it.
+            if let Some(n) = &st.notice {
+                notice(&n.text, n.error, ar.main, frame.buffer_mut());
+            }
+        }
         Mode::Focus => {
             if let Some(pos) = pane::focus_cursor(st, ar.pane) {
                 frame.set_cursor_position(pos);
