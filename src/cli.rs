@@ -200,6 +200,31 @@ pub enum Command {
         #[arg(long)]
         queue: bool,
     },
+    /// The agents one `new -n N` started, side by side: status, diff stat, files touched, and
+    /// `[merge] gate` run in each worktree; --pick lands one and removes the others.
+    Compare {
+        /// The group (the first agent's name, `group` in `ls --json`) or any member's name.
+        group: String,
+        /// Do not run the gate.
+        #[arg(long)]
+        no_gate: bool,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+        /// Land this agent (as `merge`), then remove the rest of the group; their work is kept
+        /// under refs/corral/backup/.
+        #[arg(long, value_name = "NAME")]
+        pick: Option<String>,
+        /// With --pick: through the landing queue (gated) instead of merging now.
+        #[arg(long, requires = "pick")]
+        queue: bool,
+        /// With --pick: one new commit on the base.
+        #[arg(long, requires = "pick", conflicts_with = "rebase")]
+        squash: bool,
+        /// With --pick: replay its commits on the base.
+        #[arg(long, requires = "pick")]
+        rebase: bool,
+    },
     /// A new agent from another's current state: its uncommitted and untracked work (as a
     /// snapshot commit on the new branch; the original is not touched), and its conversation
     /// where the profile can fork it (`fork` arguments), else a fresh one.

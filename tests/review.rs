@@ -257,3 +257,87 @@ fn comments_made_in_the_dashboard_diff_view_reach_the_agent_as_one_message_or_wa
     ui.type_str("q");
     assert!(ui.wait_exit().success());
 }
+
+#[test]
+fn best_of_three_compare_then_pick_lands_one_and_keeps_the_others_under_backup_refs() {
+    let env = Env::new();
+    env.write_config("[merge]\ngate = [\"sh\", \"-c\", \"test -f ok.txt\"]\n");
+    let out = env.ok(&["new", "fix it", "--agent", "shell", "-n", "3", "--detach"]);
+    let names: Vec<String> = out.split_whitespace().map(str::to_string).collect();
+    assert_eq!(names, ["fix-it-1", "fix-it-2", "fix-it-3"]);
+    for n in &names {
+        assert_eq!(env.agent_json(n)["group"], "fix-it-1", "{n}");
+    }
+    // Each "agent" did something different; only the second passes the gate.
+    let wt = |n: &str| env.worktree_of(n);
+    std::fs::write(wt("fix-it-1").join("one.txt"), "1\n").unwrap();
+    std::fs::write(wt("fix-it-2").join("two.txt"), "2\n2\n").unwrap();
+    std::fs::write(wt("fix-it-2").join("ok.txt"), "ok\n").unwrap();
+    git(&wt("fix-it-3"), &["rm", "-q", "README.md"]);
+    git(&wt("fix-it-3"), &["commit", "-q", "-m", "no readme"]);
+    // Not in a group: a single agent.
+    env.new_shell("solo");
+
+    let table = env.ok(&["compare", "fix-it-1"]);
+    let row = |n: &str| {
+        table.lines().find(|l| l.starts_with(n)).unwrap_or_else(|| panic!("{n}: {table}"))
+    };
+    assert!(table.lines().next().unwrap().contains("GATE"), "{table}");
+    assert!(
+        row("fix-it-1").contains("+1 -0") && row("fix-it-1").contains("failed (exit 1)"),
+        "{table}"
+    );
+    assert!(row("fix-it-1").ends_with("one.txt"), "{table}");
+    assert!(
+        row("fix-it-2").contains("passed") && row("fix-it-2").ends_with("ok.txt, two.txt"),
+        "{table}"
+    );
+    assert!(row("fix-it-3").contains("+0 -1") && row("fix-it-3").ends_with("README.md"), "{table}");
+    assert!(!table.contains("solo"), "{table}");
+    // Any member names the group; JSON has the same.
+    let json: serde_json::Value =
+        serde_json::from_str(&env.ok(&["compare", "fix-it-3", "--json", "--no-gate"])).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 3);
+    assert!(json[0]["gate"].is_null(), "--no-gate: {json}");
+    let err = env.fails(&["compare", "nope"], 1);
+    assert!(err.contains("no group 'nope'") && err.contains("groups: fix-it-1"), "{err}");
+    let err = env.fails(&["compare", "fix-it-1", "--pick", "solo"], 1);
+    assert!(err.contains("agent 'solo' is not in group 'fix-it-1'"), "{err}");
+
+    let tips: Vec<String> = ["fix-it-1", "fix-it-3"]
+        .iter()
+        .map(|n| git(&env.repo, &["rev-parse", &format!("corral/{n}")]).trim().to_string())
+        .collect();
+    let out = env.run(&["compare", "fix-it-1", "--pick", "fix-it-2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Landed: main has exactly fix-it-2's tree.
+    let files = git(&env.repo, &["ls-tree", "-r", "--name-only", "main"]);
+    assert_eq!(
+        files.split_whitespace().collect::<Vec<_>>(),
+        [".gitignore", "README.md", "ok.txt", "two.txt"]
+    );
+    assert_eq!(git(&env.repo, &["show", "main:two.txt"]), "2\n2\n");
+    // The group is gone from ls and from git's worktrees; solo stays.
+    let listed: Vec<String> = env.ls_json()["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(listed, ["solo"]);
+    let worktrees = git(&env.repo, &["worktree", "list"]);
+    assert!(!worktrees.contains("fix-it"), "{worktrees}");
+    assert!(git(&env.repo, &["branch", "--list", "corral/fix-it-*"]).trim().is_empty());
+    // The others' work is kept: uncommitted files as a commit on their old tips.
+    let backups = git(&env.repo, &["for-each-ref", "--format=%(refname)", "refs/corral/backup/"]);
+    let agent_ref = |n: &str| {
+        backups
+            .lines()
+            .find(|r| r.starts_with(&format!("refs/corral/backup/{n}/")) && r.ends_with("/agent"))
+            .unwrap_or_else(|| panic!("{n}: {backups}"))
+            .to_string()
+    };
+    assert_eq!(git(&env.repo, &["show", &format!("{}:one.txt", agent_ref("fix-it-1"))]), "1\n");
+    git(&env.repo, &["merge-base", "--is-ancestor", &tips[0], &agent_ref("fix-it-1")]);
+    assert_eq!(git(&env.repo, &["rev-parse", &agent_ref("fix-it-3")]).trim(), tips[1]);
+}

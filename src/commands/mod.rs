@@ -152,6 +152,17 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
             };
             land::queue_land(root, names, mode, keep, no_wait).await
         }
+        Command::Compare { group, no_gate, json, pick, queue, squash, rebase } => {
+            let mode = match (squash, rebase) {
+                (true, _) => MergeMode::Squash,
+                (_, true) => MergeMode::Rebase,
+                _ => MergeMode::Merge,
+            };
+            match pick {
+                Some(name) => review::pick(repo, group, name, mode, queue).await,
+                None => review::compare(repo, group, !no_gate, json).await,
+            }
+        }
         Command::Review { name, comments, queue } => {
             review::review(repo, name, comments, queue).await
         }

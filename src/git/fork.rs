@@ -39,3 +39,31 @@ pub fn fork_point(
         .map_err(git_err(what("committing the snapshot")))?;
     Ok(id.to_string())
 }
+
+/// Keep the tip of `branch` under `refs/corral/backup/<agent>/<stamp>/agent` (with the base's tip
+/// beside it), before a best-of-N pick removes the agent and its branch. Returns the prefix.
+pub fn backup_branch(
+    root: &Path,
+    agent: &str,
+    branch: &str,
+    base: &str,
+) -> Result<String, GitError> {
+    let repo = open(root)?;
+    let tip = |name: &str| {
+        repo.revparse_single(name)
+            .and_then(|o| o.peel_to_commit())
+            .map(|c| c.id())
+            .map_err(git_err(format!("reading the tip of '{name}'")))
+    };
+    let agent_tip = tip(&format!("refs/heads/{branch}"))?;
+    let base_tip = tip(base)?;
+    let why = format!("corral: agent {agent} was not picked; its work is kept here");
+    match super::merge::backup_refs(&repo, agent, agent_tip, base_tip, &why) {
+        Ok(prefix) => Ok(prefix),
+        Err(super::LandError::Git(e)) => Err(e),
+        Err(e) => Err(GitError::Io {
+            what: "keeping the work under a backup ref".into(),
+            source: std::io::Error::other(e.to_string()),
+        }),
+    }
+}

@@ -42,7 +42,7 @@ pub use adopt::{Adoptable, adoptable_worktree};
 pub use branches::local_branches;
 pub use copy::copy_untracked;
 pub use diff::{DiffStat, agent_patch, agent_stat};
-pub use fork::fork_point;
+pub use fork::{backup_branch, fork_point};
 pub use identity::{Identity, identity_env};
 pub use intent::{NewAgentStep, Recovered, Step};
 pub use leftovers::{

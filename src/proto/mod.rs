@@ -199,6 +199,22 @@ pub enum Request {
         comments: Vec<ReviewComment>,
         queue: bool,
     },
+    /// `corral compare GROUP`: the agents one `new -n` made, side by side (answered with
+    /// Compare); `group` is the group's name or any member's. With `gate`, `[merge] gate` runs
+    /// in each one's worktree (a few at a time).
+    Compare {
+        repo: PathBuf,
+        group: String,
+        gate: bool,
+    },
+    /// Pick `name` from its group: land it (`merge`, or through the landing queue with `queue`),
+    /// then remove the others, their work kept under refs/corral/backup/.
+    Pick {
+        target: Target,
+        mode: MergeMode,
+        queue: bool,
+        git_env: Vec<(String, String)>,
+    },
     /// `corral fork NAME`: a new agent from the agent's current state, uncommitted work
     /// included, continuing its conversation where the profile can (answered with Forked).
     Fork {
@@ -224,7 +240,8 @@ impl Request {
             | Request::Follow { .. }
             | Request::Attach { .. }
             | Request::Status { .. }
-            | Request::LandStatus { .. } => true,
+            | Request::LandStatus { .. }
+            | Request::Compare { .. } => true,
             Request::Queue { clear, remove, .. } => !clear && remove.is_none(),
             Request::Gc { remove, .. } => !remove,
             Request::New(_)
@@ -241,7 +258,8 @@ impl Request {
             | Request::LandCancel { .. }
             | Request::Resolve { .. }
             | Request::Fork { .. }
-            | Request::Review { .. } => false,
+            | Request::Review { .. }
+            | Request::Pick { .. } => false,
         }
     }
 
@@ -270,6 +288,7 @@ impl Request {
             Request::Resolve { .. } => "resolve",
             Request::Fork { .. } => "fork",
             Request::Review { .. } => "review",
+            Request::Compare { .. } | Request::Pick { .. } => "compare",
         }
     }
 }
@@ -352,6 +371,29 @@ pub enum Reply {
         name: String,
         note: Option<String>,
     },
+    /// A group's agents side by side (`compare`).
+    Compare(Vec<CompareEntry>),
+}
+
+/// One agent of a group, as `compare` shows it. Fields may be added, never renamed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompareEntry {
+    pub name: String,
+    pub status: String,
+    pub diff: Option<DiffStat>,
+    /// The paths it changed (committed, uncommitted and untracked).
+    pub files: Vec<String>,
+    /// `[merge] gate` run in its worktree: None when no gate is configured or it was not asked.
+    pub gate: Option<GateRun>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateRun {
+    pub passed: bool,
+    /// `passed`, `failed (exit 1)`, `timed out`, or why it could not run.
+    pub summary: String,
+    /// Its output.
+    pub log: Option<PathBuf>,
 }
 
 /// One entry of a landing queue (`land --status`). Fields may be added, never renamed.

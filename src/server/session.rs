@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 // Landing work (merge, sync, the radar) is session code kept in its own file; as a child module it
 // uses the session's state without widening its visibility.
+mod compare;
 mod fork;
 mod gc;
 #[path = "land.rs"]
@@ -536,6 +537,14 @@ impl Session {
                 self.queue_resolve(target, git_env, profile.map(|p| (p, env)), reply);
                 return;
             }
+            Request::Compare { repo, group, gate } => {
+                self.compare(repo, group, gate, reply);
+                return;
+            }
+            Request::Pick { target, mode, queue, git_env } => {
+                self.pick(target, mode, queue, git_env, reply);
+                return;
+            }
             Request::Review { target, comments, queue } => {
                 self.review(target, comments, queue, reply);
                 return;
@@ -1023,6 +1032,19 @@ impl Session {
         git_env: Vec<(String, String)>,
         reply: oneshot::Sender<Outcome>,
     ) {
+        self.remove_with(target, force, false, git_env, reply);
+    }
+
+    /// `rm`; with `backup`, forced, and the branch's tip kept under refs/corral/backup/ before
+    /// the branch goes too (an agent not picked from its group).
+    fn remove_with(
+        &mut self,
+        target: Target,
+        force: bool,
+        backup: bool,
+        git_env: Vec<(String, String)>,
+        reply: oneshot::Sender<Outcome>,
+    ) {
         let key = (target.repo.clone(), target.name.clone());
         let (rec, pane) = match self.ready(&target) {
             Err(e) => {
@@ -1046,9 +1068,11 @@ impl Session {
         tokio::spawn(async move {
             // Check first, so a refused `rm` leaves the agent running.
             let check_rec = rec.clone();
-            let verdict = tokio::task::spawn_blocking(move || removal_check(&check_rec, force))
-                .await
-                .unwrap_or_else(|e| Err(format!("removal check failed: {e}")));
+            let verdict = tokio::task::spawn_blocking(move || {
+                removal_check(&check_rec, force || backup).map(|v| RemovalPlan { backup, ..v })
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("removal check failed: {e}")));
             let verdict = match verdict {
                 Ok(v) => v,
                 Err(e) => {
@@ -1134,6 +1158,9 @@ impl Session {
 struct RemovalPlan {
     merged: bool,
     dirty: bool,
+    /// Keep the branch's tip under refs/corral/backup/, then delete the branch (an agent not
+    /// picked from its group).
+    backup: bool,
 }
 
 fn removal_check(rec: &AgentRecord, force: bool) -> Result<RemovalPlan, String> {
@@ -1167,7 +1194,7 @@ fn removal_check(rec: &AgentRecord, force: bool) -> Result<RemovalPlan, String> 
             ));
         }
     }
-    Ok(RemovalPlan { merged, dirty: !dirty.is_empty() })
+    Ok(RemovalPlan { merged, dirty: !dirty.is_empty(), backup: false })
 }
 
 /// Remove the worktree; delete the branch only when everything on it is already on the base.
@@ -1190,6 +1217,14 @@ fn remove_worktree_and_branch(
         }
     }
     crate::failpoint::hit("rm:snapshot");
+    let mut backed_up = None;
+    if plan.backup && git::branch_exists(&rec.repo, &rec.branch).map_err(|e| e.to_string())? {
+        let prefix = git::backup_branch(&rec.repo, &rec.name, &rec.branch, &rec.base)
+            .map_err(|e| e.to_string())?;
+        crate::failpoint::hit("rm:backup");
+        keep_branch = false;
+        backed_up = Some(prefix);
+    }
     let intent = git::intent::record(
         common,
         git::Step::Remove {
@@ -1198,14 +1233,26 @@ fn remove_worktree_and_branch(
             worktree: rec.worktree.clone(),
             base: rec.base.clone(),
             keep_branch,
+            backed_up: backed_up.is_some(),
         },
     )
     .map_err(|e| e.to_string())?;
     crate::failpoint::hit("rm:intent");
     git::finish_remove(&rec.repo, &rec.name, &rec.branch, &rec.worktree, &rec.base, keep_branch)
         .map_err(|e| e.to_string())?;
-    let note =
-        keep_branch.then(|| format!("removed agent '{}'; kept branch {}", rec.name, rec.branch));
+    if backed_up.is_some()
+        && git::branch_exists(&rec.repo, &rec.branch).map_err(|e| e.to_string())?
+    {
+        git::delete_branch(&rec.repo, &rec.branch).map_err(|e| e.to_string())?;
+    }
+    let note = match backed_up {
+        Some(prefix) => {
+            Some(format!("removed agent '{}'; its work is kept under {prefix}/agent", rec.name))
+        }
+        None => {
+            keep_branch.then(|| format!("removed agent '{}'; kept branch {}", rec.name, rec.branch))
+        }
+    };
     Ok((note, intent.id))
 }
 
@@ -1443,9 +1490,10 @@ async fn wait_settled(pane: &PaneHandle, quiet: Duration, limit: Duration) -> bo
 fn request_repo(req: &Request) -> Option<PathBuf> {
     match req {
         Request::List { repo } => repo.clone(),
-        Request::Gc { repo, .. } | Request::Land { repo, .. } | Request::LandStatus { repo } => {
-            Some(repo.clone())
-        }
+        Request::Gc { repo, .. }
+        | Request::Land { repo, .. }
+        | Request::LandStatus { repo }
+        | Request::Compare { repo, .. } => Some(repo.clone()),
         Request::New(n) => Some(n.repo.clone()),
         Request::Tail { target, .. }
         | Request::Follow { target, .. }
@@ -1463,6 +1511,7 @@ fn request_repo(req: &Request) -> Option<PathBuf> {
         | Request::LandCancel { target }
         | Request::Fork { target, .. }
         | Request::Review { target, .. }
+        | Request::Pick { target, .. }
         | Request::Resolve { target, .. } => Some(target.repo.clone()),
         Request::Ping | Request::KillServer => None,
     }

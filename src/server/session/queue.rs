@@ -43,7 +43,7 @@ struct RepoQueue {
     _lock: git::QueueLock,
 }
 
-fn gate_log(repo: &Path, name: &str) -> PathBuf {
+pub(super) fn gate_log(repo: &Path, name: &str) -> PathBuf {
     let repo_name = repo.file_name().and_then(|n| n.to_str()).unwrap_or("repo");
     paths::state_dir()
         .join("gates")
@@ -795,7 +795,7 @@ fn merge_in_progress(worktree: &Path) -> bool {
 }
 
 /// How a gate ended.
-enum GateEnd {
+pub(super) enum GateEnd {
     Passed,
     Failed {
         code: Option<i32>,
@@ -806,7 +806,7 @@ enum GateEnd {
 }
 
 /// Run the gate in `dir` with `env`, its output (stdout and stderr together) in `log`.
-async fn run_gate(
+pub(super) async fn run_gate(
     gate: &[String],
     dir: &Path,
     env: &[(String, String)],
