@@ -306,6 +306,46 @@ fn killed_fork_becomes_a_listed_agent_or_nothing_and_never_touches_the_original(
     }
 }
 
+/// `compare --pick` killed while it removes the agents not picked: each of them is either still
+/// listed with its branch, or gone with its work under refs/corral/backup/; nothing else is left.
+fn pick_case(point: &str) {
+    let env = Env::new();
+    repo_with_files(&env);
+    let ctx = format!("pick killed at {point}");
+    arm(&env, point);
+    env.ok(&["new", "try", "--agent", "shell", "-n", "3", "--detach"]);
+    for n in ["try-1", "try-2", "try-3"] {
+        write(&worktrees_dir(&env).join(n).join(format!("{n}.txt")), "work\n");
+    }
+    run_to_crash(&env, &["compare", "try-1", "--pick", "try-1"], point);
+    let agents = listed(&env);
+    assert!(!agents.iter().any(|a| a == "try-1"), "{ctx}: the picked one landed: {agents:?}");
+    assert_eq!(read(&env.repo.join("try-1.txt")).as_deref(), Some("work\n"), "{ctx}");
+    no_orphans(&env, &agents, &[], &ctx);
+    let backups = git(&env.repo, &["for-each-ref", "--format=%(refname)", "refs/corral/backup/"]);
+    for n in ["try-2", "try-3"] {
+        let kept = backups
+            .lines()
+            .find(|r| r.starts_with(&format!("refs/corral/backup/{n}/")) && r.ends_with("/agent"));
+        match kept {
+            Some(r) => assert_eq!(
+                show(&env.repo, r, &format!("{n}.txt")).as_deref(),
+                Some("work\n"),
+                "{ctx}"
+            ),
+            None => assert!(agents.iter().any(|a| a == n), "{ctx}: {n} neither listed nor kept"),
+        }
+    }
+}
+
+#[test]
+fn killed_pick_keeps_every_agent_not_picked_listed_or_under_a_backup_ref() {
+    // The picked one is removed first (it landed): the others from the second of each point on.
+    for point in ["rm:snapshot#2", "rm:backup", "rm:intent#2", "rm:removed#3", "rm:saved#2"] {
+        pick_case(point);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // rm
 
