@@ -341,3 +341,34 @@ fn best_of_three_compare_then_pick_lands_one_and_keeps_the_others_under_backup_r
     git(&env.repo, &["merge-base", "--is-ancestor", &tips[0], &agent_ref("fix-it-1")]);
     assert_eq!(git(&env.repo, &["rev-parse", &agent_ref("fix-it-3")]).trim(), tips[1]);
 }
+
+#[test]
+fn the_dashboard_compares_a_group_and_picks_one() {
+    let env = Env::new();
+    env.ok(&["new", "try it", "--agent", "shell", "-n", "3", "--detach"]);
+    for n in ["try-it-1", "try-it-2", "try-it-3"] {
+        std::fs::write(env.worktree_of(n).join(format!("{n}.txt")), "x\n").unwrap();
+    }
+    let mut ui = Tty::spawn(&env, &[], Size::new(120, 40));
+    ui.wait_screen("try-it-3");
+    ui.type_str("2");
+    ui.type_str("b");
+    ui.wait_screen("Compare try-it-1 (3 agents)");
+    ui.wait_screen("try-it-3.txt");
+    ui.type_str("j");
+    ui.wait_screen("── diff of try-it-2");
+    ui.wait_screen("+++ b/try-it-2.txt");
+    ui.type_str("\r");
+    ui.wait_screen("enter: land try-it-2 now and remove the others");
+    ui.type_str("\r");
+    ui.wait_screen("landed agent 'try-it-2'");
+    ui.wait_gone("Compare try-it-1");
+    assert!(env.ls_json()["agents"].as_array().unwrap().is_empty());
+    assert_eq!(git(&env.repo, &["show", "main:try-it-2.txt"]), "x\n");
+    let backups = git(&env.repo, &["for-each-ref", "--format=%(refname)", "refs/corral/backup/"]);
+    for n in ["try-it-1", "try-it-3"] {
+        assert!(backups.contains(&format!("refs/corral/backup/{n}/")), "{n}: {backups}");
+    }
+    ui.type_str("q");
+    assert!(ui.wait_exit().success());
+}

@@ -33,6 +33,8 @@ pub enum Action {
     Sync,
     /// Put the selected agent in the repository's landing queue (synced, gated, landed in turn).
     Land,
+    /// Compare the selected agent's group (the agents one `new -n` started) and pick one.
+    Compare,
     /// The send dialog, set to queue the message until the agent is idle.
     Queue,
     Help,
@@ -55,7 +57,7 @@ pub enum Action {
 
 impl Action {
     /// Every action with its config name, in the order the help overlay lists them.
-    pub const ALL: [Action; 34] = [
+    pub const ALL: [Action; 35] = [
         Action::Up,
         Action::Down,
         Action::Jump(1),
@@ -78,6 +80,7 @@ impl Action {
         Action::Diff,
         Action::Sync,
         Action::Land,
+        Action::Compare,
         Action::Queue,
         Action::ScrollUp,
         Action::ScrollDown,
@@ -109,6 +112,7 @@ impl Action {
             Action::Diff => "diff".into(),
             Action::Sync => "sync".into(),
             Action::Land => "land".into(),
+            Action::Compare => "compare".into(),
             Action::Queue => "queue".into(),
             Action::Help => "help".into(),
             Action::Quit => "quit".into(),
@@ -141,6 +145,7 @@ impl Action {
             Action::Diff => "show its changes".into(),
             Action::Sync => "sync with its base".into(),
             Action::Land => "land via the queue".into(),
+            Action::Compare => "compare its group, pick one".into(),
             Action::Queue => "queue a message".into(),
             Action::Help => "this help".into(),
             Action::Quit => "quit; agents keep going".into(),
@@ -172,6 +177,7 @@ impl Action {
             Action::Diff => "diff".into(),
             Action::Sync => "sync".into(),
             Action::Land => "land".into(),
+            Action::Compare => "compare".into(),
             Action::Queue => "queue".into(),
             Action::Help => "help".into(),
             Action::Quit => "quit".into(),

@@ -11,6 +11,7 @@
 
 pub mod action;
 pub mod app;
+pub mod compare;
 #[doc(hidden)]
 pub mod fixtures;
 pub mod input;

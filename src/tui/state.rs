@@ -111,6 +111,8 @@ pub enum Mode {
     Help,
     /// An agent's changes, full screen.
     Diff(DiffView),
+    /// A group's agents side by side (best-of-N).
+    Compare(Box<super::compare::CompareView>),
 }
 
 /// One file in a diff: its path and lines added and removed.
@@ -457,6 +459,9 @@ pub enum Pending {
     Scroll(AgentKey, u32),
     /// Review comments sent from the diff view.
     Review(AgentKey),
+    /// The compare view's comparison, and its pick.
+    Compare,
+    Pick(AgentKey),
 }
 
 pub struct AppState {

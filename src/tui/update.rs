@@ -116,7 +116,9 @@ pub fn update(st: &mut AppState, msg: Msg) -> Vec<Effect> {
         }
         Msg::Reply(id, result) => on_reply(st, id, result, &mut fx),
         Msg::Diff(id, result) => {
-            if let Mode::Diff(d) = &mut st.mode
+            if super::compare::on_diff(st, id, &result) {
+                // The compare view's patch.
+            } else if let Mode::Diff(d) = &mut st.mode
                 && d.pending == Some(id)
             {
                 d.pending = None;
@@ -171,6 +173,10 @@ fn on_key(st: &mut AppState, ev: &KeyEvent, now: Instant, fx: &mut Vec<Effect>) 
         }
         Mode::Dialog(_) => dialog_key(st, ev, spec, fx),
         Mode::Diff(_) => diff_key(st, ev, spec, fx),
+        Mode::Compare(_) => {
+            let action = spec.and_then(|s| st.keymap.lookup(KeyMode::Normal, s));
+            super::compare::key(st, ev, action, fx);
+        }
         Mode::Normal => {
             let Some(spec) = spec else { return };
             let left = st.left_focus_at.take();
@@ -319,6 +325,7 @@ fn run_action(st: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
                 request(st, Pending::Sync(k), Request::Sync { target: t, git_env }, fx);
             }
         }
+        Action::Compare => super::compare::open(st, fx),
         Action::Land => {
             if let Some(k) = st.selected.clone() {
                 st.info(format!("queueing {} for landing…", k.1));
@@ -825,6 +832,9 @@ fn on_reply(st: &mut AppState, id: u64, result: Result<Reply, String>, fx: &mut 
             }
         }
         (Pending::Review(key), result) => super::review::on_reply(st, id, &key, result),
+        (p @ (Pending::Compare | Pending::Pick(_)), result) => {
+            super::compare::on_reply(st, id, p, result, fx)
+        }
         (Pending::Send(key), Ok(_)) => {
             if waiting {
                 st.mode = Mode::Normal;
@@ -964,7 +974,7 @@ fn on_mouse(st: &mut AppState, ev: &MouseEvent, fx: &mut Vec<Effect>) {
         st.dirty = true;
     }
     match st.mode {
-        Mode::Dialog(_) | Mode::Help => {}
+        Mode::Dialog(_) | Mode::Help | Mode::Compare(_) => {}
         Mode::Diff(ref mut d) => {
             if let Some(n) = wheel {
                 scroll_diff(d, -n);

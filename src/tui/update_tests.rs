@@ -981,3 +981,77 @@ fn a_refused_review_keeps_its_comments() {
     assert!(st.notice.as_ref().unwrap().text.contains("the comments are kept"));
     assert!(review_of(&st).sending.is_none(), "it can be sent again");
 }
+
+fn grouped_demo() -> AppState {
+    let mut st = demo();
+    for a in
+        st.agents.iter_mut().filter(|a| ["alpha", "bravo", "charlie"].contains(&a.name.as_str()))
+    {
+        a.group = Some("alpha".into());
+    }
+    st
+}
+
+fn entries() -> Vec<crate::proto::CompareEntry> {
+    ["alpha", "bravo", "charlie"]
+        .iter()
+        .map(|n| crate::proto::CompareEntry {
+            name: n.to_string(),
+            status: "idle".into(),
+            diff: None,
+            files: vec![format!("{n}.rs")],
+            gate: None,
+        })
+        .collect()
+}
+
+#[test]
+fn compare_view_asks_with_the_gate_shows_the_selected_diff_and_picks_after_confirming() {
+    // Not in a group: told why, nothing asked.
+    let mut st = demo();
+    assert_eq!(press(&mut st, "b"), vec![]);
+    assert!(st.notice.as_ref().unwrap().text.contains("was not started with others"));
+
+    let mut st = grouped_demo();
+    let fx = press(&mut st, "b");
+    let [Effect::Request(id, Request::Compare { group, gate, .. })] = &fx[..] else {
+        panic!("{fx:?}")
+    };
+    assert_eq!((group.as_str(), *gate), ("alpha", true));
+    let fx = update(&mut st, Msg::Reply(*id, Ok(Reply::Compare(entries()))));
+    let [Effect::Diff { id: diff, worktree, .. }] = &fx[..] else { panic!("{fx:?}") };
+    assert_eq!(worktree, &st.agent(&key("alpha")).unwrap().worktree);
+    update(&mut st, Msg::Diff(*diff, Ok(fixtures::PATCH.into())));
+    let Mode::Compare(v) = &st.mode else { panic!("{:?}", st.mode) };
+    assert!(v.diff.iter().any(|l| l.contains("Round half up")));
+    // Another selection, another diff.
+    let fx = press(&mut st, "j");
+    let [Effect::Diff { worktree, .. }] = &fx[..] else { panic!("{fx:?}") };
+    assert_eq!(worktree, &st.agent(&key("bravo")).unwrap().worktree);
+    // enter asks first; esc takes the question back; enter twice picks.
+    assert_eq!(press(&mut st, "enter"), vec![]);
+    press(&mut st, "esc");
+    assert!(matches!(&st.mode, Mode::Compare(v) if v.confirm.is_none()));
+    press(&mut st, "enter");
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(pick, Request::Pick { target: t, queue, .. })] = &fx[..] else {
+        panic!("{fx:?}")
+    };
+    assert_eq!((t, *queue), (&target("bravo"), false));
+    let fx = update(&mut st, Msg::Reply(*pick, Ok(Reply::Note("landed agent 'bravo'".into()))));
+    assert_eq!(fx, vec![Effect::RefreshList]);
+    assert_eq!(st.mode, Mode::Normal);
+    assert_eq!(st.notice.as_ref().unwrap().text, "landed agent 'bravo'");
+
+    // L then enter: through the landing queue.
+    let mut st = grouped_demo();
+    let fx = press(&mut st, "b");
+    let [Effect::Request(id, _)] = &fx[..] else { panic!() };
+    update(&mut st, Msg::Reply(*id, Ok(Reply::Compare(entries()))));
+    press(&mut st, "L");
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(_, Request::Pick { target: t, queue: true, .. })] = &fx[..] else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(t, &target("alpha"));
+}

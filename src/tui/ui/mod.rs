@@ -2,6 +2,7 @@
 //! functions here are also what `update` uses to size agents and to hit-test the mouse, so what is
 //! drawn and what is clicked always agree.
 
+mod compare;
 mod dialog;
 mod diff;
 mod footer;
@@ -192,6 +193,12 @@ pub fn render(st: &AppState, frame: &mut Frame) {
             }
         }
         Mode::Help => help::render(st, ar.main, frame.buffer_mut()),
+        Mode::Compare(v) => {
+            compare::render(v, ar.main, frame.buffer_mut());
+            if let Some(n) = &st.notice {
+                notice(&n.text, n.error, ar.main, frame.buffer_mut());
+            }
+        }
         Mode::Diff(d) => {
             diff::render(st, d, ar.main, frame.buffer_mut());
             // The view covers everything: what its review keys report shows over it.

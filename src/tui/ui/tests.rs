@@ -215,6 +215,61 @@ fn diff_view_with_comments_and_their_list() {
     assert_eq!(text.matches('●').count(), 2, "each commented line is marked: {text}");
 }
 
+/// The compare view of a group of three, the second selected (with its diff), a gate set.
+fn compare_view(a: Rect, confirm: Option<bool>) -> AppState {
+    use crate::proto::{CompareEntry, DiffStat, GateRun};
+    let mut st = fixtures::demo(a);
+    let gate =
+        |passed: bool, summary: &str| Some(GateRun { passed, summary: summary.into(), log: None });
+    let entry =
+        |name: &str, status: &str, files: Vec<&str>, ins: u32, del: u32, gate| CompareEntry {
+            name: name.into(),
+            status: status.into(),
+            diff: Some(DiffStat {
+                files: files.len() as u32,
+                insertions: ins,
+                deletions: del,
+                ahead: 1,
+                behind: 0,
+            }),
+            files: files.into_iter().map(str::to_string).collect(),
+            gate,
+        };
+    st.mode = Mode::Compare(Box::new(crate::tui::compare::CompareView {
+        repo: PathBuf::from(REPO),
+        group: "refund-1".into(),
+        entries: vec![
+            entry("refund-1", "idle", vec!["src/pay.rs"], 4, 1, gate(false, "failed (exit 101)")),
+            entry(
+                "refund-2",
+                "idle",
+                vec!["src/pay.rs", "src/cart.rs", "tests/refund.rs"],
+                6,
+                1,
+                gate(true, "passed"),
+            ),
+            entry("refund-3", "working", vec!["src/bank.rs"], 40, 12, gate(false, "timed out")),
+        ],
+        selected: 1,
+        pending: None,
+        diff: fixtures::PATCH.lines().map(|l| l.replace('\t', "    ")).collect(),
+        diff_pending: None,
+        confirm,
+        picking: None,
+        error: None,
+    }));
+    st
+}
+
+#[test]
+fn compare_view_side_by_side() {
+    snap("compare", |a| compare_view(a, None));
+    snap("compare_confirm", |a| compare_view(a, Some(false)));
+    let text = draw(&compare_view(Rect::new(0, 0, 120, 40), None));
+    assert!(text.contains("▶ refund-2"), "{text}");
+    assert!(text.contains("── diff of refund-2"), "{text}");
+}
+
 #[test]
 fn diff_view_lists_files_and_colours_the_patch() {
     snap("diff_view", |a| diff_view(a, 0));
