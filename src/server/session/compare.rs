@@ -287,21 +287,25 @@ impl Session {
         self.remove_others(landed, others, git_env, reply);
     }
 
+    /// Remove `others` one after the other (as many `rm`s typed in turn: two removals at once
+    /// would contend for the repository's refs), then answer with what happened to each.
     fn remove_others(
         &mut self,
-        mut note: String,
+        note: String,
         others: Vec<Key>,
         git_env: Vec<(String, String)>,
         reply: oneshot::Sender<Outcome>,
     ) {
-        let mut waits = Vec::new();
-        for (repo, name) in others {
-            let (tx, rx) = oneshot::channel();
-            self.remove_with(Target { repo, name: name.clone() }, true, true, git_env.clone(), tx);
-            waits.push((name, rx));
-        }
+        let session = self.tx.clone();
         tokio::spawn(async move {
-            for (name, rx) in waits {
+            let mut note = note;
+            for (repo, name) in others {
+                let (tx, rx) = oneshot::channel();
+                let (target, env) = (Target { repo, name: name.clone() }, git_env.clone());
+                let job = move |s: &mut Session| s.remove_with(target, true, true, env, tx);
+                if session.send(super::SessionMsg::Run(Box::new(job))).is_err() {
+                    return;
+                }
                 match rx.await {
                     Ok(Outcome::Reply(Reply::Note(n))) => note.push_str(&format!("; {n}")),
                     Ok(Outcome::Reply(Reply::Error(e))) => {
