@@ -55,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
             env: client::env_vec(),
             worktree: None,
             colors: None,
+            args: Vec::new(),
         }))
         .await?
     else {

@@ -55,6 +55,10 @@ pub enum Command {
         /// `merge` leave the worktree and branch.
         #[arg(long, value_name = "PATH", conflicts_with = "count")]
         worktree: Option<PathBuf>,
+        /// Arguments appended to the profile's command for this agent (kept for restart), e.g.
+        /// `-- --model sonnet`.
+        #[arg(last = true, value_name = "ARGS")]
+        args: Vec<String>,
     },
     /// List agents.
     Ls {
@@ -188,6 +192,60 @@ pub enum Command {
         /// Take an agent out of the queue.
         #[arg(long, value_name = "NAME", conflicts_with = "names")]
         cancel: Option<String>,
+    },
+    /// Send review comments to an agent as one message, each with its path, line and the lines
+    /// there; typed at once when the agent is idle or asks for input, else queued until it is idle.
+    Review {
+        name: String,
+        /// PATH:LINE:TEXT or PATH:FIRST-LAST:TEXT (line numbers of the agent's version).
+        #[arg(long = "comment", short = 'c', value_name = "PATH:LINE:TEXT", required = true)]
+        comments: Vec<String>,
+        /// Deliver it the next time the agent is idle, even when it waits for input now.
+        #[arg(long)]
+        queue: bool,
+    },
+    /// The agents one `new -n N` started, side by side: status, diff stat, files touched, and
+    /// `[merge] gate` run in each worktree; --pick lands one and removes the others.
+    Compare {
+        /// The group (the first agent's name, `group` in `ls --json`) or any member's name.
+        group: String,
+        /// Do not run the gate.
+        #[arg(long)]
+        no_gate: bool,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+        /// Land this agent (as `merge`), then remove the rest of the group; their work is kept
+        /// under refs/corral/backup/.
+        #[arg(long, value_name = "NAME")]
+        pick: Option<String>,
+        /// With --pick: through the landing queue (gated) instead of merging now.
+        #[arg(long, requires = "pick")]
+        queue: bool,
+        /// With --pick: one new commit on the base.
+        #[arg(long, requires = "pick", conflicts_with = "rebase")]
+        squash: bool,
+        /// With --pick: replay its commits on the base.
+        #[arg(long, requires = "pick")]
+        rebase: bool,
+    },
+    /// A new agent from another's current state: its uncommitted and untracked work (as a
+    /// snapshot commit on the new branch; the original is not touched), and its conversation
+    /// where the profile can fork it (`fork` arguments), else a fresh one.
+    Fork {
+        /// The agent to fork.
+        name: String,
+        /// The new agent's first message.
+        prompt: Option<String>,
+        /// Name of the new agent (default: NAME-fork).
+        #[arg(long = "name", value_name = "N")]
+        new_name: Option<String>,
+        /// Terminal size of the new agent, COLSxROWS (default: this terminal's, else NAME's).
+        #[arg(long)]
+        size: Option<Size>,
+        /// Do not attach; print the name and return.
+        #[arg(long, short = 'd')]
+        detach: bool,
     },
     /// Stop an agent and remove its worktree.
     Rm {

@@ -206,6 +206,9 @@ pub enum PromptMode {
 pub struct Profile {
     pub command: Vec<String>,
     pub resume: Vec<String>,
+    /// How to start a copy of another agent's conversation (`corral fork`): `{parent_session}`
+    /// is the forked agent's session, `{session}` the new one's. Empty: the fork starts fresh.
+    pub fork: Vec<String>,
     pub prompt: PromptMode,
     pub prompt_flag: String,
     pub env: BTreeMap<String, String>,
@@ -345,7 +348,7 @@ fn command_keys(table: &toml::Table) -> Vec<String> {
     if let Some(toml::Value::Table(agents)) = table.get("agents") {
         for (name, p) in agents {
             if let toml::Value::Table(p) = p {
-                for k in ["command", "resume"] {
+                for k in ["command", "resume", "fork"] {
                     if p.contains_key(k) {
                         keys.push(format!("agents.{name}.{k}"));
                     }

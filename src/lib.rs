@@ -14,6 +14,7 @@ pub mod mux;
 pub mod paths;
 pub mod proto;
 pub mod queue;
+pub mod review;
 pub mod server;
 pub mod status;
 pub mod term;

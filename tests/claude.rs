@@ -54,30 +54,7 @@ fn badge_against_the_mock(claude: &std::path::Path) {
     std::fs::write(root.join("script.json"), script.to_string()).unwrap();
     let mock = Mock::start("mock_anthropic.py", port, &root.join("script.json"), &log_path);
 
-    // Claude Code offline: an API key it has approved, onboarding done, and the main repository
-    // trusted (a corral worktree is a linked worktree: trust is looked up at the main root).
-    let key = "sk-ant-corral-test-0123456789abcdefghij";
-    let claude_json = serde_json::json!({
-        "hasCompletedOnboarding": true,
-        "customApiKeyResponses": {"approved": [&key[key.len() - 20..]], "rejected": []},
-        "projects": {env.repo.display().to_string(): {"hasTrustDialogAccepted": true}}
-    });
-    std::fs::write(env.home.join(".claude.json"), claude_json.to_string()).unwrap();
-    env.write_config(&format!(
-        r#"
-[worktree]
-dir = "{wts}"
-[agents.claude]
-command = ["{claude}", "--permission-mode", "manual", "--session-id", "{{session}}"]
-[agents.claude.env]
-ANTHROPIC_BASE_URL = "http://127.0.0.1:{port}"
-ANTHROPIC_API_KEY = "{key}"
-DISABLE_AUTOUPDATER = "1"
-CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = "1"
-"#,
-        wts = wts.display(),
-        claude = claude.display(),
-    ));
+    offline_claude(&env, claude, port, &wts);
 
     let out = env.ok(&[
         "new",
@@ -134,4 +111,114 @@ CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = "1"
         "hello from the mock\n",
         "{why}"
     );
+}
+
+/// Claude Code offline, as profile `claude`: an API key it has approved, onboarding done, the
+/// main repository trusted (a corral worktree is a linked worktree: trust is looked up at the
+/// main root), talking to the mock on `port`; `fork` continues a conversation under the fork's
+/// own session id.
+fn offline_claude(env: &Env, claude: &std::path::Path, port: u16, wts: &std::path::Path) {
+    let key = "sk-ant-corral-test-0123456789abcdefghij";
+    let claude_json = serde_json::json!({
+        "hasCompletedOnboarding": true,
+        "customApiKeyResponses": {"approved": [&key[key.len() - 20..]], "rejected": []},
+        "projects": {env.repo.display().to_string(): {"hasTrustDialogAccepted": true}}
+    });
+    std::fs::write(env.home.join(".claude.json"), claude_json.to_string()).unwrap();
+    env.write_config(&format!(
+        r#"
+[worktree]
+dir = "{wts}"
+[agents.claude]
+command = ["{claude}", "--permission-mode", "manual", "--session-id", "{{session}}"]
+fork = ["{claude}", "--permission-mode", "manual", "--resume", "{{parent_session}}", "--fork-session", "--session-id", "{{session}}"]
+[agents.claude.env]
+ANTHROPIC_BASE_URL = "http://127.0.0.1:{port}"
+ANTHROPIC_API_KEY = "{key}"
+DISABLE_AUTOUPDATER = "1"
+CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = "1"
+"#,
+        wts = wts.display(),
+        claude = claude.display(),
+    ));
+}
+
+#[test]
+fn a_fork_of_a_claude_code_agent_continues_its_conversation() {
+    let clis = agent_clis("claude");
+    if clis.is_empty() {
+        eprintln!("SKIPPED a_fork_of_a_claude_code_agent…: no `claude` CLI (see the test above)");
+        return;
+    }
+    for cli in clis {
+        eprintln!("with {}: {}", cli.display(), version_of(&cli));
+        fork_continues_the_conversation(&cli);
+    }
+}
+
+fn fork_continues_the_conversation(claude: &std::path::Path) {
+    let env = Env::new();
+    let root = env.root();
+    let wts = root.join("wts");
+    let port = free_port();
+    let log_path = root.join("mock.jsonl");
+    let script = serde_json::json!([
+        {"text": "Noted: the word is PELICAN-7."},
+        {"text": "The word was PELICAN-7."}
+    ]);
+    std::fs::write(root.join("script.json"), script.to_string()).unwrap();
+    let _mock = Mock::start("mock_anthropic.py", port, &root.join("script.json"), &log_path);
+    offline_claude(&env, claude, port, &wts);
+
+    env.ok(&[
+        "new",
+        "remember the word PELICAN-7",
+        "--agent",
+        "claude",
+        "--name",
+        "cc",
+        "--detach",
+    ]);
+    let requests = |log: &std::path::Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["event"] == "request")
+            .collect()
+    };
+    wait_or(
+        "the original's turn to end",
+        || (when(&mock_log(&log_path), "stream_end", 0).is_some()).then_some(()),
+        || env.tail("cc"),
+    );
+    env.wait_tail("cc", |t| t.contains("Noted: the word is PELICAN-7."));
+    wait_or(
+        "the original to be idle",
+        || (env.agent_json("cc")["status"] == "idle").then_some(()),
+        || env.tail("cc"),
+    );
+
+    let out = env.run(&["fork", "cc", "--name", "cf", "what was the word?", "--detach"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "no note: {}", String::from_utf8_lossy(&out.stderr));
+    let first = wait_or(
+        "the fork's first request",
+        || requests(&log_path).into_iter().find(|r| r["index"] == 1),
+        || env.tail("cf"),
+    );
+    let texts: Vec<String> = first["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap_or_default().to_string())
+        .collect();
+    let why = format!("texts: {texts:?}\nscreen:\n{}", env.tail("cf"));
+    let at = |needle: &str| texts.iter().position(|t| t.contains(needle));
+    let asked =
+        at("remember the word PELICAN-7").unwrap_or_else(|| panic!("original prompt: {why}"));
+    let noted = at("Noted: the word is PELICAN-7.").unwrap_or_else(|| panic!("its reply: {why}"));
+    let now = at("what was the word?").unwrap_or_else(|| panic!("the fork's prompt: {why}"));
+    assert!(asked < noted && noted < now, "in order: {why}");
+    env.wait_tail("cf", |t| t.contains("The word was PELICAN-7."));
 }

@@ -248,6 +248,105 @@ fn killed_new_becomes_a_listed_agent_or_nothing() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// fork
+
+/// `fork` killed at `point`: the fork is a listed agent with the original's work, or nothing of
+/// it is left; the original's branch, index and files are as they were either way.
+fn fork_case(point: &str) {
+    let env = Env::new();
+    repo_with_files(&env);
+    let ctx = format!("fork killed at {point}");
+    arm(&env, point);
+    env.new_shell("orig");
+    let orig = worktrees_dir(&env).join("orig");
+    write(&orig.join("a.txt"), "changed by orig\n");
+    write(&orig.join("new.txt"), "untracked\n");
+    let before = (
+        status(&orig),
+        rev(&orig, "HEAD"),
+        fs::read(env.repo.join(".git/worktrees/orig/index")).ok(),
+    );
+    run_to_crash(&env, &["fork", "orig", "--name", "fk", "--detach"], point);
+    let agents = listed(&env);
+    assert!(agents.iter().any(|a| a == "orig"), "{ctx}: {agents:?}");
+    let after = (
+        status(&orig),
+        rev(&orig, "HEAD"),
+        fs::read(env.repo.join(".git/worktrees/orig/index")).ok(),
+    );
+    assert_eq!(after, before, "{ctx}: the original");
+    if agents.iter().any(|a| a == "fk") {
+        let wt = worktrees_dir(&env).join("fk");
+        assert_eq!(read(&wt.join("a.txt")).as_deref(), Some("changed by orig\n"), "{ctx}");
+        assert_eq!(read(&wt.join("new.txt")).as_deref(), Some("untracked\n"), "{ctx}");
+    }
+    no_orphans(&env, &agents, &[], &ctx);
+    if agents.iter().any(|a| a == "fk") {
+        // Its branch holds the original's work, so `rm --force` keeps it.
+        env.ok(&["rm", "--force", "fk"]);
+        git(&env.repo, &["branch", "-D", "corral/fk"]);
+    }
+    let out = env.ok(&["fork", "orig", "--name", "fk", "--detach"]);
+    assert_eq!(out.trim(), "fk", "{ctx}: the name is free again");
+}
+
+#[test]
+fn killed_fork_becomes_a_listed_agent_or_nothing_and_never_touches_the_original() {
+    for point in [
+        "fork:snapshot",
+        "new:intent#2",
+        "new:branch#2",
+        "new:registered#2",
+        "new:checkout#9",
+        "new:worktree#2",
+        "new:spawned#2",
+        "new:saved#2",
+    ] {
+        fork_case(point);
+    }
+}
+
+/// `compare --pick` killed while it removes the agents not picked: each of them is either still
+/// listed with its branch, or gone with its work under refs/corral/backup/; nothing else is left.
+fn pick_case(point: &str) {
+    let env = Env::new();
+    repo_with_files(&env);
+    let ctx = format!("pick killed at {point}");
+    arm(&env, point);
+    env.ok(&["new", "try", "--agent", "shell", "-n", "3", "--detach"]);
+    for n in ["try-1", "try-2", "try-3"] {
+        write(&worktrees_dir(&env).join(n).join(format!("{n}.txt")), "work\n");
+    }
+    run_to_crash(&env, &["compare", "try-1", "--pick", "try-1"], point);
+    let agents = listed(&env);
+    assert!(!agents.iter().any(|a| a == "try-1"), "{ctx}: the picked one landed: {agents:?}");
+    assert_eq!(read(&env.repo.join("try-1.txt")).as_deref(), Some("work\n"), "{ctx}");
+    no_orphans(&env, &agents, &[], &ctx);
+    let backups = git(&env.repo, &["for-each-ref", "--format=%(refname)", "refs/corral/backup/"]);
+    for n in ["try-2", "try-3"] {
+        let kept = backups
+            .lines()
+            .find(|r| r.starts_with(&format!("refs/corral/backup/{n}/")) && r.ends_with("/agent"));
+        match kept {
+            Some(r) => assert_eq!(
+                show(&env.repo, r, &format!("{n}.txt")).as_deref(),
+                Some("work\n"),
+                "{ctx}"
+            ),
+            None => assert!(agents.iter().any(|a| a == n), "{ctx}: {n} neither listed nor kept"),
+        }
+    }
+}
+
+#[test]
+fn killed_pick_keeps_every_agent_not_picked_listed_or_under_a_backup_ref() {
+    // The picked one is removed first (it landed): the others from the second of each point on.
+    for point in ["rm:snapshot#2", "rm:backup", "rm:intent#2", "rm:removed#3", "rm:saved#2"] {
+        pick_case(point);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // rm
 
 const RM_POINTS: &[&str] =

@@ -120,7 +120,7 @@ fn dashboard_new_dialog_refuses_bad_input_and_creates_nothing() {
     ui.wait_screen("a prompt is required to start 2 agents");
 
     // A name that exists.
-    ui.type_str(&format!("\t\t\t\t{CTRL_U}1\t\t\t\ttaken\r"));
+    ui.type_str(&format!("\t\t\t\t{CTRL_U}1\t\t\t\t\ttaken\r"));
     ui.wait_screen("an agent named 'taken' already exists");
 
     // A base branch that does not exist: the server refuses, the dialog says why.

@@ -195,7 +195,7 @@ fn the_dashboard_shows_a_hosts_agents_types_into_them_and_reconnects_when_the_li
     // Start one there from the new dialog: Where names the host's repository.
     ui.type_str("n");
     ui.wait_screen("Where");
-    ui.type_str("\tshell\tmade\t\t\t");
+    ui.type_str("\tshell\tmade\t\t\t\t");
     ui.type_str(&format!("box:{}\r", remote.repo.display()));
     wait_for("the agent made from the dashboard on the host", || {
         remote.ls_json()["agents"]

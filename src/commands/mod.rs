@@ -6,6 +6,7 @@ mod colors;
 mod doctor;
 mod hosts;
 mod land;
+mod review;
 mod status;
 
 pub use attach::attach;
@@ -46,7 +47,7 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
     }
     match cmd {
         Command::Ui => crate::tui::run(repo).await,
-        Command::New { prompt, profile, name, base, count, size, detach, worktree } => {
+        Command::New { prompt, profile, name, base, count, size, detach, worktree, args } => {
             let root = client::repo_root(repo.as_ref())?;
             // The server runs elsewhere: it needs the path as this directory sees it.
             let worktree = worktree
@@ -72,6 +73,7 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
                     env: client::env_vec(),
                     worktree,
                     colors: asked.as_ref().and_then(|(c, _)| *c),
+                    args,
                 }))
                 .await?;
             let Reply::Created(names) = reply else { bail!("unexpected reply to new: {reply:?}") };
@@ -200,6 +202,23 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
                 _ => MergeMode::Merge,
             };
             land::queue_land(root, names, mode, keep, no_wait).await
+        }
+        Command::Compare { group, no_gate, json, pick, queue, squash, rebase } => {
+            let mode = match (squash, rebase) {
+                (true, _) => MergeMode::Squash,
+                (_, true) => MergeMode::Rebase,
+                _ => MergeMode::Merge,
+            };
+            match pick {
+                Some(name) => review::pick(repo, group, name, mode, queue).await,
+                None => review::compare(repo, group, !no_gate, json).await,
+            }
+        }
+        Command::Review { name, comments, queue } => {
+            review::review(repo, name, comments, queue).await
+        }
+        Command::Fork { name, prompt, new_name, size, detach } => {
+            review::fork(repo, name, new_name, prompt, size, detach).await
         }
         Command::Rm { name, force } => {
             let git_env = client::git_env();

@@ -43,8 +43,18 @@ pub enum Step {
     /// agents whose record was saved and removes everything of the others.
     New { agents: Vec<NewAgentStep> },
     /// `rm`, once the agent's uncommitted work is committed: the worktree and admin dir go, the
-    /// branch too unless `keep_branch`, then the record. Recovery finishes it.
-    Remove { name: String, branch: String, worktree: PathBuf, base: String, keep_branch: bool },
+    /// branch too unless `keep_branch`, then the record. Recovery finishes it. `backed_up`: the
+    /// branch's tip is kept under refs/corral/backup/ (an agent not picked from its group), so
+    /// the branch goes even with commits the base lacks.
+    Remove {
+        name: String,
+        branch: String,
+        worktree: PathBuf,
+        base: String,
+        keep_branch: bool,
+        #[serde(default)]
+        backed_up: bool,
+    },
     /// `merge`: the snapshot of the agent's uncommitted work on its branch, the base's move (with
     /// its own `Checkout` when the base is checked out), then the agent's branch following the
     /// base (squash, rebase). Recovery finishes it when the base moved, else undoes the snapshot.
@@ -241,7 +251,7 @@ pub fn recover(root: &Path, listed: &dyn Fn(&str, &Path) -> bool) -> Result<Reco
                 }
                 Ok(notes)
             }
-            Step::Remove { name, branch, worktree, base, keep_branch } => {
+            Step::Remove { name, branch, worktree, base, keep_branch, backed_up } => {
                 match super::worktree::finish_remove(
                     root,
                     name,
@@ -249,7 +259,13 @@ pub fn recover(root: &Path, listed: &dyn Fn(&str, &Path) -> bool) -> Result<Reco
                     worktree,
                     base,
                     *keep_branch,
-                ) {
+                )
+                .and_then(|notes| {
+                    if *backed_up && super::worktree::branch_exists(root, branch)? {
+                        super::worktree::delete_branch(root, branch)?;
+                    }
+                    Ok(notes)
+                }) {
                     Ok(notes) => {
                         out.forget.push(name.clone());
                         Ok(notes)
@@ -305,6 +321,7 @@ mod tests {
                 worktree: "/w/a".into(),
                 base: "main".into(),
                 keep_branch: false,
+                backed_up: false,
             },
         )
         .unwrap();

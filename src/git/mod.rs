@@ -24,6 +24,7 @@ mod branches;
 mod checkout;
 mod copy;
 mod diff;
+mod fork;
 mod identity;
 pub mod intent;
 #[cfg(test)]
@@ -41,6 +42,7 @@ pub use adopt::{Adoptable, adoptable_worktree};
 pub use branches::local_branches;
 pub use copy::copy_untracked;
 pub use diff::{DiffStat, agent_patch, agent_stat};
+pub use fork::{backup_branch, fork_point};
 pub use identity::{Identity, identity_env};
 pub use intent::{NewAgentStep, Recovered, Step};
 pub use leftovers::{

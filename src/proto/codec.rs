@@ -113,6 +113,7 @@ mod tests {
                 env: vec![("HOME".into(), "/h".into())],
                 worktree: Some("/w/x".into()),
                 colors: Some(crate::term::TermColors::FALLBACK),
+                args: vec!["--model".into(), "a b".into()],
             }),
             Request::List { repo: None },
             Request::Tail { target: target(), lines: 10 },
@@ -196,6 +197,8 @@ mod tests {
                 reason: None,
                 gate_log: Some("/s/g.log".into()),
             }),
+            args: vec!["--model".into(), "x".into()],
+            group: Some("fix".into()),
         }])));
         round_trip(ServerMsg::Reply(Reply::Landing(vec![LandingEntry {
             name: "a".into(),

@@ -17,7 +17,7 @@ use crate::term::screen::ScreenUpdate;
 use crate::term::{Line, Size, TermColors};
 
 /// Bumped whenever a message changes shape.
-pub const PROTOCOL_VERSION: u32 = 9;
+pub const PROTOCOL_VERSION: u32 = 10;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientMsg {
@@ -204,6 +204,42 @@ pub enum Request {
         colour: bool,
         width: u16,
     },
+    /// `corral review NAME --comment ...` and the diff view's comments: one message to the agent
+    /// naming each place and the lines there; typed at once when the agent is idle or asks for
+    /// input, else (or with `queue`) delivered through its queue the next time it is idle.
+    Review {
+        target: Target,
+        comments: Vec<ReviewComment>,
+        queue: bool,
+    },
+    /// `corral compare GROUP`: the agents one `new -n` made, side by side (answered with
+    /// Compare); `group` is the group's name or any member's. With `gate`, `[merge] gate` runs
+    /// in each one's worktree (a few at a time).
+    Compare {
+        repo: PathBuf,
+        group: String,
+        gate: bool,
+    },
+    /// Pick `name` from its group: land it (`merge`, or through the landing queue with `queue`),
+    /// then remove the others, their work kept under refs/corral/backup/.
+    Pick {
+        target: Target,
+        mode: MergeMode,
+        queue: bool,
+        git_env: Vec<(String, String)>,
+    },
+    /// `corral fork NAME`: a new agent from the agent's current state, uncommitted work
+    /// included, continuing its conversation where the profile can (answered with Forked).
+    Fork {
+        target: Target,
+        name: Option<String>,
+        prompt: Option<String>,
+        size: Option<Size>,
+        /// The client's environment, for the new agent.
+        env: Vec<(String, String)>,
+        /// Who the snapshot commit of the uncommitted work is by.
+        git_env: Vec<(String, String)>,
+    },
 }
 
 impl Request {
@@ -219,7 +255,8 @@ impl Request {
             | Request::Status { .. }
             | Request::LandStatus { .. }
             | Request::Diff { .. }
-            | Request::GateLog { .. } => true,
+            | Request::GateLog { .. }
+            | Request::Compare { .. } => true,
             Request::Queue { clear, remove, .. } => !clear && remove.is_none(),
             Request::Gc { remove, .. } => !remove,
             Request::New(_)
@@ -234,7 +271,10 @@ impl Request {
             | Request::Enqueue { .. }
             | Request::Land { .. }
             | Request::LandCancel { .. }
-            | Request::Resolve { .. } => false,
+            | Request::Resolve { .. }
+            | Request::Fork { .. }
+            | Request::Review { .. }
+            | Request::Pick { .. } => false,
         }
     }
 
@@ -245,7 +285,8 @@ impl Request {
             Request::List { repo } => repo.as_mut(),
             Request::Gc { repo, .. }
             | Request::Land { repo, .. }
-            | Request::LandStatus { repo } => Some(repo),
+            | Request::LandStatus { repo }
+            | Request::Compare { repo, .. } => Some(repo),
             Request::New(n) => Some(&mut n.repo),
             Request::Tail { target, .. }
             | Request::Follow { target, .. }
@@ -263,7 +304,10 @@ impl Request {
             | Request::LandCancel { target }
             | Request::Resolve { target, .. }
             | Request::Diff { target, .. }
-            | Request::GateLog { target } => Some(&mut target.repo),
+            | Request::GateLog { target }
+            | Request::Fork { target, .. }
+            | Request::Review { target, .. }
+            | Request::Pick { target, .. } => Some(&mut target.repo),
             Request::Ping | Request::KillServer => None,
         }
     }
@@ -293,8 +337,28 @@ impl Request {
             Request::Resolve { .. } => "resolve",
             Request::Diff { .. } => "diff",
             Request::GateLog { .. } => "land",
+            Request::Fork { .. } => "fork",
+            Request::Review { .. } => "review",
+            Request::Compare { .. } | Request::Pick { .. } => "compare",
         }
     }
+}
+
+/// One review comment: where in the agent's work, the lines there, and what the reviewer says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewComment {
+    /// Relative to the worktree's root.
+    pub path: String,
+    /// 1-based, in the agent's version of the file (in the base's, when `old`).
+    pub line: u32,
+    /// The last line, when the comment is on several (a hunk).
+    pub end: Option<u32>,
+    /// The lines are ones the agent removed: numbered as in the base.
+    pub old: bool,
+    /// The lines it refers to as the diff shows them (first character `+`, `-` or a space);
+    /// empty: the server reads them from the worktree.
+    pub excerpt: Vec<String>,
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -323,6 +387,9 @@ pub struct NewAgent {
     /// The default colours of the asking client's terminal, as at attach (so the agent's first
     /// colour query is already answered with them).
     pub colors: Option<TermColors>,
+    /// Arguments appended to the profile's command for these agents (`new ... -- ARGS`), kept
+    /// for `restart`.
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -349,6 +416,35 @@ pub enum Reply {
     Queue(Vec<String>),
     /// The landing queue, in order.
     Landing(Vec<LandingEntry>),
+    /// The agent `fork` made; `note`: what the user should know (its conversation starts
+    /// fresh because the profile cannot fork one).
+    Forked {
+        name: String,
+        note: Option<String>,
+    },
+    /// A group's agents side by side (`compare`).
+    Compare(Vec<CompareEntry>),
+}
+
+/// One agent of a group, as `compare` shows it. Fields may be added, never renamed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompareEntry {
+    pub name: String,
+    pub status: String,
+    pub diff: Option<DiffStat>,
+    /// The paths it changed (committed, uncommitted and untracked).
+    pub files: Vec<String>,
+    /// `[merge] gate` run in its worktree: None when no gate is configured or it was not asked.
+    pub gate: Option<GateRun>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateRun {
+    pub passed: bool,
+    /// `passed`, `failed (exit 1)`, `timed out`, or why it could not run.
+    pub summary: String,
+    /// Its output.
+    pub log: Option<PathBuf>,
 }
 
 /// One entry of a landing queue (`land --status`). Fields may be added, never renamed.
@@ -411,6 +507,10 @@ pub struct AgentInfo {
     pub conflicts: Vec<ConflictInfo>,
     /// Its place in the landing queue; None when it is not queued.
     pub landing: Option<Landing>,
+    /// Arguments appended to the profile's command for this agent (`new ... -- ARGS`).
+    pub args: Vec<String>,
+    /// The agents made by one `new -n N` share a group (the name of the first of them).
+    pub group: Option<String>,
 }
 
 /// Files changed and lines added/removed (committed, uncommitted and untracked work against the

@@ -183,7 +183,7 @@ async fn converse(
             _ => None,
         };
         let (tx, rx) = oneshot::channel();
-        if session.send(SessionMsg::Request(req, tx)).is_err() {
+        if session.send(SessionMsg::Request(Box::new(req), tx)).is_err() {
             return Ok(());
         }
         let Ok(outcome) = rx.await else {

@@ -39,6 +39,12 @@ pub struct AgentRecord {
     /// agent leaves them.
     #[serde(default)]
     pub adopted: bool,
+    /// Arguments appended to the profile's command (`new ... -- ARGS`), at start and restart.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Set on the agents made by one `new -n N` (N > 1): the first one's name (best-of-N).
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -110,6 +116,8 @@ mod tests {
             exit_code: None,
             queue: vec!["later".into()],
             adopted: true,
+            args: vec!["--model".into(), "x".into()],
+            group: Some("fix".into()),
         };
         save_agents(tmp.path(), std::slice::from_ref(&rec)).unwrap();
         assert_eq!(load_agents(tmp.path()).unwrap(), vec![rec]);

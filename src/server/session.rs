@@ -15,10 +15,13 @@ use tracing::{info, warn};
 
 // Landing work (merge, sync, the radar) is session code kept in its own file; as a child module it
 // uses the session's state without widening its visibility.
+mod compare;
+mod fork;
 mod gc;
 #[path = "land.rs"]
 mod land;
 mod queue;
+mod review;
 mod status;
 
 use super::names;
@@ -41,7 +44,7 @@ type Creation = Result<(Vec<(AgentRecord, PaneHandle)>, String), (Vec<AgentRecor
 type Job = Box<dyn FnOnce(&mut Session) + Send>;
 
 pub enum SessionMsg {
-    Request(Request, oneshot::Sender<Outcome>),
+    Request(Box<Request>, oneshot::Sender<Outcome>),
     /// Finish work that ran off the session.
     Run(Job),
 }
@@ -124,7 +127,7 @@ pub fn start(host: Arc<dyn PtyHost>) -> mpsc::UnboundedSender<SessionMsg> {
     tokio::spawn(async move {
         while let Some(msg) = rx.recv().await {
             match msg {
-                SessionMsg::Request(req, reply) => session.request(req, reply),
+                SessionMsg::Request(req, reply) => session.request(*req, reply),
                 SessionMsg::Run(job) => job(&mut session),
             }
             session.land_track_agents();
@@ -161,6 +164,10 @@ struct Prepared {
     adopt: Option<git::Adoptable>,
     /// The agent whose worktree `adopt` may be (`resolve --agent`).
     sharing: Option<String>,
+    /// `fork`: the commit the branch starts at (else `base_commit`), where the untracked files
+    /// to copy are (else the main worktree), the name to start from when none is given, and
+    /// the profile already set to continue the forked agent's conversation.
+    fork: Option<fork::ForkPlan>,
 }
 
 fn env_lookup<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
@@ -240,6 +247,7 @@ fn prepare(req: &NewAgent, owned: &[(String, PathBuf)]) -> Result<Prepared, Stri
         worktree_dir,
         adopt,
         sharing: None,
+        fork: None,
     })
 }
 
@@ -287,6 +295,8 @@ fn build_argv(
     let template =
         if resume && !profile.resume.is_empty() { &profile.resume } else { &profile.command };
     let mut argv: Vec<String> = template.iter().map(|a| expand_one(a, &p)).collect();
+    // The user's own arguments are theirs verbatim: no placeholders expanded in them.
+    argv.extend(rec.args.iter().cloned());
     if profile.hooks
         && let Some(flavor) = argv.first().and_then(|p| crate::status::hooks::flavor_of(p))
         && let Ok(exe) = std::env::current_exe()
@@ -463,6 +473,9 @@ impl Session {
             Request::Restart { target, env } if env.is_empty() => {
                 Request::Restart { target, env: server_env() }
             }
+            Request::Fork { target, name, prompt, size, env, git_env } if env.is_empty() => {
+                Request::Fork { target, name, prompt, size, env: server_env(), git_env }
+            }
             r => r,
         };
         let outcome = match req {
@@ -592,6 +605,22 @@ impl Session {
             Request::LandCancel { target } => self.queue_cancel(&target),
             Request::Resolve { target, git_env, profile, env } => {
                 self.queue_resolve(target, git_env, profile.map(|p| (p, env)), reply);
+                return;
+            }
+            Request::Compare { repo, group, gate } => {
+                self.compare(repo, group, gate, reply);
+                return;
+            }
+            Request::Pick { target, mode, queue, git_env } => {
+                self.pick(target, mode, queue, git_env, reply);
+                return;
+            }
+            Request::Review { target, comments, queue } => {
+                self.review(target, comments, queue, reply);
+                return;
+            }
+            Request::Fork { target, name, prompt, size, env, git_env } => {
+                self.fork(target, fork::ForkAsk { name, prompt, size, env, git_env }, reply);
                 return;
             }
             Request::Gc { repo, remove, force, git_env } => {
@@ -770,7 +799,8 @@ impl Session {
             )));
             return;
         }
-        let base_name = req.name.clone().unwrap_or_else(|| match &prep.adopt {
+        let default_name = prep.fork.as_ref().map(|f| f.name.clone());
+        let base_name = req.name.clone().or(default_name).unwrap_or_else(|| match &prep.adopt {
             // Named after the worktree's directory, as the user named it.
             Some(a) => {
                 let dir = a.path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
@@ -841,6 +871,8 @@ impl Session {
                 exit_code: None,
                 queue: Vec::new(),
                 adopted: prep.adopt.is_some(),
+                args: req.args.clone(),
+                group: (count > 1).then(|| chosen[0].clone()),
             };
             // Reserve the name and the port while the worktree is made.
             self.agents.insert(
@@ -1070,6 +1102,19 @@ impl Session {
         git_env: Vec<(String, String)>,
         reply: oneshot::Sender<Outcome>,
     ) {
+        self.remove_with(target, force, false, git_env, reply);
+    }
+
+    /// `rm`; with `backup`, forced, and the branch's tip kept under refs/corral/backup/ before
+    /// the branch goes too (an agent not picked from its group).
+    fn remove_with(
+        &mut self,
+        target: Target,
+        force: bool,
+        backup: bool,
+        git_env: Vec<(String, String)>,
+        reply: oneshot::Sender<Outcome>,
+    ) {
         let key = (target.repo.clone(), target.name.clone());
         let (rec, pane) = match self.ready(&target) {
             Err(e) => {
@@ -1093,9 +1138,11 @@ impl Session {
         tokio::spawn(async move {
             // Check first, so a refused `rm` leaves the agent running.
             let check_rec = rec.clone();
-            let verdict = tokio::task::spawn_blocking(move || removal_check(&check_rec, force))
-                .await
-                .unwrap_or_else(|e| Err(format!("removal check failed: {e}")));
+            let verdict = tokio::task::spawn_blocking(move || {
+                removal_check(&check_rec, force || backup).map(|v| RemovalPlan { backup, ..v })
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("removal check failed: {e}")));
             let verdict = match verdict {
                 Ok(v) => v,
                 Err(e) => {
@@ -1181,6 +1228,9 @@ impl Session {
 struct RemovalPlan {
     merged: bool,
     dirty: bool,
+    /// Keep the branch's tip under refs/corral/backup/, then delete the branch (an agent not
+    /// picked from its group).
+    backup: bool,
 }
 
 fn removal_check(rec: &AgentRecord, force: bool) -> Result<RemovalPlan, String> {
@@ -1214,7 +1264,7 @@ fn removal_check(rec: &AgentRecord, force: bool) -> Result<RemovalPlan, String> 
             ));
         }
     }
-    Ok(RemovalPlan { merged, dirty: !dirty.is_empty() })
+    Ok(RemovalPlan { merged, dirty: !dirty.is_empty(), backup: false })
 }
 
 /// Remove the worktree; delete the branch only when everything on it is already on the base.
@@ -1237,6 +1287,14 @@ fn remove_worktree_and_branch(
         }
     }
     crate::failpoint::hit("rm:snapshot");
+    let mut backed_up = None;
+    if plan.backup && git::branch_exists(&rec.repo, &rec.branch).map_err(|e| e.to_string())? {
+        let prefix = git::backup_branch(&rec.repo, &rec.name, &rec.branch, &rec.base)
+            .map_err(|e| e.to_string())?;
+        crate::failpoint::hit("rm:backup");
+        keep_branch = false;
+        backed_up = Some(prefix);
+    }
     let intent = git::intent::record(
         common,
         git::Step::Remove {
@@ -1245,14 +1303,26 @@ fn remove_worktree_and_branch(
             worktree: rec.worktree.clone(),
             base: rec.base.clone(),
             keep_branch,
+            backed_up: backed_up.is_some(),
         },
     )
     .map_err(|e| e.to_string())?;
     crate::failpoint::hit("rm:intent");
     git::finish_remove(&rec.repo, &rec.name, &rec.branch, &rec.worktree, &rec.base, keep_branch)
         .map_err(|e| e.to_string())?;
-    let note =
-        keep_branch.then(|| format!("removed agent '{}'; kept branch {}", rec.name, rec.branch));
+    if backed_up.is_some()
+        && git::branch_exists(&rec.repo, &rec.branch).map_err(|e| e.to_string())?
+    {
+        git::delete_branch(&rec.repo, &rec.branch).map_err(|e| e.to_string())?;
+    }
+    let note = match backed_up {
+        Some(prefix) => {
+            Some(format!("removed agent '{}'; its work is kept under {prefix}/agent", rec.name))
+        }
+        None => {
+            keep_branch.then(|| format!("removed agent '{}'; kept branch {}", rec.name, rec.branch))
+        }
+    };
     Ok((note, intent.id))
 }
 
@@ -1301,7 +1371,7 @@ fn create_all(
             name: r.name.clone(),
             branch: r.branch.clone(),
             worktree: r.worktree.clone(),
-            base_commit: prep.base_commit.clone(),
+            base_commit: prep.start_commit().to_string(),
         })
         .collect();
     let common = &prep.info.common_dir;
@@ -1346,7 +1416,7 @@ fn create_all(
                 name: &rec.name,
                 branch: &rec.branch,
                 path: &rec.worktree,
-                base_commit: &prep.base_commit,
+                base_commit: prep.start_commit(),
             };
             if let Err(e) = git::create_worktree(&spec) {
                 undo(&done, made);
@@ -1354,14 +1424,16 @@ fn create_all(
             }
             made += 1;
             crate::failpoint::hit("new:worktree");
+            let copy_from = prep.fork.as_ref().map_or(&prep.info.root, |f| &f.parent_worktree);
             if let Err(e) =
-                git::copy_untracked(&prep.info.root, &rec.worktree, &prep.config.worktree.copy)
+                git::copy_untracked(copy_from, &rec.worktree, &prep.config.worktree.copy)
             {
                 undo(&done, made);
                 return Err((records, e.to_string()));
             }
         }
-        let argv = build_argv(&prep.profile, &rec, &req.env, false, setup);
+        let profile = prep.fork.as_ref().map_or(&prep.profile, |f| &f.profile);
+        let argv = build_argv(profile, &rec, &req.env, false, setup);
         rec.argv = argv.clone();
         let spawn = SpawnSpec {
             argv,
@@ -1515,6 +1587,8 @@ fn info_of(a: &Agent) -> AgentInfo {
         diff: None,
         conflicts: Vec::new(),
         landing: None,
+        args: a.rec.args.clone(),
+        group: a.rec.group.clone(),
     }
 }
 

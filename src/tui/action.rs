@@ -35,6 +35,8 @@ pub enum Action {
     Land,
     /// The output of the selected agent's landing gate, followed while it runs.
     GateOutput,
+    /// Compare the selected agent's group (the agents one `new -n` started) and pick one.
+    Compare,
     /// The send dialog, set to queue the message until the agent is idle.
     Queue,
     Help,
@@ -57,7 +59,7 @@ pub enum Action {
 
 impl Action {
     /// Every action with its config name, in the order the help overlay lists them.
-    pub const ALL: [Action; 35] = [
+    pub const ALL: [Action; 36] = [
         Action::Up,
         Action::Down,
         Action::Jump(1),
@@ -81,6 +83,7 @@ impl Action {
         Action::Sync,
         Action::Land,
         Action::GateOutput,
+        Action::Compare,
         Action::Queue,
         Action::ScrollUp,
         Action::ScrollDown,
@@ -113,6 +116,7 @@ impl Action {
             Action::Sync => "sync".into(),
             Action::Land => "land".into(),
             Action::GateOutput => "gate-output".into(),
+            Action::Compare => "compare".into(),
             Action::Queue => "queue".into(),
             Action::Help => "help".into(),
             Action::Quit => "quit".into(),
@@ -146,6 +150,7 @@ impl Action {
             Action::Sync => "sync with its base".into(),
             Action::Land => "land via the queue".into(),
             Action::GateOutput => "its gate's output".into(),
+            Action::Compare => "compare its group, pick one".into(),
             Action::Queue => "queue a message".into(),
             Action::Help => "this help".into(),
             Action::Quit => "quit; agents keep going".into(),
@@ -178,6 +183,7 @@ impl Action {
             Action::Sync => "sync".into(),
             Action::Land => "land".into(),
             Action::GateOutput => "gate".into(),
+            Action::Compare => "compare".into(),
             Action::Queue => "queue".into(),
             Action::Help => "help".into(),
             Action::Quit => "quit".into(),

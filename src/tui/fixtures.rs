@@ -52,6 +52,8 @@ pub fn agent(repo: &str, name: &str, status: &str, n: u64) -> AgentInfo {
             Vec::new()
         },
         landing: None,
+        args: Vec::new(),
+        group: None,
     }
 }
 

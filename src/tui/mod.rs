@@ -11,10 +11,12 @@
 
 pub mod action;
 pub mod app;
+pub mod compare;
 #[doc(hidden)]
 pub mod fixtures;
 pub mod input;
 pub mod keymap;
+pub mod review;
 pub mod state;
 pub mod ui;
 pub mod update;

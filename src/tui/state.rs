@@ -125,6 +125,8 @@ pub enum Mode {
     Help,
     /// An agent's changes, full screen.
     Diff(DiffView),
+    /// A group's agents side by side (best-of-N).
+    Compare(Box<super::compare::CompareView>),
     /// The output of an agent's landing gate, full screen, followed while the gate runs.
     Gate(GateView),
 }
@@ -223,6 +225,8 @@ pub struct DiffView {
     /// The patch being computed.
     pub pending: Option<u64>,
     pub error: Option<String>,
+    /// The cursor and the review comments made on the patch.
+    pub review: Box<super::review::Review>,
 }
 
 impl DiffView {
@@ -371,6 +375,7 @@ impl TextField {
 pub enum NewField {
     Prompt,
     Profile,
+    Args,
     Name,
     Base,
     Count,
@@ -379,12 +384,13 @@ pub enum NewField {
 }
 
 impl NewField {
-    pub const ALL: [NewField; 6] = [
+    pub const ALL: [NewField; 7] = [
         NewField::Prompt,
         NewField::Profile,
         NewField::Name,
         NewField::Base,
         NewField::Count,
+        NewField::Args,
         NewField::Where,
     ];
 
@@ -392,6 +398,7 @@ impl NewField {
         match self {
             NewField::Prompt => "Prompt",
             NewField::Profile => "Profile",
+            NewField::Args => "Args",
             NewField::Name => "Name",
             NewField::Base => "Base",
             NewField::Count => "Count",
@@ -404,6 +411,8 @@ impl NewField {
 pub struct NewDialog {
     pub prompt: TextField,
     pub profile: TextField,
+    /// Arguments for the profile's command, split as a shell would.
+    pub args: TextField,
     pub name: TextField,
     pub base: TextField,
     pub count: TextField,
@@ -429,6 +438,7 @@ impl NewDialog {
         NewDialog {
             prompt: TextField::default(),
             profile: TextField::default(),
+            args: TextField::default(),
             name: TextField::default(),
             base: TextField::default(),
             count: TextField::default(),
@@ -443,6 +453,7 @@ impl NewDialog {
         match f {
             NewField::Prompt => &self.prompt,
             NewField::Profile => &self.profile,
+            NewField::Args => &self.args,
             NewField::Name => &self.name,
             NewField::Base => &self.base,
             NewField::Count => &self.count,
@@ -454,6 +465,7 @@ impl NewDialog {
         match f {
             NewField::Prompt => &mut self.prompt,
             NewField::Profile => &mut self.profile,
+            NewField::Args => &mut self.args,
             NewField::Name => &mut self.name,
             NewField::Base => &mut self.base,
             NewField::Count => &mut self.count,
@@ -546,6 +558,11 @@ pub enum Pending {
     Land(AgentKey),
     /// History for scrolling back; `asked` lines were requested.
     Scroll(AgentKey, u32),
+    /// Review comments sent from the diff view.
+    Review(AgentKey),
+    /// The compare view's comparison, and its pick.
+    Compare,
+    Pick(AgentKey),
 }
 
 /// What the dashboard knows of another host.

@@ -137,7 +137,9 @@ pub fn update(st: &mut AppState, msg: Msg) -> Vec<Effect> {
             }
         }
         Msg::Diff(id, result) => {
-            if let Mode::Diff(d) = &mut st.mode
+            if super::compare::on_diff(st, id, &result) {
+                // The compare view's patch.
+            } else if let Mode::Diff(d) = &mut st.mode
                 && d.pending == Some(id)
             {
                 d.pending = None;
@@ -191,7 +193,11 @@ fn on_key(st: &mut AppState, ev: &KeyEvent, now: Instant, fx: &mut Vec<Effect>) 
             st.dirty = true;
         }
         Mode::Dialog(_) => dialog_key(st, ev, spec, fx),
-        Mode::Diff(_) => diff_key(st, ev, spec),
+        Mode::Diff(_) => diff_key(st, ev, spec, fx),
+        Mode::Compare(_) => {
+            let action = spec.and_then(|s| st.keymap.lookup(KeyMode::Normal, s));
+            super::compare::key(st, ev, action, fx);
+        }
         Mode::Gate(_) => gate_key(st, ev, spec),
         Mode::Normal => {
             let Some(spec) = spec else { return };
@@ -329,6 +335,7 @@ fn run_action(st: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
                 offset: 0,
                 pending: Some(id),
                 error: None,
+                review: Default::default(),
             });
             st.dirty = true;
             if let Some(target) = remote {
@@ -374,6 +381,7 @@ fn run_action(st: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
                 request(st, Pending::Sync(k), Request::Sync { target: t, git_env }, fx);
             }
         }
+        Action::Compare => super::compare::open(st, fx),
         Action::Land => {
             if let Some(k) = st.selected.clone() {
                 st.info(format!("queueing {} for landing…", k.1));
@@ -518,11 +526,22 @@ fn diff_page(st: &AppState) -> isize {
     (areas(st).main.height / 2).max(1) as isize
 }
 
-/// The diff view's keys: the list's movement keys scroll it; its own key, cancel-like keys and
-/// quit close it (quit only closes the view: leaving the dashboard from here would surprise).
-fn diff_key(st: &mut AppState, ev: &KeyEvent, spec: Option<KeySpec>) {
+/// The diff view's keys: review keys first (`super::review`); the list's movement keys move the
+/// cursor, the view following it; its own key, cancel-like keys and quit close it (quit only
+/// closes the view: leaving the dashboard from here would surprise).
+fn diff_key(st: &mut AppState, ev: &KeyEvent, spec: Option<KeySpec>, fx: &mut Vec<Effect>) {
     let page = diff_page(st);
     let action = spec.and_then(|s| st.keymap.lookup(KeyMode::Normal, s));
+    if super::review::key(st, ev, action, fx) {
+        return;
+    }
+    let rows = match &st.mode {
+        Mode::Diff(d) => {
+            let height = areas(st).main.height.saturating_sub(2);
+            super::review::layout(height, d.files.len(), false).1
+        }
+        _ => return,
+    };
     let Mode::Diff(d) = &mut st.mode else { return };
     st.dirty = true;
     let delta = match (action, ev.code) {
@@ -538,7 +557,7 @@ fn diff_key(st: &mut AppState, ev: &KeyEvent, spec: Option<KeySpec>) {
         (_, KeyCode::End) => isize::MAX / 2,
         _ => return,
     };
-    scroll_diff(d, delta);
+    super::review::move_cursor(d, delta, rows);
 }
 
 /// What a key does in a full-screen text view (diff, gate output).
@@ -657,7 +676,7 @@ fn open_new(st: &mut AppState) {
 }
 
 /// Line editing in a text field; returns whether the key was used.
-fn edit(f: &mut TextField, ev: &KeyEvent) -> bool {
+pub(super) fn edit(f: &mut TextField, ev: &KeyEvent) -> bool {
     let ctrl = ev.modifiers.contains(KeyModifiers::CONTROL);
     let alt = ev.modifiers.contains(KeyModifiers::ALT);
     match ev.code {
@@ -841,6 +860,8 @@ pub fn validate_new(st: &AppState, d: &NewDialog) -> Result<NewAgent, (NewField,
             format!("no agent profile '{profile}' (profiles: {})", st.profiles.join(", ")),
         ));
     }
+    let args = shell_words::split(d.args.text.trim())
+        .map_err(|e| (NewField::Args, format!("arguments '{}': {e}", d.args.text.trim())))?;
     let name = d.name.text.trim();
     if !name.is_empty() {
         crate::server::names::validate(name).map_err(|e| (NewField::Name, e))?;
@@ -870,6 +891,7 @@ pub fn validate_new(st: &AppState, d: &NewDialog) -> Result<NewAgent, (NewField,
         env: if remote { Vec::new() } else { st.env.clone() },
         worktree: None,
         colors: None,
+        args,
     })
 }
 
@@ -1047,6 +1069,10 @@ fn on_reply(st: &mut AppState, id: u64, result: Result<Reply, String>, fx: &mut 
                 st.error(format!("new agent: {e}"));
             }
         }
+        (Pending::Review(key), result) => super::review::on_reply(st, id, &key, result),
+        (p @ (Pending::Compare | Pending::Pick(_)), result) => {
+            super::compare::on_reply(st, id, p, result, fx)
+        }
         (Pending::Send(key), Ok(_)) => {
             if waiting {
                 st.mode = Mode::Normal;
@@ -1186,10 +1212,13 @@ fn on_mouse(st: &mut AppState, ev: &MouseEvent, fx: &mut Vec<Effect>) {
         st.dirty = true;
     }
     match st.mode {
-        Mode::Dialog(_) | Mode::Help => {}
+        Mode::Dialog(_) | Mode::Help | Mode::Compare(_) => {}
         Mode::Diff(ref mut d) => {
             if let Some(n) = wheel {
                 scroll_diff(d, -n);
+                let height = ar.main.height.saturating_sub(2);
+                let rows = super::review::layout(height, d.files.len(), false).1;
+                super::review::keep_cursor_in_view(d, rows);
                 st.dirty = true;
             }
         }

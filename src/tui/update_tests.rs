@@ -351,6 +351,16 @@ fn new_dialog_fields_and_submit() {
     type_text(&mut st, "fixer");
     press(&mut st, "tab");
     type_text(&mut st, "develop");
+    press(&mut st, "tab");
+    press(&mut st, "tab");
+    assert_eq!(
+        new_dialog(&st).focus,
+        NewField::Args,
+        "last: the fields users know keep their place"
+    );
+    type_text(&mut st, "--model 'big one'");
+    press(&mut st, "backtab");
+    press(&mut st, "backtab");
     press(&mut st, "backtab");
     assert_eq!(new_dialog(&st).focus, NewField::Name);
     let fx = press(&mut st, "enter");
@@ -360,6 +370,7 @@ fn new_dialog_fields_and_submit() {
     assert_eq!(req.profile.as_deref(), Some("aider"));
     assert_eq!(req.name.as_deref(), Some("fixer"));
     assert_eq!(req.base.as_deref(), Some("develop"));
+    assert_eq!(req.args, ["--model", "big one"], "split as a shell would");
     assert_eq!(req.count, 1);
     assert_eq!(req.size, Some(pane_size(&st)));
     assert_eq!(req.env, st.env);
@@ -439,7 +450,7 @@ fn new_dialog_refusals_stay_in_the_dialog_and_send_nothing() {
     // Several agents without a prompt.
     let mut st = demo();
     press(&mut st, "n");
-    for _ in 0..4 {
+    while new_dialog(&st).focus != NewField::Count {
         press(&mut st, "tab");
     }
     press(&mut st, "backspace");
@@ -458,6 +469,7 @@ fn new_dialog_refusals_stay_in_the_dialog_and_send_nothing() {
         (NewField::Base, "two words", "has spaces"),
         (NewField::Where, "nowhere:/srv/app", "no host 'nowhere' in your config"),
         (NewField::Where, "/elsewhere", "leave it empty for this repository, or give HOST:/path"),
+        (NewField::Args, "--model 'open", "arguments '--model 'open'"),
     ] {
         let mut st = demo();
         press(&mut st, "n");
@@ -681,18 +693,26 @@ fn diff_key_computes_the_patch_off_the_loop_then_scrolls_and_closes() {
         Mode::Diff(d) => d.offset,
         m => panic!("{m:?}"),
     };
-    // Movement keys scroll (and send nothing); the view never scrolls past its last line.
+    let cursor = |st: &AppState| match &st.mode {
+        Mode::Diff(d) => d.review.cursor,
+        m => panic!("{m:?}"),
+    };
+    // Movement keys move the cursor (and send nothing); the view follows it and never moves
+    // past the last line.
     assert_eq!(press(&mut st, "j"), vec![]);
-    assert_eq!(offset(&st), 1);
+    assert_eq!((cursor(&st), offset(&st)), (1, 0));
     press(&mut st, "k");
     press(&mut st, "k");
-    assert_eq!(offset(&st), 0);
+    assert_eq!(cursor(&st), 0);
     press(&mut st, "pgdn");
-    assert_eq!(offset(&st), usize::from(areas(&st).main.height / 2));
+    assert_eq!(cursor(&st), usize::from(areas(&st).main.height / 2));
     for _ in 0..5 {
         press(&mut st, "pgdn");
     }
-    assert_eq!(offset(&st), fixtures::PATCH.lines().count() - 1);
+    let last = fixtures::PATCH.lines().count() - 1;
+    assert_eq!(cursor(&st), last);
+    let rows = crate::tui::review::layout(areas(&st).main.height - 2, 3, false).1;
+    assert!(offset(&st) <= last && last < offset(&st) + rows, "the cursor's line in view");
     // q closes the view, not the dashboard.
     assert_eq!(press(&mut st, "q"), vec![]);
     assert_eq!(st.mode, Mode::Normal);
@@ -977,4 +997,174 @@ fn the_new_dialog_offers_and_creates_on_another_hosts_repository() {
     assert_eq!(n.repo, PathBuf::from("box:/srv/app"));
     assert_eq!(n.profile.as_deref(), Some("hostonly"));
     assert!(n.env.is_empty());
+}
+
+fn diff_of_alpha(st: &mut AppState) {
+    let fx = press(st, "d");
+    let [Effect::Diff { id, .. }] = &fx[..] else { panic!("{fx:?}") };
+    update(st, Msg::Diff(*id, Ok(fixtures::PATCH.into())));
+}
+
+fn review_of(st: &AppState) -> &crate::tui::review::Review {
+    match &st.mode {
+        Mode::Diff(d) => &d.review,
+        m => panic!("{m:?}"),
+    }
+}
+
+/// Move the diff view's cursor to the first patch line containing `needle`.
+fn cursor_to(st: &mut AppState, needle: &str) {
+    press(st, "home");
+    for _ in 0..200 {
+        let Mode::Diff(d) = &st.mode else { panic!() };
+        if d.lines[d.review.cursor].contains(needle) {
+            return;
+        }
+        press(st, "j");
+    }
+    panic!("no line with {needle}");
+}
+
+#[test]
+fn diff_view_comments_on_lines_and_hunks_then_sends_them_as_one_review() {
+    let mut st = demo();
+    diff_of_alpha(&mut st);
+    // A file header is no place for a comment: the user is told where to put the cursor.
+    assert_eq!(press(&mut st, "c"), vec![]);
+    assert!(review_of(&st).input.is_none());
+    assert!(st.notice.as_ref().unwrap().text.contains("put the cursor on a line of a hunk"));
+    // A line: c, type, enter.
+    cursor_to(&mut st, "(amount * 99 + 50)");
+    press(&mut st, "c");
+    type_text(&mut st, "use the helper");
+    assert_eq!(press(&mut st, "enter"), vec![], "enter keeps the comment, sends nothing yet");
+    // A hunk, from its header; esc drops a comment being typed.
+    cursor_to(&mut st, "@@ -1,3 +1,4 @@");
+    press(&mut st, "c");
+    type_text(&mut st, "why?");
+    press(&mut st, "enter");
+    cursor_to(&mut st, "rounds_half_up");
+    press(&mut st, "c");
+    type_text(&mut st, "dropped");
+    press(&mut st, "esc");
+    let r = review_of(&st);
+    let made: Vec<_> =
+        r.comments.iter().map(|(_, c)| (c.path.as_str(), c.line, c.end, c.text.as_str())).collect();
+    assert_eq!(
+        made,
+        [("src/pay.rs", 12, None, "use the helper"), ("src/cart.rs", 1, Some(4), "why?")]
+    );
+    // C lists them; x deletes the selected one; esc closes the list.
+    press(&mut st, "C");
+    assert_eq!(review_of(&st).listing, Some(0));
+    press(&mut st, "j");
+    press(&mut st, "x");
+    assert_eq!(review_of(&st).comments.len(), 1);
+    press(&mut st, "esc");
+    assert_eq!(review_of(&st).listing, None);
+    assert!(matches!(st.mode, Mode::Diff(_)), "esc closed the list, not the view");
+    // enter sends them all as one request; the server's note is shown and the comments go.
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(id, Request::Review { target: t, comments, queue })] = &fx[..] else {
+        panic!("{fx:?}")
+    };
+    assert_eq!((t, comments.len(), *queue), (&target("alpha"), 1, false));
+    assert_eq!(comments[0].excerpt, ["+    (amount * 99 + 50) / 100"]);
+    assert_eq!(press(&mut st, "enter"), vec![], "one request at a time");
+    update(
+        &mut st,
+        Msg::Reply(*id, Ok(Reply::Note("queued for agent 'alpha' (1 waiting)".into()))),
+    );
+    assert!(review_of(&st).comments.is_empty());
+    assert_eq!(st.notice.as_ref().unwrap().text, "queued for agent 'alpha' (1 waiting)");
+}
+
+#[test]
+fn a_refused_review_keeps_its_comments() {
+    let mut st = demo();
+    diff_of_alpha(&mut st);
+    cursor_to(&mut st, "+use crate::pay::refund;");
+    press(&mut st, "c");
+    type_text(&mut st, "x");
+    press(&mut st, "enter");
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(id, _)] = &fx[..] else { panic!("{fx:?}") };
+    update(&mut st, Msg::Reply(*id, Err("agent 'alpha' is busy".into())));
+    assert_eq!(review_of(&st).comments.len(), 1);
+    assert!(st.notice.as_ref().unwrap().text.contains("the comments are kept"));
+    assert!(review_of(&st).sending.is_none(), "it can be sent again");
+}
+
+fn grouped_demo() -> AppState {
+    let mut st = demo();
+    for a in
+        st.agents.iter_mut().filter(|a| ["alpha", "bravo", "charlie"].contains(&a.name.as_str()))
+    {
+        a.group = Some("alpha".into());
+    }
+    st
+}
+
+fn entries() -> Vec<crate::proto::CompareEntry> {
+    ["alpha", "bravo", "charlie"]
+        .iter()
+        .map(|n| crate::proto::CompareEntry {
+            name: n.to_string(),
+            status: "idle".into(),
+            diff: None,
+            files: vec![format!("{n}.rs")],
+            gate: None,
+        })
+        .collect()
+}
+
+#[test]
+fn compare_view_asks_with_the_gate_shows_the_selected_diff_and_picks_after_confirming() {
+    // Not in a group: told why, nothing asked.
+    let mut st = demo();
+    assert_eq!(press(&mut st, "b"), vec![]);
+    assert!(st.notice.as_ref().unwrap().text.contains("was not started with others"));
+
+    let mut st = grouped_demo();
+    let fx = press(&mut st, "b");
+    let [Effect::Request(id, Request::Compare { group, gate, .. })] = &fx[..] else {
+        panic!("{fx:?}")
+    };
+    assert_eq!((group.as_str(), *gate), ("alpha", true));
+    let fx = update(&mut st, Msg::Reply(*id, Ok(Reply::Compare(entries()))));
+    let [Effect::Diff { id: diff, worktree, .. }] = &fx[..] else { panic!("{fx:?}") };
+    assert_eq!(worktree, &st.agent(&key("alpha")).unwrap().worktree);
+    update(&mut st, Msg::Diff(*diff, Ok(fixtures::PATCH.into())));
+    let Mode::Compare(v) = &st.mode else { panic!("{:?}", st.mode) };
+    assert!(v.diff.iter().any(|l| l.contains("Round half up")));
+    // Another selection, another diff.
+    let fx = press(&mut st, "j");
+    let [Effect::Diff { worktree, .. }] = &fx[..] else { panic!("{fx:?}") };
+    assert_eq!(worktree, &st.agent(&key("bravo")).unwrap().worktree);
+    // enter asks first; esc takes the question back; enter twice picks.
+    assert_eq!(press(&mut st, "enter"), vec![]);
+    press(&mut st, "esc");
+    assert!(matches!(&st.mode, Mode::Compare(v) if v.confirm.is_none()));
+    press(&mut st, "enter");
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(pick, Request::Pick { target: t, queue, .. })] = &fx[..] else {
+        panic!("{fx:?}")
+    };
+    assert_eq!((t, *queue), (&target("bravo"), false));
+    let fx = update(&mut st, Msg::Reply(*pick, Ok(Reply::Note("landed agent 'bravo'".into()))));
+    assert_eq!(fx, vec![Effect::RefreshList]);
+    assert_eq!(st.mode, Mode::Normal);
+    assert_eq!(st.notice.as_ref().unwrap().text, "landed agent 'bravo'");
+
+    // L then enter: through the landing queue.
+    let mut st = grouped_demo();
+    let fx = press(&mut st, "b");
+    let [Effect::Request(id, _)] = &fx[..] else { panic!() };
+    update(&mut st, Msg::Reply(*id, Ok(Reply::Compare(entries()))));
+    press(&mut st, "L");
+    let fx = press(&mut st, "enter");
+    let [Effect::Request(_, Request::Pick { target: t, queue: true, .. })] = &fx[..] else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(t, &target("alpha"));
 }

@@ -151,6 +151,11 @@ pub fn record_badge(env: &Env, name: &str, drive: impl FnOnce(&Mutex<Seen>)) -> 
             }
         }
         let _stop = StopOnDrop(&stop);
+        // The status before `drive` acts must be on record: on a loaded machine the first `ls`
+        // can otherwise come back after `drive` already changed it.
+        wait_for("the first look at the badge", || {
+            (!seen.lock().unwrap().is_empty()).then_some(())
+        });
         drive(&seen);
     });
     seen.into_inner().unwrap()

@@ -629,6 +629,7 @@ impl Session {
                         env,
                         worktree,
                         colors: None,
+                        args: Vec::new(),
                     };
                     let (done_tx, done_rx) = oneshot::channel();
                     s.new_agents_sharing(req, Some(&key.1), done_tx);
@@ -795,7 +796,7 @@ fn merge_in_progress(worktree: &Path) -> bool {
 }
 
 /// How a gate ended.
-enum GateEnd {
+pub(super) enum GateEnd {
     Passed,
     Failed {
         code: Option<i32>,
@@ -806,7 +807,7 @@ enum GateEnd {
 }
 
 /// Run the gate in `dir` with `env`, its output (stdout and stderr together) in `log`.
-async fn run_gate(
+pub(super) async fn run_gate(
     gate: &[String],
     dir: &Path,
     env: &[(String, String)],

@@ -90,7 +90,7 @@ fn new(st: &AppState, d: &NewDialog, main: Rect, buf: &mut Buffer) -> Option<Pos
     };
     let status_lines =
         status.as_ref().map_or(0, |(t, _)| wrap(t, w.saturating_sub(4)).len().min(4) as u16);
-    let h = 2 + 5 + 1 + status_lines + u16::from(status_lines > 0) + 1;
+    let h = 2 + NewField::ALL.len() as u16 + 1 + status_lines + u16::from(status_lines > 0) + 1;
     let inner = popup(main, w, h, "New agent", buf);
     if inner.width <= LABEL_W + 2 || inner.height == 0 {
         return None;
@@ -112,6 +112,7 @@ fn new(st: &AppState, d: &NewDialog, main: Rect, buf: &mut Buffer) -> Option<Pos
         let placeholder = match f {
             NewField::Prompt => "the agent's first message",
             NewField::Profile => st.default_profile.as_str(),
+            NewField::Args => "appended to the profile's command",
             NewField::Name => "from the prompt",
             NewField::Base => "the main worktree's branch",
             NewField::Count => "1",
@@ -148,7 +149,7 @@ fn new(st: &AppState, d: &NewDialog, main: Rect, buf: &mut Buffer) -> Option<Pos
             }
         }
     }
-    let mut y = inner.y + 6;
+    let mut y = inner.y + NewField::ALL.len() as u16 + 1;
     if let Some((t, style)) = status {
         text_lines(buf, inner, &mut y, &t, style, usize::from(status_lines));
         y += 1;

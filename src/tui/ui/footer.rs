@@ -20,6 +20,22 @@ pub fn hints(st: &AppState) -> Vec<(String, String)> {
     };
     match &st.mode {
         Mode::Help => return vec![("any key".into(), "closes help".into())],
+        Mode::Compare(v) => {
+            let mut v2 = Vec::new();
+            if let (Some(d), Some(u)) = (
+                km.first_key(KeyMode::Normal, Action::Down),
+                km.first_key(KeyMode::Normal, Action::Up),
+            ) {
+                v2.push((format!("{d}/{u}"), "select".to_string()));
+            }
+            let pick = if v.confirm.is_some() { "confirm" } else { "pick" };
+            v2.push(("enter".into(), pick.into()));
+            if let Some(k) = km.first_key(KeyMode::Normal, Action::Land) {
+                v2.push((k.to_string(), "pick via queue".into()));
+            }
+            v2.push(("esc".into(), "close".into()));
+            return v2;
+        }
         Mode::Diff(_) | Mode::Gate(_) => {
             let mut v = Vec::new();
             if let (Some(d), Some(u)) = (
@@ -35,6 +51,10 @@ pub fn hints(st: &AppState) -> Vec<(String, String)> {
             }
             if matches!(st.mode, Mode::Gate(_)) {
                 v.push(("end".into(), "follow".into()));
+            } else {
+                v.push(("c".into(), "comment".into()));
+                v.push(("C".into(), "list".into()));
+                v.push(("enter".into(), "send".into()));
             }
             v.push(("esc".into(), "close".into()));
             return v;

@@ -2,6 +2,7 @@
 //! functions here are also what `update` uses to size agents and to hit-test the mouse, so what is
 //! drawn and what is clicked always agree.
 
+mod compare;
 mod dialog;
 mod diff;
 mod footer;
@@ -193,7 +194,19 @@ pub fn render(st: &AppState, frame: &mut Frame) {
             }
         }
         Mode::Help => help::render(st, ar.main, frame.buffer_mut()),
-        Mode::Diff(d) => diff::render(st, d, ar.main, frame.buffer_mut()),
+        Mode::Compare(v) => {
+            compare::render(v, ar.main, frame.buffer_mut());
+            if let Some(n) = &st.notice {
+                notice(&n.text, n.error, ar.main, frame.buffer_mut());
+            }
+        }
+        Mode::Diff(d) => {
+            diff::render(st, d, ar.main, frame.buffer_mut());
+            // The view covers everything: what its review keys report shows over it.
+            if let Some(n) = &st.notice {
+                notice(&n.text, n.error, ar.main, frame.buffer_mut());
+            }
+        }
         Mode::Gate(g) => gate::render(g, ar.main, frame.buffer_mut()),
         Mode::Focus => {
             if let Some(pos) = pane::focus_cursor(st, ar.pane) {

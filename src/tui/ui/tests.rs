@@ -169,11 +169,105 @@ fn diff_view(a: Rect, offset: usize) -> AppState {
         offset: 0,
         pending: None,
         error: None,
+        review: Default::default(),
     };
     d.set_patch(fixtures::PATCH);
     d.offset = offset;
     st.mode = Mode::Diff(d);
     st
+}
+
+/// The diff view with two comments made, the cursor on a third line and a comment being typed
+/// there; with `listing`, the list of comments open over it instead.
+fn diff_with_comments(a: Rect, listing: bool) -> AppState {
+    let mut st = diff_view(a, 0);
+    let Mode::Diff(d) = &mut st.mode else { unreachable!() };
+    let at = |d: &DiffView, needle: &str| d.lines.iter().position(|l| l.contains(needle)).unwrap();
+    for (needle, text) in [
+        ("(amount * 99 + 50)", "Use the bank's rounding helper instead of inlining it."),
+        ("@@ -1,3 +1,4 @@", "Why does the cart need refund?"),
+    ] {
+        let line = at(d, needle);
+        let mut c = crate::review::locate(&d.lines, line).unwrap().comment();
+        c.text = text.into();
+        d.review.comments.push((line, c));
+    }
+    let rows = crate::tui::review::layout(a.height - 3, d.files.len(), !listing).1;
+    d.review.cursor = at(d, "pub struct Cart");
+    crate::tui::review::move_cursor(d, 0, rows);
+    if listing {
+        d.review.listing = Some(1);
+    } else {
+        let c = crate::review::locate(&d.lines, d.review.cursor).unwrap().comment();
+        d.review.input = Some((d.review.cursor, c, TextField::new("keep it")));
+    }
+    st
+}
+
+#[test]
+fn diff_view_with_comments_and_their_list() {
+    snap("diff_with_comments", |a| diff_with_comments(a, false));
+    snap("diff_comment_list", |a| diff_with_comments(a, true));
+    let st = diff_with_comments(Rect::new(0, 0, 120, 40), false);
+    let text = draw(&st);
+    assert!(text.contains("comment on src/cart.rs:2 › keep it"), "{text}");
+    assert!(text.contains("· at src/cart.rs:2 · 2 comments"), "{text}");
+    assert_eq!(text.matches('●').count(), 2, "each commented line is marked: {text}");
+}
+
+/// The compare view of a group of three, the second selected (with its diff), a gate set.
+fn compare_view(a: Rect, confirm: Option<bool>) -> AppState {
+    use crate::proto::{CompareEntry, DiffStat, GateRun};
+    let mut st = fixtures::demo(a);
+    let gate =
+        |passed: bool, summary: &str| Some(GateRun { passed, summary: summary.into(), log: None });
+    let entry =
+        |name: &str, status: &str, files: Vec<&str>, ins: u32, del: u32, gate| CompareEntry {
+            name: name.into(),
+            status: status.into(),
+            diff: Some(DiffStat {
+                files: files.len() as u32,
+                insertions: ins,
+                deletions: del,
+                ahead: 1,
+                behind: 0,
+            }),
+            files: files.into_iter().map(str::to_string).collect(),
+            gate,
+        };
+    st.mode = Mode::Compare(Box::new(crate::tui::compare::CompareView {
+        repo: PathBuf::from(REPO),
+        group: "refund-1".into(),
+        entries: vec![
+            entry("refund-1", "idle", vec!["src/pay.rs"], 4, 1, gate(false, "failed (exit 101)")),
+            entry(
+                "refund-2",
+                "idle",
+                vec!["src/pay.rs", "src/cart.rs", "tests/refund.rs"],
+                6,
+                1,
+                gate(true, "passed"),
+            ),
+            entry("refund-3", "working", vec!["src/bank.rs"], 40, 12, gate(false, "timed out")),
+        ],
+        selected: 1,
+        pending: None,
+        diff: fixtures::PATCH.lines().map(|l| l.replace('\t', "    ")).collect(),
+        diff_pending: None,
+        confirm,
+        picking: None,
+        error: None,
+    }));
+    st
+}
+
+#[test]
+fn compare_view_side_by_side() {
+    snap("compare", |a| compare_view(a, None));
+    snap("compare_confirm", |a| compare_view(a, Some(false)));
+    let text = draw(&compare_view(Rect::new(0, 0, 120, 40), None));
+    assert!(text.contains("▶ refund-2"), "{text}");
+    assert!(text.contains("── diff of refund-2"), "{text}");
 }
 
 #[test]
