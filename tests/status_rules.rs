@@ -65,9 +65,10 @@ const CASES: &[(&str, &str, Option<Status>)] = &[
     ("aider", "aider-idle.100x30.txt", Some(Status::Idle)),
     ("aider", "aider-confirm.100x30.txt", Some(Status::NeedsInput)),
     ("aider", "aider-working.100x30.txt", None),
-    ("opencode", "opencode-idle.100x30.txt", Some(Status::Idle)),
-    ("opencode", "opencode-working.100x30.txt", Some(Status::Working)),
-    ("opencode", "opencode-permission.100x30.txt", Some(Status::NeedsInput)),
+    ("opencode", "opencode-1.18.33-idle-fresh.120x40.txt", Some(Status::Idle)),
+    ("opencode", "opencode-1.18.33-working.120x40.txt", Some(Status::Working)),
+    ("opencode", "opencode-1.18.33-permission.120x40.txt", Some(Status::NeedsInput)),
+    ("opencode", "opencode-1.18.33-idle-done.120x40.txt", Some(Status::Idle)),
 ];
 
 #[test]
@@ -178,7 +179,7 @@ fn a_dialog_no_rule_knows_is_needs_input_for_every_profile_with_rules() {
         ("claude", "claude-2.1.332-idle-done.120x40.txt"),
         ("codex", "codex-idle-done.100x30.txt"),
         ("gemini", "gemini-idle.100x30.txt"),
-        ("opencode", "opencode-idle.100x30.txt"),
+        ("opencode", "opencode-1.18.33-idle-done.120x40.txt"),
     ];
     for (profile, fixture) in idle {
         for dialog in &dialogs {

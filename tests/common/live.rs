@@ -227,3 +227,25 @@ pub fn assert_working_through_long_reply(seen: &Seen, log: &[(f64, String, i64)]
     let idle = seen.iter().rfind(|o| o.status == "idle").unwrap();
     assert!(idle.after > end, "{why}");
 }
+
+/// OpenCode's config (opencode.json) for running it offline: one OpenAI-compatible provider, the
+/// mock of chat completions at `port` (tests/fixtures/mock_chat.py), as the model for turns and
+/// titles alike; asking before shell commands and edits, so its permission prompt comes up; no
+/// sharing, no self-update.
+pub fn opencode_config(port: u16) -> String {
+    serde_json::json!({
+        "$schema": "https://opencode.ai/config.json",
+        "model": "mock/m",
+        "small_model": "mock/m",
+        "autoupdate": false,
+        "share": "disabled",
+        "permission": {"bash": "ask", "edit": "ask"},
+        "provider": {"mock": {
+            "npm": "@ai-sdk/openai-compatible",
+            "name": "Mock",
+            "options": {"baseURL": format!("http://127.0.0.1:{port}/v1"), "apiKey": "x"},
+            "models": {"m": {"name": "Mock model"}}
+        }}
+    })
+    .to_string()
+}
