@@ -4,9 +4,9 @@
 //! corral at 100x30 (`examples/capture_screens.rs`), talking to local mocks of their APIs; the
 //! newest Claude Code's (2.1.332, with its version in the file name) at 120x40 from the screens
 //! the status-truth instrument sampled through `corral attach`, and its trust dialog from
-//! `corral tail`. Gemini
-//! CLI, Aider and OpenCode are not installed where corral is tested: their screens were written by
-//! hand from the UI text their documentation shows, and say so by name in the table below.
+//! `corral tail`. OpenCode (1.18.33) and Aider (0.86.2) screens were captured from the real CLIs
+//! in tmux at 120x40 against tests/fixtures/mock_chat.py. Gemini CLI's were written by hand from
+//! the UI text its documentation shows.
 
 #![allow(clippy::unwrap_used)]
 
@@ -62,9 +62,12 @@ const CASES: &[(&str, &str, Option<Status>)] = &[
     ("gemini", "gemini-idle.100x30.txt", Some(Status::Idle)),
     ("gemini", "gemini-working.100x30.txt", Some(Status::Working)),
     ("gemini", "gemini-confirm.100x30.txt", Some(Status::NeedsInput)),
-    ("aider", "aider-idle.100x30.txt", Some(Status::Idle)),
-    ("aider", "aider-confirm.100x30.txt", Some(Status::NeedsInput)),
-    ("aider", "aider-working.100x30.txt", None),
+    ("aider", "aider-0.86.2-idle-fresh.120x40.txt", Some(Status::Idle)),
+    ("aider", "aider-0.86.2-waiting.120x40.txt", Some(Status::Working)),
+    ("aider", "aider-0.86.2-confirm.120x40.txt", Some(Status::NeedsInput)),
+    // Streaming: no rule; the words arriving say working.
+    ("aider", "aider-0.86.2-streaming.120x40.txt", None),
+    ("aider", "aider-0.86.2-idle-done.120x40.txt", Some(Status::Idle)),
     ("opencode", "opencode-1.18.33-idle-fresh.120x40.txt", Some(Status::Idle)),
     ("opencode", "opencode-1.18.33-working.120x40.txt", Some(Status::Working)),
     ("opencode", "opencode-1.18.33-permission.120x40.txt", Some(Status::NeedsInput)),
@@ -144,7 +147,12 @@ fn typing_into_the_input_box_keeps_an_idle_agent_idle() {
             ">   Type your message or @path/to/file",
             ">   fix the login test",
         ),
-        ("aider", "aider-idle.100x30.txt", "> ", "> fix the login test"),
+        (
+            "opencode",
+            "opencode-1.18.33-idle-fresh.120x40.txt",
+            "Ask anything… \"Fix broken tests\"",
+            "fix the login test",
+        ),
     ];
     for (profile, fixture, from, to) in cases {
         let rows: Vec<String> = screen(fixture).iter().map(|r| r.replacen(from, to, 1)).collect();
@@ -158,6 +166,19 @@ fn typing_into_the_input_box_keeps_an_idle_agent_idle() {
             "{fixture}"
         );
     }
+}
+
+#[test]
+fn aider_prompt_with_text_after_it_is_left_to_activity() {
+    // Aider leaves "> the prompt" on its last line when it has taken it, until its spinner shows
+    // half a second later: no rule calls that idle (the output of taking it reads working).
+    let rows: Vec<String> = screen("aider-0.86.2-waiting.120x40.txt")
+        .into_iter()
+        .filter(|r| !r.contains("Waiting for"))
+        .chain(std::iter::once(String::new()))
+        .collect();
+    assert!(rows.iter().any(|r| r == "> create hello.txt"));
+    assert_eq!(rules("aider").evaluate(&rows).decided, None);
 }
 
 #[test]

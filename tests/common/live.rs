@@ -10,7 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::{Env, wait_for};
 
 /// The agent CLI `name`: in CORRAL_TEST_AGENTS_BIN (a directory), on PATH, or in node_modules/.bin
-/// of the repository or of .ci/agents (where scripts/setup.sh installs the pinned versions).
+/// of the repository or of .ci/agents (where scripts/setup.sh installs the pinned versions), or
+/// .ci/aider/bin (Aider's venv).
 pub fn find_agent_cli(name: &str) -> Option<PathBuf> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut dirs: Vec<PathBuf> = Vec::new();
@@ -22,6 +23,7 @@ pub fn find_agent_cli(name: &str) -> Option<PathBuf> {
     }
     dirs.push(manifest.join("node_modules/.bin"));
     dirs.push(manifest.join(".ci/agents/node_modules/.bin"));
+    dirs.push(manifest.join(".ci/aider/bin"));
     dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
 }
 
@@ -248,4 +250,38 @@ pub fn opencode_config(port: u16) -> String {
         }}
     })
     .to_string()
+}
+
+/// The arguments that run Aider offline against the mock of chat completions at `port`: the
+/// model named as an OpenAI one (so the OpenAI base URL applies), no update check, release notes,
+/// analytics question, .gitignore question or unknown-model warning. With [`aider_home`].
+pub fn aider_args(port: u16) -> Vec<String> {
+    [
+        "--model",
+        "openai/m",
+        "--openai-api-base",
+        &format!("http://127.0.0.1:{port}/v1"),
+        "--openai-api-key",
+        "x",
+        "--no-check-update",
+        "--no-show-release-notes",
+        "--no-analytics",
+        "--no-gitignore",
+        "--no-show-model-warnings",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Aider fetches a table of models from GitHub at start unless its cache of it is fresh and has
+/// something in it: a cache naming the mock's model, in `home`, keeps it off the network.
+pub fn aider_home(home: &Path) {
+    let caches = home.join(".aider/caches");
+    std::fs::create_dir_all(&caches).unwrap();
+    let table = serde_json::json!({"openai/m": {
+        "max_input_tokens": 128000, "max_output_tokens": 4096,
+        "litellm_provider": "openai", "mode": "chat"
+    }});
+    std::fs::write(caches.join("model_prices_and_context_window.json"), table.to_string()).unwrap();
 }
