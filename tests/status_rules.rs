@@ -147,6 +147,7 @@ fn typing_into_the_input_box_keeps_an_idle_agent_idle() {
             ">   Type your message or @path/to/file",
             ">   fix the login test",
         ),
+        ("aider", "aider-0.86.2-idle-fresh.120x40.txt", ">", "> fix the login test"),
         (
             "opencode",
             "opencode-1.18.33-idle-fresh.120x40.txt",
@@ -169,16 +170,23 @@ fn typing_into_the_input_box_keeps_an_idle_agent_idle() {
 }
 
 #[test]
-fn aider_prompt_with_text_after_it_is_left_to_activity() {
-    // Aider leaves "> the prompt" on its last line when it has taken it, until its spinner shows
-    // half a second later: no rule calls that idle (the output of taking it reads working).
+fn aider_prompt_with_text_after_it_is_idle_only_once_the_words_settle() {
+    // Aider leaves "> the prompt" on its last line when it has taken it, until its spinner shows,
+    // and again for a moment between the spinner and the answer: idle, but only once the words
+    // have been still a while (an idle agent being typed into stays idle meanwhile).
     let rows: Vec<String> = screen("aider-0.86.2-waiting.120x40.txt")
         .into_iter()
         .filter(|r| !r.contains("Waiting for"))
         .chain(std::iter::once(String::new()))
         .collect();
     assert!(rows.iter().any(|r| r == "> create hello.txt"));
-    assert_eq!(rules("aider").evaluate(&rows).decided, None);
+    let eval = rules("aider").evaluate(&rows);
+    assert_eq!(eval.decided, Some((Status::Idle, "prompt with text".to_string())));
+    assert!(!eval.settle.is_zero());
+    // The empty prompt is idle at once.
+    let eval = rules("aider").evaluate(&screen("aider-0.86.2-idle-done.120x40.txt"));
+    assert_eq!(eval.decided, Some((Status::Idle, "prompt".to_string())));
+    assert!(eval.settle.is_zero());
 }
 
 #[test]
