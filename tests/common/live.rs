@@ -153,6 +153,11 @@ pub fn record_badge(env: &Env, name: &str, drive: impl FnOnce(&Mutex<Seen>)) -> 
             }
         }
         let _stop = StopOnDrop(&stop);
+        // The badge as it was before `drive` acts is part of the record: on a busy machine the
+        // recorder's first `ls` could otherwise come after the first prompt took effect.
+        wait_for("the recorder's first look at the badge", || {
+            (!seen.lock().unwrap().is_empty()).then_some(())
+        });
         drive(&seen);
     });
     seen.into_inner().unwrap()
