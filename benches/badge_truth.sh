@@ -5,7 +5,8 @@
 # baseline scored on tmux's screens of the same scenarios.
 #
 #   benches/badge_truth.sh            # default scenarios x RUNS (3), pinned Claude Code, on corral
-#                                     # and tmux; then the newest Claude Code; then our harder ones
+#                                     # and tmux; then the newest Claude Code; then our harder ones;
+#                                     # then OpenCode and Aider (set "chat")
 #   RUNS=1 SETS=default benches/badge_truth.sh
 #
 # The pinned CLIs come from .ci/agents and the newest from .ci/agents-latest (scripts/setup.sh).
@@ -14,12 +15,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TRUTH=${TRUTH:-benches/truth}
 RUNS=${RUNS:-3}
-SETS=${SETS:-"default newest harder"}
+SETS=${SETS:-"default newest harder chat"}
 OUT=${OUT:-$(mktemp -d /tmp/corral-badge-truth.XXXXXX)}
 mkdir -p "$OUT"
 cargo build --release --quiet --bin corral
 LATEST=$PWD/.ci/agents-latest/node_modules/.bin
-HARDER=$(ls "$PWD"/benches/status-truth/*.json | paste -sd, -)
+HARDER=$(ls "$PWD"/benches/status-truth/{claude,codex}_*.json | paste -sd, -)
+# OpenCode and Aider: a reply, an approval, two turns each; scored on corral only (no other tool's
+# detector is re-implemented for them). Their pinned CLIs: .ci/agents (OpenCode), .ci/aider (Aider).
+CHAT=$(ls "$PWD"/benches/status-truth/{opencode,aider}_*.json | paste -sd, -)
 run() { # name, then env assignments and run_all.py arguments
   local name=$1; shift
   env "$@" --out "$OUT/$name" > "$OUT/$name.log" 2>&1 || echo "($name: a run reported a problem, see $OUT/$name.log)"
@@ -40,6 +44,10 @@ for set in $SETS; do
       run "harder-pinned" python3 "$TRUTH/run_all.py" --hosts tmux,corral --scenarios "$HARDER"
       run "harder-newest" HARNESS_CLAUDE="$LATEST/claude" HARNESS_CODEX="$LATEST/codex" \
         python3 "$TRUTH/run_all.py" --hosts tmux,corral --scenarios "$HARDER" ;;
+    chat)
+      for i in $(seq "$RUNS"); do
+        run "chat-$i" python3 "$TRUTH/run_all.py" --hosts corral --scenarios "$CHAT"
+      done ;;
   esac
 done
 echo "tables: $OUT/*/report.txt"

@@ -38,12 +38,13 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 agents="$root/.ci/agents"
 if "$agents/node_modules/.bin/claude" --version 2>/dev/null | grep -q '^2\.1\.330 ' \
   && "$agents/node_modules/.bin/codex" --version 2>/dev/null | grep -q ' 0\.169\.0$' \
-  && "$agents/node_modules/.bin/gemini" --version 2>/dev/null | grep -q '^0\.61\.0$'; then
+  && "$agents/node_modules/.bin/gemini" --version 2>/dev/null | grep -q '^0\.61\.0$' \
+  && "$agents/node_modules/.bin/opencode" --version 2>/dev/null | grep -q '^1\.18\.33$'; then
   :
 elif command -v npm >/dev/null 2>&1; then
   mkdir -p "$agents"
   npm install --no-audit --no-fund --silent --prefix "$agents" \
-    @anthropic-ai/claude-code@2.1.330 @openai/codex@0.169.0 @google/gemini-cli@0.61.0 \
+    @anthropic-ai/claude-code@2.1.330 @openai/codex@0.169.0 @google/gemini-cli@0.61.0 opencode-ai@1.18.33 \
     || echo "setup: could not install the agent CLIs; their end-to-end tests will be skipped" >&2
 else
   echo "setup: npm not found; the agent CLIs' end-to-end tests will be skipped" >&2
@@ -56,14 +57,29 @@ if command -v npm >/dev/null 2>&1; then
   want_claude=$(npm view @anthropic-ai/claude-code version 2>/dev/null || true)
   want_codex=$(npm view @openai/codex version 2>/dev/null || true)
   want_gemini=$(npm view @google/gemini-cli version 2>/dev/null || true)
-  if [ -n "$want_claude" ] && [ -n "$want_codex" ] && [ -n "$want_gemini" ] \
+  want_opencode=$(npm view opencode-ai version 2>/dev/null || true)
+  if [ -n "$want_claude" ] && [ -n "$want_codex" ] && [ -n "$want_gemini" ] && [ -n "$want_opencode" ] \
     && ! { "$latest/node_modules/.bin/claude" --version 2>/dev/null | grep -q "^$want_claude " \
       && "$latest/node_modules/.bin/codex" --version 2>/dev/null | grep -q " $want_codex\$" \
-      && "$latest/node_modules/.bin/gemini" --version 2>/dev/null | grep -q "^$want_gemini\$"; }; then
+      && "$latest/node_modules/.bin/gemini" --version 2>/dev/null | grep -q "^$want_gemini\$" \
+      && "$latest/node_modules/.bin/opencode" --version 2>/dev/null | grep -q "^$want_opencode\$"; }; then
     mkdir -p "$latest"
     npm install --no-audit --no-fund --silent --prefix "$latest" \
       "@anthropic-ai/claude-code@$want_claude" "@openai/codex@$want_codex" \
-      "@google/gemini-cli@$want_gemini" \
+      "@google/gemini-cli@$want_gemini" "opencode-ai@$want_opencode" \
       || echo "setup: could not install the newest agent CLIs; their status tests will be skipped" >&2
   fi
+fi
+
+# Aider is a Python program: pinned, into its own venv at .ci/aider (tests/aider.rs runs
+# .ci/aider/bin/aider). Its PyPI releases are rare, so there is no "newest" copy beside it.
+aider="$root/.ci/aider"
+if ! "$aider/bin/aider" --version 2>/dev/null | grep -q ' 0\.86\.2$'; then
+  if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv || true
+  fi
+  { python3 -m venv "$aider" && "$aider/bin/pip" install --quiet --disable-pip-version-check aider-chat==0.86.2; } \
+    || echo "setup: could not install Aider; its end-to-end tests will be skipped" >&2
 fi

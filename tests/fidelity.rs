@@ -2,7 +2,7 @@
 //! and their screens must match cell by cell (text, and colours where tmux can tell us them).
 //! tmux is the reference terminal here; where it is the one that is wrong, the case says so.
 //! Each case is skipped (with the reason printed) when a program it needs is not installed.
-//! The agent CLIs (Claude Code, Codex, Gemini CLI) are compared too, offline against the mocks of their APIs,
+//! The agent CLIs (Claude Code, Codex, Gemini CLI, OpenCode, Aider) are compared too, offline against the mocks of their APIs,
 //! as text with volatile parts masked ([`mask_volatile`]), and in colour on the rows with no
 //! volatile part ([`Pair::compare_style_stable`]); they are found like in tests/claude.rs. Each
 //! side runs them with its own copy of their HOME (they write state there), and tmux is set up
@@ -1486,4 +1486,189 @@ fn gemini_cli_welcome_reply_resize_and_approval_match_tmux() {
         mask_volatile,
     );
     p.compare_style_stable("the approved command and the last reply", mask_volatile, 50);
+}
+
+/// An agent CLI that speaks OpenAI chat completions (OpenCode, Aider) under corral and under
+/// tmux (agent and tmux socket named after `case`) at 100x30, in a fresh git repository, each
+/// side with its own HOME and its own mock (tests/fixtures/mock_chat.py, which hands out
+/// `script` in order). `side(home, port)` is the environment and command line for one side,
+/// after it has written what it needs into `home`. None (after saying SKIPPED) when the CLI or a
+/// tool is missing; the guards keep the temporary directory and the mocks alive.
+fn chat_pair(
+    case: &str,
+    cli: &str,
+    script: serde_json::Value,
+    side: impl Fn(&Path, &Path, u16) -> Vec<String>,
+) -> Option<(Pair, tempfile::TempDir, Vec<common::live::Mock>)> {
+    let Some(path) = common::live::find_agent_cli(cli) else {
+        eprintln!(
+            "SKIPPED {case}: no `{cli}` CLI (set CORRAL_TEST_AGENTS_BIN, put it on PATH, or run scripts/setup.sh to install it into .ci)"
+        );
+        return None;
+    };
+    if !need(case, &["tmux", "python3", "git"]) {
+        return None;
+    }
+    let (t, root) = fixture_dir();
+    let dir = root.join("project");
+    std::fs::create_dir_all(&dir).unwrap();
+    init_repo(&dir);
+    std::fs::write(root.join("script.json"), script.to_string()).unwrap();
+    let mut mocks = Vec::new();
+    let mut argv = |name: &str| {
+        let home = root.join(format!("home-{name}"));
+        std::fs::create_dir_all(&home).unwrap();
+        let port = common::live::free_port();
+        mocks.push(common::live::Mock::start(
+            "mock_chat.py",
+            port,
+            &root.join("script.json"),
+            &root.join(format!("mock-{name}.jsonl")),
+        ));
+        // Everything each side keeps (config, sessions, caches) under its own HOME, wherever
+        // the XDG variables of the environment running the tests point.
+        let mut env: Vec<String> = vec![
+            format!("HOME={}", home.display()),
+            format!("XDG_CONFIG_HOME={}", home.join(".config").display()),
+            format!("XDG_DATA_HOME={}", home.join(".local/share").display()),
+            format!("XDG_STATE_HOME={}", home.join(".local/state").display()),
+            format!("XDG_CACHE_HOME={}", home.join(".cache").display()),
+        ];
+        env.extend(side(&path, &home, port));
+        without_tmux_vars(env)
+    };
+    let ours = argv("corral");
+    let theirs = argv("tmux");
+    let ours: Vec<&str> = ours.iter().map(String::as_str).collect();
+    let theirs: Vec<&str> = theirs.iter().map(String::as_str).collect();
+    let p = Pair::start_each(case, &dir, &ours, &theirs, Size::new(100, 30));
+    Some((p, t, mocks))
+}
+
+/// OpenCode offline as in tests/opencode.rs.
+fn opencode_side(cli: &Path, home: &Path, port: u16) -> Vec<String> {
+    std::fs::create_dir_all(home.join(".config/opencode")).unwrap();
+    std::fs::write(
+        home.join(".config/opencode/opencode.json"),
+        common::live::opencode_config(port),
+    )
+    .unwrap();
+    vec![
+        "OPENCODE_DISABLE_MODELS_FETCH=1".into(),
+        "OPENCODE_DISABLE_AUTOUPDATE=1".into(),
+        cli.display().to_string(),
+    ]
+}
+
+#[test]
+fn opencode_welcome_reply_resize_and_permission_match_tmux() {
+    let reply =
+        "Hello from the mock: this is the reply both terminals must draw alike in OpenCode.";
+    let script = serde_json::json!([
+        {"text": reply},
+        {"text": "I will create the file.", "tool": "bash",
+         "args": {"command": "echo hello > hello.txt", "description": "Create hello.txt"}}
+    ]);
+    let Some((mut p, _t, _mocks)) = chat_pair("opencode-turns", "opencode", script, opencode_side)
+    else {
+        return;
+    };
+    let input = has("ctrl+p commands");
+    p.compare_masked("the welcome screen", &input, mask_volatile);
+    p.compare_style_stable("the welcome screen", mask_volatile, 50);
+    p.type_str("say hello");
+    p.settle("the prompt typed", has("say hello"));
+    p.keys("\r");
+    let replied = |l: &[String]| {
+        l.iter().any(|x| x.contains("Hello from the mock")) && input(l) && !has("esc interrupt")(l)
+    };
+    p.compare_masked("the reply, back at the input", replied, mask_volatile);
+    p.compare_style_stable("the reply, back at the input", mask_volatile, 50);
+    // Narrower mid-session: OpenCode lays the session out again for 70 columns.
+    p.resize(Size::new(70, 24));
+    p.compare_masked(
+        "the reply redrawn at 70x24",
+        |l: &[String]| replied(l) && l.iter().all(|x| x.chars().count() <= 70),
+        mask_volatile,
+    );
+    p.compare_style_stable("the reply redrawn at 70x24", mask_volatile, 50);
+    // The second turn runs a shell command, which the config says to ask about.
+    p.type_str("create hello.txt");
+    p.settle("the second prompt typed", has("create hello.txt"));
+    p.keys("\r");
+    let asked = |l: &[String]| has("Permission required")(l) && has("Allow once")(l);
+    p.compare_masked("the permission prompt", asked, mask_volatile);
+    p.compare_style_stable("the permission prompt", mask_volatile, 50);
+}
+
+/// Aider offline as in tests/aider.rs, in a repository of its own: two Aiders starting in one
+/// repository at once fail on the lock of its .git/config (each writes it at start).
+fn aider_side(cli: &Path, home: &Path, port: u16) -> Vec<String> {
+    common::live::aider_home(home);
+    let dir = home.join("project");
+    std::fs::create_dir_all(&dir).unwrap();
+    init_repo(&dir);
+    ["sh", "-c", "cd \"$0\" && exec \"$@\""]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([dir.display().to_string(), cli.display().to_string()])
+        .chain(common::live::aider_args(port))
+        .collect()
+}
+
+#[test]
+fn aider_welcome_reply_and_question_match_tmux() {
+    let reply = "Hello from the mock: this is the reply both terminals must draw alike in Aider.";
+    let script = serde_json::json!([
+        {"text": reply},
+        {"text": "I will create the file.\n\nhello.txt\n```\nhello from aider\n```\n"}
+    ]);
+    let Some((mut p, _t, _mocks)) = chat_pair("aider-turns", "aider", script, aider_side) else {
+        return;
+    };
+    let prompt =
+        |l: &[String]| l.iter().rev().find(|x| !x.trim().is_empty()).is_some_and(|x| x == ">");
+    p.compare_masked("the welcome and the prompt", prompt, mask_volatile);
+    p.compare_style_stable("the welcome and the prompt", mask_volatile, 20);
+    p.type_str("say hello");
+    p.settle("the prompt typed", has("> say hello"));
+    p.keys("\r");
+    let replied = |l: &[String]| has("Hello from the mock")(l) && prompt(l);
+    p.compare_masked("the reply, back at the prompt", replied, mask_volatile);
+    p.compare_style_stable("the reply, back at the prompt", mask_volatile, 20);
+    // The second reply is a new file in Aider's "whole" edit format: Aider asks first.
+    p.type_str("create hello.txt");
+    p.settle("the second prompt typed", has("> create hello.txt"));
+    p.keys("\r");
+    p.compare_masked("Aider's question", has("Create new file? (Y)es/(N)o [Yes]:"), mask_volatile);
+    p.compare_style_stable("Aider's question", mask_volatile, 20);
+}
+
+#[test]
+#[ignore = "corral keeps one row more than tmux on screen after Aider redraws its prompt on a resize: a finding, not yet fixed"]
+fn aider_reply_resized_matches_tmux() {
+    let reply = "Hello from the mock: this is the reply both terminals must draw alike in Aider.";
+    let Some((mut p, _t, _mocks)) =
+        chat_pair("aider-resize", "aider", serde_json::json!([{ "text": reply }]), aider_side)
+    else {
+        return;
+    };
+    let prompt =
+        |l: &[String]| l.iter().rev().find(|x| !x.trim().is_empty()).is_some_and(|x| x == ">");
+    p.settle("the prompt", prompt);
+    p.type_str("say hello");
+    p.settle("the prompt typed", has("> say hello"));
+    p.keys("\r");
+    let replied = |l: &[String]| has("Hello from the mock")(l) && prompt(l);
+    p.compare_masked("the reply, back at the prompt", replied, mask_volatile);
+    // Narrower: what Aider printed wraps again (the terminal reflows it) and Aider (its
+    // prompt_toolkit input) redraws its prompt. tmux ends with one row more scrolled off the
+    // top than corral (the same at 70x24).
+    p.resize(Size::new(70, 30));
+    p.compare_masked(
+        "the reply at 70x30",
+        |l: &[String]| replied(l) && l.iter().all(|x| x.chars().count() <= 70),
+        mask_volatile,
+    );
+    p.compare_style_stable("the reply at 70x30", mask_volatile, 20);
 }

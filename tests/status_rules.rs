@@ -5,9 +5,8 @@
 //! newest Claude Code's (2.1.332, with its version in the file name) at 120x40 from the screens
 //! the status-truth instrument sampled through `corral attach`, and its trust dialog from
 //! `corral tail`. Gemini CLI's (0.61.0) at 120x40 from `corral tail` of the real CLI against
-//! tests/fixtures/mock_gemini.py. Aider and OpenCode are not installed where corral is tested:
-//! their screens were written by hand from the UI text their documentation shows, and say so by
-//! name in the table below.
+//! tests/fixtures/mock_gemini.py. OpenCode (1.18.33) and Aider (0.86.2) screens were captured from
+//! the real CLIs in tmux at 120x40 against tests/fixtures/mock_chat.py.
 
 #![allow(clippy::unwrap_used)]
 
@@ -69,12 +68,16 @@ const CASES: &[(&str, &str, Option<Status>)] = &[
     ("gemini", "gemini-0.61.0-idle-done.120x40.txt", Some(Status::Idle)),
     ("gemini", "gemini-0.61.0-command-menu.120x40.txt", Some(Status::Idle)),
     // Written from documentation, not captured:
-    ("aider", "aider-idle.100x30.txt", Some(Status::Idle)),
-    ("aider", "aider-confirm.100x30.txt", Some(Status::NeedsInput)),
-    ("aider", "aider-working.100x30.txt", None),
-    ("opencode", "opencode-idle.100x30.txt", Some(Status::Idle)),
-    ("opencode", "opencode-working.100x30.txt", Some(Status::Working)),
-    ("opencode", "opencode-permission.100x30.txt", Some(Status::NeedsInput)),
+    ("aider", "aider-0.86.2-idle-fresh.120x40.txt", Some(Status::Idle)),
+    ("aider", "aider-0.86.2-waiting.120x40.txt", Some(Status::Working)),
+    ("aider", "aider-0.86.2-confirm.120x40.txt", Some(Status::NeedsInput)),
+    // Streaming: no rule; the words arriving say working.
+    ("aider", "aider-0.86.2-streaming.120x40.txt", None),
+    ("aider", "aider-0.86.2-idle-done.120x40.txt", Some(Status::Idle)),
+    ("opencode", "opencode-1.18.33-idle-fresh.120x40.txt", Some(Status::Idle)),
+    ("opencode", "opencode-1.18.33-working.120x40.txt", Some(Status::Working)),
+    ("opencode", "opencode-1.18.33-permission.120x40.txt", Some(Status::NeedsInput)),
+    ("opencode", "opencode-1.18.33-idle-done.120x40.txt", Some(Status::Idle)),
 ];
 
 #[test]
@@ -150,7 +153,13 @@ fn typing_into_the_input_box_keeps_an_idle_agent_idle() {
             ">   Type your message or @path/to/file",
             ">   fix the login test",
         ),
-        ("aider", "aider-idle.100x30.txt", "> ", "> fix the login test"),
+        ("aider", "aider-0.86.2-idle-fresh.120x40.txt", ">", "> fix the login test"),
+        (
+            "opencode",
+            "opencode-1.18.33-idle-fresh.120x40.txt",
+            "Ask anything… \"Fix broken tests\"",
+            "fix the login test",
+        ),
     ];
     for (profile, fixture, from, to) in cases {
         let rows: Vec<String> = screen(fixture).iter().map(|r| r.replacen(from, to, 1)).collect();
@@ -164,6 +173,26 @@ fn typing_into_the_input_box_keeps_an_idle_agent_idle() {
             "{fixture}"
         );
     }
+}
+
+#[test]
+fn aider_prompt_with_text_after_it_is_idle_only_once_the_words_settle() {
+    // Aider leaves "> the prompt" on its last line when it has taken it, until its spinner shows,
+    // and again for a moment between the spinner and the answer: idle, but only once the words
+    // have been still a while (an idle agent being typed into stays idle meanwhile).
+    let rows: Vec<String> = screen("aider-0.86.2-waiting.120x40.txt")
+        .into_iter()
+        .filter(|r| !r.contains("Waiting for"))
+        .chain(std::iter::once(String::new()))
+        .collect();
+    assert!(rows.iter().any(|r| r == "> create hello.txt"));
+    let eval = rules("aider").evaluate(&rows);
+    assert_eq!(eval.decided, Some((Status::Idle, "prompt with text".to_string())));
+    assert!(!eval.settle.is_zero());
+    // The empty prompt is idle at once.
+    let eval = rules("aider").evaluate(&screen("aider-0.86.2-idle-done.120x40.txt"));
+    assert_eq!(eval.decided, Some((Status::Idle, "prompt".to_string())));
+    assert!(eval.settle.is_zero());
 }
 
 #[test]
@@ -185,7 +214,7 @@ fn a_dialog_no_rule_knows_is_needs_input_for_every_profile_with_rules() {
         ("claude", "claude-2.1.332-idle-done.120x40.txt"),
         ("codex", "codex-idle-done.100x30.txt"),
         ("gemini", "gemini-0.61.0-idle-fresh.120x40.txt"),
-        ("opencode", "opencode-idle.100x30.txt"),
+        ("opencode", "opencode-1.18.33-idle-done.120x40.txt"),
     ];
     for (profile, fixture) in idle {
         for dialog in &dialogs {

@@ -10,7 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::{Env, wait_for};
 
 /// The agent CLI `name`: in CORRAL_TEST_AGENTS_BIN (a directory), on PATH, or in node_modules/.bin
-/// of the repository or of .ci/agents (where scripts/setup.sh installs the pinned versions).
+/// of the repository or of .ci/agents (where scripts/setup.sh installs the pinned versions), or
+/// .ci/aider/bin (Aider's venv).
 pub fn find_agent_cli(name: &str) -> Option<PathBuf> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut dirs: Vec<PathBuf> = Vec::new();
@@ -22,6 +23,7 @@ pub fn find_agent_cli(name: &str) -> Option<PathBuf> {
     }
     dirs.push(manifest.join("node_modules/.bin"));
     dirs.push(manifest.join(".ci/agents/node_modules/.bin"));
+    dirs.push(manifest.join(".ci/aider/bin"));
     dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
 }
 
@@ -151,9 +153,9 @@ pub fn record_badge(env: &Env, name: &str, drive: impl FnOnce(&Mutex<Seen>)) -> 
             }
         }
         let _stop = StopOnDrop(&stop);
-        // The status before `drive` acts must be on record: on a loaded machine the first `ls`
-        // can otherwise come back after `drive` already changed it.
-        wait_for("the first look at the badge", || {
+        // The badge as it was before `drive` acts is part of the record: on a busy machine the
+        // recorder's first `ls` could otherwise come after the first prompt took effect.
+        wait_for("the recorder's first look at the badge", || {
             (!seen.lock().unwrap().is_empty()).then_some(())
         });
         drive(&seen);
@@ -231,4 +233,60 @@ pub fn assert_working_through_long_reply(seen: &Seen, log: &[(f64, String, i64)]
     // Idle not before the reply ended: no `ls` that returned before the end saw it.
     let idle = seen.iter().rfind(|o| o.status == "idle").unwrap();
     assert!(idle.after > end, "{why}");
+}
+
+/// OpenCode's config (opencode.json) for running it offline: one OpenAI-compatible provider, the
+/// mock of chat completions at `port` (tests/fixtures/mock_chat.py), as the model for turns and
+/// titles alike; asking before shell commands and edits, so its permission prompt comes up; no
+/// sharing, no self-update.
+pub fn opencode_config(port: u16) -> String {
+    serde_json::json!({
+        "$schema": "https://opencode.ai/config.json",
+        "model": "mock/m",
+        "small_model": "mock/m",
+        "autoupdate": false,
+        "share": "disabled",
+        "permission": {"bash": "ask", "edit": "ask"},
+        "provider": {"mock": {
+            "npm": "@ai-sdk/openai-compatible",
+            "name": "Mock",
+            "options": {"baseURL": format!("http://127.0.0.1:{port}/v1"), "apiKey": "x"},
+            "models": {"m": {"name": "Mock model"}}
+        }}
+    })
+    .to_string()
+}
+
+/// The arguments that run Aider offline against the mock of chat completions at `port`: the
+/// model named as an OpenAI one (so the OpenAI base URL applies), no update check, release notes,
+/// analytics question, .gitignore question or unknown-model warning. With [`aider_home`].
+pub fn aider_args(port: u16) -> Vec<String> {
+    [
+        "--model",
+        "openai/m",
+        "--openai-api-base",
+        &format!("http://127.0.0.1:{port}/v1"),
+        "--openai-api-key",
+        "x",
+        "--no-check-update",
+        "--no-show-release-notes",
+        "--no-analytics",
+        "--no-gitignore",
+        "--no-show-model-warnings",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Aider fetches a table of models from GitHub at start unless its cache of it is fresh and has
+/// something in it: a cache naming the mock's model, in `home`, keeps it off the network.
+pub fn aider_home(home: &Path) {
+    let caches = home.join(".aider/caches");
+    std::fs::create_dir_all(&caches).unwrap();
+    let table = serde_json::json!({"openai/m": {
+        "max_input_tokens": 128000, "max_output_tokens": 4096,
+        "litellm_provider": "openai", "mode": "chat"
+    }});
+    std::fs::write(caches.join("model_prices_and_context_window.json"), table.to_string()).unwrap();
 }
