@@ -7,6 +7,7 @@
 #   benches/badge_truth.sh            # default scenarios x RUNS (3), pinned Claude Code, on corral
 #                                     # and tmux; then the newest Claude Code; then our harder ones
 #   RUNS=1 SETS=default benches/badge_truth.sh
+#   SETS=gemini benches/badge_truth.sh  # Gemini CLI's three scenarios (gemini_*.json) x RUNS
 #
 # The pinned CLIs come from .ci/agents and the newest from .ci/agents-latest (scripts/setup.sh).
 # Prints bar_score's line per run; every table is kept under $OUT.
@@ -14,12 +15,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TRUTH=${TRUTH:-benches/truth}
 RUNS=${RUNS:-3}
-SETS=${SETS:-"default newest harder"}
+SETS=${SETS:-"default newest harder gemini"}
 OUT=${OUT:-$(mktemp -d /tmp/corral-badge-truth.XXXXXX)}
 mkdir -p "$OUT"
 cargo build --release --quiet --bin corral
 LATEST=$PWD/.ci/agents-latest/node_modules/.bin
-HARDER=$(ls "$PWD"/benches/status-truth/*.json | paste -sd, -)
+HARDER=$(ls "$PWD"/benches/status-truth/{claude,codex}_*.json | paste -sd, -)
 run() { # name, then env assignments and run_all.py arguments
   local name=$1; shift
   env "$@" --out "$OUT/$name" > "$OUT/$name.log" 2>&1 || echo "($name: a run reported a problem, see $OUT/$name.log)"
@@ -36,6 +37,17 @@ for set in $SETS; do
         run "newest-$i" HARNESS_CLAUDE="$LATEST/claude" HARNESS_CODEX="$LATEST/codex" \
           python3 "$TRUTH/run_all.py" --hosts tmux,corral
       done ;;
+    gemini)
+      # Gemini CLI: a reply, an approval, two turns (benches/status-truth/gemini_*.json); pinned
+      # and newest are one release at this writing, so the newest is run only when it differs.
+      GEMINI=$(ls "$PWD"/benches/status-truth/gemini_*.json | paste -sd, -)
+      for i in $(seq "$RUNS"); do
+        run "gemini-pinned-$i" python3 "$TRUTH/run_all.py" --hosts tmux,corral --scenarios "$GEMINI"
+      done
+      if [ "$("$LATEST/gemini" --version 2>/dev/null)" != "$(.ci/agents/node_modules/.bin/gemini --version 2>/dev/null)" ]; then
+        run "gemini-newest" HARNESS_GEMINI="$LATEST/gemini" \
+          python3 "$TRUTH/run_all.py" --hosts tmux,corral --scenarios "$GEMINI"
+      fi ;;
     harder)
       run "harder-pinned" python3 "$TRUTH/run_all.py" --hosts tmux,corral --scenarios "$HARDER"
       run "harder-newest" HARNESS_CLAUDE="$LATEST/claude" HARNESS_CODEX="$LATEST/codex" \

@@ -30,7 +30,7 @@ fn gemini_cli_badge_follows_approval_streaming_and_exit_against_the_mock_log() {
 
 /// Gemini CLI offline with a throwaway HOME: the API-key sign-in chosen, folder trust, update
 /// checks and usage statistics off, so it starts straight at its input box.
-pub fn offline_settings(home: &std::path::Path) {
+fn offline_settings(home: &std::path::Path) {
     std::fs::create_dir_all(home.join(".gemini")).unwrap();
     let settings = serde_json::json!({
         "security": {"auth": {"selectedType": "gemini-api-key"}, "folderTrust": {"enabled": false}},
@@ -112,14 +112,22 @@ GOOGLE_GEMINI_BASE_URL = "http://127.0.0.1:{port}"
     eprintln!("{why}");
     // Gemini CLI draws its input box a moment before it submits the prompt it was started with:
     // idle until then is what the screen says, and it must end before the prompt reaches the model.
-    let first_request = log.iter().find(|(_, e, _)| e == "side_request" || e == "request").unwrap().0;
+    let first_request =
+        log.iter().find(|(_, e, _)| e == "side_request" || e == "request").unwrap().0;
     let skip = usize::from(order(&seen)[0] == "idle");
     if skip == 1 {
-        assert!(nth(&seen, 1).sent < first_request + 1.0, "idle long after the prompt was sent: {why}");
+        assert!(
+            nth(&seen, 1).sent < first_request + 1.0,
+            "idle long after the prompt was sent: {why}"
+        );
     }
     // /quit clears the screen and draws the session's statistics before the process ends: the
     // frames in between match no rule and may read working for a poll; the badge ends exited.
-    assert_eq!(order(&seen)[skip..skip + 4], ["working", "needs-input", "working", "idle"], "{why}");
+    assert_eq!(
+        order(&seen)[skip..skip + 4],
+        ["working", "needs-input", "working", "idle"],
+        "{why}"
+    );
     assert_eq!(order(&seen).last(), Some(&"exited"), "{why}");
     let (work, ask, idle) = (nth(&seen, skip), nth(&seen, skip + 1), nth(&seen, skip + 3));
     let asked_from = when(&log, "stream_start", 0).unwrap();
