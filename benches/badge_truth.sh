@@ -8,6 +8,7 @@
 #                                     # and tmux; then the newest Claude Code; then our harder ones;
 #                                     # then OpenCode and Aider (set "chat")
 #   RUNS=1 SETS=default benches/badge_truth.sh
+#   SETS=gemini benches/badge_truth.sh  # Gemini CLI's three scenarios (gemini_*.json) x RUNS
 #
 # The pinned CLIs come from .ci/agents and the newest from .ci/agents-latest (scripts/setup.sh).
 # Prints bar_score's line per run; every table is kept under $OUT.
@@ -15,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TRUTH=${TRUTH:-benches/truth}
 RUNS=${RUNS:-3}
-SETS=${SETS:-"default newest harder chat"}
+SETS=${SETS:-"default newest harder gemini chat"}
 OUT=${OUT:-$(mktemp -d /tmp/corral-badge-truth.XXXXXX)}
 mkdir -p "$OUT"
 cargo build --release --quiet --bin corral
@@ -40,6 +41,17 @@ for set in $SETS; do
         run "newest-$i" HARNESS_CLAUDE="$LATEST/claude" HARNESS_CODEX="$LATEST/codex" \
           python3 "$TRUTH/run_all.py" --hosts tmux,corral
       done ;;
+    gemini)
+      # Gemini CLI: a reply, an approval, two turns (benches/status-truth/gemini_*.json); pinned
+      # and newest are one release at this writing, so the newest is run only when it differs.
+      GEMINI=$(ls "$PWD"/benches/status-truth/gemini_*.json | paste -sd, -)
+      for i in $(seq "$RUNS"); do
+        run "gemini-pinned-$i" python3 "$TRUTH/run_all.py" --hosts tmux,corral --scenarios "$GEMINI"
+      done
+      if [ "$("$LATEST/gemini" --version 2>/dev/null)" != "$(.ci/agents/node_modules/.bin/gemini --version 2>/dev/null)" ]; then
+        run "gemini-newest" HARNESS_GEMINI="$LATEST/gemini" \
+          python3 "$TRUTH/run_all.py" --hosts tmux,corral --scenarios "$GEMINI"
+      fi ;;
     harder)
       run "harder-pinned" python3 "$TRUTH/run_all.py" --hosts tmux,corral --scenarios "$HARDER"
       run "harder-newest" HARNESS_CLAUDE="$LATEST/claude" HARNESS_CODEX="$LATEST/codex" \

@@ -32,7 +32,7 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 cargo fetch --locked
 
-# The agent CLIs the end-to-end status tests run (tests/claude.rs), pinned, into .ci/agents
+# The agent CLIs the end-to-end status tests run (tests/claude.rs, codex.rs, gemini.rs), pinned, into .ci/agents
 # (ignored by git). Without them those tests say they are skipped; a failed install is not fatal.
 root="$(cd "$(dirname "$0")/.." && pwd)"
 agents="$root/.ci/agents"

@@ -30,7 +30,7 @@ fn gemini_cli_badge_follows_approval_streaming_and_exit_against_the_mock_log() {
 
 /// Gemini CLI offline with a throwaway HOME: the API-key sign-in chosen, folder trust, update
 /// checks and usage statistics off, so it starts straight at its input box.
-pub fn offline_settings(home: &std::path::Path) {
+fn offline_settings(home: &std::path::Path) {
     std::fs::create_dir_all(home.join(".gemini")).unwrap();
     let settings = serde_json::json!({
         "security": {"auth": {"selectedType": "gemini-api-key"}, "folderTrust": {"enabled": false}},

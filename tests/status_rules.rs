@@ -67,6 +67,7 @@ const CASES: &[(&str, &str, Option<Status>)] = &[
     ("gemini", "gemini-0.61.0-working.120x40.txt", Some(Status::Working)),
     ("gemini", "gemini-0.61.0-idle-done.120x40.txt", Some(Status::Idle)),
     ("gemini", "gemini-0.61.0-command-menu.120x40.txt", Some(Status::Idle)),
+    ("gemini", "gemini-0.61.0-typing.120x40.txt", Some(Status::Idle)),
     // Written from documentation, not captured:
     ("aider", "aider-0.86.2-idle-fresh.120x40.txt", Some(Status::Idle)),
     ("aider", "aider-0.86.2-waiting.120x40.txt", Some(Status::Working)),
