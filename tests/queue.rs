@@ -361,7 +361,7 @@ fn the_dashboard_lands_an_agent_and_follows_its_gates_output_live() {
     commit_all(&wa, "a's work");
 
     let mut ui = Tty::spawn(&env, &[], Size::new(120, 40));
-    ui.wait_screen("a");
+    ui.wait_screen("▸1 a ");
     // Nothing gated yet: o says so.
     ui.type_str("o");
     ui.wait_screen("a's landing gate has not run");
