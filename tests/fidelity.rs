@@ -985,6 +985,8 @@ fn mask_volatile(line: &str) -> String {
             (r"^(\s*)[·✢✳✶✻✽*⏺●◐◓◑◒⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏•◦]", "$1<spin>"),
             // The verb after the spinner is picked at random ("Churned for 3s", "Crunching…").
             (r"^(\s*<spin> )\p{L}+( for |…)", "$1<verb>$2"),
+            // OpenCode's input placeholder suggests a task picked at random.
+            (r#"(Ask anything… )"[^"]*""#, "$1\"<example>\""),
         ]
         .into_iter()
         .map(|(re, to)| (regex::Regex::new(re).unwrap(), to))
@@ -1003,6 +1005,10 @@ fn mask_volatile_masks_clocks_durations_spinners_and_ids() {
     assert_eq!(mask_volatile("  ✢ Crunching… (1.3s · 250ms)"), "  <spin> <verb>… (<dur> · <dur>)");
     assert_eq!(mask_volatile("session 0b5c9a4e-1234-4abc-8def-0123456789ab"), "session <uuid>");
     assert_eq!(mask_volatile("> say hi"), "> say hi");
+    assert_eq!(
+        mask_volatile(r#"  ┃  Ask anything… "Fix broken tests""#),
+        r#"  ┃  Ask anything… "<example>""#
+    );
 }
 
 /// `claude` run the same way under corral and tmux: a HOME with the same content (onboarding
