@@ -57,6 +57,10 @@ use alacritty_terminal::vte::ansi::{
     StdSyncHandler, TabulationClearMode, cursor_icon::CursorIcon,
 };
 
+#[path = "alac_state.rs"]
+mod state;
+pub use state::{EmulatorState, restore};
+
 use super::cold::{ColdBuilder, ColdStore};
 use super::screen::ScreenUpdate;
 use super::screen::attr;
@@ -168,6 +172,9 @@ pub struct AlacrittyEmulator {
     /// For each screen row, the `rev` at which it last may have changed (alacritty's damage
     /// tracking says which rows a call touched).
     row_rev: Vec<u64>,
+    /// The start of an escape sequence or UTF-8 character the last feed left unfinished, kept so
+    /// the state handed to another process can leave its parser where this one is.
+    tail: Vec<u8>,
 }
 
 impl AlacrittyEmulator {
@@ -205,6 +212,26 @@ impl AlacrittyEmulator {
             },
             rev: 1,
             row_rev: vec![1; usize::from(size.rows)],
+            tail: Vec::new(),
+        }
+    }
+
+    /// Remember the unfinished end of the bytes fed so far (see `tail`). Most feeds end on a
+    /// finished sequence, so this is one backward search in the last bytes of the feed.
+    fn keep_tail(&mut self, bytes: &[u8]) {
+        if self.tail.is_empty() {
+            let n = state::unfinished_len(bytes);
+            if n > 0 {
+                self.tail.extend_from_slice(&bytes[bytes.len() - n..]);
+            }
+            return;
+        }
+        self.tail.extend_from_slice(bytes);
+        let n = state::unfinished_len(&self.tail);
+        if n > state::TAIL_LIMIT {
+            self.tail.clear();
+        } else {
+            self.tail.drain(..self.tail.len() - n);
         }
     }
 
@@ -386,7 +413,12 @@ impl Emulator for AlacrittyEmulator {
         self.drain(&mut fb);
         self.settle();
         self.note_damage();
+        self.keep_tail(bytes);
         fb
+    }
+
+    fn take_state(&mut self) -> EmulatorState {
+        AlacrittyEmulator::take_state(self)
     }
 
     fn set_colors(&mut self, colors: TermColors) -> Feedback {

@@ -6,11 +6,13 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
+
 use super::screen::Line;
 use super::{Cell, Color};
 
 /// Consecutive cells with one style.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct Run {
     cells: u16,
     fg: Color,
@@ -18,7 +20,7 @@ struct Run {
     attrs: u16,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 enum ColdLine {
     /// One char per cell, for lines whose cells carry nothing else (the common case).
     Compact { text: Box<str>, runs: Box<[Run]>, wrapped: bool },
@@ -112,7 +114,7 @@ impl ColdBuilder {
 }
 
 /// The oldest part of the scrollback, bounded: pushing past the bound drops the oldest line.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct ColdStore {
     lines: VecDeque<ColdLine>,
     cap: usize,

@@ -11,7 +11,9 @@ mod cold;
 pub mod colors;
 pub mod screen;
 
-pub use alac::AlacrittyEmulator;
+// The examples include this module without the server, which is what restores emulators.
+#[allow(unused_imports)]
+pub use alac::{AlacrittyEmulator, EmulatorState, restore};
 pub use colors::TermColors;
 pub use screen::{Cell, Color, Line, Screen, ScreenUpdate, Size};
 
@@ -106,7 +108,7 @@ pub struct Feedback {
 /// A line of the pane's history with its absolute number: lines are numbered from the first line
 /// the pane ever showed, and the number of a line never changes, even when old lines fall off the
 /// bounded scrollback. `tail -f` uses the numbers to print each line once.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NumberedLine {
     pub number: u64,
     pub line: Line,
@@ -158,6 +160,8 @@ pub trait Emulator: Send {
     /// Lines numbered `>= from` that are settled: lines in the scrollback, and screen lines above the
     /// cursor row. Returns them in order; the caller asks next time from `last.number + 1`.
     fn settled_lines_since(&self, from: u64) -> Vec<NumberedLine>;
+    /// What a new emulator in another process needs to show the same thing (`server --upgrade`).
+    fn take_state(&mut self) -> EmulatorState;
 }
 
 /// Build the emulator corral uses, with the given scrollback bound.

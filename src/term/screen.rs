@@ -409,7 +409,13 @@ pub fn paint(update: &ScreenUpdate, out: &mut Vec<u8>) {
 /// with its spacer cell next to it (deleting characters can separate them, and a cropped row can
 /// cut one off); otherwise it and a spacer without its wide half are drawn as blanks, so every
 /// cell after them stays in its column.
-fn paint_row(line: &Line, cols: usize, out: &mut String) {
+/// The SGR that draws with `cell`'s style, from any previous one.
+pub(crate) fn write_pen(cell: &Cell, out: &mut String) {
+    Pen::of(cell).write_sgr(out);
+}
+
+/// Returns the column the cursor is left at.
+pub(crate) fn paint_row(line: &Line, cols: usize, out: &mut String) -> usize {
     let cells = &line.cells[..line.cells.len().min(cols)];
     let end = line.content_len().min(cells.len());
     let mut pen = Pen::default();
@@ -461,6 +467,7 @@ fn paint_row(line: &Line, cols: usize, out: &mut String) {
     if col < cols {
         out.push_str("\x1b[K");
     }
+    col
 }
 
 /// Cells come from the emulator already sanitized, but an update also arrives over a socket: a
