@@ -272,6 +272,20 @@ pub enum Command {
         /// Leave the terminal's session (used when corral starts the server itself).
         #[arg(long, hide = true)]
         detach: bool,
+        /// Replace the running server by this corral binary (or the one at PATH); every agent
+        /// keeps running, with its screen and scrollback.
+        #[arg(long, value_name = "PATH", num_args = 0..=1, conflicts_with_all = ["foreground", "detach"])]
+        upgrade: Option<Option<std::path::PathBuf>>,
+        /// Print which hand-over state this binary reads (asked by a server about to upgrade).
+        #[arg(long, hide = true)]
+        handover_version: bool,
+        /// Go on from a server that handed over (its state file; set by the old server).
+        #[arg(long, hide = true, requires_all = ["listen_fd", "lock_fd"])]
+        resume: Option<std::path::PathBuf>,
+        #[arg(long, hide = true)]
+        listen_fd: Option<i32>,
+        #[arg(long, hide = true)]
+        lock_fd: Option<i32>,
     },
     /// Stop the server and every agent's process (worktrees and branches stay).
     KillServer,

@@ -415,6 +415,17 @@ impl Client {
         }
     }
 
+    /// Send `req` once: its reply, or None when the connection closed after it was sent
+    /// (`server --upgrade`, whose success closes it).
+    pub async fn request_once(&mut self, req: Request) -> Result<Option<Reply>> {
+        match self.exchange(&req).await {
+            Ok(r) => Ok(Some(r)),
+            Err(Failure::Other(e)) => Err(e),
+            Err(Failure::Lost { sent: true, .. }) => Ok(None),
+            Err(Failure::Lost { error, .. }) => Err(error),
+        }
+    }
+
     async fn exchange(&mut self, req: &Request) -> Result<Reply, Failure> {
         let frame = proto::encode(&ClientMsg::Request(req.clone()))
             .map_err(|e| Failure::Other(anyhow!("cannot send `{}`: {e}", req.verb())))?;

@@ -10,10 +10,26 @@ fn main() {
     let cli = cli::Cli::parse();
     let code = match cli.command {
         // The server builds its own runtime; it must not run inside the client's.
-        Some(cli::Command::Server { foreground: true, detach }) => match server::run(detach) {
-            Ok(()) => 0,
-            Err(e) => report(&e),
-        },
+        Some(cli::Command::Server {
+            foreground,
+            detach,
+            resume,
+            listen_fd,
+            lock_fd,
+            handover_version: false,
+            upgrade: None,
+        }) if foreground || resume.is_some() => {
+            let resume = match (resume, listen_fd, lock_fd) {
+                (Some(state), Some(listen_fd), Some(lock_fd)) => {
+                    Some(server::Resume { state, listen_fd, lock_fd })
+                }
+                _ => None,
+            };
+            match server::run(detach, resume) {
+                Ok(()) => 0,
+                Err(e) => report(&e),
+            }
+        }
         cmd => {
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,

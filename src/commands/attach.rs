@@ -99,8 +99,13 @@ pub async fn attach_asked(
     stdout.flush()?;
     let target = Target { repo, name: name.clone() };
     // A server on another host cannot draw on this terminal: it sends frames.
-    let tty = if c.ssh.is_none() { terminal_device() } else { None };
-    let reply = c.request(Request::Attach { target, size, tty, colors }).await?;
+    let local = c.ssh.is_none();
+    let tty = if local { terminal_device() } else { None };
+    let attach_req = {
+        let (target, tty) = (target.clone(), tty.clone());
+        move |size| Request::Attach { target: target.clone(), size, tty: tty.clone(), colors }
+    };
+    let reply = c.request(attach_req(size)).await?;
     if reply != Reply::Attached {
         bail!("unexpected reply to attach: {reply:?}");
     }
@@ -115,17 +120,10 @@ pub async fn attach_asked(
     let crate::client::Client { rd, wr, ssh, .. } = c;
     // Keeps the ssh session to another host open while attached.
     let _ssh = ssh;
-    let (to_server, mut rd): (_, Box<dyn tokio::io::AsyncRead + Unpin + Send>) = match (rd, wr) {
+    let (to_server, rd): (_, Box<dyn tokio::io::AsyncRead + Unpin + Send>) = match (rd, wr) {
         (ReadHalf::Unix(rd), WriteHalf::Unix(wr)) => {
-            let stream = rd.reunite(wr).context("cannot reunite the connection to the server")?;
-            let stream =
-                stream.into_std().context("cannot take over the connection to the server")?;
-            let to_server = std::sync::Arc::new(std::sync::Mutex::new(ToServer::Unix(
-                stream.try_clone().context("cannot share the connection to the server")?,
-            )));
-            let rd = tokio::net::UnixStream::from_std(stream)
-                .context("cannot read from the connection to the server")?;
-            (to_server, Box::new(tokio::io::BufReader::new(rd)))
+            let (stream, rd) = split_unix(rd, wr)?;
+            (std::sync::Arc::new(std::sync::Mutex::new(ToServer::Unix(stream))), rd)
         }
         (rd, mut wr) => {
             let (tx, mut frames) = mpsc::unbounded_channel::<Vec<u8>>();
@@ -147,22 +145,13 @@ pub async fn attach_asked(
     let (key_tx, mut keys) = mpsc::unbounded_channel::<KeysEnd>();
     let writer = to_server.clone();
     std::thread::spawn(move || {
-        let end = forward_keys(&writer, detach_byte, &detach_kitty);
+        let end = forward_keys(&writer, detach_byte, &detach_kitty, local);
         let _ = key_tx.send(end);
     });
     let mut winch = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
         .context("cannot watch for terminal resizes")?;
     let mut out = Vec::with_capacity(64 * 1024);
-    let (srv_tx, mut server) = mpsc::channel::<Result<ServerMsg, crate::proto::FrameError>>(16);
-    tokio::spawn(async move {
-        loop {
-            let msg = crate::proto::read_frame::<_, ServerMsg>(&mut rd).await;
-            let end = msg.is_err();
-            if srv_tx.send(msg).await.is_err() || end {
-                break;
-            }
-        }
-    });
+    let mut server = read_frames(rd);
     let exit_note;
     // After the detach key: until the server says it stopped drawing (or a moment passed).
     let mut detaching: Option<tokio::time::Instant> = None;
@@ -174,8 +163,11 @@ pub async fn attach_asked(
                     detaching = Some(tokio::time::Instant::now() + DETACH_WAIT);
                 }
                 Some(KeysEnd::Lost(e)) => {
-                    drop(guard);
-                    bail!("lost the connection to the corral server: {e}");
+                    if !local {
+                        drop(guard);
+                        bail!("lost the connection to the corral server: {e}");
+                    }
+                    // The reading side sees the connection close too, and connects again.
                 }
                 Some(KeysEnd::Closed) | None => {
                     exit_note = None;
@@ -217,6 +209,17 @@ pub async fn attach_asked(
                     break;
                 }
                 Some(Ok(_)) => {}
+                Some(Err(_)) | None if local && detaching.is_none() => {
+                    // The server went away (upgraded, or restarted): attach again to the same
+                    // agent, which draws its whole screen anew.
+                    let Some((stream, rd)) = reattach(&attach_req).await else {
+                        drop(guard);
+                        bail!("lost the connection to the corral server");
+                    };
+                    *to_server.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        ToServer::Unix(stream);
+                    server = read_frames(rd);
+                }
                 Some(Err(e)) => {
                     drop(guard);
                     bail!("lost the connection to the corral server: {e}");
@@ -239,6 +242,58 @@ pub async fn attach_asked(
     Ok(0)
 }
 
+/// Frames from the server, read by a task of this runtime until the connection ends.
+fn read_frames(
+    mut rd: Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+) -> mpsc::Receiver<Result<ServerMsg, crate::proto::FrameError>> {
+    let (srv_tx, server) = mpsc::channel(16);
+    tokio::spawn(async move {
+        loop {
+            let msg = crate::proto::read_frame::<_, ServerMsg>(&mut rd).await;
+            let end = msg.is_err();
+            if srv_tx.send(msg).await.is_err() || end {
+                break;
+            }
+        }
+    });
+    server
+}
+
+type Reader = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
+
+/// This machine's connection as a stream the key thread writes on and a reader for the runtime.
+fn split_unix(
+    rd: tokio::net::unix::OwnedReadHalf,
+    wr: tokio::net::unix::OwnedWriteHalf,
+) -> Result<(UnixStream, Reader)> {
+    let stream = rd.reunite(wr).context("cannot reunite the connection to the server")?;
+    let stream = stream.into_std().context("cannot take over the connection to the server")?;
+    let writer = stream.try_clone().context("cannot share the connection to the server")?;
+    let rd = tokio::net::UnixStream::from_std(stream)
+        .context("cannot read from the connection to the server")?;
+    Ok((writer, Box::new(tokio::io::BufReader::new(rd))))
+}
+
+/// Connect to this machine's server again and attach, for up to `RECONNECT_LIMIT`.
+async fn reattach(
+    request: &impl Fn(Option<crate::term::Size>) -> Request,
+) -> Option<(UnixStream, Reader)> {
+    let deadline = std::time::Instant::now() + super::RECONNECT_LIMIT;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(mut c)) = Client::connect_existing().await
+            && let Ok(Reply::Attached) = c.request(request(super::terminal_size())).await
+        {
+            let crate::client::Client { rd, wr, .. } = c;
+            if let (ReadHalf::Unix(rd), WriteHalf::Unix(wr)) = (rd, wr) {
+                return split_unix(rd, wr).ok();
+            }
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    None
+}
+
 /// How long detaching waits for the server to stop drawing on this terminal before leaving anyway.
 const DETACH_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -254,7 +309,14 @@ enum KeysEnd {
 
 /// Read standard input and send it to the server as it comes, until the detach key, the end of
 /// input or a lost connection.
-fn forward_keys(to_server: &std::sync::Mutex<ToServer>, detach: u8, kitty: &[u8]) -> KeysEnd {
+/// With `outlive` a failed write does not end it (keys typed while the connection is being made
+/// again are lost, the ones after it are sent on the new one).
+fn forward_keys(
+    to_server: &std::sync::Mutex<ToServer>,
+    detach: u8,
+    kitty: &[u8],
+    outlive: bool,
+) -> KeysEnd {
     let mut stdin = std::io::stdin().lock();
     let mut buf = [0u8; 8192];
     loop {
@@ -280,6 +342,7 @@ fn forward_keys(to_server: &std::sync::Mutex<ToServer>, detach: u8, kitty: &[u8]
         match sent {
             Ok(Some(end)) => return end,
             Ok(None) => {}
+            Err(_) if outlive => {}
             Err(e) => return KeysEnd::Lost(e),
         }
     }

@@ -224,9 +224,16 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
             let git_env = client::git_env();
             simple(repo, name, |t| Request::Remove { target: t, force, git_env }).await
         }
-        Command::Server { foreground, detach } => {
+        Command::Server { foreground, detach, upgrade, handover_version, .. } => {
+            if handover_version {
+                println!("{}", crate::server::handover::version_line());
+                return Ok(0);
+            }
+            if let Some(to) = upgrade {
+                return upgrade_server(to).await;
+            }
             if foreground {
-                crate::server::run(detach)?;
+                crate::server::run(detach, None)?;
                 return Ok(0);
             }
             if let Some(c) = Client::connect_existing().await? {
@@ -294,6 +301,10 @@ fn print_lines(lines: &[Line], colour: bool) -> std::io::Result<()> {
     out.flush()
 }
 
+/// How long `tail -f` and `attach` try to connect again after their server went away (a server
+/// being upgraded is back within a second).
+const RECONNECT_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn tail(
     c: &mut Client,
     target: Target,
@@ -309,8 +320,8 @@ async fn tail(
         return Ok(0);
     }
     let lines = if lines == 0 { 10 } else { lines };
-    let Reply::Text(first) = c.request(Request::Follow { target, lines, ansi: colour }).await?
-    else {
+    let follow = |from| Request::Follow { target: target.clone(), lines, ansi: colour, from };
+    let Reply::Text(first) = c.request(follow(None)).await? else {
         bail!("unexpected reply to tail -f");
     };
     let print = |text: &str| -> std::io::Result<()> {
@@ -319,8 +330,41 @@ async fn tail(
         out.flush()
     };
     print(&first)?;
+    // The next line number to print: after the connection closes (the server was upgraded), a
+    // new connection goes on from there, so no line is printed twice or left out.
+    let mut next = None;
+    let mut reconnected;
     loop {
-        match c.recv().await? {
+        let msg = match c.recv().await {
+            Ok(m) => m,
+            Err(e) => {
+                let Some(from) = next else { return Err(e) };
+                reconnected = None;
+                let deadline = std::time::Instant::now() + RECONNECT_LIMIT;
+                while reconnected.is_none() && std::time::Instant::now() < deadline {
+                    if let Ok(Some(mut n)) = Client::connect_existing().await
+                        && let Ok(Reply::Text(text)) = n.request(follow(Some(from))).await
+                    {
+                        print(&text)?;
+                        reconnected = Some(n);
+                    } else {
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    }
+                }
+                match reconnected.take() {
+                    Some(n) => {
+                        *c = n;
+                        continue;
+                    }
+                    None => return Err(e),
+                }
+            }
+        };
+        match msg {
+            ServerMsg::Lines(text, n) => {
+                print(&text)?;
+                next = Some(n);
+            }
             ServerMsg::Text(text) => print(&text)?,
             ServerMsg::Exited(code) => {
                 eprintln!(
@@ -446,6 +490,66 @@ fn print_json(
     serde_json::to_writer_pretty(&mut out, &v).context("cannot write JSON")?;
     writeln!(out)?;
     Ok(())
+}
+
+/// `server --upgrade`: hand the running server's agents to this binary.
+async fn upgrade_server(to: Option<std::path::PathBuf>) -> Result<i32> {
+    let exe = match to {
+        Some(p) => std::path::absolute(&p)
+            .with_context(|| format!("cannot resolve the binary path {}", p.display()))?,
+        None => std::env::current_exe().context("cannot tell where this corral binary is")?,
+    };
+    let Some(mut c) = Client::connect_existing().await? else {
+        // Nothing to hand over: the next command starts this binary's server anyway.
+        println!("no corral server is running; the next command starts this one");
+        return Ok(0);
+    };
+    let before = list_local(&mut c).await?;
+    let started = std::time::Instant::now();
+    // On success the server's program is replaced and this connection closes unanswered; a
+    // refusal is answered with the reason.
+    match c.request_once(Request::Upgrade { exe: exe.clone() }).await? {
+        Some(Reply::Error(e)) => bail!("{e}"),
+        Some(other) => bail!("unexpected reply to server --upgrade: {other:?}"),
+        None => {}
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let after = loop {
+        match Client::connect_existing().await {
+            Ok(Some(mut c)) => {
+                if let Ok(agents) = list_local(&mut c).await {
+                    break agents;
+                }
+            }
+            // Nobody holds the server's lock: it died instead of handing over.
+            Ok(None) => bail!(
+                "the corral server stopped during the upgrade; the next command starts a new one and its agents come back `exited` (`corral restart NAME`)"
+            ),
+            Err(_) => {}
+        }
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "the corral server did not come back after the upgrade; `corral doctor` says more"
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let running = |l: &[AgentInfo]| l.iter().filter(|a| a.pid.is_some()).count();
+    println!(
+        "corral server upgraded to {} in {} ms: {} of {} running agents kept running",
+        exe.display(),
+        started.elapsed().as_millis(),
+        running(&after),
+        running(&before)
+    );
+    Ok(0)
+}
+
+async fn list_local(c: &mut Client) -> Result<Vec<AgentInfo>> {
+    match c.request(Request::List { repo: None }).await? {
+        Reply::Agents(a) => Ok(a),
+        other => bail!("unexpected reply to ls: {other:?}"),
+    }
 }
 
 async fn kill_server() -> Result<i32> {

@@ -117,7 +117,7 @@ mod tests {
             }),
             Request::List { repo: None },
             Request::Tail { target: target(), lines: 10 },
-            Request::Follow { target: target(), lines: 0, ansi: true },
+            Request::Follow { target: target(), lines: 0, ansi: true, from: Some(7) },
             Request::Send { target: target(), text: "echo $PORT".into(), enter: true },
             Request::Attach { target: target(), size: None, tty: None, colors: None },
             Request::Attach {

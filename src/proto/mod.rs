@@ -17,7 +17,7 @@ use crate::term::screen::ScreenUpdate;
 use crate::term::{Line, Size, TermColors};
 
 /// Bumped whenever a message changes shape.
-pub const PROTOCOL_VERSION: u32 = 10;
+pub const PROTOCOL_VERSION: u32 = 11;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientMsg {
@@ -53,6 +53,9 @@ pub enum ServerMsg {
     Notice(crate::status::Notice),
     /// Attached: the answer to Detach. Nothing more is drawn on the client's terminal after it.
     Detached,
+    /// Following: settled lines as text, and the number of the line after them (to go on from,
+    /// after a reconnect, with neither a line twice nor one left out).
+    Lines(String, u64),
 }
 
 /// Which agent a request is about: its repository's main worktree root and its name.
@@ -81,6 +84,9 @@ pub enum Request {
         lines: u32,
         /// Render with SGR colours (else plain text).
         ansi: bool,
+        /// Start at this line number instead of the last `lines` lines (a client going on after
+        /// its connection closed, e.g. across `server --upgrade`).
+        from: Option<u64>,
     },
     Send {
         target: Target,
@@ -113,6 +119,10 @@ pub enum Request {
         git_env: Vec<(String, String)>,
     },
     KillServer,
+    /// Hand every agent to the corral binary at `exe` and become it (`server --upgrade`).
+    Upgrade {
+        exe: PathBuf,
+    },
     /// Land the agent's work on its base branch (SPEC §5).
     Merge {
         target: Target,
@@ -265,6 +275,7 @@ impl Request {
             | Request::Restart { .. }
             | Request::Remove { .. }
             | Request::KillServer
+            | Request::Upgrade { .. }
             | Request::Merge { .. }
             | Request::Sync { .. }
             | Request::Hook { .. }
@@ -308,7 +319,7 @@ impl Request {
             | Request::Fork { target, .. }
             | Request::Review { target, .. }
             | Request::Pick { target, .. } => Some(&mut target.repo),
-            Request::Ping | Request::KillServer => None,
+            Request::Ping | Request::KillServer | Request::Upgrade { .. } => None,
         }
     }
 
@@ -325,6 +336,7 @@ impl Request {
             Request::Restart { .. } => "restart",
             Request::Remove { .. } => "rm",
             Request::KillServer => "kill-server",
+            Request::Upgrade { .. } => "server --upgrade",
             Request::Merge { .. } => "merge",
             Request::Sync { .. } => "sync",
             Request::Hook { .. } => "hook",

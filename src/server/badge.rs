@@ -32,7 +32,7 @@ pub struct Settings {
 }
 
 /// The badge as others see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct View {
     pub status: Status,
     /// Unix seconds.
@@ -81,18 +81,23 @@ fn unix_of(at: Instant) -> u64 {
 }
 
 /// Start the badge of `pane`; `on_change` runs after each transition is published.
+/// `resumed`: the badge a previous server showed for this process (`server --upgrade`).
 pub fn start(
     pane: PaneHandle,
     settings: Arc<Settings>,
     worktree: PathBuf,
     on_change: Box<dyn Fn(Transition, View) + Send>,
+    resumed: Option<View>,
 ) -> BadgeHandle {
     let now = Instant::now();
     let mut engine = Engine::new(now, settings.timing);
     engine.set_has_rules(!settings.rules.is_empty());
+    if let Some(v) = &resumed {
+        engine.resume(now, v.status, v.reason.clone(), v.seq);
+    }
     let (view_tx, view_rx) = watch::channel(View {
         status: engine.status(),
-        since: unix_of(now),
+        since: resumed.as_ref().map_or_else(|| unix_of(now), |v| v.since),
         reason: engine.reason().to_string(),
         seq: 0,
     });

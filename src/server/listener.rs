@@ -206,8 +206,8 @@ async fn converse(
                     return Ok(());
                 }
             }
-            Outcome::Follow(pane, lines, ansi) => {
-                if !follow(inbox, wr, &pane, lines, ansi).await? {
+            Outcome::Follow(pane, lines, ansi, from) => {
+                if !follow(inbox, wr, &pane, lines, ansi, from).await? {
                     return Ok(());
                 }
             }
@@ -422,14 +422,16 @@ async fn follow(
     pane: &PaneHandle,
     lines: u32,
     ansi: bool,
+    from: Option<u64>,
 ) -> Result<bool, FrameError> {
     let mut state = pane.subscribe();
     state.borrow_and_update();
-    let first = pane.settled(0).await.unwrap_or_default();
-    let mut next = first.last().map(|l| l.number + 1).unwrap_or(0);
-    let skip = first.len().saturating_sub(lines as usize);
+    let first = pane.settled(from.unwrap_or(0)).await.unwrap_or_default();
+    let mut next = first.last().map(|l| l.number + 1).unwrap_or(from.unwrap_or(0));
+    let skip = if from.is_some() { 0 } else { first.len().saturating_sub(lines as usize) };
     let initial: Vec<_> = first.into_iter().skip(skip).map(|l| l.line).collect();
     send(wr, &ServerMsg::Reply(Reply::Text(render_text(&initial, ansi)))).await?;
+    send(wr, &ServerMsg::Lines(String::new(), next)).await?;
     loop {
         let exited = state.borrow().exited;
         if exited {
@@ -474,7 +476,7 @@ async fn follow(
                     next = l.number + 1;
                     // Rendered here: text is a tenth of the size of the cells it came from.
                     let rows: Vec<_> = new.into_iter().map(|l| l.line).collect();
-                    send(wr, &ServerMsg::Text(render_text(&rows, ansi))).await?;
+                    send(wr, &ServerMsg::Lines(render_text(&rows, ansi), next)).await?;
                 }
             }
         }

@@ -3,6 +3,7 @@
 //! once, and hands each connection to the listener. No ratatui, no crossterm: clients draw.
 
 pub mod badge;
+pub mod handover;
 pub mod listener;
 pub mod names;
 pub mod pane;
@@ -21,9 +22,19 @@ use tracing::{error, info, warn};
 
 use crate::paths;
 
+/// What a server started by a hand-over (`server --upgrade`) was given by its predecessor.
+pub struct Resume {
+    pub state: std::path::PathBuf,
+    pub listen_fd: i32,
+    pub lock_fd: i32,
+}
+
 /// Run the server in this process until `kill-server` (or SIGTERM/SIGINT). With `detach`, first
 /// leave the caller's session so that closing its terminal or ssh link does not hang us up.
-pub fn run(detach: bool) -> Result<()> {
+pub fn run(detach: bool, resume: Option<Resume>) -> Result<()> {
+    if let Some(r) = resume {
+        return run_resumed(r);
+    }
     if detach {
         // Fails only if we already lead a process group, in which case we are detached enough.
         let _ = rustix::process::setsid();
@@ -50,7 +61,38 @@ pub fn run(detach: bool) -> Result<()> {
     let mut lock = lock;
     let _ = lock.set_len(0);
     let _ = writeln!(lock, "{}", std::process::id());
+    runtime(lock, None, None)
+}
 
+/// Go on from the server this process was before its program was replaced: same lock, same
+/// socket, the same agents.
+fn run_resumed(r: Resume) -> Result<()> {
+    let _log_guard = crate::logging::init_file("server")?;
+    crate::failpoint::arm_from_env();
+    let lock = std::fs::File::from(handover::inherited(r.lock_fd)?);
+    let listener = handover::inherited(r.listen_fd)?;
+    let state = match handover::load(&r.state) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            // The agents' descriptors are open here with nobody reading them: serving without
+            // them is still better than no server (they come back `exited` at the next start).
+            error!("{e}");
+            None
+        }
+    };
+    info!(
+        "server {} took over from the previous binary ({} agents)",
+        std::process::id(),
+        state.as_ref().map_or(0, |s| s.agents.len())
+    );
+    runtime(lock, Some(std::os::unix::net::UnixListener::from(listener)), state)
+}
+
+fn runtime(
+    lock: std::fs::File,
+    listener: Option<std::os::unix::net::UnixListener>,
+    handed: Option<handover::State>,
+) -> Result<()> {
     // libgit2 re-hashes every object it reads (git does not); on a large checkout that is a fifth of
     // the time `new` takes. Objects are still checked when written.
     git2::opts::strict_hash_verification(false);
@@ -60,7 +102,7 @@ pub fn run(detach: bool) -> Result<()> {
         .thread_name("corral-server")
         .build()
         .context("cannot start the server's runtime")?;
-    let result = rt.block_on(serve());
+    let result = rt.block_on(serve(lock, listener, handed));
     // Panes' threads may still be winding down; do not wait for them.
     rt.shutdown_timeout(std::time::Duration::from_millis(500));
     result
@@ -85,24 +127,39 @@ fn take_lock(lock: &std::fs::File, detach: bool) -> bool {
     }
 }
 
-async fn serve() -> Result<()> {
+async fn serve(
+    lock: std::fs::File,
+    inherited: Option<std::os::unix::net::UnixListener>,
+    handed: Option<handover::State>,
+) -> Result<()> {
     let sock = paths::socket_path();
-    // We hold the lock, so a socket file left here belongs to a dead server.
-    match std::fs::remove_file(&sock) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(e)
-                .with_context(|| format!("cannot remove stale socket {}", sock.display()));
+    let listener = match inherited {
+        Some(l) => {
+            l.set_nonblocking(true).context("cannot use the handed-over socket")?;
+            UnixListener::from_std(l).context("cannot use the handed-over socket")?
         }
+        None => {
+            // We hold the lock, so a socket file left here belongs to a dead server.
+            match std::fs::remove_file(&sock) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("cannot remove stale socket {}", sock.display()));
+                }
+            }
+            UnixListener::bind(&sock)
+                .with_context(|| format!("cannot listen on {}", sock.display()))?
+        }
+    };
+    if let Err(e) = handover::keep(&listener, &lock) {
+        warn!("this server will not be able to hand over to a new binary: {e}");
     }
-    let listener = UnixListener::bind(&sock)
-        .with_context(|| format!("cannot listen on {}", sock.display()))?;
     info!("server {} listening on {}", std::process::id(), sock.display());
     // Starting the session finishes or undoes every change a killed server left half done in the
     // repositories it knows (git::intent) before this loop accepts the first connection; clients
     // connecting meanwhile wait in the listen backlog.
-    let session = session::start(Arc::new(pty::RealPty));
+    let session = session::start(Arc::new(pty::RealPty), handed);
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install a SIGTERM handler")?;

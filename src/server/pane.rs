@@ -123,6 +123,9 @@ struct Shared {
     writes: Input,
     /// Clients' terminals the reader thread draws on right after output (locked after `core`).
     sinks: Mutex<Vec<Arc<TtySink>>>,
+    /// Held by the reader around each read and the feed of what it read: whoever holds it knows
+    /// every byte taken from the PTY is in the emulator (a hand-over takes it for good).
+    reading: Mutex<()>,
 }
 
 impl Shared {
@@ -310,6 +313,27 @@ impl PaneHandle {
     pub async fn settled(&self, from: u64) -> Option<Vec<NumberedLine>> {
         Some(self.shared.core().emulator.settled_lines_since(from))
     }
+
+    /// Stop reading the program's output: from when this returns until the guard is dropped, what
+    /// the program writes waits in the PTY (for a hand-over to another server).
+    pub fn stop_reading(&self) -> MutexGuard<'_, ()> {
+        self.shared.reading.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// No input is waiting to be written to the program.
+    pub fn input_written(&self) -> bool {
+        self.shared.writes.queued.load(Ordering::Acquire) == 0
+    }
+
+    /// The emulator's state, for a new server to go on from.
+    pub fn emulator_state(&self) -> crate::term::EmulatorState {
+        self.shared.core().emulator.take_state()
+    }
+
+    /// The PTY's master side (a real PTY only).
+    pub fn master(&self) -> Option<Arc<OwnedFd>> {
+        self.shared.writes.master.clone()
+    }
 }
 
 /// Start `spec` in a new PTY under `host` and the pane threads around it. `on_exit` runs once,
@@ -320,7 +344,17 @@ pub fn spawn_pane(
     emulator: Box<dyn Emulator>,
     on_exit: Box<dyn FnOnce(i32) + Send>,
 ) -> std::io::Result<PaneHandle> {
-    let Spawned { reader, writer, master, control, child, pid } = host.spawn(spec)?;
+    start_pane(host.spawn(spec)?, spec.size, emulator, on_exit)
+}
+
+/// The pane threads around a process that is already running (spawned, or handed over).
+pub fn start_pane(
+    spawned: Spawned,
+    size: Size,
+    emulator: Box<dyn Emulator>,
+    on_exit: Box<dyn FnOnce(i32) + Send>,
+) -> std::io::Result<PaneHandle> {
+    let Spawned { reader, writer, master, control, child, pid } = spawned;
     let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
     let (write_tx, write_rx) = crossbeam_channel::unbounded::<Vec<u8>>();
     let now = Instant::now();
@@ -333,7 +367,7 @@ pub fn spawn_pane(
         exited: false,
         exit_code: None,
         exited_at: None,
-        size: spec.size,
+        size,
     });
     let order = Arc::new(Mutex::new(()));
     let queued = Arc::new(AtomicUsize::new(0));
@@ -348,6 +382,7 @@ pub fn spawn_pane(
         state: state_tx,
         writes: input,
         sinks: Mutex::new(Vec::new()),
+        reading: Mutex::new(()),
     });
 
     let reader_shared = shared.clone();
@@ -388,19 +423,26 @@ fn read_loop(
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        match reader.read(&mut buf) {
+        let reading = shared.reading.lock().unwrap_or_else(PoisonError::into_inner);
+        let read = reader.read(&mut buf);
+        match read {
             Ok(0) => break,
             Ok(n) => {
-                if shared.output(&buf[..n]) {
+                let poke = shared.output(&buf[..n]);
+                drop(reading);
+                if poke {
                     let _ = cmds.send(PaneCmd::Poke);
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             // The master is non-blocking (for direct input): wait for output here.
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => match master {
-                Some(fd) if wait_ready(fd, false).is_ok() => continue,
-                _ => break,
-            },
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                drop(reading);
+                match master {
+                    Some(fd) if wait_ready(fd, false).is_ok() => continue,
+                    _ => break,
+                }
+            }
             // EIO is how Linux reports that every slave fd closed: the normal end.
             Err(_) => break,
         }

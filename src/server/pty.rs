@@ -146,6 +146,65 @@ fn nonblocking_master(master: &dyn portable_pty::MasterPty) -> io::Result<OwnedF
     Ok(fd)
 }
 
+/// A process already running in a PTY whose master side this process holds (handed over by the
+/// server this one replaced): the same parts [`PtyHost::spawn`] gives, from the master's descriptor.
+/// The process must be our child (it is: the hand-over replaces the server's program, not its
+/// process), so its exit is waited for as before.
+pub fn adopt(master: OwnedFd, pid: u32) -> io::Result<Spawned> {
+    let flags = rustix::fs::fcntl_getfl(&master)?;
+    rustix::fs::fcntl_setfl(&master, flags | rustix::fs::OFlags::NONBLOCK)?;
+    rustix::io::fcntl_setfd(&master, rustix::io::FdFlags::CLOEXEC)?;
+    let reader = std::fs::File::from(master.try_clone()?);
+    let writer = std::fs::File::from(master.try_clone()?);
+    let control = FdControl(master.try_clone()?);
+    Ok(Spawned {
+        reader: Box::new(reader),
+        writer: Box::new(writer),
+        master: Some(Arc::new(master)),
+        control: Box::new(control),
+        child: Box::new(PidChild(pid)),
+        pid: Some(pid),
+    })
+}
+
+/// Resizes an adopted PTY through its master descriptor.
+struct FdControl(OwnedFd);
+
+impl PtyControl for FdControl {
+    fn resize(&self, size: Size) -> io::Result<()> {
+        let ws = rustix::termios::Winsize {
+            ws_row: size.rows,
+            ws_col: size.cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        Ok(rustix::termios::tcsetwinsize(&self.0, ws)?)
+    }
+}
+
+/// An adopted child, waited for by its pid.
+struct PidChild(u32);
+
+impl ChildProcess for PidChild {
+    fn wait(&mut self) -> io::Result<i32> {
+        let pid = rustix::process::Pid::from_raw(self.0 as i32)
+            .ok_or_else(|| io::Error::other("no such process"))?;
+        loop {
+            match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty()) {
+                Ok(Some((_, status))) => {
+                    if let Some(sig) = status.terminating_signal() {
+                        return Ok(128 + sig);
+                    }
+                    return Ok(status.exit_status().unwrap_or(0));
+                }
+                Ok(None) => continue,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
 /// Wait until `fd` can be read (`out` false) or written (`out` true).
 pub fn wait_ready(fd: &OwnedFd, out: bool) -> io::Result<()> {
     let flags = if out { rustix::event::PollFlags::OUT } else { rustix::event::PollFlags::IN };

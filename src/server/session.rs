@@ -23,6 +23,7 @@ mod land;
 mod queue;
 mod review;
 mod status;
+mod upgrade;
 
 use super::names;
 use super::pane::{PaneHandle, spawn_pane};
@@ -54,7 +55,8 @@ pub enum Outcome {
     Reply(Reply),
     /// Stream the pane, and notices of agents that need attention.
     Attach(PaneHandle, tokio::sync::broadcast::Receiver<crate::status::Notice>),
-    Follow(PaneHandle, u32, bool),
+    /// Follow the pane's lines: how many to start with, in colour, or from which line number.
+    Follow(PaneHandle, u32, bool, Option<u64>),
     /// Type `text` (then Enter, as its own write, when `enter`).
     Send(PaneHandle, String, bool),
     /// Reply Ok, then stop the server.
@@ -109,7 +111,10 @@ fn unix_at(at: Instant) -> u64 {
 }
 
 /// Start the session actor; returns its address.
-pub fn start(host: Arc<dyn PtyHost>) -> mpsc::UnboundedSender<SessionMsg> {
+pub fn start(
+    host: Arc<dyn PtyHost>,
+    handed: Option<crate::server::handover::State>,
+) -> mpsc::UnboundedSender<SessionMsg> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut session = Session {
         agents: BTreeMap::new(),
@@ -124,6 +129,9 @@ pub fn start(host: Arc<dyn PtyHost>) -> mpsc::UnboundedSender<SessionMsg> {
         gc_running: BTreeMap::new(),
     };
     session.recover();
+    if let Some(state) = handed {
+        session.adopt(state);
+    }
     tokio::spawn(async move {
         while let Some(msg) = rx.recv().await {
             match msg {
@@ -549,8 +557,8 @@ impl Session {
                 });
                 return;
             }
-            Request::Follow { target, lines, ansi } => match self.live_pane(&target, false) {
-                Ok(pane) => Outcome::Follow(pane, lines, ansi),
+            Request::Follow { target, lines, ansi, from } => match self.live_pane(&target, false) {
+                Ok(pane) => Outcome::Follow(pane, lines, ansi, from),
                 Err(e) => err(e),
             },
             Request::Attach { target, size, .. } => match self.live_pane(&target, true) {
@@ -625,6 +633,10 @@ impl Session {
             }
             Request::Gc { repo, remove, force, git_env } => {
                 self.gc(repo, remove, force, git_env, reply);
+                return;
+            }
+            Request::Upgrade { exe } => {
+                self.upgrade(exe, reply);
                 return;
             }
             Request::KillServer => {

@@ -126,6 +126,20 @@ impl Engine {
         }
     }
 
+    /// Go on from the badge a previous server showed (`server --upgrade`): its state and count,
+    /// past the start, so the screen and hooks change it from there like any other.
+    pub fn resume(&mut self, now: Instant, status: Status, reason: String, seq: u64) {
+        let long_ago = now.checked_sub(self.timing.idle_after).unwrap_or(now);
+        self.status = status;
+        self.reason = reason;
+        self.seq = seq;
+        self.started = long_ago;
+        self.first_change = Some(long_ago);
+        if status == Status::Working {
+            self.working_since = Some(now);
+        }
+    }
+
     pub fn set_has_rules(&mut self, has_rules: bool) {
         self.has_rules = has_rules;
     }

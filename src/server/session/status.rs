@@ -133,8 +133,24 @@ fn load_repo_status(repo: &Path) -> Result<RepoStatus, String> {
 }
 
 impl Session {
+    /// The badge an agent shows now, if it has one.
+    pub(super) fn badge_view(&self, key: &Key) -> Option<View> {
+        self.status.badges.get(key).map(BadgeHandle::view)
+    }
+
     /// Give a freshly started pane its badge (replacing the badge of an earlier run).
     pub(super) fn start_badge(&mut self, key: &Key, pane: &PaneHandle, run: u64) {
+        self.start_badge_from(key, pane, run, None);
+    }
+
+    /// [`Session::start_badge`], going on from the badge a previous server showed.
+    pub(super) fn start_badge_from(
+        &mut self,
+        key: &Key,
+        pane: &PaneHandle,
+        run: u64,
+        resumed: Option<View>,
+    ) {
         let Some(a) = self.agents.get(key) else { return };
         let settings = self
             .status
@@ -150,7 +166,8 @@ impl Session {
                 s.on_status(&k, run, tr.from, view);
             })));
         });
-        let handle = badge::start(pane.clone(), settings, a.rec.worktree.clone(), on_change);
+        let handle =
+            badge::start(pane.clone(), settings, a.rec.worktree.clone(), on_change, resumed);
         self.status.badges.insert(key.clone(), handle);
         self.status.delivered_at_seq.remove(key);
         self.status.delivering.remove(key);

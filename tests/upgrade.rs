@@ -1,0 +1,165 @@
+//! `corral server --upgrade` (SPEC §13, issue 17): the running server hands its agents to another
+//! binary and nothing the user sees stops: pids, screens, scrollback, an attached terminal and a
+//! `tail -f` all go on. A binary that cannot take over leaves the old server serving; a server
+//! killed in the middle leaves no agent without an owner.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+#[path = "common/tty.rs"]
+mod tty;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use common::*;
+use corral::term::Size;
+use tty::Tty;
+
+fn pids(env: &Env) -> BTreeMap<String, u64> {
+    env.ls_json()["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| Some((a["name"].as_str()?.to_string(), a["pid"].as_u64()?)))
+        .collect()
+}
+
+/// A copy of corral elsewhere on disk: "the new binary".
+fn copy_of_corral(env: &Env) -> PathBuf {
+    let to = env.root().join("corral-new");
+    std::fs::copy(bin(), &to).unwrap();
+    to
+}
+
+fn upgrade(env: &Env, exe: &PathBuf) -> std::process::Output {
+    let mut c = Command::new(exe);
+    c.args(["server", "--upgrade"]).current_dir(&env.repo);
+    env.apply_env(&mut c);
+    c.output().unwrap()
+}
+
+fn alive(pid: u64) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z")
+}
+
+#[test]
+fn twenty_agents_keep_running_with_their_screens_across_an_upgrade() {
+    let env = Env::new();
+    for i in 0..20 {
+        env.new_shell(&format!("a{i}"));
+    }
+    // A tail -f from before the counter starts, so it should print every numbered line.
+    let out_path = env.root().join("follow.txt");
+    let mut follow = env.cmd(&["tail", "-f", "a0", "--plain"]);
+    let mut follow = follow
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    env.ok(&["send", "a0", "for i in $(seq 1 600); do echo n$i; sleep 0.01; done; echo counted"]);
+    // Scrollback that must come through as it is (colours too: tail keeps them).
+    env.ok(&[
+        "send",
+        "a2",
+        "for i in $(seq 1 300); do printf '\\033[3%dmline %d\\033[0m\\n' $((i % 8)) $i; done",
+    ]);
+    env.wait_tail("a2", |t| t.contains("line 300"));
+    let scrollback = env.ok(&["tail", "a2", "-n", "1000"]);
+
+    let mut tty = Tty::spawn(&env, &["attach", "a1"], Size::new(80, 24));
+    tty.wait_screen("$");
+    tty.type_str("echo before-upgrade\r");
+    tty.wait("the echo before", |s| s.matches("before-upgrade").count() >= 2);
+    env.wait_tail("a0", |t| t.contains("n50\n"));
+
+    let before = pids(&env);
+    assert_eq!(before.len(), 20, "{before:?}");
+    let server = env.server_pid();
+    let new = copy_of_corral(&env);
+    let out = upgrade(&env, &new);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "server --upgrade failed: {said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("20 of 20 running agents kept running"), "{said}");
+    assert_eq!(pids(&env), before, "every agent's process is the one from before");
+    assert_eq!(env.server_pid(), server, "the server replaced its program, not its process");
+    let exe = std::fs::read_link(format!("/proc/{}/exe", server.unwrap())).unwrap();
+    assert_eq!(exe, new, "the server runs the new binary");
+
+    assert_eq!(env.ok(&["tail", "a2", "-n", "1000"]), scrollback, "scrollback is identical");
+
+    // The attached terminal shows the same screen and typing reaches the agent again.
+    tty.wait("the screen from before, redrawn", |s| s.contains("before-upgrade"));
+    tty.type_str("echo after-upgrade\r");
+    tty.wait("the echo after", |s| s.matches("after-upgrade").count() >= 2);
+    assert!(tty.text().contains("before-upgrade"), "{}", tty.text());
+
+    // tail -f went on: each numbered line exactly once, none missing.
+    env.wait_tail("a0", |t| t.contains("counted"));
+    let printed = wait_for("tail -f to print the last line", || {
+        let text = std::fs::read_to_string(&out_path).unwrap();
+        text.contains("n600\n").then_some(text)
+    });
+    let numbers: Vec<u32> =
+        printed.lines().filter_map(|l| l.trim().strip_prefix('n')?.parse().ok()).collect();
+    assert_eq!(numbers, (1..=600).collect::<Vec<u32>>(), "tail -f printed:\n{printed}");
+    assert!(follow.try_wait().unwrap().is_none(), "tail -f is still following");
+    let _ = follow.kill();
+    let _ = follow.wait();
+    drop(tty);
+}
+
+#[test]
+fn a_binary_that_cannot_take_over_leaves_the_old_server_serving() {
+    let env = Env::new();
+    env.new_shell("keep");
+    let before = pids(&env);
+    let server = env.server_pid();
+    let bad = env.root().join("corral-broken");
+    std::fs::write(&bad, "#!/bin/sh\nexit 3\n").unwrap();
+    std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let err = env.fails(&["server", "--upgrade", bad.to_str().unwrap()], 1);
+    assert!(err.contains("corral-broken") && err.contains("cannot take over"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert_eq!(env.server_pid(), server);
+    assert_eq!(pids(&env), before);
+    env.ok(&["send", "keep", "echo still-here"]);
+    env.wait_tail("keep", |t| t.contains("still-here\n"));
+
+    // A binary that speaks another state version is refused the same way.
+    let other = env.root().join("corral-other");
+    std::fs::write(&other, "#!/bin/sh\necho corral-handover 999\n").unwrap();
+    std::fs::set_permissions(&other, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let err = env.fails(&["server", "--upgrade", other.to_str().unwrap()], 1);
+    assert!(err.contains("version 999"), "{err}");
+    assert_eq!(pids(&env), before);
+}
+
+/// SIGKILL of the server while it hands over (just before the exec), and of the new one while it
+/// adopts: the agents end with their PTYs (nobody owns them) and come back `exited` with their
+/// worktrees at the next start.
+#[test]
+fn a_server_killed_during_the_hand_over_leaves_no_agent_without_an_owner() {
+    for point in ["upgrade:exec", "upgrade:adopt"] {
+        let env = Env::new();
+        let mut c = env.cmd(&["new", "--agent", "shell", "--name", "kept", "--detach"]);
+        c.env("CORRAL_TEST_CRASH_AT", point);
+        assert!(c.output().unwrap().status.success());
+        env.wait_tail("kept", |t| t.contains('$'));
+        let pid = pids(&env)["kept"];
+        let worktree = env.worktree_of("kept");
+        let new = copy_of_corral(&env);
+        let out = upgrade(&env, &new);
+        assert!(!out.status.success(), "{point}: the killed server cannot say it upgraded");
+        wait_for("the agent to be gone with its owner", || (!alive(pid)).then_some(()));
+        let a = env.agent_json("kept");
+        assert_eq!(a["status"], "exited", "{point}: {a}");
+        assert!(worktree.is_dir(), "{point}: the worktree stays");
+    }
+}
