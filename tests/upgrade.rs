@@ -163,3 +163,28 @@ fn a_server_killed_during_the_hand_over_leaves_no_agent_without_an_owner() {
         assert!(worktree.is_dir(), "{point}: the worktree stays");
     }
 }
+
+/// The dashboard loses its connections when the server replaces its program, and makes them
+/// again by itself: the agent's screen comes back and keys reach it.
+#[test]
+fn the_dashboard_reconnects_by_itself_after_an_upgrade() {
+    let env = Env::new();
+    env.new_shell("one");
+    env.ok(&["send", "one", "echo shown-$((20+1))"]);
+    env.wait_tail("one", |t| t.contains("shown-21\n"));
+    let mut ui = Tty::spawn(&env, &[], Size::new(120, 40));
+    ui.wait_screen("▸1 one");
+    ui.wait_screen("shown-21");
+    let new = copy_of_corral(&env);
+    let out = upgrade(&env, &new);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    ui.type_str("\r");
+    ui.wait_screen("FOCUS");
+    ui.type_str("echo typed-after-$((40+2))\r");
+    ui.wait_screen("typed-after-42");
+    assert!(ui.text().contains("shown-21"), "{}", ui.text());
+    ui.type_str("\x1d");
+    ui.wait_gone("FOCUS");
+    ui.type_str("q");
+    ui.wait_exit();
+}

@@ -492,9 +492,7 @@ async fn connect_for(req: &mut Request, links: &Links) -> Result<Client> {
         Some(host)
     });
     match host {
-        None => Client::connect_existing()
-            .await?
-            .ok_or_else(|| anyhow!("no corral server is answering")),
+        None => Client::connect_existing().await?.ok_or_else(|| anyhow!(super::update::NO_SERVER)),
         Some(h) => {
             let link = links.lock().ok().and_then(|m| m.get(&h).cloned());
             match link {
@@ -626,7 +624,7 @@ async fn attach_task(
                     }
                 };
                 if let Err(e) = proto::write_frame(&mut wr, &msg).await {
-                    let _ = msgs.send(fail(format!("lost the connection to the server: {e}"))).await;
+                    let _ = msgs.send(fail(format!("{}: {e}", super::update::LOST))).await;
                     break;
                 }
             }
@@ -647,7 +645,7 @@ async fn attach_task(
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
-                    let _ = msgs.send(fail(format!("lost the connection to the server: {e}"))).await;
+                    let _ = msgs.send(fail(format!("{}: {e}", super::update::LOST))).await;
                     break;
                 }
                 None => break,

@@ -115,7 +115,12 @@ pub fn update(st: &mut AppState, msg: Msg) -> Vec<Effect> {
         }
         Msg::AttachFailed(id, e) => {
             if let Some(key) = attachment_key(st, id) {
-                if let Some(a) = st.attachments.get_mut(&key) {
+                // This machine's server went away (upgraded, or restarted): the attachment is
+                // made again at the next list it answers. A host's come back when it does.
+                let local = crate::hosts::split(&key.0).is_none();
+                if local && (e.starts_with(LOST) || e.starts_with(NO_SERVER)) {
+                    st.attachments.remove(&key);
+                } else if let Some(a) = st.attachments.get_mut(&key) {
                     a.live = false;
                 }
                 st.panes.entry(key).or_default().note = Some(e);
@@ -154,6 +159,11 @@ pub fn update(st: &mut AppState, msg: Msg) -> Vec<Effect> {
     reconcile(st, &mut fx);
     fx
 }
+
+/// How an attachment's failure starts when its connection to this machine's server broke, and
+/// when no server answered the attach (app.rs words them).
+pub(super) const LOST: &str = "lost the connection to the server";
+pub(super) const NO_SERVER: &str = "no corral server is answering";
 
 fn attachment_key(st: &AppState, id: u64) -> Option<AgentKey> {
     st.attachments.iter().find(|(_, a)| a.id == id && a.live).map(|(k, _)| k.clone())
