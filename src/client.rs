@@ -279,6 +279,33 @@ impl Client {
         }
     }
 
+    /// Ask this machine's server, whatever protocol it speaks, to hand over to the binary at
+    /// `exe` (see [`proto::UPGRADE_HELLO`]): Ok(None) when it closed the connection (it did),
+    /// Ok(Some(why)) when it refused, Err when there is no server or it could not be asked.
+    pub async fn ask_upgrade(exe: &std::path::Path) -> Result<Option<String>> {
+        let sock = paths::socket_path();
+        let stream = UnixStream::connect(&sock)
+            .await
+            .with_context(|| format!("no corral server answers on {}", sock.display()))?;
+        let (mut rd, mut wr) = stream.into_split();
+        let hello = ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            client: format!("{}{}", proto::UPGRADE_HELLO, exe.display()),
+        };
+        proto::write_frame(&mut wr, &hello).await.context("cannot ask the corral server")?;
+        match proto::read_frame::<_, ServerMsg>(&mut rd).await {
+            Ok(ServerMsg::Hello { .. }) => {}
+            Ok(other) => bail!("the corral server answered Hello with {other:?}"),
+            Err(e) => bail!("the corral server did not answer: {e}"),
+        }
+        match proto::read_frame::<_, ServerMsg>(&mut rd).await {
+            Ok(ServerMsg::Reply(Reply::Error(e))) => Ok(Some(e)),
+            Ok(other) => bail!("unexpected answer to server --upgrade: {other:?}"),
+            Err(proto::FrameError::Closed | proto::FrameError::Io(_)) => Ok(None),
+            Err(e) => bail!("the corral server's answer to server --upgrade: {e}"),
+        }
+    }
+
     /// Connect to the corral server on another host through `ssh … corral proxy`.
     pub async fn connect_host(host: &Host) -> Result<Client> {
         let name = &host.name;
@@ -412,17 +439,6 @@ impl Client {
                 Some(c) => *self = c,
                 None => return Err(error.context("no corral server is answering")),
             }
-        }
-    }
-
-    /// Send `req` once: its reply, or None when the connection closed after it was sent
-    /// (`server --upgrade`, whose success closes it).
-    pub async fn request_once(&mut self, req: Request) -> Result<Option<Reply>> {
-        match self.exchange(&req).await {
-            Ok(r) => Ok(Some(r)),
-            Err(Failure::Other(e)) => Err(e),
-            Err(Failure::Lost { sent: true, .. }) => Ok(None),
-            Err(Failure::Lost { error, .. }) => Err(error),
         }
     }
 

@@ -139,6 +139,21 @@ fn a_binary_that_cannot_take_over_leaves_the_old_server_serving() {
     let err = env.fails(&["server", "--upgrade", other.to_str().unwrap()], 1);
     assert!(err.contains("version 999"), "{err}");
     assert_eq!(pids(&env), before);
+
+    // Asked by a client of another protocol (a newer corral whose protocol changed): still
+    // heard, and answered with why not, not with a protocol complaint.
+    let mut s = std::os::unix::net::UnixStream::connect(env.runtime.join("server.sock")).unwrap();
+    let hello = corral::proto::ClientMsg::Hello {
+        version: corral::proto::PROTOCOL_VERSION + 100,
+        client: format!("{}{}", corral::proto::UPGRADE_HELLO, bad.display()),
+    };
+    std::io::Write::write_all(&mut s, &corral::proto::encode(&hello).unwrap()).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut got = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut s, &mut got);
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("cannot take over") && !text.contains("protocol"), "{text}");
+    assert_eq!(pids(&env), before);
 }
 
 /// SIGKILL of the server while it hands over (just before the exec), and of the new one while it
@@ -164,20 +179,43 @@ fn a_server_killed_during_the_hand_over_leaves_no_agent_without_an_owner() {
     }
 }
 
-/// The dashboard loses its connections when the server replaces its program, and makes them
-/// again by itself: the agent's screen comes back and keys reach it.
+/// A server whose binary was replaced on disk (a reinstall): `corral doctor` says so, the
+/// dashboard offers the upgrade and, with `U`, does it; it loses its connections when the server
+/// replaces its program and makes them again by itself: the agent's screen comes back and keys
+/// reach it.
 #[test]
-fn the_dashboard_reconnects_by_itself_after_an_upgrade() {
+fn the_dashboard_offers_the_upgrade_and_reconnects_by_itself() {
     let env = Env::new();
+    let installed = env.root().join("bin/corral");
+    std::fs::create_dir_all(installed.parent().unwrap()).unwrap();
+    std::fs::copy(bin(), &installed).unwrap();
+    let mut start = Command::new(&installed);
+    start.arg("server").current_dir(&env.repo);
+    env.apply_env(&mut start);
+    assert!(start.output().unwrap().status.success());
     env.new_shell("one");
     env.ok(&["send", "one", "echo shown-$((20+1))"]);
     env.wait_tail("one", |t| t.contains("shown-21\n"));
+    assert!(!env.ok(&["doctor"]).contains("server binary"), "nothing newer yet");
+
+    // Reinstalled: a new file where the server's binary was.
+    let fresh = env.root().join("bin/corral.new");
+    std::fs::copy(bin(), &fresh).unwrap();
+    std::fs::rename(&fresh, &installed).unwrap();
+    let doctor = env.ok(&["doctor"]);
+    assert!(doctor.contains("server binary") && doctor.contains("server --upgrade"), "{doctor}");
+
     let mut ui = Tty::spawn(&env, &[], Size::new(120, 40));
     ui.wait_screen("▸1 one");
     ui.wait_screen("shown-21");
-    let new = copy_of_corral(&env);
-    let out = upgrade(&env, &new);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    ui.wait_screen("upgrade server");
+    let pid = pids(&env)["one"];
+    ui.type_str("U");
+    ui.wait_screen("server upgraded");
+    assert_eq!(pids(&env)["one"], pid);
+    let exe = std::fs::read_link(format!("/proc/{}/exe", env.server_pid().unwrap())).unwrap();
+    assert_eq!(exe, installed, "the server runs the reinstalled binary");
+    ui.wait_gone("upgrade server");
     ui.type_str("\r");
     ui.wait_screen("FOCUS");
     ui.type_str("echo typed-after-$((40+2))\r");

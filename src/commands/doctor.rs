@@ -45,11 +45,19 @@ pub async fn doctor() -> Result<i32> {
         Err(e) => line(false, "runtime directory", format!("{e:#}")),
     }
     match Client::connect_existing().await {
-        Ok(Some(c)) => line(
-            true,
-            "server",
-            format!("running, pid {}, {}", c.server_pid, paths::socket_path().display()),
-        ),
+        Ok(Some(c)) => {
+            line(
+                true,
+                "server",
+                format!("running, pid {}, {}", c.server_pid, paths::socket_path().display()),
+            );
+            if let Some(newer) = crate::server::handover::newer_binary(c.server_pid) {
+                println!(
+                    "--   server binary: {} is newer than the one the server runs; `corral server --upgrade` moves it there with every agent running",
+                    newer.display()
+                );
+            }
+        }
         Ok(None) => println!("--   server: not running (any command starts it)"),
         Err(e) => line(false, "server", format!("{e:#}")),
     }

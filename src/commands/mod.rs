@@ -499,19 +499,21 @@ async fn upgrade_server(to: Option<std::path::PathBuf>) -> Result<i32> {
             .with_context(|| format!("cannot resolve the binary path {}", p.display()))?,
         None => std::env::current_exe().context("cannot tell where this corral binary is")?,
     };
-    let Some(mut c) = Client::connect_existing().await? else {
-        // Nothing to hand over: the next command starts this binary's server anyway.
-        println!("no corral server is running; the next command starts this one");
-        return Ok(0);
+    let before = match Client::connect_existing().await {
+        Ok(Some(mut c)) => Some(list_local(&mut c).await?),
+        Ok(None) => {
+            // Nothing to hand over: the next command starts this binary's server anyway.
+            println!("no corral server is running; the next command starts this one");
+            return Ok(0);
+        }
+        // A server of another protocol cannot list for us, but can still be asked.
+        Err(_) => None,
     };
-    let before = list_local(&mut c).await?;
     let started = std::time::Instant::now();
-    // On success the server's program is replaced and this connection closes unanswered; a
+    // On success the server's program is replaced and the connection closes unanswered; a
     // refusal is answered with the reason.
-    match c.request_once(Request::Upgrade { exe: exe.clone() }).await? {
-        Some(Reply::Error(e)) => bail!("{e}"),
-        Some(other) => bail!("unexpected reply to server --upgrade: {other:?}"),
-        None => {}
+    if let Some(why) = Client::ask_upgrade(&exe).await? {
+        bail!("{why}");
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let after = loop {
@@ -540,7 +542,7 @@ async fn upgrade_server(to: Option<std::path::PathBuf>) -> Result<i32> {
         exe.display(),
         started.elapsed().as_millis(),
         running(&after),
-        running(&before)
+        before.as_deref().map_or_else(|| "?".to_string(), |b| running(b).to_string())
     );
     Ok(0)
 }

@@ -21,7 +21,9 @@ pub const PROTOCOL_VERSION: u32 = 11;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientMsg {
-    /// Must be first.
+    /// Must be first. A `client` of [`UPGRADE_HELLO`] followed by a path asks the server to hand
+    /// over to the binary there (`server --upgrade`), whatever protocol either side speaks: a new
+    /// binary whose protocol changed can still replace the server.
     Hello {
         version: u32,
         client: String,
@@ -34,6 +36,9 @@ pub enum ClientMsg {
     /// Attached or following: stop streaming; the connection may then send more requests.
     Detach,
 }
+
+/// See [`ClientMsg::Hello`]. Keep as it is in every version.
+pub const UPGRADE_HELLO: &str = "corral-upgrade-to:";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ServerMsg {

@@ -186,6 +186,24 @@ pub fn inherited(fd: RawFd) -> std::io::Result<OwnedFd> {
     Ok(owned)
 }
 
+/// The binary a `server --upgrade` would move the running server (pid `server`) to, when there
+/// is a newer one than it runs: the file it was started from was replaced since (a reinstall),
+/// or this corral binary is another file, newer than the server's.
+pub fn newer_binary(server: u32) -> Option<PathBuf> {
+    let link = std::fs::read_link(format!("/proc/{server}/exe")).ok()?;
+    let text = link.to_string_lossy();
+    if let Some(path) = text.strip_suffix(" (deleted)") {
+        let path = PathBuf::from(path);
+        return path.is_file().then_some(path);
+    }
+    let me = std::env::current_exe().ok()?;
+    if me == link {
+        return None;
+    }
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    (modified(&me)? > modified(&link)?).then_some(me)
+}
+
 /// Read the state the old server wrote (and remove its file).
 pub fn load(path: &Path) -> Result<State, String> {
     let bytes = std::fs::read(path)

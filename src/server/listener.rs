@@ -135,6 +135,28 @@ async fn converse(
     attached: &Attached,
 ) -> Result<(), FrameError> {
     match inbox.recv().await {
+        Some(ClientMsg::Hello { client, .. }) if client.starts_with(proto::UPGRADE_HELLO) => {
+            send(
+                wr,
+                &ServerMsg::Hello {
+                    version: PROTOCOL_VERSION,
+                    server: env!("CARGO_PKG_VERSION").into(),
+                    pid: std::process::id(),
+                },
+            )
+            .await?;
+            let exe = std::path::PathBuf::from(&client[proto::UPGRADE_HELLO.len()..]);
+            let (tx, rx) = oneshot::channel();
+            let req = proto::Request::Upgrade { exe };
+            if session.send(SessionMsg::Request(Box::new(req), tx)).is_err() {
+                return Ok(());
+            }
+            // Answered only when it failed: on success this process is another program now.
+            if let Ok(Outcome::Reply(r)) = rx.await {
+                send(wr, &ServerMsg::Reply(r)).await?;
+            }
+            return Ok(());
+        }
         Some(ClientMsg::Hello { version, .. }) if version == PROTOCOL_VERSION => {
             send(
                 wr,

@@ -39,6 +39,8 @@ pub enum Action {
     Compare,
     /// The send dialog, set to queue the message until the agent is idle.
     Queue,
+    /// Move the server to the newer corral binary on disk; every agent keeps running.
+    Upgrade,
     Help,
     Quit,
     /// Scroll the viewed agent's history back / forward by half a screen.
@@ -59,7 +61,7 @@ pub enum Action {
 
 impl Action {
     /// Every action with its config name, in the order the help overlay lists them.
-    pub const ALL: [Action; 36] = [
+    pub const ALL: [Action; 37] = [
         Action::Up,
         Action::Down,
         Action::Jump(1),
@@ -85,6 +87,7 @@ impl Action {
         Action::GateOutput,
         Action::Compare,
         Action::Queue,
+        Action::Upgrade,
         Action::ScrollUp,
         Action::ScrollDown,
         Action::ScrollBottom,
@@ -118,6 +121,7 @@ impl Action {
             Action::GateOutput => "gate-output".into(),
             Action::Compare => "compare".into(),
             Action::Queue => "queue".into(),
+            Action::Upgrade => "upgrade-server".into(),
             Action::Help => "help".into(),
             Action::Quit => "quit".into(),
             Action::ScrollUp => "scroll-up".into(),
@@ -152,6 +156,7 @@ impl Action {
             Action::GateOutput => "its gate's output".into(),
             Action::Compare => "compare its group, pick one".into(),
             Action::Queue => "queue a message".into(),
+            Action::Upgrade => "upgrade the server, agents keep running".into(),
             Action::Help => "this help".into(),
             Action::Quit => "quit; agents keep going".into(),
             Action::ScrollUp => "scroll back".into(),
@@ -185,6 +190,7 @@ impl Action {
             Action::GateOutput => "gate".into(),
             Action::Compare => "compare".into(),
             Action::Queue => "queue".into(),
+            Action::Upgrade => "upgrade".into(),
             Action::Help => "help".into(),
             Action::Quit => "quit".into(),
             Action::ScrollUp => "back".into(),

@@ -261,6 +261,16 @@ impl Tasks {
                     });
                 }
                 Effect::RefreshList => self.refresh.notify_one(),
+                Effect::Upgrade(path) => {
+                    let msgs = self.msgs.clone();
+                    tokio::spawn(async move {
+                        let refused = match Client::ask_upgrade(&path).await {
+                            Ok(r) => r,
+                            Err(e) => Some(format!("{e:#}")),
+                        };
+                        let _ = msgs.send(Msg::Upgraded(refused)).await;
+                    });
+                }
                 Effect::Bell => {
                     // Between frames the drawing buffer is empty (every frame ends flushed), so
                     // the bell cannot land inside a frame.
@@ -390,14 +400,28 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
+/// Every how many list polls the dashboard looks for a newer corral binary on disk.
+const UPGRADE_CHECK_EVERY: u32 = 10;
+
 /// Ask for the agent list every [`LIST_EVERY`], or at once when poked; reconnect when the
 /// connection breaks.
 async fn list_task(first: Client, msgs: mpsc::Sender<Msg>, refresh: Arc<Notify>) {
     let mut client = Some(first);
+    let mut polls: u32 = 0;
     loop {
         if client.is_none() {
             client = Client::connect_existing().await.ok().flatten();
         }
+        // Now and then (it reads the file system), whether a newer binary is on disk.
+        if polls % UPGRADE_CHECK_EVERY == 0
+            && let Some(c) = &client
+        {
+            let newer = crate::server::handover::newer_binary(c.server_pid);
+            if msgs.send(Msg::Upgradable(newer)).await.is_err() {
+                return;
+            }
+        }
+        polls = polls.wrapping_add(1);
         let msg = match client.as_mut() {
             Some(c) => match c.request(Request::List { repo: None }).await {
                 Ok(Reply::Agents(agents)) => Msg::Agents(Ok(agents)),

@@ -34,6 +34,10 @@ pub enum Msg {
     Tick(Instant),
     /// The server's agents (every repository), or why they could not be listed.
     Agents(Result<Vec<AgentInfo>, String>),
+    /// Whether a newer corral binary than the server's is on disk (checked now and then).
+    Upgradable(Option<PathBuf>),
+    /// How the upgrade asked for with [`Effect::Upgrade`] went: None, the server took it.
+    Upgraded(Option<String>),
     /// From the attachment with this id.
     Screen(u64, ScreenUpdate),
     Exited(u64, Option<i32>),
@@ -103,6 +107,8 @@ pub enum Effect {
     },
     /// Ask the server for the agent list now instead of at the next poll.
     RefreshList,
+    /// Hand the server's agents to the binary at this path (`server --upgrade`).
+    Upgrade(PathBuf),
     /// Ring the user's terminal bell (an agent on screen rang its own, often to say it needs you).
     Bell,
     Quit,
@@ -600,6 +606,8 @@ pub struct AppState {
     /// Why the config files are broken (file, line, key); the dashboard goes on with the last
     /// good config and says so in the footer.
     pub config_error: Option<String>,
+    /// A newer corral binary than the server runs (`server --upgrade` would move it there).
+    pub upgradable: Option<PathBuf>,
     pub selected: Option<AgentKey>,
     /// An agent just created: selected as soon as the list has it.
     pub select_when_listed: Option<AgentKey>,
@@ -635,6 +643,7 @@ impl AppState {
             loaded: false,
             server_error: None,
             config_error: None,
+            upgradable: None,
             selected: None,
             select_when_listed: None,
             view: View::List,

@@ -32,6 +32,20 @@ pub fn update(st: &mut AppState, msg: Msg) -> Vec<Effect> {
     let mut fx = Vec::new();
     match msg {
         Msg::Key(ev, now) => on_key(st, &ev, now, &mut fx),
+        Msg::Upgradable(path) => {
+            if st.upgradable != path {
+                st.upgradable = path;
+                st.dirty = true;
+            }
+        }
+        Msg::Upgraded(refused) => match refused {
+            Some(why) => st.info(format!("the server was not upgraded: {why}")),
+            None => {
+                st.upgradable = None;
+                st.info("server upgraded; every agent kept running");
+                fx.push(Effect::RefreshList);
+            }
+        },
         Msg::Mouse(ev) => on_mouse(st, &ev, &mut fx),
         Msg::Paste(text) => on_paste(st, &text, &mut fx),
         Msg::Focus(gained) => {
@@ -271,6 +285,13 @@ fn to_live(st: &mut AppState, key: &AgentKey) {
 
 fn run_action(st: &mut AppState, a: Action, fx: &mut Vec<Effect>) {
     match a {
+        Action::Upgrade => match st.upgradable.clone() {
+            Some(path) => {
+                st.info(format!("upgrading the server to {}…", path.display()));
+                fx.push(Effect::Upgrade(path));
+            }
+            None => st.info("the server runs the newest corral on disk already"),
+        },
         Action::Up => step(st, -1),
         Action::Down => step(st, 1),
         Action::Jump(n) => {

@@ -114,6 +114,9 @@ pub fn hints(st: &AppState) -> Vec<(String, String)> {
                     out.push((k.to_string(), label.to_string()));
                 }
             };
+            if st.upgradable.is_some() {
+                add(Action::Upgrade, "newer corral: upgrade server");
+            }
             add(Action::Focus, "focus");
             add(Action::New, "new");
             add(Action::Send, "send");
