@@ -413,7 +413,7 @@ async fn list_task(first: Client, msgs: mpsc::Sender<Msg>, refresh: Arc<Notify>)
             client = Client::connect_existing().await.ok().flatten();
         }
         // Now and then (it reads the file system), whether a newer binary is on disk.
-        if polls % UPGRADE_CHECK_EVERY == 0
+        if polls.is_multiple_of(UPGRADE_CHECK_EVERY)
             && let Some(c) = &client
         {
             let newer = crate::server::handover::newer_binary(c.server_pid);
