@@ -77,6 +77,10 @@ fn twenty_agents_keep_running_with_their_screens_across_an_upgrade() {
 
     let before = pids(&env);
     assert_eq!(before.len(), 20, "{before:?}");
+    wait_for("a quiet agent to be idle", || {
+        (env.agent_json("a5")["status"] == "idle").then_some(())
+    });
+    let quiet = env.agent_json("a5");
     let server = env.server_pid();
     let new = copy_of_corral(&env);
     let out = upgrade(&env, &new);
@@ -88,6 +92,12 @@ fn twenty_agents_keep_running_with_their_screens_across_an_upgrade() {
     );
     assert!(said.contains("20 of 20 running agents kept running"), "{said}");
     assert_eq!(pids(&env), before, "every agent's process is the one from before");
+    let still = env.agent_json("a5");
+    assert_eq!(
+        (&still["status"], &still["status_since"]),
+        (&quiet["status"], &quiet["status_since"]),
+        "a quiet agent's badge goes on as it was (the redrawn screen is not work): {still}"
+    );
     assert_eq!(env.server_pid(), server, "the server replaced its program, not its process");
     let exe = std::fs::read_link(format!("/proc/{}/exe", server.unwrap())).unwrap();
     assert_eq!(exe, new, "the server runs the new binary");

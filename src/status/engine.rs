@@ -99,6 +99,8 @@ pub struct Engine {
     /// Whether the profile has screen rules (then activity alone does not end `starting` soon).
     has_rules: bool,
     started: Instant,
+    /// Resumed from another server: the first screen seen is the one it already showed, not news.
+    baseline: bool,
 }
 
 impl Engine {
@@ -123,6 +125,7 @@ impl Engine {
             exited: None,
             has_rules: false,
             started: now,
+            baseline: false,
         }
     }
 
@@ -135,6 +138,7 @@ impl Engine {
         self.seq = seq;
         self.started = long_ago;
         self.first_change = Some(long_ago);
+        self.baseline = true;
         if status == Status::Working {
             self.working_since = Some(now);
         }
@@ -166,6 +170,8 @@ impl Engine {
 
     /// The screen was evaluated after a change that happened at `changed_at`.
     pub fn on_screen(&mut self, changed_at: Instant, eval: Evaluation) {
+        // After a hand-over the first screen is the old server's, redrawn: it changed long ago.
+        let changed_at = if std::mem::take(&mut self.baseline) { self.started } else { changed_at };
         let state_changed =
             self.screen.as_ref().map(|(s, _)| *s) != eval.decided.as_ref().map(|(s, _)| *s);
         if state_changed {
@@ -728,6 +734,23 @@ mod tests {
         e.on_files_changed(t0 + ms(61_000));
         assert_eq!(e.decide(t0 + ms(61_000)).unwrap().to, Status::Working);
         assert_eq!(e.stuck_deadline(), t0 + ms(121_000));
+    }
+
+    #[test]
+    fn a_resumed_badge_keeps_its_state_and_the_redrawn_screen_is_not_activity() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, Timing::default());
+        e.resume(t0, Status::Idle, "activity: quiet".into(), 7);
+        assert_eq!((e.status(), e.seq()), (Status::Idle, 7));
+        // The restored screen, seen for the first time: no rule decides, nothing is news.
+        e.on_screen(t0 + ms(30), ev(None, 1));
+        assert_eq!(e.decide(t0 + ms(40)), None, "the redraw is not work");
+        assert_eq!(e.status(), Status::Idle);
+        // Real output after it is.
+        e.on_screen(t0 + ms(100), ev(None, 2));
+        e.on_screen(t0 + ms(2000), ev(None, 3));
+        let tr = e.decide(t0 + ms(2000)).expect("output after the hand-over is work");
+        assert_eq!(tr.to, Status::Working);
     }
 
     #[test]
