@@ -279,6 +279,10 @@ pub enum Command {
         /// Print which hand-over state this binary reads (asked by a server about to upgrade).
         #[arg(long, hide = true)]
         handover_version: bool,
+        /// Check that this binary can take over the state in this file (asked by a server about to
+        /// upgrade).
+        #[arg(long, hide = true)]
+        handover_check: Option<std::path::PathBuf>,
         /// Go on from a server that handed over (its state file; set by the old server).
         #[arg(long, hide = true, requires_all = ["listen_fd", "lock_fd"])]
         resume: Option<std::path::PathBuf>,

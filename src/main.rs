@@ -17,6 +17,7 @@ fn main() {
             listen_fd,
             lock_fd,
             handover_version: false,
+            handover_check: None,
             upgrade: None,
         }) if foreground || resume.is_some() => {
             let resume = match (resume, listen_fd, lock_fd) {

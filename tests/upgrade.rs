@@ -150,6 +150,25 @@ fn a_binary_that_cannot_take_over_leaves_the_old_server_serving() {
     assert!(err.contains("version 999"), "{err}");
     assert_eq!(pids(&env), before);
 
+    // One that says the right version but cannot read the state (it crashes on it): found
+    // before the hand-over, while the agents' output waits; they read and print on after.
+    let crashes = env.root().join("corral-crashes");
+    std::fs::write(
+        &crashes,
+        format!(
+            "#!/bin/sh\ncase \"$2\" in --handover-version) echo {};; *) echo boom-on-state >&2; exit 101;; esac\n",
+            corral::server::handover::version_line()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&crashes, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap();
+    let err = env.fails(&["server", "--upgrade", crashes.to_str().unwrap()], 1);
+    assert!(err.contains("corral-crashes") && err.contains("boom-on-state"), "{err}");
+    assert_eq!(pids(&env), before);
+    env.ok(&["send", "keep", "echo reading-again"]);
+    env.wait_tail("keep", |t| t.contains("reading-again\n"));
+
     // Asked by a client of another protocol (a newer corral whose protocol changed): still
     // heard, and answered with why not, not with a protocol complaint.
     let mut s = std::os::unix::net::UnixStream::connect(env.runtime.join("server.sock")).unwrap();

@@ -224,8 +224,15 @@ pub async fn run(repo: Option<PathBuf>, cmd: Command) -> Result<i32> {
             let git_env = client::git_env();
             simple(repo, name, |t| Request::Remove { target: t, force, git_env }).await
         }
-        Command::Server { foreground, detach, upgrade, handover_version, .. } => {
+        Command::Server {
+            foreground, detach, upgrade, handover_version, handover_check, ..
+        } => {
             if handover_version {
+                println!("{}", crate::server::handover::version_line());
+                return Ok(0);
+            }
+            if let Some(path) = handover_check {
+                crate::server::handover::check_state(&path).map_err(|e| anyhow::anyhow!(e))?;
                 println!("{}", crate::server::handover::version_line());
                 return Ok(0);
             }

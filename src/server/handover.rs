@@ -68,11 +68,16 @@ pub fn version_line() -> String {
     format!("corral-handover {STATE_VERSION}")
 }
 
-/// Ask the binary at `exe` which state version it reads; Err says why it cannot take over.
-pub fn check(exe: &Path) -> Result<(), String> {
+/// Ask the binary at `exe` which state version it reads (with `state`: whether it can read that
+/// state file and rebuild every screen in it); Err says why it cannot take over.
+pub fn check(exe: &Path, state: Option<&Path>) -> Result<(), String> {
     let name = exe.display().to_string();
-    let child = std::process::Command::new(exe)
-        .args(["server", "--handover-version"])
+    let mut cmd = std::process::Command::new(exe);
+    match state {
+        None => cmd.args(["server", "--handover-version"]),
+        Some(p) => cmd.args(["server", "--handover-check"]).arg(p),
+    };
+    let child = cmd
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -135,6 +140,12 @@ pub fn exec(exe: &Path, state: &State, masters: &[&OwnedFd]) -> String {
     if let Err(e) = written {
         let _ = std::fs::remove_file(&path);
         return format!("cannot write the server's state to {}: {e}", path.display());
+    }
+    // The new binary rebuilds every screen from the file first: one it cannot read, or that makes
+    // it crash, is found while this server can still go on.
+    if let Err(why) = check(exe, Some(&path)) {
+        let _ = std::fs::remove_file(&path);
+        return why;
     }
     let fds: Vec<&OwnedFd> = [listener, lock].into_iter().chain(masters.iter().copied()).collect();
     let mut failed = None;
@@ -204,11 +215,27 @@ pub fn newer_binary(server: u32) -> Option<PathBuf> {
     (modified(&me)? > modified(&link)?).then_some(me)
 }
 
+/// `server --handover-check`: read the state file and rebuild every screen in it, as taking over
+/// would, without taking anything over.
+pub fn check_state(path: &Path) -> Result<usize, String> {
+    let state = read(path)?;
+    let n = state.agents.len();
+    for h in state.agents {
+        drop(crate::term::restore(h.emulator));
+    }
+    Ok(n)
+}
+
 /// Read the state the old server wrote (and remove its file).
 pub fn load(path: &Path) -> Result<State, String> {
+    let state = read(path);
+    let _ = std::fs::remove_file(path);
+    state
+}
+
+fn read(path: &Path) -> Result<State, String> {
     let bytes = std::fs::read(path)
         .map_err(|e| format!("cannot read the handed-over state {}: {e}", path.display()))?;
-    let _ = std::fs::remove_file(path);
     let state: State = postcard::from_bytes(&bytes)
         .map_err(|e| format!("cannot read the handed-over state {}: {e}", path.display()))?;
     if state.version != STATE_VERSION {

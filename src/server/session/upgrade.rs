@@ -21,7 +21,7 @@ impl Session {
         let path = exe.clone();
         off_session(
             &self.tx,
-            move || handover::check(&path),
+            move || handover::check(&path, None),
             move |s, checked: Result<(), String>| match checked {
                 Ok(()) => {
                     let why = s.hand_over(&exe);
