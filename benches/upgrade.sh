@@ -12,8 +12,9 @@ COUNTS=${COUNTS:-"1 50"}
 RUNS=${RUNS:-3}
 cargo build --release --quiet --bin corral
 W=$(mktemp -d /tmp/corral-upgrade.XXXXXX)
-cp target/release/corral "$W/corral-a"
-cp target/release/corral "$W/corral-b"
+T=${CARGO_TARGET_DIR:-target}
+cp "$T/release/corral" "$W/corral-a"
+cp "$T/release/corral" "$W/corral-b"
 export HOME=$W/home XDG_CONFIG_HOME=$W/home/.config XDG_STATE_HOME=$W/home/.local/state \
   XDG_DATA_HOME=$W/home/.local/share CORRAL_RUNTIME_DIR=$W/run SHELL=/bin/sh
 export GIT_CONFIG_NOSYSTEM=1 GIT_AUTHOR_NAME=b GIT_AUTHOR_EMAIL=b@b GIT_COMMITTER_NAME=b GIT_COMMITTER_EMAIL=b@b
