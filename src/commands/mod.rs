@@ -345,7 +345,8 @@ async fn tail(
         let msg = match c.recv().await {
             Ok(m) => m,
             Err(e) => {
-                let Some(from) = next else { return Err(e) };
+                // Another host's server is reached again by logging in again: not from here.
+                let Some(from) = next.filter(|_| c.ssh.is_none()) else { return Err(e) };
                 reconnected = None;
                 let deadline = std::time::Instant::now() + RECONNECT_LIMIT;
                 while reconnected.is_none() && std::time::Instant::now() < deadline {
