@@ -52,6 +52,13 @@ pub(super) struct Land {
     repos: HashMap<PathBuf, RepoLand>,
 }
 
+impl Land {
+    /// A repository where a merge or sync is running now.
+    pub(super) fn busy_repo(&self) -> Option<&Path> {
+        self.repos.iter().find(|(_, r)| r.busy).map(|(p, _)| p.as_path())
+    }
+}
+
 #[derive(Default)]
 struct RepoLand {
     radar: Option<RadarHandle>,

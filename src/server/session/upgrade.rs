@@ -39,6 +39,23 @@ impl Session {
     /// failure, with every pane reading again.
     fn hand_over(&mut self, exe: &std::path::Path) -> String {
         let started = Instant::now();
+        // Work in flight off the session would be cut like a kill -9 (and undone at the next
+        // start): wait for it instead.
+        if let Some((key, _)) = self.agents.iter().find(|(_, a)| a.phase != Phase::Ready) {
+            return format!(
+                "agent '{}' is being created, stopped or removed; try again in a moment",
+                key.1
+            );
+        }
+        if let Some(repo) = self.land.busy_repo() {
+            return format!(
+                "a merge or sync is running in {}; try again in a moment",
+                repo.display()
+            );
+        }
+        if let Some(repo) = self.gc_running.keys().next() {
+            return format!("`corral gc` is running in {}; try again in a moment", repo.display());
+        }
         let live: Vec<(Key, crate::server::pane::PaneHandle)> = self
             .agents
             .iter()
