@@ -127,6 +127,14 @@ impl Attached {
     }
 }
 
+fn server_hello() -> ServerMsg {
+    ServerMsg::Hello {
+        version: PROTOCOL_VERSION,
+        server: env!("CARGO_PKG_VERSION").into(),
+        pid: std::process::id(),
+    }
+}
+
 async fn converse(
     inbox: &mut mpsc::Receiver<ClientMsg>,
     wr: &mut OwnedWriteHalf,
@@ -136,15 +144,7 @@ async fn converse(
 ) -> Result<(), FrameError> {
     match inbox.recv().await {
         Some(ClientMsg::Hello { client, .. }) if client.starts_with(proto::UPGRADE_HELLO) => {
-            send(
-                wr,
-                &ServerMsg::Hello {
-                    version: PROTOCOL_VERSION,
-                    server: env!("CARGO_PKG_VERSION").into(),
-                    pid: std::process::id(),
-                },
-            )
-            .await?;
+            send(wr, &server_hello()).await?;
             let exe = std::path::PathBuf::from(&client[proto::UPGRADE_HELLO.len()..]);
             let (tx, rx) = oneshot::channel();
             let req = proto::Request::Upgrade { exe };
@@ -158,26 +158,10 @@ async fn converse(
             return Ok(());
         }
         Some(ClientMsg::Hello { version, .. }) if version == PROTOCOL_VERSION => {
-            send(
-                wr,
-                &ServerMsg::Hello {
-                    version: PROTOCOL_VERSION,
-                    server: env!("CARGO_PKG_VERSION").into(),
-                    pid: std::process::id(),
-                },
-            )
-            .await?;
+            send(wr, &server_hello()).await?;
         }
         Some(ClientMsg::Hello { version, .. }) => {
-            send(
-                wr,
-                &ServerMsg::Hello {
-                    version: PROTOCOL_VERSION,
-                    server: env!("CARGO_PKG_VERSION").into(),
-                    pid: std::process::id(),
-                },
-            )
-            .await?;
+            send(wr, &server_hello()).await?;
             let msg = format!(
                 "this corral speaks protocol {version} but the running server speaks {PROTOCOL_VERSION}; run `corral kill-server` (agents stop) and try again"
             );
