@@ -21,22 +21,31 @@ export GIT_CONFIG_NOSYSTEM=1 GIT_AUTHOR_NAME=b GIT_AUTHOR_EMAIL=b@b GIT_COMMITTE
 BIN=$W/corral-a
 cleanup() { "$BIN" kill-server >/dev/null 2>&1 || true; rm -rf "$W"; }
 trap cleanup EXIT
-mkdir -p "$HOME/.config/corral" "$W/repo"
+mkdir -p "$HOME/.config/corral"
 cat > "$HOME/.config/corral/config.toml" <<'TOML'
 [agents.full]
 command = ["sh", "-c", "i=0; while [ $i -lt 5000 ]; do i=$((i+1)); printf '\\033[3%dmline %d\\033[0m of a full scrollback\\n' $((i % 8)) $i; done; exec sleep 1000000"]
 prompt = "none"
 TOML
-git -C "$W/repo" init -q -b main && echo x > "$W/repo/a" && git -C "$W/repo" add a && git -C "$W/repo" commit -qm a
-cd "$W/repo"
-ms() { date +%s%N | awk '{printf "%d", $1 / 1000000}'; }
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
 for n in $COUNTS; do
   "$BIN" kill-server >/dev/null 2>&1 || true
   BIN=$W/corral-a
+  # A repository of its own for each count: the last one's agents stay listed after kill-server.
+  R=$W/repo-$n
+  git init -q -b main "$R" && echo x > "$R/a" && git -C "$R" add a && git -C "$R" commit -qm a
+  cd "$R"
   "$BIN" new -a full -n "$n" --detach --size 120x40 >/dev/null
   names=$("$BIN" ls --json | python3 -c 'import json,sys; print(" ".join(a["name"] for a in json.load(sys.stdin)["agents"]))')
   for a in $names; do
-    until "$BIN" tail "$a" --plain -n 3 | grep -q "line 5000 "; do sleep 0.1; done
+    until "$BIN" tail "$a" --plain -n 3 | grep -q "line 5000 "; do
+      if ! "$BIN" tail "$a" --plain -n 1 >/dev/null 2>&1; then
+        echo "agent $a is not running; the server log says:" >&2
+        tail -20 "$XDG_STATE_HOME/corral/server.log" >&2
+        exit 1
+      fi
+      sleep 0.1
+    done
   done
   pids_before=$("$BIN" ls --json | python3 -c 'import json,sys; print(sorted(a["pid"] for a in json.load(sys.stdin)["agents"]))')
   for run in $(seq 1 "$RUNS"); do
