@@ -14,10 +14,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::pane::PaneHandle;
+use super::pane::{KeyPress, PaneHandle};
 use crate::status::rules::RuleReport;
-use crate::status::{Engine, RuleSet, Status, Timing, Transition};
+use crate::status::{Engine, KeyRules, RuleSet, Status, Timing, Transition};
 use crate::term::TextCopy;
+use crate::term::screen::{Screen, attr};
 
 /// The least time between two reads of the screen: output arriving faster is read at this pace.
 pub const MIN_GAP: Duration = Duration::from_millis(25);
@@ -28,6 +29,8 @@ const SCAN_LIMIT: usize = 200_000;
 #[derive(Debug, Default)]
 pub struct Settings {
     pub rules: RuleSet,
+    /// What keys the user sends do (Enter on a prompt, a key that approves a dialog).
+    pub keys: KeyRules,
     pub timing: Timing,
 }
 
@@ -138,6 +141,7 @@ impl Badge {
         let mut dirty: Option<Instant> = None;
         let mut last_read: Option<Instant> = None;
         let mut pane_gone = false;
+        let mut keys = self.pane.tap_keys(self.settings.keys.keys());
         loop {
             let now = Instant::now();
             let read_at = dirty.map(|_| last_read.map_or(now, |l| (l + MIN_GAP).max(now)));
@@ -159,6 +163,9 @@ impl Badge {
                         self.engine.on_hook(Instant::now(), status, reason, ends_turn);
                     }
                     Some(Msg::Settings(s)) => {
+                        if s.keys.keys() != self.settings.keys.keys() {
+                            keys = self.pane.tap_keys(s.keys.keys());
+                        }
                         self.settings = s;
                         self.engine.set_timing(self.settings.timing);
                         self.engine.set_has_rules(!self.settings.rules.is_empty());
@@ -177,6 +184,7 @@ impl Badge {
                         let _ = reply.send((signals, self.settings.rules.explain(&self.text.rows)));
                     }
                 },
+                Some(press) = keys.recv() => self.on_key(press),
                 changed = state.changed(), if !pane_gone => {
                     if changed.is_err() {
                         pane_gone = true;
@@ -208,6 +216,18 @@ impl Badge {
             }
             self.look_at_files(now).await;
             self.decide(Instant::now());
+        }
+    }
+
+    /// A key the rules listen for was written to the agent: what it does, read from the screen
+    /// it was pressed on.
+    fn on_key(&mut self, press: KeyPress) {
+        if self.exit_seen {
+            return;
+        }
+        let rows = typed_rows(&press.screen);
+        if let Some((status, name)) = self.settings.keys.evaluate(&press.key, &rows) {
+            self.engine.on_key(press.at, status, name);
         }
     }
 
@@ -267,6 +287,30 @@ impl Badge {
     }
 }
 
+/// The screen's rows as text with faint cells left blank: agents draw an empty input box's
+/// placeholder faint, and key rules must not take it for typed text.
+fn typed_rows(screen: &Screen) -> Vec<String> {
+    screen
+        .lines
+        .iter()
+        .map(|line| {
+            let mut s = String::with_capacity(line.cells.len());
+            for cell in line.cells.iter().filter(|c| c.attrs & attr::WIDE_SPACER == 0) {
+                if cell.attrs & attr::DIM != 0 {
+                    s.push(' ');
+                    continue;
+                }
+                s.push(cell.ch);
+                if let Some(extra) = &cell.extra {
+                    s.push_str(extra);
+                }
+            }
+            s.truncate(s.trim_end_matches(' ').len());
+            s
+        })
+        .collect()
+}
+
 /// Whether any file or directory under `dir` (`.git` left out) was modified after `since`. Stops
 /// at the first one, and after [`SCAN_LIMIT`] entries.
 fn changed_since(dir: &Path, since: SystemTime) -> bool {
@@ -297,6 +341,29 @@ fn changed_since(dir: &Path, since: SystemTime) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_rules_do_not_see_a_faint_placeholder() {
+        use crate::term::screen::{Cell, Line, Size};
+        let line = |parts: &[(&str, u16)]| Line {
+            cells: parts
+                .iter()
+                .flat_map(|(t, attrs)| {
+                    t.chars().map(|ch| Cell { ch, attrs: *attrs, ..Cell::default() })
+                })
+                .collect(),
+            wrapped: false,
+        };
+        let screen = Screen {
+            size: Size::new(40, 2),
+            lines: vec![
+                line(&[("› ", attr::BOLD), ("Ask Codex to do anything", attr::DIM)]),
+                line(&[("› ", attr::BOLD), ("fix the bug", 0)]),
+            ],
+            ..Screen::default()
+        };
+        assert_eq!(typed_rows(&screen), vec!["›".to_string(), "› fix the bug".to_string()]);
+    }
 
     #[test]
     fn changed_since_compares_modification_times() {

@@ -123,6 +123,21 @@ struct Shared {
     writes: Input,
     /// Clients' terminals the reader thread draws on right after output (locked after `core`).
     sinks: Mutex<Vec<Arc<TtySink>>>,
+    /// Who hears of which keys written to the program (the badge; see [`PaneHandle::tap_keys`]).
+    tap: Mutex<Option<KeyTap>>,
+}
+
+/// A key written to the program alone (as typed, not inside pasted text), with the screen it was
+/// pressed on.
+pub struct KeyPress {
+    pub key: Vec<u8>,
+    pub screen: Screen,
+    pub at: Instant,
+}
+
+struct KeyTap {
+    keys: Vec<Vec<u8>>,
+    tx: tokio::sync::mpsc::UnboundedSender<KeyPress>,
 }
 
 impl Shared {
@@ -217,7 +232,31 @@ pub struct PaneHandle {
 impl PaneHandle {
     /// Input for the program: onto the PTY at once when it takes it, else to the writer thread.
     pub fn write(&self, bytes: Vec<u8>) {
+        let key = self.tapped(&bytes).then(|| bytes.clone());
         self.shared.writes.write(bytes);
+        if let Some(key) = key {
+            // Read right after the write, so the key is not held up by the copy: the program has
+            // to be scheduled, read and redraw before its answer could be here. Should it win
+            // that race, a rule sees the answered screen (an emptied prompt) and does nothing.
+            let screen = self.shared.core().emulator.screen();
+            let tap = self.shared.tap.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(t) = tap.as_ref() {
+                let _ = t.tx.send(KeyPress { key, screen, at: Instant::now() });
+            }
+        }
+    }
+
+    fn tapped(&self, bytes: &[u8]) -> bool {
+        let tap = self.shared.tap.lock().unwrap_or_else(PoisonError::into_inner);
+        tap.as_ref().is_some_and(|t| t.keys.iter().any(|k| k == bytes))
+    }
+
+    /// Hear of `keys` written to the program from now on, each with the screen it was pressed on
+    /// (replacing an earlier listener). Other writes cost a comparison.
+    pub fn tap_keys(&self, keys: Vec<Vec<u8>>) -> tokio::sync::mpsc::UnboundedReceiver<KeyPress> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        *self.shared.tap.lock().unwrap_or_else(PoisonError::into_inner) = Some(KeyTap { keys, tx });
+        rx
     }
 
     /// Resize the PTY and the emulator together (the program is told by SIGWINCH).
@@ -348,6 +387,7 @@ pub fn spawn_pane(
         state: state_tx,
         writes: input,
         sinks: Mutex::new(Vec::new()),
+        tap: Mutex::new(None),
     });
 
     let reader_shared = shared.clone();

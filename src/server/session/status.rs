@@ -20,7 +20,7 @@ use crate::paths;
 use crate::proto::{AgentInfo, Reply, Target};
 use crate::server::badge::{self, BadgeHandle, Settings, View};
 use crate::server::pane::PaneHandle;
-use crate::status::{self, Notice, RuleSet, Status, Transition};
+use crate::status::{self, KeyRules, Notice, RuleSet, Status, Transition};
 
 /// How often config files are checked for changes while agents run.
 const CONFIG_CHECK: Duration = Duration::from_secs(2);
@@ -127,7 +127,8 @@ fn load_repo_status(repo: &Path) -> Result<RepoStatus, String> {
     for (name, p) in &cfg.agents {
         let rules = RuleSet::compile(&p.status_rules(&cfg.status))
             .map_err(|e| format!("profile '{name}': {e}"))?;
-        profiles.insert(name.clone(), Arc::new(Settings { rules, timing }));
+        let keys = KeyRules::compile(&p.key_rules).map_err(|e| format!("profile '{name}': {e}"))?;
+        profiles.insert(name.clone(), Arc::new(Settings { rules, keys, timing }));
     }
     Ok(RepoStatus { stamps, config: cfg.status, profiles })
 }
