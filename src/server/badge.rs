@@ -83,16 +83,20 @@ fn unix_of(at: Instant) -> u64 {
     super::session::unix_now().saturating_sub(at.elapsed().as_secs())
 }
 
-/// Start the badge of `pane`; `on_change` runs after each transition is published.
+/// Start the badge of `pane`; `on_change` runs after each transition is published. `settings`:
+/// None while the repository's config is still being read (they come with `set_settings`).
 pub fn start(
     pane: PaneHandle,
-    settings: Arc<Settings>,
+    settings: Option<Arc<Settings>>,
     worktree: PathBuf,
     on_change: Box<dyn Fn(Transition, View) + Send>,
 ) -> BadgeHandle {
     let now = Instant::now();
+    let loading = settings.is_none();
+    let settings = settings.unwrap_or_default();
     let mut engine = Engine::new(now, settings.timing);
-    engine.set_has_rules(!settings.rules.is_empty());
+    // Until the rules are read, quiet is not idle: the agent's rules may well say otherwise.
+    engine.set_has_rules(loading || !settings.rules.is_empty());
     let (view_tx, view_rx) = watch::channel(View {
         status: engine.status(),
         since: unix_of(now),
@@ -157,6 +161,8 @@ impl Badge {
             };
             tokio::select! {
                 biased;
+                // Before messages sent after them (`status --explain` right after a key).
+                Some(press) = keys.recv() => self.on_key(press),
                 msg = rx.recv() => match msg {
                     None => return,
                     Some(Msg::Hook(status, reason, ends_turn)) => {
@@ -184,7 +190,6 @@ impl Badge {
                         let _ = reply.send((signals, self.settings.rules.explain(&self.text.rows)));
                     }
                 },
-                Some(press) = keys.recv() => self.on_key(press),
                 changed = state.changed(), if !pane_gone => {
                     if changed.is_err() {
                         pane_gone = true;

@@ -137,12 +137,8 @@ impl Session {
     /// Give a freshly started pane its badge (replacing the badge of an earlier run).
     pub(super) fn start_badge(&mut self, key: &Key, pane: &PaneHandle, run: u64) {
         let Some(a) = self.agents.get(key) else { return };
-        let settings = self
-            .status
-            .repos
-            .get(&key.0)
-            .and_then(|r| r.profiles.get(&a.rec.profile).cloned())
-            .unwrap_or_default();
+        let settings =
+            self.status.repos.get(&key.0).and_then(|r| r.profiles.get(&a.rec.profile).cloned());
         let tx = self.tx.clone();
         let k = key.clone();
         let on_change = Box::new(move |tr: Transition, view: View| {
