@@ -236,22 +236,6 @@ fn enter_on_a_typed_prompt_shows_working_before_the_hook_and_enter_that_submits_
     }
 }
 
-/// `corral status NAME --json`: the badge's status and its signals (the badge's task answers it
-/// after every key written to the agent before it was asked).
-fn badge_report(env: &Env, name: &str) -> (String, Vec<String>) {
-    let v: serde_json::Value = serde_json::from_str(&env.ok(&["status", name, "--json"])).unwrap();
-    let signals = v["signals"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string());
-    (v["status"].as_str().unwrap().to_string(), signals.collect())
-}
-
-/// Stop or continue the agent's whole process group: while it is stopped it reads no key, draws
-/// nothing and fires no hook, so what the badge does then comes from the key alone.
-fn signal_agent(env: &Env, name: &str, sig: &str) {
-    let pid = env.agent_json(name)["pid"].as_u64().unwrap();
-    let st = std::process::Command::new("kill").args([sig, "--", &format!("-{pid}")]).status();
-    assert!(st.unwrap().success(), "kill {sig} -{pid}");
-}
-
 fn enter_shows_working_before_the_hook(claude: &std::path::Path) {
     let env = Env::new();
     let root = env.root();
