@@ -263,13 +263,15 @@ fn with_input(mut rows: Vec<String>, mark: &str, text: &str) -> Vec<String> {
     rows
 }
 
+/// (profile, what is on screen, the screen, the key, the rule that takes it).
+type KeyCase = (&'static str, &'static str, Vec<String>, &'static [u8], Option<&'static str>);
+
 #[test]
 fn builtin_key_rules_tell_a_submit_or_an_approval_from_keys_that_do_neither() {
     let enter = b"\r".as_slice();
     let typed = screen("claude-typed.120x40.txt");
-    // (profile, what is on screen, the screen, the key, the rule that takes it: None when the
-    // badge must not move on it)
-    let cases: Vec<(&str, &str, Vec<String>, &[u8], Option<&str>)> = vec![
+    // None: the badge must not move on the key.
+    let cases: Vec<KeyCase> = vec![
         ("claude", "a typed prompt", typed.clone(), enter, Some("prompt submitted")),
         ("claude", "an empty prompt", screen("claude-idle-fresh.100x30.txt"), enter, None),
         (
