@@ -58,6 +58,8 @@ pub struct Transition {
     pub at: Instant,
     /// Counts transitions, so a consumer can tell "idle again" from "still idle".
     pub seq: u64,
+    /// Back from a key's state nobody confirmed (the key did nothing): no news to notify.
+    pub key_undone: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +97,8 @@ pub struct Engine {
     seq: u64,
     hook: Option<Hold>,
     key: Option<KeyHold>,
+    /// The status shown is a key's, and the key was not confirmed in time.
+    key_lapsed: bool,
     screen: Option<(Status, String)>,
     /// The deciding rule's `settle_ms`, and when the screen's words last changed.
     settle: Duration,
@@ -125,6 +129,7 @@ impl Engine {
             seq: 0,
             hook: None,
             key: None,
+            key_lapsed: false,
             screen: None,
             settle: Duration::ZERO,
             last_text_change: None,
@@ -344,6 +349,7 @@ impl Engine {
         if self.key_due().is_some_and(|due| now >= due) {
             // Not confirmed in time: the key did not do what it seemed to.
             self.key = None;
+            self.key_lapsed = true;
         }
         let (mut to, mut reason, source) = self.candidate(now);
         if self.status == Status::Starting && source == Source::Activity && self.in_grace(now) {
@@ -387,6 +393,7 @@ impl Engine {
             _ => {}
         }
         if to == self.status {
+            self.key_lapsed = false;
             if self.reason != reason && to != Status::Stuck {
                 self.reason = reason;
             }
@@ -396,11 +403,12 @@ impl Engine {
             self.working_since = Some(now);
         }
         let from = self.status;
+        let key_undone = std::mem::take(&mut self.key_lapsed);
         self.status = to;
         self.since = now;
         self.reason = reason.clone();
         self.seq += 1;
-        Some(Transition { from, to, reason, at: now, seq: self.seq })
+        Some(Transition { from, to, reason, at: now, seq: self.seq, key_undone })
     }
 
     /// The next instant at which time alone may change the status: the end of a quiet period, or
@@ -839,6 +847,10 @@ mod tests {
         let tr = e.decide(t0 + ms(2100)).unwrap();
         assert_eq!(tr.to, Status::Idle);
         assert!(!tr.reason.contains("key"), "{}", tr.reason);
+        assert!(tr.key_undone, "not a finished turn to tell anyone about");
+        key(&mut e, t0 + ms(3000));
+        let tr = e.decide(t0 + ms(3000)).unwrap();
+        assert!(!tr.key_undone);
     }
 
     #[test]

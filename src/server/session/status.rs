@@ -144,7 +144,7 @@ impl Session {
         let on_change = Box::new(move |tr: Transition, view: View| {
             let k = k.clone();
             let _ = tx.send(SessionMsg::Run(Box::new(move |s: &mut Session| {
-                s.on_status(&k, run, tr.from, view);
+                s.on_status(&k, run, &tr, view);
             })));
         });
         let handle = badge::start(pane.clone(), settings, a.rec.worktree.clone(), on_change);
@@ -303,7 +303,8 @@ impl Session {
     }
 
     /// A transition of an agent's badge: notify, and deliver a queued message if it became idle.
-    fn on_status(&mut self, key: &Key, run: u64, from: Status, view: View) {
+    fn on_status(&mut self, key: &Key, run: u64, tr: &Transition, view: View) {
+        let from = tr.from;
         let Some(a) = self.agents.get(key) else { return };
         if a.run != run {
             return;
@@ -311,7 +312,8 @@ impl Session {
         debug!("agent {} is {} ({})", key.1, view.status, view.reason);
         let worth = match view.status {
             Status::NeedsInput | Status::Stuck | Status::Exited => true,
-            Status::Idle => matches!(from, Status::Working | Status::Stuck),
+            // Not when it only undoes a key's working that the agent never confirmed.
+            Status::Idle => matches!(from, Status::Working | Status::Stuck) && !tr.key_undone,
             Status::Starting | Status::Working => false,
         };
         if worth {
