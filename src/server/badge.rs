@@ -145,7 +145,8 @@ impl Badge {
         let mut dirty: Option<Instant> = None;
         let mut last_read: Option<Instant> = None;
         let mut pane_gone = false;
-        let mut keys = self.pane.tap_keys(self.settings.keys.keys());
+        let mut tapped = self.settings.keys.keys(self.engine.status());
+        let mut keys = self.pane.tap_keys(tapped.clone());
         loop {
             let now = Instant::now();
             let read_at = dirty.map(|_| last_read.map_or(now, |l| (l + MIN_GAP).max(now)));
@@ -169,9 +170,6 @@ impl Badge {
                         self.engine.on_hook(Instant::now(), status, reason, ends_turn);
                     }
                     Some(Msg::Settings(s)) => {
-                        if s.keys.keys() != self.settings.keys.keys() {
-                            keys = self.pane.tap_keys(s.keys.keys());
-                        }
                         self.settings = s;
                         self.engine.set_timing(self.settings.timing);
                         self.engine.set_has_rules(!self.settings.rules.is_empty());
@@ -221,6 +219,12 @@ impl Badge {
             }
             self.look_at_files(now).await;
             self.decide(Instant::now());
+            // Keys that answer a dialog are listened for only while it shows.
+            let wanted = self.settings.keys.keys(self.engine.status());
+            if wanted != tapped {
+                self.pane.set_tapped_keys(wanted.clone());
+                tapped = wanted;
+            }
         }
     }
 
@@ -231,7 +235,8 @@ impl Badge {
             return;
         }
         let rows = typed_rows(&press.screen);
-        if let Some((status, name)) = self.settings.keys.evaluate(&press.key, &rows) {
+        let shown = self.engine.status();
+        if let Some((status, name)) = self.settings.keys.evaluate(&press.key, &rows, shown) {
             self.engine.on_key(press.at, status, name);
         }
     }

@@ -259,6 +259,13 @@ impl PaneHandle {
         rx
     }
 
+    /// Change which keys the listener hears of.
+    pub fn set_tapped_keys(&self, keys: Vec<Vec<u8>>) {
+        if let Some(t) = self.shared.tap.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+            t.keys = keys;
+        }
+    }
+
     /// Resize the PTY and the emulator together (the program is told by SIGWINCH).
     pub fn resize(&self, size: Size) {
         let mut core = self.shared.core();

@@ -25,6 +25,10 @@ pub struct KeyRuleSpec {
     /// The state the agent is in once it took the key.
     #[serde(default = "working")]
     pub status: Status,
+    /// Only while the badge shows this state (a dialog's answer: "needs-input"). Keys of such
+    /// rules are not even looked at otherwise: typing a "y" into a prompt costs nothing.
+    #[serde(default)]
+    pub when: Option<Status>,
     #[serde(default)]
     pub region: RegionKind,
     #[serde(default = "default_lines")]
@@ -68,6 +72,7 @@ pub fn key_bytes(name: &str) -> Option<Vec<u8>> {
 struct KeyRule {
     name: String,
     status: Status,
+    when: Option<Status>,
     keys: Vec<Vec<u8>>,
     screen: RuleSet,
 }
@@ -107,7 +112,13 @@ impl KeyRules {
                 unless: spec.unless.clone(),
                 settle_ms: 0,
             }])?;
-            rules.push(KeyRule { name: spec.name.clone(), status: spec.status, keys, screen });
+            rules.push(KeyRule {
+                name: spec.name.clone(),
+                status: spec.status,
+                when: spec.when,
+                keys,
+                screen,
+            });
         }
         Ok(KeyRules { rules })
     }
@@ -116,10 +127,11 @@ impl KeyRules {
         self.rules.is_empty()
     }
 
-    /// Every key some rule listens for (what the pane is asked to report).
-    pub fn keys(&self) -> Vec<Vec<u8>> {
+    /// Every key some rule listens for while the badge shows `shown` (what the pane is asked to
+    /// report).
+    pub fn keys(&self, shown: Status) -> Vec<Vec<u8>> {
         let mut out: Vec<Vec<u8>> = Vec::new();
-        for k in self.rules.iter().flat_map(|r| r.keys.iter()) {
+        for k in self.rules.iter().filter(|r| r.applies(shown)).flat_map(|r| r.keys.iter()) {
             if !out.contains(k) {
                 out.push(k.clone());
             }
@@ -127,14 +139,20 @@ impl KeyRules {
         out
     }
 
-    /// What `key` pressed on a screen showing `rows` (faint text left out) does: the first rule
-    /// for that key whose region matches, with its state and name.
-    pub fn evaluate(&self, key: &[u8], rows: &[String]) -> Option<(Status, String)> {
+    /// What `key` pressed on a screen showing `rows` (faint text left out) does while the badge
+    /// shows `shown`: the first rule for that key whose region matches, with its state and name.
+    pub fn evaluate(&self, key: &[u8], rows: &[String], shown: Status) -> Option<(Status, String)> {
         self.rules
             .iter()
-            .filter(|r| r.keys.iter().any(|k| k == key))
+            .filter(|r| r.applies(shown) && r.keys.iter().any(|k| k == key))
             .find(|r| r.screen.evaluate(rows).decided.is_some())
             .map(|r| (r.status, r.name.clone()))
+    }
+}
+
+impl KeyRule {
+    fn applies(&self, shown: Status) -> bool {
+        self.when.is_none_or(|w| w == shown)
     }
 }
 
@@ -156,6 +174,7 @@ mod tests {
             name: "oops".into(),
             keys: vec!["return".into()],
             status: Status::Working,
+            when: None,
             region: RegionKind::Bottom,
             lines: 2,
             input: String::new(),
@@ -172,20 +191,28 @@ mod tests {
             name: name.into(),
             keys: keys.iter().map(|k| k.to_string()).collect(),
             status: Status::Working,
+            when: None,
             region: RegionKind::Input,
             lines: 5,
             input: "^> ".into(),
             patterns: pats.iter().map(|p| p.to_string()).collect(),
             unless: vec!["^> /".into()],
         };
-        let set = KeyRules::compile(&[spec("submit", &["enter"], &[r"^> \S"])]).unwrap();
-        assert_eq!(set.keys(), vec![b"\r".to_vec()]);
+        let mut yes = spec("yes", &["y"], &["Allow"]);
+        yes.when = Some(Status::NeedsInput);
+        let set = KeyRules::compile(&[spec("submit", &["enter"], &[r"^> \S"]), yes]).unwrap();
+        assert_eq!(set.keys(Status::Idle), vec![b"\r".to_vec()]);
+        assert_eq!(set.keys(Status::NeedsInput), vec![b"\r".to_vec(), b"y".to_vec()]);
+        let idle = Status::Idle;
         let typed = rows("> old prompt\nanswer\n> new prompt\n───\nfooter");
-        assert_eq!(set.evaluate(b"\r", &typed), Some((Status::Working, "submit".into())));
-        assert_eq!(set.evaluate(b"x", &typed), None, "not a key of the rule");
+        assert_eq!(set.evaluate(b"\r", &typed, idle), Some((Status::Working, "submit".into())));
+        assert_eq!(set.evaluate(b"x", &typed, idle), None, "not a key of the rule");
         let empty = rows("> old prompt\nanswer\n> \n───\nfooter");
-        assert_eq!(set.evaluate(b"\r", &empty), None, "the lowest input row is empty");
+        assert_eq!(set.evaluate(b"\r", &empty, idle), None, "the lowest input row is empty");
         let command = rows("> /exit\n───");
-        assert_eq!(set.evaluate(b"\r", &command), None, "unless");
+        assert_eq!(set.evaluate(b"\r", &command, idle), None, "unless");
+        let asked = rows("> Allow it?");
+        assert_eq!(set.evaluate(b"y", &asked, idle), None, "only while needs-input shows");
+        assert_eq!(set.evaluate(b"y", &asked, Status::NeedsInput).unwrap().1, "yes");
     }
 }
