@@ -307,6 +307,21 @@ fn builtin_key_rules_tell_a_submit_or_an_approval_from_keys_that_do_neither() {
         ("claude", "a key that is not Enter", typed.clone(), b"x", None),
         (
             "claude",
+            "Esc while a turn runs",
+            screen("claude-working-streaming.100x30.txt"),
+            b"\x1b",
+            Some("interrupted"),
+        ),
+        ("claude", "Esc at the idle prompt", typed.clone(), b"\x1b", None),
+        (
+            "codex",
+            "Esc while a turn runs",
+            screen("codex-working.100x30.txt"),
+            b"\x1b",
+            Some("interrupted"),
+        ),
+        (
+            "claude",
             "1 on a permission",
             screen("claude-permission.100x30.txt"),
             b"1",
@@ -375,7 +390,8 @@ fn builtin_key_rules_tell_a_submit_or_an_approval_from_keys_that_do_neither() {
         // What the badge shows when the key comes: what the screen says.
         let shown = rules(profile).evaluate(&rows).decided.map_or(Status::Idle, |(s, _)| s);
         let got = key_rules(profile).evaluate(key, &rows, shown).map(|(s, name)| {
-            assert_eq!(s, Status::Working, "{profile}, {what}");
+            let to = if name == "interrupted" { Status::Idle } else { Status::Working };
+            assert_eq!(s, to, "{profile}, {what}");
             name
         });
         if got.as_deref() != want {

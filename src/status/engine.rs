@@ -887,4 +887,21 @@ mod tests {
         w.on_screen(t0 + ms(500), ev(Some(Status::Idle), 2));
         assert_eq!(w.decide(t0 + ms(500)).unwrap().to, Status::Idle);
     }
+
+    #[test]
+    fn esc_on_a_running_turn_is_idle_at_once_and_a_late_working_hook_does_not_undo_it() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        e.on_screen(t0, ev(Some(Status::Working), 1));
+        e.on_hook(t0, Status::Working, "UserPromptSubmit".into(), false);
+        e.decide(t0);
+        e.on_key(t0 + ms(1000), Status::Idle, "interrupted".into());
+        let tr = e.decide(t0 + ms(1000)).unwrap();
+        assert_eq!((tr.to, tr.reason.as_str()), (Status::Idle, "key: interrupted"));
+        e.on_hook(t0 + ms(1050), Status::Working, "PostToolUse (Bash)".into(), false);
+        assert_eq!(e.decide(t0 + ms(1050)), None);
+        e.on_screen(t0 + ms(1200), ev(Some(Status::Idle), 2));
+        assert_eq!(e.decide(t0 + ms(1200)), None);
+        assert_eq!(e.decide(t0 + ms(9000)), None, "the screen confirmed it");
+    }
 }
