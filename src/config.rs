@@ -133,6 +133,8 @@ pub struct StatusConfig {
     /// A dialog no profile's rule knows (a selection cursor with a confirm/cancel hint): tried
     /// before each profile's `idle` rules, so an agent that asks something new is `needs-input`.
     pub dialog: Option<crate::status::RuleSpec>,
+    /// How long a key rule's state is shown without the agent's hook or screen confirming it.
+    pub key_confirm_ms: u64,
 }
 
 impl Default for StatusConfig {
@@ -144,6 +146,7 @@ impl Default for StatusConfig {
             notify_debounce_secs: 30,
             bell: true,
             dialog: None,
+            key_confirm_ms: 2000,
         }
     }
 }
@@ -153,6 +156,7 @@ impl StatusConfig {
         crate::status::Timing {
             idle_after: std::time::Duration::from_millis(self.idle_after_ms),
             stuck_after: std::time::Duration::from_secs(self.stuck_after_secs),
+            key_confirm: std::time::Duration::from_millis(self.key_confirm_ms),
             ..crate::status::Timing::default()
         }
     }
@@ -216,6 +220,8 @@ pub struct Profile {
     pub hooks: bool,
     /// Screen rules for the status badge, tried in order (see `status::rules`).
     pub rules: Vec<crate::status::RuleSpec>,
+    /// What keys the user sends the agent do, read from the screen (see `status::keys`).
+    pub key_rules: Vec<crate::status::KeyRuleSpec>,
 }
 
 impl Profile {
@@ -395,6 +401,9 @@ pub fn load(user: &Path, repo_root: Option<&Path>) -> Result<Loaded, ConfigError
             return Err(ConfigError::Invalid(format!("profile '{name}' has no command")));
         }
         if let Err(e) = crate::status::RuleSet::compile(&p.status_rules(&config.status)) {
+            return Err(ConfigError::Invalid(format!("profile '{name}': {e}")));
+        }
+        if let Err(e) = crate::status::KeyRules::compile(&p.key_rules) {
             return Err(ConfigError::Invalid(format!("profile '{name}': {e}")));
         }
     }

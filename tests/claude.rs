@@ -222,3 +222,90 @@ fn fork_continues_the_conversation(claude: &std::path::Path) {
     assert!(asked < noted && noted < now, "in order: {why}");
     env.wait_tail("cf", |t| t.contains("The word was PELICAN-7."));
 }
+
+#[test]
+fn enter_on_a_typed_prompt_shows_working_before_the_hook_and_enter_that_submits_nothing_does_not() {
+    let clis = agent_clis("claude");
+    if clis.is_empty() {
+        eprintln!("SKIPPED enter_on_a_typed_prompt…: no `claude` CLI (see the first test)");
+        return;
+    }
+    for cli in clis {
+        eprintln!("with {}: {}", cli.display(), version_of(&cli));
+        enter_shows_working_before_the_hook(&cli);
+    }
+}
+
+fn enter_shows_working_before_the_hook(claude: &std::path::Path) {
+    let env = Env::new();
+    let root = env.root();
+    let wts = root.join("wts");
+    let port = free_port();
+    let log_path = root.join("mock.jsonl");
+    let script = serde_json::json!([{"text": "Both lines read.", "delay": 0.5}]);
+    std::fs::write(root.join("script.json"), script.to_string()).unwrap();
+    let _mock = Mock::start("mock_anthropic.py", port, &root.join("script.json"), &log_path);
+    offline_claude(&env, claude, port, &wts);
+    // The agent is held stopped for a while below: the key must not give way meanwhile.
+    let config = env.home.join(".config/corral/config.toml");
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str("\n[status]\nkey_confirm_ms = 600000\n");
+    std::fs::write(&config, toml).unwrap();
+    env.ok(&["new", "--agent", "claude", "--name", "cc", "--detach", "--size", "100x30"]);
+    wait_or(
+        "the idle prompt",
+        || (env.agent_json("cc")["status"] == "idle").then_some(()),
+        || env.tail("cc"),
+    );
+    let no_key = |what: &str| {
+        let (status, signals) = badge_report(&env, "cc");
+        let why = format!("{what}: {signals:?}\nscreen:\n{}", env.tail("cc"));
+        assert_eq!(status, "idle", "{why}");
+        assert!(signals.iter().all(|s| !s.starts_with("key:")), "{why}");
+    };
+    let seen = record_badge(&env, "cc", |seen| {
+        // Enter on the empty prompt submits nothing.
+        env.ok(&["send", "cc", ""]);
+        no_key("Enter on an empty prompt");
+        // A line ended with a backslash: Enter starts a second line.
+        env.ok(&["send", "cc", "--no-enter", "first line \\"]);
+        env.wait_tail("cc", |t| t.contains("first line \\"));
+        env.ok(&["send", "cc", ""]);
+        no_key("Enter after a backslash");
+        env.wait_tail("cc", |t| t.contains("first line") && !t.contains("first line \\"));
+        env.ok(&["send", "cc", "--no-enter", "second line"]);
+        env.wait_tail("cc", |t| t.contains("second line"));
+        // The prompt goes: with the agent stopped, nothing but the key can say so.
+        signal_agent(&env, "cc", "-STOP");
+        env.ok(&["send", "cc", ""]);
+        let (status, signals) = badge_report(&env, "cc");
+        let why = format!("{signals:?}\nmock: {:?}", mock_log(&log_path));
+        assert_eq!(status, "working", "{why}");
+        assert!(signals[0].contains("key: prompt submitted"), "{why}");
+        assert!(when(&mock_log(&log_path), "request", 0).is_none(), "{why}");
+        signal_agent(&env, "cc", "-CONT");
+        // The agent takes it and its hook agrees; the turn ends.
+        wait_or(
+            "the reply",
+            || when(&mock_log(&log_path), "stream_end", 0),
+            || explain(&env, "cc", seen, &log_path),
+        );
+        wait_or(
+            "idle after the reply",
+            || {
+                let end = when(&mock_log(&log_path), "stream_end", 0)?;
+                seen.lock()
+                    .unwrap()
+                    .iter()
+                    .any(|o| o.status == "idle" && o.after > end)
+                    .then_some(())
+            },
+            || explain(&env, "cc", seen, &log_path),
+        );
+    });
+    let why = format!("badge: {seen:?}\nmock: {:?}", mock_log(&log_path));
+    // No flicker: idle through the keys that submitted nothing, working once, idle at the end.
+    assert_eq!(order(&seen), ["idle", "working", "idle"], "{why}");
+    let texts = std::fs::read_to_string(&log_path).unwrap();
+    assert!(texts.contains("first line") && texts.contains("second line"), "{texts}");
+}

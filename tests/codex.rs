@@ -53,8 +53,9 @@ fn badge_against_the_mock(codex: &std::path::Path) {
         ),
     )
     .unwrap();
+    // The agent is held stopped for a while below: a key must not give way to the rules meanwhile.
     env.write_config(&format!(
-        "[agents.codex]\ncommand = [\"{}\", \"--no-daemon\"]\n[agents.codex.env]\nMOCK_KEY = \"x\"\n",
+        "[status]\nkey_confirm_ms = 600000\n[agents.codex]\ncommand = [\"{}\", \"--no-daemon\"]\n[agents.codex.env]\nMOCK_KEY = \"x\"\n",
         codex.display()
     ));
     env.ok(&["new", "--agent", "codex", "--name", "cx", "--detach", "--size", "100x30"]);
@@ -67,8 +68,28 @@ fn badge_against_the_mock(codex: &std::path::Path) {
     env.ok(&["send", "cx", ""]);
     until("the composer", "idle");
 
+    // What a key does is shown at once: with the agent stopped (it reads no key, draws nothing,
+    // notifies nothing), the badge can only have it from the key.
+    let after_key = |what: &str, want: &str, key_rule: Option<&str>| {
+        let (status, signals) = badge_report(&env, "cx");
+        let why = format!("{what}: {signals:?}\nscreen:\n{}", env.tail("cx"));
+        assert_eq!(status, want, "{why}");
+        match key_rule {
+            Some(rule) => assert!(signals[0].contains(&format!("key: {rule}")), "{why}"),
+            None => assert!(signals.iter().all(|s| !s.starts_with("key:")), "{why}"),
+        }
+    };
     let seen = record_badge(&env, "cx", |seen| {
-        env.ok(&["send", "cx", "create hello.txt"]);
+        // Enter on the empty composer (its faint placeholder is no prompt) submits nothing.
+        env.wait_tail("cx", |t| t.contains("›"));
+        env.ok(&["send", "cx", ""]);
+        after_key("Enter on the empty composer", "idle", None);
+        env.ok(&["send", "cx", "--no-enter", "create hello.txt"]);
+        env.wait_tail("cx", |t| t.contains("› create hello.txt"));
+        signal_agent(&env, "cx", "-STOP");
+        env.ok(&["send", "cx", ""]);
+        after_key("Enter on the typed prompt", "working", Some("prompt submitted"));
+        signal_agent(&env, "cx", "-CONT");
         wait_or(
             "needs-input at the approval",
             || saw_after(seen, "needs-input", 0.0).then_some(()),
@@ -76,7 +97,10 @@ fn badge_against_the_mock(codex: &std::path::Path) {
         );
         env.wait_tail("cx", |t| t.contains("Would you like to run the following command?"));
         assert!(!env.worktree_of("cx").join("hello.txt").exists(), "nothing ran before approval");
+        signal_agent(&env, "cx", "-STOP");
         env.ok(&["send", "cx", ""]);
+        after_key("Enter on the approval's Yes", "working", Some("approved"));
+        signal_agent(&env, "cx", "-CONT");
         wait_idle_after_long_reply(&env, "cx", seen, &log_path);
     });
     drop(mock);

@@ -250,3 +250,153 @@ fn codex_interrupted_is_idle_without_waiting_for_the_words_to_settle() {
     assert_eq!(eval.decided, Some((Status::Idle, "composer".to_string())));
     assert!(!eval.settle.is_zero());
 }
+
+fn key_rules(profile: &str) -> corral::status::KeyRules {
+    let loaded = corral::config::load(Path::new("/nonexistent/config.toml"), None).unwrap();
+    corral::status::KeyRules::compile(&loaded.config.agents[profile].key_rules).unwrap()
+}
+
+/// Replace the input row (the last row starting with `mark`) of a fixture with `text`.
+fn with_input(mut rows: Vec<String>, mark: &str, text: &str) -> Vec<String> {
+    let i = rows.iter().rposition(|r| r.starts_with(mark)).unwrap();
+    rows[i] = text.to_string();
+    rows
+}
+
+/// (profile, what is on screen, the screen, the key, the rule that takes it).
+type KeyCase = (&'static str, &'static str, Vec<String>, &'static [u8], Option<&'static str>);
+
+#[test]
+fn builtin_key_rules_tell_a_submit_or_an_approval_from_keys_that_do_neither() {
+    let enter = b"\r".as_slice();
+    let typed = screen("claude-typed.120x40.txt");
+    // None: the badge must not move on the key.
+    let cases: Vec<KeyCase> = vec![
+        ("claude", "a typed prompt", typed.clone(), enter, Some("prompt submitted")),
+        ("claude", "an empty prompt", screen("claude-idle-fresh.100x30.txt"), enter, None),
+        (
+            "claude",
+            "an empty prompt under an earlier one",
+            screen("claude-idle-done.100x30.txt"),
+            enter,
+            None,
+        ),
+        (
+            "claude",
+            "the newest release's empty prompt",
+            screen("claude-2.1.332-idle-done.120x40.txt"),
+            enter,
+            None,
+        ),
+        ("claude", "the / command picker", screen("claude-command-picker.120x40.txt"), enter, None),
+        (
+            "claude",
+            "a line continued with a backslash",
+            with_input(typed.clone(), "❯", "❯\u{a0}first line \\"),
+            enter,
+            None,
+        ),
+        (
+            "claude",
+            "a file mention being completed",
+            with_input(typed.clone(), "❯", "❯\u{a0}look at @src/ma"),
+            enter,
+            None,
+        ),
+        ("claude", "a shell line", with_input(typed.clone(), "❯", "❯\u{a0}!ls"), enter, None),
+        ("claude", "a key that is not Enter", typed.clone(), b"x", None),
+        (
+            "claude",
+            "Esc while a turn runs",
+            screen("claude-working-streaming.100x30.txt"),
+            b"\x1b",
+            Some("interrupted"),
+        ),
+        ("claude", "Esc at the idle prompt", typed.clone(), b"\x1b", None),
+        (
+            "codex",
+            "Esc while a turn runs",
+            screen("codex-working.100x30.txt"),
+            b"\x1b",
+            Some("interrupted"),
+        ),
+        (
+            "claude",
+            "1 on a permission",
+            screen("claude-permission.100x30.txt"),
+            b"1",
+            Some("approved"),
+        ),
+        (
+            "claude",
+            "Enter on a permission's Yes",
+            screen("claude-permission.100x30.txt"),
+            enter,
+            Some("approved"),
+        ),
+        ("claude", "3 (No) on a permission", screen("claude-permission.100x30.txt"), b"3", None),
+        (
+            "claude",
+            "Enter on a permission's No",
+            with_input(screen("claude-permission.100x30.txt"), " ❯ 1. Yes", "   1. Yes")
+                .into_iter()
+                .map(|r| if r == "   3. No" { " ❯ 3. No".to_string() } else { r })
+                .collect(),
+            enter,
+            None,
+        ),
+        (
+            "claude",
+            "the newest release's permission",
+            screen("claude-2.1.332-permission.120x40.txt"),
+            b"1",
+            Some("approved"),
+        ),
+        (
+            "claude",
+            "Enter on the trust dialog",
+            screen("claude-2.1.332-trust.100x30.txt"),
+            enter,
+            None,
+        ),
+        (
+            "codex",
+            "a typed prompt",
+            screen("codex-0.169.0-typed.120x40.txt"),
+            enter,
+            Some("prompt submitted"),
+        ),
+        (
+            "codex",
+            "a / command",
+            with_input(screen("codex-0.169.0-typed.120x40.txt"), "›", "› /model"),
+            enter,
+            None,
+        ),
+        ("codex", "y on an approval", screen("codex-approval.100x30.txt"), b"y", Some("approved")),
+        ("codex", "p on an approval", screen("codex-approval.100x30.txt"), b"p", Some("approved")),
+        (
+            "codex",
+            "Enter on an approval's Yes",
+            screen("codex-approval.100x30.txt"),
+            enter,
+            Some("approved"),
+        ),
+        ("codex", "n on an approval", screen("codex-approval.100x30.txt"), b"n", None),
+        ("codex", "y on the composer", screen("codex-0.169.0-typed.120x40.txt"), b"y", None),
+    ];
+    let mut wrong = Vec::new();
+    for (profile, what, rows, key, want) in cases {
+        // What the badge shows when the key comes: what the screen says.
+        let shown = rules(profile).evaluate(&rows).decided.map_or(Status::Idle, |(s, _)| s);
+        let got = key_rules(profile).evaluate(key, &rows, shown).map(|(s, name)| {
+            let to = if name == "interrupted" { Status::Idle } else { Status::Working };
+            assert_eq!(s, to, "{profile}, {what}");
+            name
+        });
+        if got.as_deref() != want {
+            wrong.push(format!("{profile}, {what}: want {want:?}, got {got:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -14,10 +14,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::pane::PaneHandle;
+use super::pane::{KeyPress, PaneHandle};
 use crate::status::rules::RuleReport;
-use crate::status::{Engine, RuleSet, Status, Timing, Transition};
+use crate::status::{Engine, KeyRules, RuleSet, Status, Timing, Transition};
 use crate::term::TextCopy;
+use crate::term::screen::{Screen, attr};
 
 /// The least time between two reads of the screen: output arriving faster is read at this pace.
 pub const MIN_GAP: Duration = Duration::from_millis(25);
@@ -28,6 +29,8 @@ const SCAN_LIMIT: usize = 200_000;
 #[derive(Debug, Default)]
 pub struct Settings {
     pub rules: RuleSet,
+    /// What keys the user sends do (Enter on a prompt, a key that approves a dialog).
+    pub keys: KeyRules,
     pub timing: Timing,
 }
 
@@ -80,18 +83,22 @@ fn unix_of(at: Instant) -> u64 {
     super::session::unix_now().saturating_sub(at.elapsed().as_secs())
 }
 
-/// Start the badge of `pane`; `on_change` runs after each transition is published.
+/// Start the badge of `pane`; `on_change` runs after each transition is published. `settings`:
+/// None while the repository's config is still being read (they come with `set_settings`).
 /// `resumed`: the badge a previous server showed for this process (`server --upgrade`).
 pub fn start(
     pane: PaneHandle,
-    settings: Arc<Settings>,
+    settings: Option<Arc<Settings>>,
     worktree: PathBuf,
     on_change: Box<dyn Fn(Transition, View) + Send>,
     resumed: Option<View>,
 ) -> BadgeHandle {
     let now = Instant::now();
+    let loading = settings.is_none();
+    let settings = settings.unwrap_or_default();
     let mut engine = Engine::new(now, settings.timing);
-    engine.set_has_rules(!settings.rules.is_empty());
+    // Until the rules are read, quiet is not idle: the agent's rules may well say otherwise.
+    engine.set_has_rules(loading || !settings.rules.is_empty());
     if let Some(v) = &resumed {
         engine.resume(now, v.status, v.reason.clone(), v.seq);
     }
@@ -99,7 +106,7 @@ pub fn start(
         status: engine.status(),
         since: resumed.as_ref().map_or_else(|| unix_of(now), |v| v.since),
         reason: engine.reason().to_string(),
-        seq: 0,
+        seq: engine.seq(),
     });
     let (tx, rx) = mpsc::unbounded_channel();
     let badge = Badge {
@@ -143,6 +150,8 @@ impl Badge {
         let mut dirty: Option<Instant> = None;
         let mut last_read: Option<Instant> = None;
         let mut pane_gone = false;
+        let mut tapped = self.settings.keys.keys(self.engine.status());
+        let mut keys = self.pane.tap_keys(tapped.clone());
         loop {
             let now = Instant::now();
             let read_at = dirty.map(|_| last_read.map_or(now, |l| (l + MIN_GAP).max(now)));
@@ -158,6 +167,8 @@ impl Badge {
             };
             tokio::select! {
                 biased;
+                // Before messages sent after them (`status --explain` right after a key).
+                Some(press) = keys.recv() => self.on_key(press),
                 msg = rx.recv() => match msg {
                     None => return,
                     Some(Msg::Hook(status, reason, ends_turn)) => {
@@ -213,6 +224,25 @@ impl Badge {
             }
             self.look_at_files(now).await;
             self.decide(Instant::now());
+            // Keys that answer a dialog are listened for only while it shows.
+            let wanted = self.settings.keys.keys(self.engine.status());
+            if wanted != tapped {
+                self.pane.set_tapped_keys(wanted.clone());
+                tapped = wanted;
+            }
+        }
+    }
+
+    /// A key the rules listen for was written to the agent: what it does, read from the screen
+    /// it was pressed on.
+    fn on_key(&mut self, press: KeyPress) {
+        if self.exit_seen {
+            return;
+        }
+        let rows = typed_rows(&press.screen);
+        let shown = self.engine.status();
+        if let Some((status, name)) = self.settings.keys.evaluate(&press.key, &rows, shown) {
+            self.engine.on_key(press.at, status, name);
         }
     }
 
@@ -272,6 +302,30 @@ impl Badge {
     }
 }
 
+/// The screen's rows as text with faint cells left blank: agents draw an empty input box's
+/// placeholder faint, and key rules must not take it for typed text.
+fn typed_rows(screen: &Screen) -> Vec<String> {
+    screen
+        .lines
+        .iter()
+        .map(|line| {
+            let mut s = String::with_capacity(line.cells.len());
+            for cell in line.cells.iter().filter(|c| c.attrs & attr::WIDE_SPACER == 0) {
+                if cell.attrs & attr::DIM != 0 {
+                    s.push(' ');
+                    continue;
+                }
+                s.push(cell.ch);
+                if let Some(extra) = &cell.extra {
+                    s.push_str(extra);
+                }
+            }
+            s.truncate(s.trim_end_matches(' ').len());
+            s
+        })
+        .collect()
+}
+
 /// Whether any file or directory under `dir` (`.git` left out) was modified after `since`. Stops
 /// at the first one, and after [`SCAN_LIMIT`] entries.
 fn changed_since(dir: &Path, since: SystemTime) -> bool {
@@ -302,6 +356,29 @@ fn changed_since(dir: &Path, since: SystemTime) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_rules_do_not_see_a_faint_placeholder() {
+        use crate::term::screen::{Cell, Line, Size};
+        let line = |parts: &[(&str, u16)]| Line {
+            cells: parts
+                .iter()
+                .flat_map(|(t, attrs)| {
+                    t.chars().map(|ch| Cell { ch, attrs: *attrs, ..Cell::default() })
+                })
+                .collect(),
+            wrapped: false,
+        };
+        let screen = Screen {
+            size: Size::new(40, 2),
+            lines: vec![
+                line(&[("› ", attr::BOLD), ("Ask Codex to do anything", attr::DIM)]),
+                line(&[("› ", attr::BOLD), ("fix the bug", 0)]),
+            ],
+            ..Screen::default()
+        };
+        assert_eq!(typed_rows(&screen), vec!["›".to_string(), "› fix the bug".to_string()]);
+    }
 
     #[test]
     fn changed_since_compares_modification_times() {

@@ -126,6 +126,21 @@ struct Shared {
     /// Held by the reader around each read and the feed of what it read: whoever holds it knows
     /// every byte taken from the PTY is in the emulator (a hand-over takes it for good).
     reading: Mutex<()>,
+    /// Who hears of which keys written to the program (the badge; see [`PaneHandle::tap_keys`]).
+    tap: Mutex<Option<KeyTap>>,
+}
+
+/// A key written to the program alone (as typed, not inside pasted text), with the screen it was
+/// pressed on.
+pub struct KeyPress {
+    pub key: Vec<u8>,
+    pub screen: Screen,
+    pub at: Instant,
+}
+
+struct KeyTap {
+    keys: Vec<Vec<u8>>,
+    tx: tokio::sync::mpsc::UnboundedSender<KeyPress>,
 }
 
 impl Shared {
@@ -220,7 +235,38 @@ pub struct PaneHandle {
 impl PaneHandle {
     /// Input for the program: onto the PTY at once when it takes it, else to the writer thread.
     pub fn write(&self, bytes: Vec<u8>) {
+        let key = self.tapped(&bytes).then(|| bytes.clone());
         self.shared.writes.write(bytes);
+        if let Some(key) = key {
+            // Read right after the write, so the key is not held up by the copy: the program has
+            // to be scheduled, read and redraw before its answer could be here. Should it win
+            // that race, a rule sees the answered screen (an emptied prompt) and does nothing.
+            let screen = self.shared.core().emulator.screen();
+            let tap = self.shared.tap.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(t) = tap.as_ref() {
+                let _ = t.tx.send(KeyPress { key, screen, at: Instant::now() });
+            }
+        }
+    }
+
+    fn tapped(&self, bytes: &[u8]) -> bool {
+        let tap = self.shared.tap.lock().unwrap_or_else(PoisonError::into_inner);
+        tap.as_ref().is_some_and(|t| t.keys.iter().any(|k| k == bytes))
+    }
+
+    /// Hear of `keys` written to the program from now on, each with the screen it was pressed on
+    /// (replacing an earlier listener). Other writes cost a comparison.
+    pub fn tap_keys(&self, keys: Vec<Vec<u8>>) -> tokio::sync::mpsc::UnboundedReceiver<KeyPress> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        *self.shared.tap.lock().unwrap_or_else(PoisonError::into_inner) = Some(KeyTap { keys, tx });
+        rx
+    }
+
+    /// Change which keys the listener hears of.
+    pub fn set_tapped_keys(&self, keys: Vec<Vec<u8>>) {
+        if let Some(t) = self.shared.tap.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+            t.keys = keys;
+        }
     }
 
     /// Resize the PTY and the emulator together (the program is told by SIGWINCH).
@@ -383,6 +429,7 @@ pub fn start_pane(
         writes: input,
         sinks: Mutex::new(Vec::new()),
         reading: Mutex::new(()),
+        tap: Mutex::new(None),
     });
 
     let reader_shared = shared.clone();

@@ -34,6 +34,9 @@ pub struct Timing {
     /// With screen rules, how long activity alone may not end `starting`: an agent that loads for
     /// a while before drawing its prompt is not idle, and its rules will say when it is ready.
     pub startup_grace: Duration,
+    /// How long the state a key implied (`Engine::on_key`) is shown without the agent's hook or
+    /// screen confirming it.
+    pub key_confirm: Duration,
 }
 
 impl Default for Timing {
@@ -42,6 +45,7 @@ impl Default for Timing {
             idle_after: Duration::from_millis(1500),
             stuck_after: Duration::from_secs(300),
             startup_grace: Duration::from_secs(20),
+            key_confirm: Duration::from_secs(2),
         }
     }
 }
@@ -54,6 +58,8 @@ pub struct Transition {
     pub at: Instant,
     /// Counts transitions, so a consumer can tell "idle again" from "still idle".
     pub seq: u64,
+    /// Back from a key's state nobody confirmed (the key did nothing): no news to notify.
+    pub key_undone: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -65,9 +71,18 @@ struct Hold {
     ends_turn: bool,
 }
 
+/// What a key the user pressed implies, until the agent confirms it (see `Engine::on_key`).
+#[derive(Debug, Clone)]
+struct KeyHold {
+    status: Status,
+    reason: String,
+    at: Instant,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
     Process,
+    Key,
     Hook,
     Rule,
     Activity,
@@ -81,6 +96,9 @@ pub struct Engine {
     reason: String,
     seq: u64,
     hook: Option<Hold>,
+    key: Option<KeyHold>,
+    /// The status shown is a key's, and the key was not confirmed in time.
+    key_lapsed: bool,
     screen: Option<(Status, String)>,
     /// The deciding rule's `settle_ms`, and when the screen's words last changed.
     settle: Duration,
@@ -112,6 +130,8 @@ impl Engine {
             reason: "process: started, no output yet".into(),
             seq: 0,
             hook: None,
+            key: None,
+            key_lapsed: false,
             screen: None,
             settle: Duration::ZERO,
             last_text_change: None,
@@ -205,6 +225,10 @@ impl Engine {
             // The screen moved on to something the hook did not say: the hook is spent.
             self.hook = None;
         }
+        if new != old && self.key.as_ref().is_some_and(|k| new == Some(k.status)) {
+            // The screen now shows what the key implied: it speaks for itself from here.
+            self.key = None;
+        }
         self.screen = eval.decided;
         self.settle = eval.settle;
     }
@@ -214,6 +238,12 @@ impl Engine {
     pub fn on_hook(&mut self, now: Instant, status: Status, reason: String, ends_turn: bool) {
         if self.exited.is_some() {
             return;
+        }
+        if self.key.as_ref().is_some_and(|k| {
+            now >= k.at && (status == k.status || status == Status::NeedsInput || ends_turn)
+        }) {
+            // The agent's own word on what the key did (or on what came of it): it decides.
+            self.key = None;
         }
         self.hook = Some(Hold { status, reason, at: now, ends_turn });
         if status == Status::Working {
@@ -230,11 +260,35 @@ impl Engine {
     pub fn on_exit(&mut self, reason: String) {
         self.exited = Some(reason);
         self.hook = None;
+        self.key = None;
+    }
+
+    /// The user pressed a key that puts the agent in `status` (`keys::KeyRules` read the screen
+    /// it was pressed on: Enter on a prompt with text, a key that approves a dialog). The agent
+    /// says so itself only a moment later (its hook, its screen), so the badge shows it at once,
+    /// provisionally: a hook or screen that then shows the same state confirms it, a hook that
+    /// asks a question or ends the turn overrides it, and if neither comes within `key_confirm`
+    /// the badge goes back to what hooks and rules say. Screens that merely have not caught up
+    /// yet (the prompt still drawn) do not undo it.
+    pub fn on_key(&mut self, now: Instant, status: Status, reason: String) {
+        if self.exited.is_some() || self.status == status {
+            return;
+        }
+        self.key = Some(KeyHold { status, reason, at: now });
+    }
+
+    fn key_due(&self) -> Option<Instant> {
+        self.key.as_ref().map(|k| k.at + self.timing.key_confirm)
     }
 
     fn candidate(&self, now: Instant) -> (Status, String, Source) {
         if let Some(r) = &self.exited {
             return (Status::Exited, r.clone(), Source::Process);
+        }
+        if let Some(k) = &self.key
+            && self.key_due().is_some_and(|due| now < due)
+        {
+            return (k.status, format!("key: {}", k.reason), Source::Key);
         }
         if let Some(h) = &self.hook {
             // What the screen plainly shows beats a hook that says less: hooks can be stale or
@@ -312,6 +366,11 @@ impl Engine {
 
     /// Bring the status up to date; returns the transition if it changed.
     pub fn decide(&mut self, now: Instant) -> Option<Transition> {
+        if self.key_due().is_some_and(|due| now >= due) {
+            // Not confirmed in time: the key did not do what it seemed to.
+            self.key = None;
+            self.key_lapsed = true;
+        }
         let (mut to, mut reason, source) = self.candidate(now);
         if self.status == Status::Starting && source == Source::Activity && self.in_grace(now) {
             return None;
@@ -354,6 +413,7 @@ impl Engine {
             _ => {}
         }
         if to == self.status {
+            self.key_lapsed = false;
             if self.reason != reason && to != Status::Stuck {
                 self.reason = reason;
             }
@@ -363,11 +423,12 @@ impl Engine {
             self.working_since = Some(now);
         }
         let from = self.status;
+        let key_undone = std::mem::take(&mut self.key_lapsed);
         self.status = to;
         self.since = now;
         self.reason = reason.clone();
         self.seq += 1;
-        Some(Transition { from, to, reason, at: now, seq: self.seq })
+        Some(Transition { from, to, reason, at: now, seq: self.seq, key_undone })
     }
 
     /// The next instant at which time alone may change the status: the end of a quiet period, or
@@ -396,6 +457,11 @@ impl Engine {
         }
         if self.status == Status::Working {
             consider(self.stuck_deadline());
+        }
+        if let Some(due) = self.key_due()
+            && due > now
+        {
+            consider(due);
         }
         if let Some(h) = &self.hook
             && h.ends_turn
@@ -449,6 +515,14 @@ impl Engine {
             }
             None => "hook: none in force".into(),
         });
+        if let Some(k) = &self.key {
+            out.push(format!(
+                "key: {} says {} until the agent confirms it, {}",
+                k.reason,
+                k.status,
+                ago(k.at)
+            ));
+        }
         out.push(match &self.screen {
             Some((s, n)) => format!("screen: rule '{n}' says {s}"),
             None => "screen: no rule matches".into(),
@@ -475,6 +549,7 @@ mod tests {
         idle_after: Duration::from_millis(1500),
         stuck_after: Duration::from_secs(60),
         startup_grace: Duration::from_secs(20),
+        key_confirm: Duration::from_secs(2),
     };
 
     fn ev(status: Option<Status>, fp: u64) -> Evaluation {
@@ -765,5 +840,105 @@ mod tests {
         assert_eq!(e.next_deadline(t0 + ms(1)), None);
         e.on_hook(t0 + ms(2), Status::Working, "late".into(), false);
         assert_eq!(e.decide(t0 + ms(2)), None);
+    }
+
+    fn key(e: &mut Engine, at: Instant) {
+        e.on_key(at, Status::Working, "prompt submitted".into());
+    }
+
+    #[test]
+    fn enter_on_a_prompt_shows_working_at_once_and_the_hook_confirms_it() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        e.on_screen(t0, ev(Some(Status::Idle), 1));
+        e.on_hook(t0, Status::Idle, "Stop".into(), true);
+        e.decide(t0 + ms(300));
+        assert_eq!(e.status(), Status::Idle);
+        key(&mut e, t0 + ms(1000));
+        let tr = e.decide(t0 + ms(1000)).unwrap();
+        assert_eq!((tr.to, tr.reason.as_str()), (Status::Working, "key: prompt submitted"));
+        // The prompt is still drawn while the agent takes it: no change.
+        e.on_screen(t0 + ms(1020), ev(Some(Status::Idle), 2));
+        assert_eq!(e.decide(t0 + ms(1020)), None);
+        e.on_hook(t0 + ms(1150), Status::Working, "UserPromptSubmit".into(), false);
+        assert_eq!(e.decide(t0 + ms(1150)), None);
+        assert_eq!(e.reason(), "hook: UserPromptSubmit");
+        // Well past the key's window, the hook holds working; the turn ends with the next Stop.
+        assert_eq!(e.decide(t0 + ms(5000)), None);
+        e.on_hook(t0 + ms(6000), Status::Idle, "Stop".into(), true);
+        assert_eq!(e.decide(t0 + ms(6000)).unwrap().to, Status::Idle);
+    }
+
+    #[test]
+    fn a_key_nobody_confirms_gives_way_to_the_rules_after_the_window() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        e.on_screen(t0, ev(Some(Status::Idle), 1));
+        e.decide(t0);
+        key(&mut e, t0 + ms(100));
+        assert_eq!(e.decide(t0 + ms(100)).unwrap().to, Status::Working);
+        // A Codex notify about a side turn is not the agent's word on this key.
+        e.on_hook(t0 + ms(300), Status::Idle, "codex notify (agent-turn-complete)".into(), false);
+        assert_eq!(e.decide(t0 + ms(2099)), None);
+        assert_eq!(e.next_deadline(t0 + ms(2099)), Some(t0 + ms(2100)));
+        let tr = e.decide(t0 + ms(2100)).unwrap();
+        assert_eq!(tr.to, Status::Idle);
+        assert!(!tr.reason.contains("key"), "{}", tr.reason);
+        assert!(tr.key_undone, "not a finished turn to tell anyone about");
+        key(&mut e, t0 + ms(3000));
+        let tr = e.decide(t0 + ms(3000)).unwrap();
+        assert!(!tr.key_undone);
+    }
+
+    #[test]
+    fn the_screen_confirms_a_key_and_a_question_overrides_it() {
+        let t0 = Instant::now();
+        // Approving a dialog: the dialog's last frames and the idle prompt drawn for a moment do
+        // not undo the key; the work on screen confirms it, and the dialog's hook is spent.
+        let mut e = Engine::new(t0, T);
+        e.on_screen(t0, ev(Some(Status::NeedsInput), 1));
+        e.on_hook(t0, Status::NeedsInput, "PermissionRequest (Bash)".into(), false);
+        e.decide(t0);
+        e.on_key(t0 + ms(3000), Status::Working, "approved".into());
+        assert_eq!(e.decide(t0 + ms(3000)).unwrap().to, Status::Working);
+        e.on_screen(t0 + ms(3010), ev(Some(Status::NeedsInput), 1));
+        e.on_screen(t0 + ms(3040), ev(Some(Status::Idle), 2));
+        assert_eq!(e.decide(t0 + ms(3040)), None);
+        e.on_screen(t0 + ms(3100), ev(Some(Status::Working), 3));
+        assert_eq!(e.decide(t0 + ms(3100)), None);
+        assert_eq!(e.reason(), "rule: working-rule");
+        assert_eq!(e.decide(t0 + ms(9000)), None, "confirmed: the window no longer matters");
+        // A question right after Enter: the agent's hook says so, and it shows at once.
+        let mut q = Engine::new(t0, T);
+        q.on_screen(t0, ev(Some(Status::Idle), 1));
+        q.decide(t0);
+        key(&mut q, t0 + ms(100));
+        q.decide(t0 + ms(100));
+        q.on_hook(t0 + ms(200), Status::NeedsInput, "PermissionRequest (Write)".into(), false);
+        assert_eq!(q.decide(t0 + ms(200)).unwrap().to, Status::NeedsInput);
+        // A key that says what the badge already shows changes nothing.
+        let mut w = Engine::new(t0, T);
+        w.on_screen(t0, ev(Some(Status::Working), 1));
+        w.decide(t0);
+        key(&mut w, t0 + ms(100));
+        w.on_screen(t0 + ms(500), ev(Some(Status::Idle), 2));
+        assert_eq!(w.decide(t0 + ms(500)).unwrap().to, Status::Idle);
+    }
+
+    #[test]
+    fn esc_on_a_running_turn_is_idle_at_once_and_a_late_working_hook_does_not_undo_it() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        e.on_screen(t0, ev(Some(Status::Working), 1));
+        e.on_hook(t0, Status::Working, "UserPromptSubmit".into(), false);
+        e.decide(t0);
+        e.on_key(t0 + ms(1000), Status::Idle, "interrupted".into());
+        let tr = e.decide(t0 + ms(1000)).unwrap();
+        assert_eq!((tr.to, tr.reason.as_str()), (Status::Idle, "key: interrupted"));
+        e.on_hook(t0 + ms(1050), Status::Working, "PostToolUse (Bash)".into(), false);
+        assert_eq!(e.decide(t0 + ms(1050)), None);
+        e.on_screen(t0 + ms(1200), ev(Some(Status::Idle), 2));
+        assert_eq!(e.decide(t0 + ms(1200)), None);
+        assert_eq!(e.decide(t0 + ms(9000)), None, "the screen confirmed it");
     }
 }

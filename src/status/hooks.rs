@@ -71,10 +71,12 @@ pub fn ends_the_turn(event: &str) -> bool {
     event == "Stop"
 }
 
-/// Claude Code's hook events corral listens to.
-pub const CLAUDE_EVENTS: [&str; 8] = [
+/// Claude Code's hook events corral listens to. Not `PreToolUse`: it says working, which the agent
+/// already is while the model's answer calls a tool, and Claude Code runs the tool (or asks for
+/// permission) only once every PreToolUse hook has finished, so it would only make the agent, and
+/// its permission dialog, later.
+pub const CLAUDE_EVENTS: [&str; 7] = [
     "UserPromptSubmit",
-    "PreToolUse",
     "PostToolUse",
     "PostToolUseFailure",
     "PermissionRequest",
@@ -82,6 +84,16 @@ pub const CLAUDE_EVENTS: [&str; 8] = [
     "Stop",
     "PreCompact",
 ];
+
+/// Claude Code waits for a hook to finish before it goes on (a hook may block a prompt, a tool or
+/// the end of a turn); corral's only listen, so they run in the background where nothing comes
+/// right after them that they could be overtaken by: the prompt's request to the model, the
+/// permission dialog (and with it the screen rule that reads it) and the idle prompt then come as
+/// soon as without corral. `PostToolUse` stays in line: the next tool's `PermissionRequest` may
+/// follow it at once, and must not arrive before it.
+fn claude_async(event: &str) -> bool {
+    !matches!(event, "PostToolUse" | "PostToolUseFailure")
+}
 
 /// Which hook system an agent's command has, from its program name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,13 +126,16 @@ pub fn install_args(flavor: Flavor, exe: &str) -> Vec<String> {
             let mut hooks = serde_json::Map::new();
             for event in CLAUDE_EVENTS {
                 let command = format!("{} hook {event}", shell_quote(exe));
-                let mut entry = serde_json::json!({
-                    "hooks": [{"type": "command", "command": command, "timeout": 10}]
-                });
-                if matches!(
-                    event,
-                    "PreToolUse" | "PostToolUse" | "PostToolUseFailure" | "PermissionRequest"
-                ) && let Some(m) = entry.as_object_mut()
+                let mut hook =
+                    serde_json::json!({"type": "command", "command": command, "timeout": 10});
+                if claude_async(event)
+                    && let Some(m) = hook.as_object_mut()
+                {
+                    m.insert("async".into(), Value::Bool(true));
+                }
+                let mut entry = serde_json::json!({ "hooks": [hook] });
+                if matches!(event, "PostToolUse" | "PostToolUseFailure" | "PermissionRequest")
+                    && let Some(m) = entry.as_object_mut()
                 {
                     m.insert("matcher".into(), Value::String("*".into()));
                 }
@@ -187,7 +202,10 @@ mod tests {
         let v: Value = serde_json::from_str(&a[1]).unwrap();
         let cmd = v["hooks"]["Stop"][0]["hooks"][0]["command"].as_str().unwrap();
         assert_eq!(cmd, r"'/opt/it'\''s here/corral' hook Stop");
-        assert_eq!(v["hooks"]["PreToolUse"][0]["matcher"], "*");
+        assert_eq!(v["hooks"]["PostToolUse"][0]["matcher"], "*");
+        assert_eq!(v["hooks"]["Stop"][0]["hooks"][0]["async"], true);
+        assert_eq!(v["hooks"]["PostToolUse"][0]["hooks"][0].get("async"), None);
+        assert_eq!(v["hooks"].get("PreToolUse"), None, "it only delays the agent");
         let c = install_args(Flavor::Codex, "/bin/corral");
         assert_eq!(c, vec!["-c", r#"notify=["/bin/corral","hook","codex"]"#]);
         assert_eq!(flavor_of("/x/node_modules/.bin/claude"), Some(Flavor::Claude));

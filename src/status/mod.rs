@@ -9,11 +9,13 @@
 
 pub mod engine;
 pub mod hooks;
+pub mod keys;
 pub mod rules;
 
 use serde::{Deserialize, Serialize};
 
 pub use engine::{Engine, Timing, Transition};
+pub use keys::{KeyRuleSpec, KeyRules};
 pub use rules::{RuleReport, RuleSet, RuleSpec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

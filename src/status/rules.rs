@@ -23,8 +23,9 @@ pub struct RuleSpec {
     /// How many rows the region spans.
     #[serde(default = "default_lines")]
     pub lines: u16,
-    /// For `region = "above-input"`: a pattern for the input row (e.g. `^❯`); the region is the
-    /// `lines` rows above the input box (the input row and the border rows around it excluded).
+    /// For `region = "above-input"` and `"input"`: a pattern for the input row (e.g. `^❯`); the
+    /// region is the `lines` rows above the input box (the input row and the border rows around it
+    /// excluded), or the input box's own rows from that row down.
     #[serde(default)]
     pub input: String,
     /// Every pattern must be found in the region (regexes; `^` and `$` match at line ends).
@@ -52,6 +53,9 @@ pub enum RegionKind {
     Bottom,
     /// The `lines` rows above the input box found with `input`.
     AboveInput,
+    /// The input box found with `input`: its input row and the rows under it down to its border
+    /// (at most `lines`), i.e. what the user has typed.
+    Input,
     /// The whole screen.
     Screen,
 }
@@ -132,13 +136,16 @@ impl RuleSet {
                 });
             }
             let input = match spec.region {
-                RegionKind::AboveInput if spec.input.is_empty() => {
+                RegionKind::AboveInput | RegionKind::Input if spec.input.is_empty() => {
                     return Err(RuleError::Invalid {
                         rule: spec.name.clone(),
-                        message: "region \"above-input\" needs an `input` pattern".into(),
+                        message: "regions \"above-input\" and \"input\" need an `input` pattern"
+                            .into(),
                     });
                 }
-                RegionKind::AboveInput => Some(compile_one(&spec.name, &spec.input)?),
+                RegionKind::AboveInput | RegionKind::Input => {
+                    Some(compile_one(&spec.name, &spec.input)?)
+                }
                 _ => None,
             };
             let patterns = spec
@@ -190,6 +197,7 @@ impl RuleSet {
                             RegionKind::AboveInput => {
                                 format!("{} rows above the input box", r.spec.lines)
                             }
+                            RegionKind::Input => "the input box".to_string(),
                             RegionKind::Screen => "whole screen".to_string(),
                         };
                         let label = if s < e {
@@ -232,6 +240,15 @@ impl Rule {
                     top -= 1;
                 }
                 Some((top.saturating_sub(lines), top))
+            }
+            RegionKind::Input => {
+                let input = self.input.as_ref()?;
+                let row = rows[..last_text].iter().rposition(|r| input.is_match(r))?;
+                let end = rows[row + 1..last_text]
+                    .iter()
+                    .position(|r| is_border(r) || r.trim().is_empty())
+                    .map_or(last_text, |i| row + 1 + i);
+                Some((row, end.min(row + lines.max(1))))
             }
         }
     }

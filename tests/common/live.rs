@@ -235,6 +235,22 @@ pub fn assert_working_through_long_reply(seen: &Seen, log: &[(f64, String, i64)]
     assert!(idle.after > end, "{why}");
 }
 
+/// `corral status NAME --json`: the badge's status and its signals (the badge's task answers it
+/// after every key written to the agent before it was asked).
+pub fn badge_report(env: &Env, name: &str) -> (String, Vec<String>) {
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["status", name, "--json"])).unwrap();
+    let signals = v["signals"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string());
+    (v["status"].as_str().unwrap().to_string(), signals.collect())
+}
+
+/// Stop or continue the agent's whole process group: while it is stopped it reads no key, draws
+/// nothing and fires no hook, so what the badge does then comes from the key alone.
+pub fn signal_agent(env: &Env, name: &str, sig: &str) {
+    let pid = env.agent_json(name)["pid"].as_u64().unwrap();
+    let st = std::process::Command::new("kill").args([sig, "--", &format!("-{pid}")]).status();
+    assert!(st.unwrap().success(), "kill {sig} -{pid}");
+}
+
 /// OpenCode's config (opencode.json) for running it offline: one OpenAI-compatible provider, the
 /// mock of chat completions at `port` (tests/fixtures/mock_chat.py), as the model for turns and
 /// titles alike; asking before shell commands and edits, so its permission prompt comes up; no

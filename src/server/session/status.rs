@@ -20,7 +20,7 @@ use crate::paths;
 use crate::proto::{AgentInfo, Reply, Target};
 use crate::server::badge::{self, BadgeHandle, Settings, View};
 use crate::server::pane::PaneHandle;
-use crate::status::{self, Notice, RuleSet, Status, Transition};
+use crate::status::{self, KeyRules, Notice, RuleSet, Status, Transition};
 
 /// How often config files are checked for changes while agents run.
 const CONFIG_CHECK: Duration = Duration::from_secs(2);
@@ -127,7 +127,8 @@ fn load_repo_status(repo: &Path) -> Result<RepoStatus, String> {
     for (name, p) in &cfg.agents {
         let rules = RuleSet::compile(&p.status_rules(&cfg.status))
             .map_err(|e| format!("profile '{name}': {e}"))?;
-        profiles.insert(name.clone(), Arc::new(Settings { rules, timing }));
+        let keys = KeyRules::compile(&p.key_rules).map_err(|e| format!("profile '{name}': {e}"))?;
+        profiles.insert(name.clone(), Arc::new(Settings { rules, keys, timing }));
     }
     Ok(RepoStatus { stamps, config: cfg.status, profiles })
 }
@@ -152,18 +153,14 @@ impl Session {
         resumed: Option<View>,
     ) {
         let Some(a) = self.agents.get(key) else { return };
-        let settings = self
-            .status
-            .repos
-            .get(&key.0)
-            .and_then(|r| r.profiles.get(&a.rec.profile).cloned())
-            .unwrap_or_default();
+        let settings =
+            self.status.repos.get(&key.0).and_then(|r| r.profiles.get(&a.rec.profile).cloned());
         let tx = self.tx.clone();
         let k = key.clone();
         let on_change = Box::new(move |tr: Transition, view: View| {
             let k = k.clone();
             let _ = tx.send(SessionMsg::Run(Box::new(move |s: &mut Session| {
-                s.on_status(&k, run, tr.from, view);
+                s.on_status(&k, run, &tr, view);
             })));
         });
         let handle =
@@ -323,7 +320,8 @@ impl Session {
     }
 
     /// A transition of an agent's badge: notify, and deliver a queued message if it became idle.
-    fn on_status(&mut self, key: &Key, run: u64, from: Status, view: View) {
+    fn on_status(&mut self, key: &Key, run: u64, tr: &Transition, view: View) {
+        let from = tr.from;
         let Some(a) = self.agents.get(key) else { return };
         if a.run != run {
             return;
@@ -331,7 +329,8 @@ impl Session {
         debug!("agent {} is {} ({})", key.1, view.status, view.reason);
         let worth = match view.status {
             Status::NeedsInput | Status::Stuck | Status::Exited => true,
-            Status::Idle => matches!(from, Status::Working | Status::Stuck),
+            // Not when it only undoes a key's working that the agent never confirmed.
+            Status::Idle => matches!(from, Status::Working | Status::Stuck) && !tr.key_undone,
             Status::Starting | Status::Working => false,
         };
         if worth {

@@ -1,0 +1,218 @@
+//! Key rules: what a key the user sends an agent does, read from the screen it was pressed on.
+//! Enter on a prompt with text submits it (the agent is working from that moment, though its hook
+//! or screen says so only a moment later); a choice key on a permission dialog approves it. A rule
+//! names its keys and, like a screen rule, the region it reads and the patterns that must (and
+//! must not) be found there. The badge shows the rule's state at once, provisionally: the agent's
+//! hook or screen confirms or overrides it (see `engine::Engine::on_key`).
+//!
+//! What a rule reads is the screen with faint text left out: agents draw the placeholder of an
+//! empty input box faint ("Ask Codex to do anything"), and Enter there submits nothing.
+
+use serde::{Deserialize, Serialize};
+
+use super::Status;
+use super::rules::{RegionKind, RuleError, RuleSet, RuleSpec};
+
+/// A key rule as written in the config (`[[agents.NAME.key_rules]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRuleSpec {
+    /// Shown in `status_reason` ("key: NAME").
+    pub name: String,
+    /// The keys: "enter", "esc", "tab", "space", or one character. A key counts when it arrives
+    /// alone (as typed), not inside pasted text.
+    pub keys: Vec<String>,
+    /// The state the agent is in once it took the key.
+    #[serde(default = "working")]
+    pub status: Status,
+    /// Only while the badge shows this state (a dialog's answer: "needs-input"). Keys of such
+    /// rules are not even looked at otherwise: typing a "y" into a prompt costs nothing.
+    #[serde(default)]
+    pub when: Option<Status>,
+    #[serde(default)]
+    pub region: RegionKind,
+    #[serde(default = "default_lines")]
+    pub lines: u16,
+    #[serde(default)]
+    pub input: String,
+    #[serde(rename = "match")]
+    pub patterns: Vec<String>,
+    #[serde(default)]
+    pub unless: Vec<String>,
+}
+
+fn working() -> Status {
+    Status::Working
+}
+
+fn default_lines() -> u16 {
+    10
+}
+
+/// The bytes a terminal sends for a key name of [`KeyRuleSpec::keys`].
+pub fn key_bytes(name: &str) -> Option<Vec<u8>> {
+    let bytes = match name {
+        "enter" => b"\r".to_vec(),
+        "esc" => b"\x1b".to_vec(),
+        "tab" => b"\t".to_vec(),
+        "space" => b" ".to_vec(),
+        _ => {
+            let mut chars = name.chars();
+            let c = chars.next()?;
+            if chars.next().is_some() || c.is_control() {
+                return None;
+            }
+            c.to_string().into_bytes()
+        }
+    };
+    Some(bytes)
+}
+
+#[derive(Debug)]
+struct KeyRule {
+    name: String,
+    status: Status,
+    when: Option<Status>,
+    keys: Vec<Vec<u8>>,
+    screen: RuleSet,
+}
+
+/// A profile's key rules, compiled.
+#[derive(Debug, Default)]
+pub struct KeyRules {
+    rules: Vec<KeyRule>,
+}
+
+impl KeyRules {
+    pub fn compile(specs: &[KeyRuleSpec]) -> Result<KeyRules, RuleError> {
+        let mut rules = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let invalid = |message: String| RuleError::Invalid { rule: spec.name.clone(), message };
+            if spec.keys.is_empty() {
+                return Err(invalid("has no `keys`".into()));
+            }
+            let keys = spec
+                .keys
+                .iter()
+                .map(|k| {
+                    key_bytes(k).ok_or_else(|| {
+                        invalid(format!(
+                            "key {k:?} is not \"enter\", \"esc\", \"tab\", \"space\" or one character"
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let screen = RuleSet::compile(&[RuleSpec {
+                name: spec.name.clone(),
+                status: spec.status,
+                region: spec.region,
+                lines: spec.lines,
+                input: spec.input.clone(),
+                patterns: spec.patterns.clone(),
+                unless: spec.unless.clone(),
+                settle_ms: 0,
+            }])?;
+            rules.push(KeyRule {
+                name: spec.name.clone(),
+                status: spec.status,
+                when: spec.when,
+                keys,
+                screen,
+            });
+        }
+        Ok(KeyRules { rules })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Every key some rule listens for while the badge shows `shown` (what the pane is asked to
+    /// report).
+    pub fn keys(&self, shown: Status) -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        for k in self.rules.iter().filter(|r| r.applies(shown)).flat_map(|r| r.keys.iter()) {
+            if !out.contains(k) {
+                out.push(k.clone());
+            }
+        }
+        out
+    }
+
+    /// What `key` pressed on a screen showing `rows` (faint text left out) does while the badge
+    /// shows `shown`: the first rule for that key whose region matches, with its state and name.
+    pub fn evaluate(&self, key: &[u8], rows: &[String], shown: Status) -> Option<(Status, String)> {
+        self.rules
+            .iter()
+            .filter(|r| r.applies(shown) && r.keys.iter().any(|k| k == key))
+            .find(|r| r.screen.evaluate(rows).decided.is_some())
+            .map(|r| (r.status, r.name.clone()))
+    }
+}
+
+impl KeyRule {
+    fn applies(&self, shown: Status) -> bool {
+        self.when.is_none_or(|w| w == shown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(s: &str) -> Vec<String> {
+        s.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn key_names_are_checked() {
+        assert_eq!(key_bytes("enter"), Some(b"\r".to_vec()));
+        assert_eq!(key_bytes("1"), Some(b"1".to_vec()));
+        assert_eq!(key_bytes("é"), Some("é".as_bytes().to_vec()));
+        assert_eq!(key_bytes("ctrl-x"), None);
+        let bad = KeyRuleSpec {
+            name: "oops".into(),
+            keys: vec!["return".into()],
+            status: Status::Working,
+            when: None,
+            region: RegionKind::Bottom,
+            lines: 2,
+            input: String::new(),
+            patterns: vec!["x".into()],
+            unless: vec![],
+        };
+        let err = KeyRules::compile(&[bad]).unwrap_err().to_string();
+        assert!(err.contains("rule 'oops'") && err.contains("\"return\""), "{err}");
+    }
+
+    #[test]
+    fn the_first_rule_for_the_key_whose_screen_matches_decides() {
+        let spec = |name: &str, keys: &[&str], pats: &[&str]| KeyRuleSpec {
+            name: name.into(),
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            status: Status::Working,
+            when: None,
+            region: RegionKind::Input,
+            lines: 5,
+            input: "^> ".into(),
+            patterns: pats.iter().map(|p| p.to_string()).collect(),
+            unless: vec!["^> /".into()],
+        };
+        let mut yes = spec("yes", &["y"], &["Allow"]);
+        yes.when = Some(Status::NeedsInput);
+        let set = KeyRules::compile(&[spec("submit", &["enter"], &[r"^> \S"]), yes]).unwrap();
+        assert_eq!(set.keys(Status::Idle), vec![b"\r".to_vec()]);
+        assert_eq!(set.keys(Status::NeedsInput), vec![b"\r".to_vec(), b"y".to_vec()]);
+        let idle = Status::Idle;
+        let typed = rows("> old prompt\nanswer\n> new prompt\n───\nfooter");
+        assert_eq!(set.evaluate(b"\r", &typed, idle), Some((Status::Working, "submit".into())));
+        assert_eq!(set.evaluate(b"x", &typed, idle), None, "not a key of the rule");
+        let empty = rows("> old prompt\nanswer\n> \n───\nfooter");
+        assert_eq!(set.evaluate(b"\r", &empty, idle), None, "the lowest input row is empty");
+        let command = rows("> /exit\n───");
+        assert_eq!(set.evaluate(b"\r", &command, idle), None, "unless");
+        let asked = rows("> Allow it?");
+        assert_eq!(set.evaluate(b"y", &asked, idle), None, "only while needs-input shows");
+        assert_eq!(set.evaluate(b"y", &asked, Status::NeedsInput).unwrap().1, "yes");
+    }
+}
