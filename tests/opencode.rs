@@ -87,6 +87,17 @@ fn badge_against_the_mock(opencode: &std::path::Path) {
         )
     };
     let seen = record_badge(&env, "oc", |seen| {
+        // With a plugin configured, OpenCode's first start under a new HOME waits for its own
+        // dependencies to install into ~/.config/opencode (once per user): longer than a deadline
+        // made for one step on a busy machine.
+        let started = std::time::Instant::now();
+        let described = |a: serde_json::Value| {
+            let why = a["status_reason"].as_str().unwrap_or("").to_string();
+            why.starts_with("hook:") || why.starts_with("rule:")
+        };
+        while !described(env.agent_json("oc")) && started.elapsed() < 3 * DEADLINE {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         hook_says("working", "session.status busy", seen);
         wait_or(
             "needs-input at the permission prompt",
