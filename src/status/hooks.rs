@@ -277,7 +277,7 @@ mod tests {
 
     #[test]
     fn opencode_plugin_events_map_to_states() {
-        let ev = |p: &str| interpret("opencode", p).map(|(s, why)| (s, why));
+        let ev = |p: &str| interpret("opencode", p);
         assert_eq!(
             ev(r#"{"type":"session.status","status":"busy"}"#),
             Some((Status::Working, "opencode plugin (session.status busy)".into()))
