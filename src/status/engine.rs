@@ -97,6 +97,8 @@ pub struct Engine {
     screen_since: Option<Instant>,
     /// Since when no rule describes the screen, and what the rules said just before.
     unmatched: Option<(Instant, Option<Status>)>,
+    /// The last state a rule said (frames no rule matches left out).
+    last_decided: Option<Status>,
     last_change: Option<Instant>,
     first_change: Option<Instant>,
     fingerprint: Option<u64>,
@@ -123,6 +125,7 @@ impl Engine {
             screen_news: None,
             screen_since: None,
             unmatched: None,
+            last_decided: None,
             last_change: None,
             first_change: None,
             fingerprint: None,
@@ -189,14 +192,19 @@ impl Engine {
     }
 
     fn rules_changed(&mut self, eval: Evaluation) {
-        let old = self.screen.as_ref().map(|(s, _)| *s);
         let new = eval.decided.as_ref().map(|(s, _)| *s);
-        if new != old
+        // Against the last state a rule said: a frame no rule matches (a redraw) and the same
+        // state again is not the screen moving on.
+        if new.is_some()
+            && new != self.last_decided
             && let (Some(h), Some(n)) = (&self.hook, new)
             && n != h.status
         {
             // The screen moved on to something the hook did not say: the hook is spent.
             self.hook = None;
+        }
+        if new.is_some() {
+            self.last_decided = new;
         }
         self.screen = eval.decided;
         self.settle = eval.settle;
@@ -707,6 +715,28 @@ mod tests {
             "hook: Stop",
             "the hook's idle at once"
         );
+    }
+
+    #[test]
+    fn a_redraw_of_the_same_screen_does_not_spend_a_hook() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        e.set_has_rules(true);
+        e.on_screen(t0, ev(Some(Status::Idle), 1));
+        e.decide(t0);
+        // OpenCode's busy arrives while its input box still shows; the box is redrawn through a
+        // frame no rule matches before "esc interrupt" shows.
+        e.on_hook(t0 + ms(100), Status::Working, "opencode plugin (busy)".into(), true);
+        assert_eq!(e.decide(t0 + ms(100)).unwrap().to, Status::Working);
+        e.on_screen(t0 + ms(200), ev(None, 2));
+        e.on_screen(t0 + ms(230), ev(Some(Status::Idle), 3));
+        assert_eq!(e.decide(t0 + ms(230)), None, "still the hook's working");
+        e.on_screen(t0 + ms(900), ev(Some(Status::Working), 4));
+        assert_eq!(e.decide(t0 + ms(900)), None);
+        // The turn ends without the idle event (an interrupt): the screen moved on, the hook is
+        // spent.
+        e.on_screen(t0 + ms(2000), ev(Some(Status::Idle), 5));
+        assert_eq!(e.decide(t0 + ms(2000)).unwrap().reason, "rule: idle-rule");
     }
 
     #[test]
