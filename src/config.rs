@@ -216,7 +216,7 @@ pub struct Profile {
     pub prompt: PromptMode,
     pub prompt_flag: String,
     pub env: BTreeMap<String, String>,
-    /// Install corral's hooks into the agent (Claude Code and Codex), for exact status.
+    /// Install corral's hooks into the agent (Claude Code, Codex, OpenCode), for exact status.
     pub hooks: bool,
     /// Screen rules for the status badge, tried in order (see `status::rules`).
     pub rules: Vec<crate::status::RuleSpec>,

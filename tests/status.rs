@@ -296,3 +296,66 @@ fn status_explains_every_rule_and_rules_reload_without_restarting_the_server() {
     assert!(err.contains("rule 'bad'"), "{err}");
     assert_eq!(status_of(&env, &name).0, "needs-input");
 }
+
+/// A fake agent that redraws its prompt through a blank frame on every line, as Gemini CLI redraws
+/// its input box on every key (and Aider's completion menu covers its prompt); the line "work"
+/// prints output for a second instead.
+const REDRAW_AGENT: &str = r#"#!/bin/bash
+stty -echo
+printf '> '
+while IFS= read -r line; do
+  printf '\r\033[K'
+  if [ "$line" = work ]; then
+    for i in $(seq 20); do echo "output $i"; sleep 0.05; done
+  else
+    sleep 0.15
+  fi
+  printf '> '
+done
+"#;
+
+#[test]
+fn a_prompt_redrawn_through_a_frame_no_rule_matches_stays_idle_and_output_that_goes_on_is_work() {
+    let env = Env::new();
+    let s = script(&env, "redraw.sh", REDRAW_AGENT);
+    // The prompt rule settles as Gemini CLI's and Aider's do: once read as working, a prompt
+    // would stay working for a second, so a false working cannot slip between two looks.
+    env.write_config(&format!(
+        r#"
+[agents.redraw]
+command = ["{s}"]
+prompt = "none"
+[[agents.redraw.rules]]
+name = "prompt"
+status = "idle"
+lines = 1
+match = ['^> ?$']
+settle_ms = 1000
+"#
+    ));
+    env.ok(&["new", "--agent", "redraw", "--name", "rd", "--detach"]);
+    assert_eq!(wait_status(&env, "rd", "idle"), "rule: prompt");
+    let seen = std::sync::Mutex::new(Vec::<(String, String)>::new());
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                seen.lock().unwrap().push(status_of(&env, "rd"));
+            }
+        });
+        for _ in 0..4 {
+            env.ok(&["send", "rd", "x"]);
+            // Each line's blank frame shows for 150 ms, then the prompt again.
+            env.wait_tail("rd", |t| t.trim_end().ends_with('>'));
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let seen = seen.into_inner().unwrap();
+    assert!(seen.len() > 10, "the badge was looked at while the prompt was redrawn: {seen:?}");
+    assert!(seen.iter().all(|(s, _)| s == "idle"), "a redraw read as work: {seen:?}");
+    // Output that goes on is work all the same.
+    env.ok(&["send", "rd", "work"]);
+    assert!(wait_status(&env, "rd", "working").starts_with("activity"));
+    assert_eq!(wait_status(&env, "rd", "idle"), "rule: prompt");
+}

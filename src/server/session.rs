@@ -338,6 +338,36 @@ fn build_argv(
     wrapped
 }
 
+/// `env` with the variables that install corral's hooks into agents that take them through their
+/// environment (OpenCode), when the profile wants hooks. Without them the agent still runs (its
+/// screen rules still read it): the reason is logged.
+fn with_hook_env(
+    mut env: Vec<(String, String)>,
+    profile: &Profile,
+    resume: bool,
+) -> Vec<(String, String)> {
+    let template =
+        if resume && !profile.resume.is_empty() { &profile.resume } else { &profile.command };
+    let Some(flavor) = template.first().and_then(|p| crate::status::hooks::flavor_of(p)) else {
+        return env;
+    };
+    if !profile.hooks {
+        return env;
+    }
+    let Ok(exe) = std::env::current_exe() else { return env };
+    let dir = paths::data_dir().join("hooks");
+    match crate::status::hooks::install_env(flavor, &exe.to_string_lossy(), &dir, &env) {
+        Ok(extra) => {
+            for (k, v) in extra {
+                env.retain(|(key, _)| *key != k);
+                env.push((k, v));
+            }
+        }
+        Err(e) => warn!("hooks not installed for {}: {e:#}", template.join(" ")),
+    }
+    env
+}
+
 fn server_env() -> Vec<(String, String)> {
     std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
@@ -1049,7 +1079,7 @@ impl Session {
             let spec = SpawnSpec {
                 argv: argv.clone(),
                 cwd: rec.worktree.clone(),
-                env: agent_env(&env, &profile, &rec),
+                env: with_hook_env(agent_env(&env, &profile, &rec), &profile, true),
                 size: rec.size,
             };
             Ok((spec, loaded.config.terminal.scrollback))
@@ -1450,7 +1480,7 @@ fn create_all(
         let spawn = SpawnSpec {
             argv,
             cwd: rec.worktree.clone(),
-            env: agent_env(&req.env, &prep.profile, &rec),
+            env: with_hook_env(agent_env(&req.env, &prep.profile, &rec), profile, false),
             size: rec.size,
         };
         let key = (rec.repo.clone(), rec.name.clone());

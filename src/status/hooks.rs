@@ -2,8 +2,10 @@
 //! hooks into one agent's process without touching the user's settings files.
 //!
 //! `corral hook EVENT` is called by: Claude Code's hooks (EVENT is the hook event name, JSON on
-//! stdin), Codex's `notify` program (EVENT `codex`, the JSON as the last argument), or anything else
-//! that wants to say a state outright (EVENT `working`, `idle`, `needs-input`).
+//! stdin), Codex's `notify` program (EVENT `codex`, the JSON as the last argument), corral's
+//! OpenCode plugin (EVENT `opencode`, the JSON as the last argument: `assets/opencode-plugin.js`),
+//! Aider's notifications command (EVENT `aider`), or anything else that wants to say a state
+//! outright (EVENT `working`, `idle`, `needs-input`).
 
 use serde_json::Value;
 
@@ -60,15 +62,39 @@ pub fn interpret(event: &str, payload: &str) -> Option<(Status, String)> {
             }
             _ => None,
         },
+        // corral's OpenCode plugin, forwarding OpenCode's own events (subagents' sessions left out).
+        "opencode" => {
+            let kind = field("type");
+            let status = match kind {
+                "session.status" => match field("status") {
+                    "busy" | "retry" => Status::Working,
+                    "idle" => Status::Idle,
+                    _ => return None,
+                },
+                "permission.asked" | "question.asked" => Status::NeedsInput,
+                // Answered: the tool runs, or (rejected) the turn ends with an idle of its own.
+                "permission.replied" | "question.replied" | "question.rejected" => Status::Working,
+                _ => return None,
+            };
+            let what = if kind == "session.status" {
+                format!("{kind} {}", field("status"))
+            } else {
+                kind.to_string()
+            };
+            said(status, format!("opencode plugin ({what})"))
+        }
         _ => None,
     }
 }
 
 /// Whether the event is sent exactly when the agent's own turn is over, so it is news even while
-/// the screen still shows that turn's last working frame. Claude Code's `Stop` is; Codex's notify
-/// is not: it also reports side turns (a title, a summary) finishing while the real turn runs on.
+/// the screen still shows that turn's last working frame. Claude Code's `Stop` is, and so are
+/// OpenCode's events (its plugin leaves subagents' sessions out; OpenCode keeps "esc interrupt" on
+/// screen for a while after its idle, and draws its permission prompt after asking); Codex's
+/// notify is not: it also reports side turns (a title, a summary) finishing while the real turn
+/// runs on.
 pub fn ends_the_turn(event: &str) -> bool {
-    event == "Stop"
+    matches!(event, "Stop" | "opencode")
 }
 
 /// Claude Code's hook events corral listens to. Not `PreToolUse`: it says working, which the agent
@@ -100,6 +126,7 @@ fn claude_async(event: &str) -> bool {
 pub enum Flavor {
     Claude,
     Codex,
+    OpenCode,
 }
 
 pub fn flavor_of(program: &str) -> Option<Flavor> {
@@ -108,6 +135,8 @@ pub fn flavor_of(program: &str) -> Option<Flavor> {
         Some(Flavor::Claude)
     } else if base.starts_with("codex") {
         Some(Flavor::Codex)
+    } else if base.starts_with("opencode") {
+        Some(Flavor::OpenCode)
     } else {
         None
     }
@@ -149,7 +178,57 @@ pub fn install_args(flavor: Flavor, exe: &str) -> Vec<String> {
             let arr = serde_json::json!([exe, "hook", "codex"]);
             vec!["-c".into(), format!("notify={arr}")]
         }
+        // Its hooks come in through the environment (`install_env`).
+        Flavor::OpenCode => Vec::new(),
     }
+}
+
+/// corral's OpenCode plugin; `__CORRAL_EXE__` becomes the path of corral as a JS string.
+const OPENCODE_PLUGIN: &str = include_str!("../../assets/opencode-plugin.js");
+
+/// The plugin file for corral at `exe`, under `dir`, written if it is missing or differs (one
+/// file per corral binary, so two builds side by side do not call each other's).
+fn opencode_plugin(dir: &std::path::Path, exe: &str) -> anyhow::Result<std::path::PathBuf> {
+    let text = OPENCODE_PLUGIN.replace("__CORRAL_EXE__", &Value::String(exe.into()).to_string());
+    let path = dir.join(format!("opencode-{}.js", crate::paths::short_hash(exe)));
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+        crate::paths::write_atomic(&path, text.as_bytes())?;
+    }
+    Ok(path)
+}
+
+/// Environment variables that install corral's hooks for one run of the agent, given the
+/// environment it would get (`env`): for OpenCode, its plugin named in `OPENCODE_CONFIG_CONTENT`
+/// (added to the user's own, when they set one), which OpenCode layers over its config files.
+/// Nothing is written to the user's files; the plugin lives in `plugin_dir` (corral's data).
+pub fn install_env(
+    flavor: Flavor,
+    exe: &str,
+    plugin_dir: &std::path::Path,
+    env: &[(String, String)],
+) -> anyhow::Result<Vec<(String, String)>> {
+    if flavor != Flavor::OpenCode {
+        return Ok(Vec::new());
+    }
+    const VAR: &str = "OPENCODE_CONFIG_CONTENT";
+    let mut config = match env.iter().find(|(k, _)| k == VAR) {
+        Some((_, v)) if !v.trim().is_empty() => match serde_json::from_str::<Value>(v) {
+            Ok(Value::Object(m)) => m,
+            _ => {
+                anyhow::bail!("{VAR} is set and is not a JSON object: corral cannot add its plugin")
+            }
+        },
+        _ => serde_json::Map::new(),
+    };
+    let plugin = opencode_plugin(plugin_dir, exe)?;
+    let spec = Value::String(plugin.to_string_lossy().into_owned());
+    match config.get_mut("plugin") {
+        Some(Value::Array(list)) => list.push(spec),
+        _ => {
+            config.insert("plugin".into(), Value::Array(vec![spec]));
+        }
+    }
+    Ok(vec![(VAR.into(), Value::Object(config).to_string())])
 }
 
 #[cfg(test)]
@@ -209,6 +288,52 @@ mod tests {
         let c = install_args(Flavor::Codex, "/bin/corral");
         assert_eq!(c, vec!["-c", r#"notify=["/bin/corral","hook","codex"]"#]);
         assert_eq!(flavor_of("/x/node_modules/.bin/claude"), Some(Flavor::Claude));
+        assert_eq!(flavor_of("/x/.bin/opencode"), Some(Flavor::OpenCode));
         assert_eq!(flavor_of("aider"), None);
+        assert!(install_args(Flavor::OpenCode, "/bin/corral").is_empty());
+    }
+
+    #[test]
+    fn opencode_plugin_events_map_to_states() {
+        let ev = |p: &str| interpret("opencode", p);
+        assert_eq!(
+            ev(r#"{"type":"session.status","status":"busy"}"#),
+            Some((Status::Working, "opencode plugin (session.status busy)".into()))
+        );
+        assert_eq!(ev(r#"{"type":"session.status","status":"retry"}"#).unwrap().0, Status::Working);
+        assert_eq!(ev(r#"{"type":"session.status","status":"idle"}"#).unwrap().0, Status::Idle);
+        assert_eq!(ev(r#"{"type":"permission.asked"}"#).unwrap().0, Status::NeedsInput);
+        assert_eq!(ev(r#"{"type":"question.asked"}"#).unwrap().0, Status::NeedsInput);
+        assert_eq!(ev(r#"{"type":"permission.replied"}"#).unwrap().0, Status::Working);
+        assert_eq!(ev(r#"{"type":"session.status","status":"new"}"#), None);
+        assert_eq!(ev(r#"{"type":"session.diff"}"#), None);
+        assert!(ends_the_turn("opencode") && ends_the_turn("Stop") && !ends_the_turn("codex"));
+    }
+
+    #[test]
+    fn opencode_plugin_is_named_in_its_config_content_beside_the_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = "/opt/it's \"here\"/corral";
+        let env = install_env(Flavor::OpenCode, exe, dir.path(), &[]).unwrap();
+        assert_eq!(env.len(), 1);
+        assert_eq!(env[0].0, "OPENCODE_CONFIG_CONTENT");
+        let v: Value = serde_json::from_str(&env[0].1).unwrap();
+        let path = v["plugin"][0].as_str().unwrap();
+        let js = std::fs::read_to_string(path).unwrap();
+        assert!(js.contains(r#"const CORRAL = "/opt/it's \"here\"/corral";"#), "{js}");
+        // The user's own content is kept, their plugins too.
+        let users = [(
+            "OPENCODE_CONFIG_CONTENT".to_string(),
+            r#"{"model":"x/y","plugin":["their-plugin"]}"#.to_string(),
+        )];
+        let env = install_env(Flavor::OpenCode, exe, dir.path(), &users).unwrap();
+        let v: Value = serde_json::from_str(&env[0].1).unwrap();
+        assert_eq!(v["model"], "x/y");
+        assert_eq!(v["plugin"][0], "their-plugin");
+        assert_eq!(v["plugin"][1], path);
+        let bad = [("OPENCODE_CONFIG_CONTENT".to_string(), "not json".to_string())];
+        let e = install_env(Flavor::OpenCode, exe, dir.path(), &bad).unwrap_err();
+        assert!(e.to_string().contains("OPENCODE_CONFIG_CONTENT"), "{e}");
+        assert!(install_env(Flavor::Claude, exe, dir.path(), &[]).unwrap().is_empty());
     }
 }
