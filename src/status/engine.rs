@@ -24,11 +24,6 @@ const TURN_END_GRACE: Duration = Duration::from_millis(200);
 /// How long a rule's `idle` must hold when it comes straight from `needs-input`: answering a
 /// dialog draws the idle prompt for a frame before the work it approved shows.
 const DIALOG_SETTLE: Duration = Duration::from_millis(200);
-/// With screen rules, how long output may go on under a screen no rule describes, right after a
-/// rule said idle or needs-input, before it counts as work: agents redraw their input box or dialog
-/// through frames no rule matches (Gemini CLI erases and redraws its box on every key, Aider's
-/// completion menu covers its prompt for a moment), and a read of one such frame is not a turn.
-const UNMATCHED_GRACE: Duration = Duration::from_millis(400);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
@@ -113,8 +108,6 @@ pub struct Engine {
     screen_news: Option<Instant>,
     /// When the screen's decided state last changed.
     screen_since: Option<Instant>,
-    /// Since when no rule describes the screen, and what the rules said just before.
-    unmatched: Option<(Instant, Option<Status>)>,
     /// The last state a rule said (frames no rule matches left out).
     last_decided: Option<Status>,
     last_change: Option<Instant>,
@@ -146,7 +139,6 @@ impl Engine {
             last_text_change: None,
             screen_news: None,
             screen_since: None,
-            unmatched: None,
             last_decided: None,
             last_change: None,
             first_change: None,
@@ -211,11 +203,6 @@ impl Engine {
         if state_changed || self.fingerprint != Some(eval.fingerprint) {
             self.screen_news = Some(changed_at);
         }
-        self.unmatched = match (&eval.decided, self.unmatched) {
-            (Some(_), _) => None,
-            (None, Some(u)) => Some(u),
-            (None, None) => Some((changed_at, self.screen.as_ref().map(|(s, _)| *s))),
-        };
         self.last_change = Some(self.last_change.map_or(changed_at, |t| t.max(changed_at)));
         self.first_change.get_or_insert(changed_at);
         if self.fingerprint != Some(eval.fingerprint) {
@@ -373,16 +360,6 @@ impl Engine {
         Some(self.last_text_change? + settle)
     }
 
-    /// Whether the screen no rule describes is a redraw of the idle prompt or dialog the rules saw
-    /// just before: it followed one, and output has not gone on past [`UNMATCHED_GRACE`] since.
-    fn redrawing(&self) -> bool {
-        let Some((since, Some(before))) = self.unmatched else { return false };
-        self.has_rules
-            && matches!(before, Status::Idle | Status::NeedsInput)
-            && self.status == before
-            && self.last_change.is_none_or(|t| t < since + UNMATCHED_GRACE)
-    }
-
     fn in_grace(&self, now: Instant) -> bool {
         self.has_rules && now.saturating_duration_since(self.started) < self.timing.startup_grace
     }
@@ -405,10 +382,6 @@ impl Engine {
         }
         let (mut to, mut reason, source) = self.candidate(now);
         if self.status == Status::Starting && source == Source::Activity && self.in_grace(now) {
-            return None;
-        }
-        if source == Source::Activity && self.redrawing() {
-            // Neither work nor quiet: the prompt or dialog is being drawn again.
             return None;
         }
         match to {
@@ -719,47 +692,6 @@ mod tests {
         e.on_screen(t0 + ms(3000), ev(Some(Status::Idle), 5));
         assert_eq!(e.next_deadline(t0 + ms(3000)), Some(t0 + ms(3200)));
         assert_eq!(e.decide(t0 + ms(3200)).unwrap().to, Status::Idle);
-    }
-
-    #[test]
-    fn a_frame_no_rule_matches_between_redraws_of_the_prompt_is_not_work() {
-        let t0 = Instant::now();
-        let mut e = Engine::new(t0, T);
-        e.set_has_rules(true);
-        e.on_screen(t0, ev(Some(Status::Idle), 1));
-        assert_eq!(e.decide(t0).unwrap().to, Status::Idle);
-        // Typing: a half-drawn box between two frames of the prompt.
-        e.on_screen(t0 + ms(1000), ev(None, 2));
-        assert_eq!(e.decide(t0 + ms(1000)), None);
-        e.on_screen(t0 + ms(1030), ev(Some(Status::Idle), 3));
-        assert_eq!(e.decide(t0 + ms(1030)), None);
-        // One left on screen, no redraw after it: still the prompt, not work and not "quiet".
-        e.on_screen(t0 + ms(2000), ev(None, 4));
-        assert_eq!(e.decide(t0 + ms(2000)), None);
-        assert_eq!(e.decide(t0 + ms(5000)), None);
-        assert_eq!(e.reason(), "rule: idle-rule");
-        // Output that goes on under no rule past the grace is work.
-        e.on_screen(t0 + ms(5300), ev(Some(Status::Idle), 6));
-        e.on_screen(t0 + ms(6000), ev(None, 7));
-        e.on_screen(t0 + ms(6300), ev(None, 8));
-        assert_eq!(e.decide(t0 + ms(6300)), None, "within the grace");
-        e.on_screen(t0 + ms(6450), ev(None, 9));
-        let tr = e.decide(t0 + ms(6450)).unwrap();
-        assert_eq!((tr.to, tr.reason.starts_with("activity")), (Status::Working, true));
-        // A dialog redrawn through such a frame stays a question, even once output is quiet.
-        let mut d = Engine::new(t0, T);
-        d.set_has_rules(true);
-        d.on_screen(t0, ev(Some(Status::NeedsInput), 1));
-        d.decide(t0);
-        d.on_screen(t0 + ms(500), ev(None, 2));
-        assert_eq!(d.decide(t0 + ms(500)), None);
-        assert_eq!(d.decide(t0 + ms(3000)), None, "not idle by quiet either");
-        // Without rules, activity is all there is: it counts at once.
-        let mut a = Engine::new(t0, T);
-        a.on_screen(t0, ev(None, 1));
-        a.decide(t0 + ms(2000));
-        a.on_screen(t0 + ms(3000), ev(None, 2));
-        assert_eq!(a.decide(t0 + ms(3000)).unwrap().to, Status::Working);
     }
 
     #[test]
