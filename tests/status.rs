@@ -296,4 +296,3 @@ fn status_explains_every_rule_and_rules_reload_without_restarting_the_server() {
     assert!(err.contains("rule 'bad'"), "{err}");
     assert_eq!(status_of(&env, &name).0, "needs-input");
 }
-
