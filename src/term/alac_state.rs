@@ -27,6 +27,8 @@ use crate::term::{Emulator, Modes, MouseMode};
 /// An escape sequence still open after this many bytes is dropped rather than carried: nothing
 /// a program sends to a terminal (titles, links, colours) is that long.
 pub(super) const TAIL_LIMIT: usize = 64 * 1024;
+/// How far back from the end of a feed an unfinished sequence's start is looked for.
+const SEARCH_BACK: usize = 4096;
 
 /// Everything needed to rebuild an emulator in another process.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,8 +55,10 @@ pub struct EmulatorState {
 /// How many bytes at the end of `bytes` belong to an escape sequence or a UTF-8 character that is
 /// not finished yet: a parser fed `bytes` is in the middle of them.
 pub(super) fn unfinished_len(bytes: &[u8]) -> usize {
-    // Strings (OSC, DCS) are searched back this far for their start; see TAIL_LIMIT.
-    let window = &bytes[bytes.len().saturating_sub(TAIL_LIMIT)..];
+    // This runs after every feed, on the PTY reader's path: look back only as far as a sequence
+    // a program really leaves open at a read boundary goes (a title, a link); a longer string is
+    // not carried.
+    let window = &bytes[bytes.len().saturating_sub(SEARCH_BACK)..];
     let base = bytes.len() - window.len();
     if let Some(esc) = window.iter().rposition(|&b| b == 0x1b) {
         let seq = &window[esc..];
