@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::term::{EmulatorState, Size, TermColors};
+use crate::term::{EmulatorState, TermColors};
 
 /// The version of [`State`]: a new binary that reads another one is refused.
 pub const STATE_VERSION: u32 = 1;
@@ -46,7 +46,7 @@ pub struct Handed {
     pub pid: u32,
     /// The PTY master's descriptor number, open across the exec.
     pub fd: RawFd,
-    pub size: Size,
+    /// The PTY's size is the emulator's (`EmulatorState::size`).
     pub emulator: EmulatorState,
     pub badge: Option<crate::server::badge::View>,
 }

@@ -94,7 +94,6 @@ impl Session {
                 name: key.1.clone(),
                 pid: pane.pid.unwrap_or(0),
                 fd: master.as_raw_fd(),
-                size: pane.state().size,
                 emulator: pane.emulator_state(),
                 badge: self.badge_view(key),
             });
@@ -147,7 +146,7 @@ impl Session {
             let k = key.clone();
             let pane = match start_pane(
                 spawned,
-                h.size,
+                h.emulator.size(),
                 crate::term::restore(h.emulator),
                 Box::new(move |code| {
                     let _ = tx.send(SessionMsg::Run(Box::new(move |s| s.on_exit(&k, run, code))));
