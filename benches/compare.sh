@@ -24,8 +24,9 @@ SECTIONS=${SECTIONS:-"ingest memory cpu new latency frame"}
 want() { case " $SECTIONS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 command -v tmux >/dev/null || { echo "tmux is needed (apt-get install tmux)" >&2; exit 1; }
-cargo build --release --quiet
-BIN=$PWD/target/release/corral
+# BIN=PATH measures another corral binary (an A/B run against an older build); the examples
+# the later sections drive still come from this checkout.
+if [ -z "${BIN:-}" ]; then cargo build --release --quiet; BIN=$PWD/target/release/corral; fi
 W=$(mktemp -d /tmp/corral-bench.XXXXXX)
 export HOME=$W/home XDG_CONFIG_HOME=$W/home/.config XDG_STATE_HOME=$W/home/.local/state \
   XDG_DATA_HOME=$W/home/.local/share CORRAL_RUNTIME_DIR=$W/run SHELL=/bin/sh
