@@ -20,8 +20,14 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(out)?;
     let mut c = Client::connect_existing().await?.ok_or_else(|| anyhow::anyhow!("no server"))?;
     let target = Target { repo: repo.into(), name: name.clone() };
-    c.send(&ClientMsg::Request(Request::Attach { target, size: None, tty: None, colors: None }))
-        .await?;
+    c.send(&ClientMsg::Request(Request::Attach {
+        target,
+        size: None,
+        tty: None,
+        colors: None,
+        keys: None,
+    }))
+    .await?;
     let mut screen: Option<Screen> = None;
     let mut last_text = String::new();
     let mut n = 0u32;

@@ -250,11 +250,73 @@ fn the_server_draws_on_the_attached_terminal_itself() {
     stop("-STOP");
     env.ok(&["send", &name, "echo drawn-by-the-server"]);
     a.wait_screen("drawn-by-the-server");
+    // Keys typed meanwhile reach the agent too: the server reads them from the terminal itself,
+    // so a keystroke does not wait for the client either.
+    a.type_str("echo typed-while-$((1+1))-stopped\r");
+    a.wait_screen("typed-while-2-stopped");
+    env.wait_tail(&name, |t| t.contains("typed-while-2-stopped\n"));
     stop("-CONT");
     a.type_str("echo client-back\r");
     a.wait_screen("client-back");
     a.type_str("\x1d");
     a.wait_exit();
+}
+
+/// Whether the server still has a thread reading an attached terminal's keys.
+fn server_reads_a_terminal(env: &Env) -> bool {
+    let pid = std::fs::read_to_string(env.runtime.join("server.lock")).unwrap();
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", pid.trim())).unwrap();
+    tasks.flatten().any(|t| {
+        std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "tty-keys")
+    })
+}
+
+#[test]
+fn after_a_detach_or_a_killed_client_the_terminal_s_keys_go_to_the_shell_not_the_agent() {
+    let env = Env::new();
+    let name = env.new_shell("keys");
+    // The shell the user attached from reads the terminal again once attach returns.
+    let script = format!("{} attach {name}; read line; echo \"shell-got-[$line]\"", bin());
+    let mut a = Tty::spawn_program(&env, "/bin/sh", &["-c", &script], Size::new(80, 24), None);
+    a.wait_screen("$");
+    wait_for("the server to read the attached terminal", || {
+        server_reads_a_terminal(&env).then_some(())
+    });
+    // Keys after the detach key in the same read are not the agent's either.
+    a.type_str("\x1dafter-detach\n");
+    a.wait_screen("[detached from keys]");
+    a.type_str("typed-later\n");
+    a.wait_screen("shell-got-[");
+    a.wait_exit();
+    assert!(a.text().contains("shell-got-[typed-later]"), "{}", a.text());
+    env.ok(&["send", &name, "echo marker-one"]);
+    env.wait_tail(&name, |t| t.contains("marker-one\n"));
+    let tail = env.ok(&["tail", "-n", "50", &name]);
+    assert!(!tail.contains("after-detach") && !tail.contains("typed-later"), "{tail}");
+
+    // A client killed while attached (its terminal left raw): the server stops reading that
+    // terminal when the connection ends, and the next program there gets the keys.
+    let mut b = Tty::spawn_program(&env, "/bin/sh", &["-c", &script], Size::new(80, 24), None);
+    b.wait_screen("marker-one");
+    b.type_str("echo still-the-agent\r");
+    env.wait_tail(&name, |t| t.contains("still-the-agent\n"));
+    let shell = b.child.process_id().unwrap();
+    let client = wait_for("the attach client", || {
+        let out =
+            std::process::Command::new("pgrep").args(["-P", &shell.to_string()]).output().ok()?;
+        String::from_utf8_lossy(&out.stdout).trim().parse::<i32>().ok()
+    });
+    let st =
+        std::process::Command::new("kill").args(["-KILL", &client.to_string()]).status().unwrap();
+    assert!(st.success());
+    wait_for("the server to stop reading the terminal", || {
+        (!server_reads_a_terminal(&env)).then_some(())
+    });
+    b.type_str("after-kill\n");
+    b.wait_screen("shell-got-[after-kill]");
+    env.ok(&["send", &name, "echo marker-two"]);
+    env.wait_tail(&name, |t| t.contains("marker-two\n"));
+    assert!(!env.ok(&["tail", "-n", "50", &name]).contains("after-kill"));
 }
 
 /// Send SIGKILL to the running server and return its pid.

@@ -245,6 +245,7 @@ fn an_attached_client_is_told_when_another_agent_needs_input() {
         size: None,
         tty: None,
         colors: None,
+        keys: None,
     })))
     .unwrap();
     env.ok(&["send", &other, &format!("{} hook needs-input", bin())]);

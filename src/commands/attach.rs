@@ -9,6 +9,7 @@
 //! key returns; the agent keeps running.
 
 use std::io::{IsTerminal, Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use anyhow::{Context, Result, bail};
 use tokio::sync::mpsc;
 
 use crate::client::{Client, ReadHalf, WriteHalf};
-use crate::proto::{ClientMsg, Reply, Request, ServerMsg, Target};
+use crate::proto::{ClientMsg, KeyReading, Reply, Request, ServerMsg, Target};
 use crate::term::screen::{mirror_modes, paint};
 use crate::term::{Modes, TermColors};
 
@@ -43,6 +44,12 @@ fn terminal_device() -> Option<PathBuf> {
     let name = rustix::termios::ttyname(std::io::stdout(), Vec::new()).ok()?;
     let path = PathBuf::from(std::ffi::OsStr::from_bytes(name.as_bytes()));
     path.is_absolute().then_some(path)
+}
+
+/// Whether standard input is the terminal standard output names (the one the server would read).
+fn stdin_is_stdout() -> bool {
+    let name = |fd| rustix::termios::ttyname(fd, Vec::new()).ok();
+    matches!((name(std::io::stdin().as_fd()), name(std::io::stdout().as_fd())), (Some(a), Some(b)) if a == b)
 }
 
 /// The byte a `ctrl-X` key name produces, and its kitty-protocol form.
@@ -101,14 +108,24 @@ pub async fn attach_asked(
     // A server on another host cannot draw on this terminal: it sends frames.
     let local = c.ssh.is_none();
     let tty = if local { terminal_device() } else { None };
+    // The server may read the keys from the terminal too, when it is the one typed on.
+    let reading = (tty.is_some() && stdin_is_stdout())
+        .then(|| KeyReading { detach: detach_byte, kitty: detach_kitty.clone() });
     let attach_req = {
         let (target, tty) = (target.clone(), tty.clone());
-        move |size| Request::Attach { target: target.clone(), size, tty: tty.clone(), colors }
+        move |size, reading: Option<KeyReading>| Request::Attach {
+            target: target.clone(),
+            size,
+            tty: tty.clone(),
+            colors,
+            keys: reading,
+        }
     };
-    let reply = c.request(attach_req(size)).await?;
-    if reply != Reply::Attached {
-        bail!("unexpected reply to attach: {reply:?}");
-    }
+    let server_reads = match c.request(attach_req(size, reading.clone())).await? {
+        Reply::Attached => false,
+        Reply::AttachedReadingKeys => true,
+        reply => bail!("unexpected reply to attach: {reply:?}"),
+    };
     if !typed.is_empty() {
         c.send(&ClientMsg::Input(typed)).await?;
     }
@@ -142,12 +159,23 @@ pub async fn attach_asked(
     // Standard input is read on a thread (a blocking read cannot be cancelled; the thread simply
     // ends with the process), which sends each key to the server itself: a keystroke crosses no
     // thread before it leaves.
+    // When the server reads them, this process reads nothing from its terminal (the channel
+    // stays open and silent) unless a server it attaches to again cannot.
     let (key_tx, mut keys) = mpsc::unbounded_channel::<KeysEnd>();
-    let writer = to_server.clone();
-    std::thread::spawn(move || {
-        let end = forward_keys(&writer, detach_byte, &detach_kitty, local);
-        let _ = key_tx.send(end);
-    });
+    let start_keys = {
+        let (writer, kitty) = (to_server.clone(), detach_kitty.clone());
+        move || {
+            let (writer, kitty, key_tx) = (writer.clone(), kitty.clone(), key_tx.clone());
+            std::thread::spawn(move || {
+                let end = forward_keys(&writer, detach_byte, &kitty, local);
+                let _ = key_tx.send(end);
+            });
+        }
+    };
+    let mut reading_here = !server_reads;
+    if reading_here {
+        start_keys();
+    }
     let mut winch = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
         .context("cannot watch for terminal resizes")?;
     let mut out = Vec::with_capacity(64 * 1024);
@@ -212,10 +240,19 @@ pub async fn attach_asked(
                 Some(Err(_)) | None if local && detaching.is_none() => {
                     // The server went away (upgraded, or restarted): attach again to the same
                     // agent, which draws its whole screen anew.
-                    let Some((stream, rd)) = reattach(&attach_req).await else {
+                    // Keys already read here go on being read here: two readers of one
+                    // terminal would split the keys between them.
+                    let ask = if reading_here { None } else { reading.clone() };
+                    let Some((stream, rd, server_reads)) =
+                        reattach(&|size| attach_req(size, ask.clone())).await
+                    else {
                         drop(guard);
                         bail!("lost the connection to the corral server");
                     };
+                    if !server_reads && !reading_here {
+                        reading_here = true;
+                        start_keys();
+                    }
                     *to_server.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
                         ToServer::Unix(stream);
                     server = read_frames(rd);
@@ -274,18 +311,21 @@ fn split_unix(
     Ok((writer, Box::new(tokio::io::BufReader::new(rd))))
 }
 
-/// Connect to this machine's server again and attach, for up to `RECONNECT_LIMIT`.
+/// Connect to this machine's server again and attach, for up to `RECONNECT_LIMIT`; true: the
+/// server reads the keys.
 async fn reattach(
     request: &impl Fn(Option<crate::term::Size>) -> Request,
-) -> Option<(UnixStream, Reader)> {
+) -> Option<(UnixStream, Reader, bool)> {
     let deadline = std::time::Instant::now() + super::RECONNECT_LIMIT;
     while std::time::Instant::now() < deadline {
         if let Ok(Some(mut c)) = Client::connect_existing().await
-            && let Ok(Reply::Attached) = c.request(request(super::terminal_size())).await
+            && let Ok(reply @ (Reply::Attached | Reply::AttachedReadingKeys)) =
+                c.request(request(super::terminal_size())).await
         {
             let crate::client::Client { rd, wr, .. } = c;
             if let (ReadHalf::Unix(rd), WriteHalf::Unix(wr)) = (rd, wr) {
-                return split_unix(rd, wr).ok();
+                let (stream, rd) = split_unix(rd, wr).ok()?;
+                return Some((stream, rd, reply == Reply::AttachedReadingKeys));
             }
             return None;
         }

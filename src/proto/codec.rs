@@ -119,12 +119,16 @@ mod tests {
             Request::Tail { target: target(), lines: 10 },
             Request::Follow { target: target(), lines: 0, ansi: true, from: Some(7) },
             Request::Send { target: target(), text: "echo $PORT".into(), enter: true },
-            Request::Attach { target: target(), size: None, tty: None, colors: None },
+            Request::Attach { target: target(), size: None, tty: None, colors: None, keys: None },
             Request::Attach {
                 target: target(),
                 size: None,
                 tty: Some("/dev/pts/3".into()),
                 colors: Some(crate::term::TermColors::FALLBACK),
+                keys: Some(crate::proto::KeyReading {
+                    detach: 0x1d,
+                    kitty: b"\x1b[93;5u".to_vec(),
+                }),
             },
             Request::Stop { target: target() },
             Request::Restart { target: target(), env: vec![] },

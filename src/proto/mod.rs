@@ -16,8 +16,30 @@ use serde::{Deserialize, Serialize};
 use crate::term::screen::ScreenUpdate;
 use crate::term::{Line, Size, TermColors};
 
+/// How the server reading an attached terminal's keys knows the detach key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyReading {
+    /// The detach key as its control byte.
+    pub detach: u8,
+    /// The same key as a terminal in the kitty keyboard mode sends it.
+    pub kitty: Vec<u8>,
+}
+
+impl KeyReading {
+    /// Where the detach key starts in `bytes` read from the terminal, if it is there.
+    pub fn detach_at(&self, bytes: &[u8]) -> Option<usize> {
+        let byte = bytes.iter().position(|b| *b == self.detach);
+        let kitty = if self.kitty.is_empty() {
+            None
+        } else {
+            bytes.windows(self.kitty.len()).position(|w| w == self.kitty.as_slice())
+        };
+        [byte, kitty].into_iter().flatten().min()
+    }
+}
+
 /// Bumped whenever a message changes shape.
-pub const PROTOCOL_VERSION: u32 = 11;
+pub const PROTOCOL_VERSION: u32 = 12;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientMsg {
@@ -102,12 +124,15 @@ pub enum Request {
     /// client's terminal device), the server draws on that terminal itself, as tmux does, and
     /// sends no Screen frames; it falls back to frames when it cannot open it. `colors`: what
     /// the client's terminal answered when asked for its default colours (None: it did not);
-    /// from then on every agent's colour queries are answered with them.
+    /// from then on every agent's colour queries are answered with them. With `keys` as well,
+    /// the server also reads the keys from that terminal (answering `AttachedReadingKeys`), so a
+    /// keystroke reaches the agent without crossing the client; the client then reads nothing.
     Attach {
         target: Target,
         size: Option<Size>,
         tty: Option<PathBuf>,
         colors: Option<TermColors>,
+        keys: Option<KeyReading>,
     },
     Stop {
         target: Target,
@@ -422,6 +447,9 @@ pub enum Reply {
     Text(String),
     /// Attach accepted: the pane's size and the detach key will follow as Screen frames.
     Attached,
+    /// Attach accepted, and the server reads the keys from the client's terminal itself: the
+    /// client must not read its terminal until the server says `Detached` (or goes away).
+    AttachedReadingKeys,
     Pong {
         pid: u32,
         version: String,

@@ -3,7 +3,6 @@
 //! clients. A connection that misbehaves (wrong user, garbage, oversized frames, wrong version) is
 //! closed on its own; nothing it sends reaches an agent.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +13,7 @@ use tracing::{debug, info, warn};
 
 use super::pane::PaneHandle;
 use super::session::{Outcome, SessionMsg};
-use super::tty::{FRAME_INTERVAL, TtySink};
+use super::tty::{FRAME_INTERVAL, KeyReader, KeysEnd, TtySink};
 use crate::proto::{self, ClientMsg, FrameError, PROTOCOL_VERSION, Reply, ServerMsg};
 use crate::status::Notice;
 use crate::term::ScreenCopy;
@@ -184,9 +183,9 @@ async fn converse(
             // Stray attach input after a detach: nothing to deliver it to.
             ClientMsg::Input(_) | ClientMsg::Resize(_) | ClientMsg::Detach => continue,
         };
-        let tty = match &req {
-            proto::Request::Attach { tty, .. } => tty.clone(),
-            _ => None,
+        let (tty, keys) = match &req {
+            proto::Request::Attach { tty, keys, .. } => (tty.clone(), keys.clone()),
+            _ => (None, None),
         };
         let (tx, rx) = oneshot::channel();
         if session.send(SessionMsg::Request(Box::new(req), tx)).is_err() {
@@ -203,10 +202,36 @@ async fn converse(
                 send(wr, &ServerMsg::Reply(Reply::Ok)).await?;
             }
             Outcome::Attach(pane, notices) => {
+                // The client's terminal, to draw on it and perhaps read its keys: opened before
+                // the reply, which tells the client whether to read its keys itself.
+                let sink = tty.as_deref().and_then(|path| {
+                    TtySink::open(path)
+                        .map_err(|e| {
+                            debug!("cannot draw on {}, sending frames: {e}", path.display())
+                        })
+                        .ok()
+                });
+                let (ended_tx, ended) = mpsc::unbounded_channel();
+                let reader = match (&sink, tty.as_deref(), keys) {
+                    (Some(_), Some(path), Some(keys)) => {
+                        KeyReader::start(path, pane.clone(), keys, ended_tx)
+                            .map_err(|e| debug!("cannot read keys from {}: {e}", path.display()))
+                            .ok()
+                    }
+                    _ => None,
+                };
                 // Before the reply: the client may type as soon as it reads it.
                 attached.set(Some(pane.clone()));
-                send(wr, &ServerMsg::Reply(Reply::Attached)).await?;
-                let goes_on = attach(inbox, wr, &pane, notices, tty.as_deref()).await;
+                let reply =
+                    if reader.is_some() { Reply::AttachedReadingKeys } else { Reply::Attached };
+                send(wr, &ServerMsg::Reply(reply)).await?;
+                let goes_on = match sink {
+                    Some(sink) => {
+                        let keys = KeysFromTty { _reader: reader, ended };
+                        attach_tty(inbox, wr, &pane, notices, Arc::new(sink), keys).await
+                    }
+                    None => attach_frames(inbox, wr, &pane, notices).await,
+                };
                 attached.set(None);
                 if !goes_on? {
                     return Ok(());
@@ -264,25 +289,11 @@ pub async fn type_locked(pane: &PaneHandle, text: &str, enter: bool) {
     }
 }
 
-/// Stream the pane's screen to the client, and its input to the pane, until the client detaches
-/// (returns true: the connection goes on) or goes away (false). With `tty` the server draws on
-/// the client's terminal itself; when that cannot be opened, screens go as frames.
-async fn attach(
-    inbox: &mut mpsc::Receiver<ClientMsg>,
-    wr: &mut OwnedWriteHalf,
-    pane: &PaneHandle,
-    notices: broadcast::Receiver<Notice>,
-    tty: Option<&Path>,
-) -> Result<bool, FrameError> {
-    let sink = tty.and_then(|path| {
-        TtySink::open(path)
-            .map_err(|e| debug!("cannot draw on {}, sending frames: {e}", path.display()))
-            .ok()
-    });
-    match sink {
-        Some(sink) => attach_tty(inbox, wr, pane, notices, Arc::new(sink)).await,
-        None => attach_frames(inbox, wr, pane, notices).await,
-    }
+/// The keys the server reads from an attached terminal itself: the reader (its thread stops when
+/// this is dropped) and how it ended.
+struct KeysFromTty {
+    _reader: Option<KeyReader>,
+    ended: mpsc::UnboundedReceiver<KeysEnd>,
 }
 
 /// What every attached client's task does with its messages; true: detached.
@@ -306,6 +317,7 @@ async fn attach_tty(
     pane: &PaneHandle,
     mut notices: broadcast::Receiver<Notice>,
     sink: Arc<TtySink>,
+    mut keys: KeysFromTty,
 ) -> Result<bool, FrameError> {
     pane.add_sink(sink.clone());
     let result = async {
@@ -340,6 +352,14 @@ async fn attach_tty(
                     }
                     Some(false) => return Ok(false),
                     None => {}
+                },
+                Some(end) = keys.ended.recv() => match end {
+                    KeysEnd::Detach => {
+                        pane.remove_sink(&sink);
+                        send(wr, &ServerMsg::Detached).await?;
+                        return Ok(true);
+                    }
+                    KeysEnd::Gone => return Ok(false),
                 },
                 notice = notices.recv(), if notices_open => match notice {
                     Ok(n) => sink.queue(&mut sink.lock(), &n.terminal_bytes()),

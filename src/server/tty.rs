@@ -7,7 +7,12 @@
 //! shows notices and finishes writes the terminal could not take at once. Both draw under the
 //! sink's lock, so frames never interleave. The device is opened non-blocking (a stalled terminal
 //! never blocks a thread; the client's own descriptor keeps its flags), and anything that is not a
-//! terminal is refused.
+//! terminal is refused. The device is watched for writability only while a write waits: an idle
+//! registration would wake the runtime each time the terminal drained an echo.
+//!
+//! With [`KeyReader`] the server also reads the keys from that terminal, as tmux's server does: a
+//! thread of its own waits on the device and writes each key to the agent's PTY, so a keystroke
+//! reaches the agent without waking the client or the runtime.
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -18,6 +23,8 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
+use super::pane::PaneHandle;
+use crate::proto::KeyReading;
 use crate::term::screen::{mirror_modes, paint};
 use crate::term::{Emulator, Modes, ScreenCopy};
 
@@ -26,7 +33,7 @@ use crate::term::{Emulator, Modes, ScreenCopy};
 pub const FRAME_INTERVAL: Duration = Duration::from_millis(8);
 
 pub struct TtySink {
-    out: AsyncFd<OwnedFd>,
+    out: OwnedFd,
     state: Mutex<SinkState>,
     /// Tells the connection's task that a frame is due later or a write is unfinished.
     pub wake: Notify,
@@ -57,7 +64,7 @@ impl TtySink {
             return Err(std::io::Error::other("not a terminal"));
         }
         Ok(TtySink {
-            out: register(fd)?,
+            out: fd,
             state: Mutex::new(SinkState {
                 copy: ScreenCopy::default(),
                 drawn: Modes::default(),
@@ -117,7 +124,7 @@ impl TtySink {
     /// Write what the terminal takes without waiting.
     fn flush(&self, st: &mut SinkState) {
         while !st.pending.is_empty() {
-            match rustix::io::write(self.out.get_ref(), &st.pending) {
+            match rustix::io::write(&self.out, &st.pending) {
                 Ok(0) => {
                     st.failed = true;
                     return;
@@ -148,6 +155,15 @@ impl TtySink {
     /// Wait until the terminal takes more, and write it (the connection's task, when a write
     /// was cut short).
     pub async fn finish_writes(&self) {
+        if !self.has_pending(&self.lock()) {
+            return;
+        }
+        // Registered for as long as this waits (a duplicate descriptor: the registration ends
+        // when it is dropped, and the sink's own descriptor stays as it is).
+        let Ok(out) = self.out.try_clone().and_then(register) else {
+            self.lock().failed = true;
+            return;
+        };
         loop {
             {
                 let st = self.lock();
@@ -155,7 +171,7 @@ impl TtySink {
                     return;
                 }
             }
-            let Ok(mut ready) = self.out.writable().await else {
+            let Ok(mut ready) = out.writable().await else {
                 self.lock().failed = true;
                 return;
             };
@@ -186,4 +202,91 @@ fn register(fd: OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>> {
     // the sole owner of its descriptor: it is closed only when the `OwnedFd` drops, which is
     // when the AsyncFd drops (it owns it), and its `as_raw_fd` never changes.
     Ok(unsafe { AsyncFd::register_with_interest(fd, Interest::WRITABLE) }?)
+}
+
+/// What the thread reading an attached terminal's keys saw end its work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeysEnd {
+    /// The detach key: nothing after it was sent, and the thread stopped reading.
+    Detach,
+    /// The terminal went away or cannot be read.
+    Gone,
+}
+
+/// Reads the keys from a client's terminal and writes them to the pane until the detach key, the
+/// terminal's end or its own drop (the client detached or went away), whichever comes first. A
+/// key after the detach key is never read: the client's shell gets it.
+pub struct KeyReader {
+    stop: OwnedFd,
+}
+
+impl KeyReader {
+    /// Open `path` for reading and start the thread. `ended` hears how it stopped, unless it was
+    /// stopped by dropping the reader.
+    pub fn start(
+        path: &Path,
+        pane: PaneHandle,
+        keys: KeyReading,
+        ended: tokio::sync::mpsc::UnboundedSender<KeysEnd>,
+    ) -> std::io::Result<KeyReader> {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+        let tty = rustix::fs::open(path, flags, Mode::empty())?;
+        if !rustix::termios::isatty(&tty) {
+            return Err(std::io::Error::other("not a terminal"));
+        }
+        use rustix::event::{EventfdFlags, eventfd};
+        let stop = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        let stop_seen = stop.try_clone()?;
+        std::thread::Builder::new().name("tty-keys".into()).spawn(move || {
+            if let Some(end) = read_keys(&tty, &stop_seen, &pane, &keys) {
+                let _ = ended.send(end);
+            }
+        })?;
+        Ok(KeyReader { stop })
+    }
+}
+
+impl Drop for KeyReader {
+    fn drop(&mut self) {
+        let _ = rustix::io::write(&self.stop, &1u64.to_ne_bytes());
+    }
+}
+
+/// The key thread's loop; None when it was stopped.
+fn read_keys(
+    tty: &OwnedFd,
+    stop: &OwnedFd,
+    pane: &PaneHandle,
+    keys: &KeyReading,
+) -> Option<KeysEnd> {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let mut buf = [0u8; 8192];
+    loop {
+        let mut fds = [PollFd::new(tty, PollFlags::IN), PollFd::new(stop, PollFlags::IN)];
+        match poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return Some(KeysEnd::Gone),
+        }
+        if !fds[1].revents().is_empty() {
+            return None;
+        }
+        let n = match rustix::io::read(tty, &mut buf) {
+            Ok(0) => return Some(KeysEnd::Gone),
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => continue,
+            Err(_) => return Some(KeysEnd::Gone),
+        };
+        let bytes = &buf[..n];
+        match keys.detach_at(bytes) {
+            Some(at) => {
+                if at > 0 {
+                    pane.write(bytes[..at].to_vec());
+                }
+                return Some(KeysEnd::Detach);
+            }
+            None => pane.write(bytes.to_vec()),
+        }
+    }
 }

@@ -609,7 +609,7 @@ async fn attach_task(
 ) {
     let fail = |e: String| Msg::AttachFailed(id, e);
     let c = async {
-        let mut req = Request::Attach { target, size: None, tty: None, colors };
+        let mut req = Request::Attach { target, size: None, tty: None, colors, keys: None };
         let mut c = connect_for(&mut req, &links).await?;
         match c.request(req).await? {
             Reply::Attached => Ok(c),

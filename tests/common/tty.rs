@@ -32,6 +32,18 @@ impl Tty {
         size: Size,
         colors: Option<corral::term::TermColors>,
     ) -> Tty {
+        Tty::spawn_program(env, bin(), args, size, colors)
+    }
+
+    /// `program` with `args` in a terminal of its own, in corral's environment (a shell that
+    /// runs corral and then reads the terminal itself).
+    pub fn spawn_program(
+        env: &Env,
+        program: &str,
+        args: &[&str],
+        size: Size,
+        colors: Option<corral::term::TermColors>,
+    ) -> Tty {
         let pty = portable_pty::native_pty_system();
         let pair = pty
             .openpty(portable_pty::PtySize {
@@ -41,7 +53,7 @@ impl Tty {
                 pixel_height: 0,
             })
             .unwrap();
-        let mut cmd = portable_pty::CommandBuilder::new(bin());
+        let mut cmd = portable_pty::CommandBuilder::new(program);
         cmd.args(args);
         cmd.cwd(&env.repo);
         for (k, v) in std::env::vars() {
