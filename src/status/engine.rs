@@ -22,8 +22,9 @@ const HOOK_SETTLE: Duration = Duration::from_millis(300);
 /// before the hook wins; new words within it are a queued prompt starting the next turn.
 const TURN_END_GRACE: Duration = Duration::from_millis(200);
 /// How long a rule's `idle` must hold when it comes straight from `needs-input`: answering a
-/// dialog draws the idle prompt for a frame before the work it approved shows.
-const DIALOG_SETTLE: Duration = Duration::from_millis(200);
+/// dialog draws the idle prompt before the work it approved shows (Claude Code: ~0.3 s after a
+/// question is answered, so 200 ms read one idle frame each time).
+const DIALOG_SETTLE: Duration = Duration::from_millis(400);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
@@ -684,14 +685,17 @@ mod tests {
         e.decide(t0);
         e.on_screen(t0 + ms(1000), ev(Some(Status::Idle), 2));
         assert_eq!(e.decide(t0 + ms(1000)), None);
-        e.on_screen(t0 + ms(1080), ev(Some(Status::Working), 3));
-        assert_eq!(e.decide(t0 + ms(1080)).unwrap().to, Status::Working);
+        // The idle prompt Claude Code draws for ~0.3 s after a question is answered.
+        assert_eq!(e.decide(t0 + ms(1330)), None);
+        e.on_screen(t0 + ms(1340), ev(Some(Status::Working), 3));
+        assert_eq!(e.decide(t0 + ms(1340)).unwrap().to, Status::Working);
         // A dialog declined for good: idle once it held.
         e.on_screen(t0 + ms(2000), ev(Some(Status::NeedsInput), 4));
         e.decide(t0 + ms(2000));
         e.on_screen(t0 + ms(3000), ev(Some(Status::Idle), 5));
-        assert_eq!(e.next_deadline(t0 + ms(3000)), Some(t0 + ms(3200)));
-        assert_eq!(e.decide(t0 + ms(3200)).unwrap().to, Status::Idle);
+        assert_eq!(e.next_deadline(t0 + ms(3000)), Some(t0 + ms(3400)));
+        assert_eq!(e.decide(t0 + ms(3399)), None);
+        assert_eq!(e.decide(t0 + ms(3400)).unwrap().to, Status::Idle);
     }
 
     #[test]
