@@ -143,7 +143,11 @@ pub async fn run(repo_arg: Option<PathBuf>) -> Result<i32> {
         prev_hook(info);
     }));
     let backend = CrosstermBackend::new(BufWriter::with_capacity(1 << 16, std::io::stdout()));
-    let mut terminal = Terminal::new(backend).context("cannot start drawing")?;
+    // A fixed viewport, resized by `draw`: ratatui's own full-screen viewport asks crossterm for
+    // the size before every frame, which opens /dev/tty each time.
+    let viewport = ratatui::Viewport::Fixed(st.area);
+    let mut terminal = Terminal::with_options(backend, ratatui::TerminalOptions { viewport })
+        .context("cannot start drawing")?;
 
     let result = event_loop(&mut st, &mut terminal, first, colors).await;
     drop(terminal);
@@ -285,12 +289,21 @@ impl Tasks {
 }
 
 fn draw(terminal: &mut Terminal<Out>, st: &mut AppState, tasks: &mut Tasks) -> Result<()> {
-    // ratatui sizes its frame from the terminal itself; a resize whose event has not arrived yet
-    // is taken in now, so the layout is computed for the size actually drawn.
-    let size = terminal.size().context("cannot read the terminal size")?;
-    if Rect::new(0, 0, size.width, size.height) != st.area {
+    // A resize whose event has not arrived yet is taken in now, so the layout is computed for
+    // the size actually drawn. One ioctl on standard output (crossterm's size() opens /dev/tty).
+    let size = match rustix::termios::tcgetwinsize(std::io::stdout()) {
+        Ok(w) => Rect::new(0, 0, w.ws_col, w.ws_row),
+        Err(_) => {
+            let s = terminal.size().context("cannot read the terminal size")?;
+            Rect::new(0, 0, s.width, s.height)
+        }
+    };
+    if size != st.area {
         debug!("terminal size {}x{} found at draw time", size.width, size.height);
         tasks.run(update::update(st, Msg::Resize(size.width, size.height, Instant::now())));
+    }
+    if terminal.get_frame().area() != st.area {
+        terminal.resize(st.area).context("cannot resize the frame")?;
     }
     draw_frame(terminal, st)?;
     st.dirty = false;
