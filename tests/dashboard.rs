@@ -50,6 +50,13 @@ fn dashboard_creates_agents_focuses_switches_and_leaves_them_running() {
     ui.wait_screen("FOCUS");
     ui.type_str("echo typed-$((6*7))\r");
     ui.wait_screen("typed-42");
+    // In focus mode the agent's screen is painted straight onto the terminal: in its place,
+    // right of the list and its separator, with the list still drawn beside it.
+    let text = ui.text();
+    let row = text.lines().find(|l| l.contains("typed-42") && !l.contains("echo")).unwrap();
+    let cols: Vec<char> = row.chars().collect();
+    assert_eq!(cols.get(30), Some(&'│'), "{text}");
+    assert_eq!(cols[31..].iter().collect::<String>().trim_end(), "typed-42", "{text}");
 
     // The prefix returns; 2 selects bravo, enter focuses it.
     ui.type_str(CTRL_RBRACKET);

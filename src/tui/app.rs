@@ -30,7 +30,7 @@ use tokio::sync::{Notify, mpsc};
 use tracing::{debug, error, info};
 
 use super::keymap::Keymap;
-use super::state::{AppState, Effect, Msg, Settings};
+use super::state::{AgentKey, AppState, Effect, Msg, Settings};
 use super::{ui, update};
 use crate::client::{self, Client};
 use crate::mux::HostLink;
@@ -288,7 +288,12 @@ impl Tasks {
     }
 }
 
-fn draw(terminal: &mut Terminal<Out>, st: &mut AppState, tasks: &mut Tasks) -> Result<()> {
+fn draw(
+    terminal: &mut Terminal<Out>,
+    st: &mut AppState,
+    tasks: &mut Tasks,
+    direct: &mut Option<(AgentKey, Rect)>,
+) -> Result<()> {
     // A resize whose event has not arrived yet is taken in now, so the layout is computed for
     // the size actually drawn. One ioctl on standard output (crossterm's size() opens /dev/tty).
     let size = match rustix::termios::tcgetwinsize(std::io::stdout()) {
@@ -304,10 +309,98 @@ fn draw(terminal: &mut Terminal<Out>, st: &mut AppState, tasks: &mut Tasks) -> R
     }
     if terminal.get_frame().area() != st.area {
         terminal.resize(st.area).context("cannot resize the frame")?;
+        // The terminal was cleared: the screen painted straight onto it too.
+        *direct = None;
     }
     draw_frame(terminal, st)?;
     st.dirty = false;
+    // A frame leaves the directly painted pane alone: when it starts being painted so (or on
+    // another spot), it is painted whole.
+    let now = ui::pane::direct_area(st);
+    if let Some((key, area)) = &now
+        && now != *direct
+    {
+        paint_direct(terminal.backend_mut(), st, key, *area, None)?;
+    }
+    *direct = now;
     Ok(())
+}
+
+/// Apply one message to the state. A change of the screen painted straight onto the terminal
+/// (focus mode, see [`ui::pane::direct_area`]) is painted now, its changed rows only, and needs
+/// no frame.
+fn apply(
+    terminal: &mut Terminal<Out>,
+    st: &mut AppState,
+    tasks: &mut Tasks,
+    direct: &Option<(AgentKey, Rect)>,
+    msg: Msg,
+) -> Result<()> {
+    let screen = match (&msg, direct) {
+        (Msg::Screen(id, u), Some((key, _)))
+            if update::attachment_key(st, *id).as_ref() == Some(key) =>
+        {
+            Some((u.full, u.rows.iter().map(|(r, _)| *r).collect::<Vec<u16>>()))
+        }
+        _ => None,
+    };
+    let was_dirty = st.dirty;
+    tasks.run(update::update(st, msg));
+    if let (Some((full, rows)), Some((key, area))) = (screen, direct)
+        && ui::pane::direct_area(st).as_ref() == Some(&(key.clone(), *area))
+    {
+        paint_direct(terminal.backend_mut(), st, key, *area, (!full).then_some(&rows))?;
+        st.dirty = was_dirty;
+    }
+    Ok(())
+}
+
+/// Paint `rows` of the agent's screen (all of them with None) at `area`, with the agent's
+/// cursor, in one synchronized update, as the server paints an attached terminal.
+pub fn paint_direct<W: Write>(
+    out: &mut W,
+    st: &AppState,
+    key: &AgentKey,
+    area: Rect,
+    rows: Option<&[u16]>,
+) -> std::io::Result<()> {
+    use std::fmt::Write as _;
+    let Some(s) = st.panes.get(key).and_then(|p| p.screen.as_ref()) else { return Ok(()) };
+    let mut bytes = String::with_capacity(512);
+    bytes.push_str("\x1b[?2026h");
+    let mut text = String::new();
+    let every: Vec<u16>;
+    let rows = match rows {
+        Some(r) => r,
+        None => {
+            every = (0..area.height).collect();
+            &every
+        }
+    };
+    for &r in rows.iter().filter(|r| **r < area.height) {
+        // Writing to a String cannot fail.
+        let _ = write!(bytes, "\x1b[{};{}H", u32::from(area.y + r) + 1, u32::from(area.x) + 1);
+        match s.lines.get(usize::from(r)) {
+            Some(line) => {
+                text.clear();
+                crate::term::screen::paint_row(line, usize::from(area.width), &mut text);
+                bytes.push_str(&text);
+            }
+            // The pane reaches the terminal's right edge (list view): erasing the line's rest
+            // erases only the pane's row.
+            None => bytes.push_str("\x1b[0m\x1b[K"),
+        }
+    }
+    bytes.push_str("\x1b[0m");
+    match ui::pane::focus_cursor(st, area) {
+        Some(p) => {
+            let _ = write!(bytes, "\x1b[{};{}H\x1b[?25h", u32::from(p.y) + 1, u32::from(p.x) + 1);
+        }
+        None => bytes.push_str("\x1b[?25l"),
+    }
+    bytes.push_str("\x1b[?2026l");
+    out.write_all(bytes.as_bytes())?;
+    out.flush()
 }
 
 /// One frame: render the state, write what changed, all inside one synchronized update so the
@@ -359,10 +452,12 @@ async fn event_loop(
     let mut hup_sig = signal(SignalKind::hangup()).context("cannot watch for SIGHUP")?;
     let mut int_sig = signal(SignalKind::interrupt()).context("cannot watch for SIGINT")?;
     let mut next_frame = Instant::now();
+    // The focused agent's screen as last painted straight onto the terminal.
+    let mut direct: Option<(AgentKey, Rect)> = None;
     loop {
         let now = Instant::now();
         if st.dirty && now >= next_frame {
-            draw(terminal, st, &mut tasks)?;
+            draw(terminal, st, &mut tasks, &mut direct)?;
             next_frame = now + FRAME;
         }
         let frame_at = st.dirty.then(|| tokio::time::Instant::from_std(next_frame));
@@ -384,7 +479,7 @@ async fn event_loop(
             _ = hup_sig.recv() => return Ok(()),
             _ = int_sig.recv() => return Ok(()),
         };
-        tasks.run(update::update(st, msg));
+        apply(terminal, st, &mut tasks, &direct, msg)?;
         // Take what else is already waiting before drawing, input first.
         for _ in 0..BATCH {
             let next = match term_rx.try_recv() {
@@ -394,7 +489,7 @@ async fn event_loop(
                     Err(_) => break,
                 },
             };
-            tasks.run(update::update(st, next));
+            apply(terminal, st, &mut tasks, &direct, next)?;
             if st.quit {
                 break;
             }
@@ -711,6 +806,64 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn focus_mode_paints_the_agent_straight_through_and_frames_leave_it_alone() {
+        use crate::term::{Cell, Line, Screen};
+        let area = Rect::new(0, 0, 80, 24);
+        let mut st = fixtures::demo(area);
+        st.mode = super::super::state::Mode::Focus;
+        let key = st.selected.clone().unwrap();
+        let pane = ui::areas(&st).pane;
+        let text_line = |t: &str| Line {
+            cells: t.chars().map(|ch| Cell { ch, ..Cell::default() }).collect(),
+            wrapped: false,
+        };
+        let mut screen = Screen::blank(Size::new(pane.width, pane.height));
+        screen.lines[0] = text_line("$ first");
+        st.panes.entry(key.clone()).or_default().screen = Some(screen);
+        assert_eq!(ui::pane::direct_area(&st), Some((key.clone(), pane)));
+
+        let out = Rc::new(RefCell::new(Vec::new()));
+        let backend = CrosstermBackend::new(Capture(out.clone()));
+        let opts = ratatui::TerminalOptions { viewport: ratatui::Viewport::Fixed(area) };
+        let mut term = Terminal::with_options(backend, opts).unwrap();
+        let mut emu = crate::term::new_emulator(Size::new(80, 24), 10);
+        let out2 = out.clone();
+        let mut show = move || {
+            emu.feed(&std::mem::take(&mut *out2.borrow_mut()));
+            emu.screen().lines.iter().map(|l| l.text()).collect::<Vec<_>>()
+        };
+        draw_frame(&mut term, &st).unwrap();
+        paint_direct(term.backend_mut(), &st, &key, pane, None).unwrap();
+        let rows = show();
+        let at = |rows: &[String], r: u16| -> String {
+            rows[usize::from(pane.y + r)].chars().skip(usize::from(pane.x)).collect()
+        };
+        assert_eq!(at(&rows, 0).trim_end(), "$ first", "{rows:#?}");
+        assert!(rows[1].starts_with("▸1 alpha"), "the list beside it: {rows:#?}");
+
+        // A change of one row is that row, written on its own.
+        let s = st.panes.get_mut(&key).unwrap().screen.as_mut().unwrap();
+        s.lines[1] = text_line("typed");
+        paint_direct(term.backend_mut(), &st, &key, pane, Some(&[1])).unwrap();
+        let written = String::from_utf8_lossy(&out.borrow()).into_owned();
+        assert!(!written.contains("first"), "only the changed row: {written:?}");
+        let rows = show();
+        assert_eq!(at(&rows, 1).trim_end(), "typed");
+        // A frame drawn afterwards does not write over the pane.
+        draw_frame(&mut term, &st).unwrap();
+        let rows = show();
+        assert_eq!(at(&rows, 0).trim_end(), "$ first");
+        assert_eq!(at(&rows, 1).trim_end(), "typed");
+        // A notice over it: the frame draws the pane again, notice on top.
+        st.info("hello there".to_string());
+        assert_eq!(ui::pane::direct_area(&st), None);
+        draw_frame(&mut term, &st).unwrap();
+        let rows = show();
+        assert!(rows.iter().any(|r| r.contains("hello there")), "{rows:#?}");
+        assert_eq!(at(&rows, 1).trim_end(), "typed");
     }
 
     #[test]

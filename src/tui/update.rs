@@ -179,7 +179,7 @@ pub fn update(st: &mut AppState, msg: Msg) -> Vec<Effect> {
 pub(super) const LOST: &str = "lost the connection to the server";
 pub(super) const NO_SERVER: &str = "no corral server is answering";
 
-fn attachment_key(st: &AppState, id: u64) -> Option<AgentKey> {
+pub(crate) fn attachment_key(st: &AppState, id: u64) -> Option<AgentKey> {
     st.attachments.iter().find(|(_, a)| a.id == id && a.live).map(|(k, _)| k.clone())
 }
 

@@ -1,7 +1,7 @@
 //! Agents' screens drawn into the frame: our `Screen` cells with their colours and attributes,
 //! the cursor, and the history when scrolled back; one beside the list, or several in the grid.
 
-use ratatui::buffer::Buffer;
+use ratatui::buffer::{Buffer, CellDiffOption};
 use ratatui::layout::{Position, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Span;
@@ -12,7 +12,7 @@ use crate::term::screen::attr;
 use crate::term::{Cell, Line, Screen};
 use crate::tui::action::Action;
 use crate::tui::keymap::KeyMode;
-use crate::tui::state::{AgentKey, AppState, Mode, Pane};
+use crate::tui::state::{AgentKey, AppState, Mode, Pane, View};
 
 pub fn color(c: crate::term::Color) -> Color {
     match c {
@@ -155,6 +155,37 @@ impl Widget for HistoryView<'_> {
     }
 }
 
+/// Where the focused agent's screen is painted straight onto the terminal instead of through a
+/// frame (see `app::paint_direct`): in focus mode, in the list view, with nothing over the pane,
+/// no history shown, and the agent's screen exactly the pane's size. Each change of that screen
+/// is then one write of the rows that changed, with no frame rendered and diffed, as an attached
+/// terminal gets it; frames leave those cells alone.
+pub fn direct_area(st: &AppState) -> Option<(AgentKey, Rect)> {
+    if st.mode != Mode::Focus || st.notice.is_some() || st.effective_view() != View::List {
+        return None;
+    }
+    let key = st.selected.clone()?;
+    let p = st.panes.get(&key)?;
+    let s = p.screen.as_ref()?;
+    let pane = super::areas(st).pane;
+    let fits = p.scroll.is_none() && s.size.cols == pane.width && s.size.rows == pane.height;
+    (fits && pane.width > 0 && pane.height > 0).then_some((key, pane))
+}
+
+/// What the terminal shows where [`direct_area`] is painted, drawn into `buf` (for snapshots of
+/// a frame as the user sees it).
+#[cfg(test)]
+pub fn render_direct(st: &AppState, buf: &mut Buffer) {
+    let Some((key, area)) = direct_area(st) else { return };
+    let Some(screen) = st.panes.get(&key).and_then(|p| p.screen.as_ref()) else { return };
+    for y in area.top()..area.bottom() {
+        for x in area.left()..area.right() {
+            buf[(x, y)].set_diff_option(CellDiffOption::None);
+        }
+    }
+    ScreenView { screen, mark_cursor: false }.render(area, buf);
+}
+
 /// Where the real cursor goes in focus mode: the agent's cursor, when shown.
 pub fn focus_cursor(st: &AppState, pane: Rect) -> Option<Position> {
     if st.mode != Mode::Focus {
@@ -264,6 +295,15 @@ pub fn render_viewed(st: &AppState, title: Rect, pane: Rect, buf: &mut Buffer) {
             usize::from(right_w),
             bar.add_modifier(Modifier::BOLD),
         );
+    }
+    if direct_area(st).is_some_and(|(k, _)| k == key) {
+        // Painted straight onto the terminal: a frame must not write over it.
+        for y in pane.top()..pane.bottom() {
+            for x in pane.left()..pane.right() {
+                buf[(x, y)].set_diff_option(CellDiffOption::Skip);
+            }
+        }
+        return;
     }
     render_body(st, &key, p, pane, !focus, buf);
 }

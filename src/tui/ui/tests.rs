@@ -17,7 +17,12 @@ const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
 
 fn draw(st: &AppState) -> String {
     let mut t = Terminal::new(TestBackend::new(st.area.width, st.area.height)).unwrap();
-    t.draw(|f| render(st, f)).unwrap();
+    t.draw(|f| {
+        render(st, f);
+        // The focused pane is painted straight onto the terminal, not in the frame.
+        super::pane::render_direct(st, f.buffer_mut());
+    })
+    .unwrap();
     t.backend().to_string()
 }
 
