@@ -25,7 +25,8 @@ if [ -n "${QUICK:-}" ]; then RUNS=1; SECS=3; fi
 command -v tmux >/dev/null || { echo "tmux is needed (apt-get install tmux)" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "python3 is needed" >&2; exit 1; }
 cargo build --release --quiet --bin corral --example frame_e2e
-BIN=$ROOT/target/release/corral
+# BIN=PATH measures another corral binary (an A/B run against an older build).
+BIN=${BIN:-$ROOT/target/release/corral}
 PROBE=$ROOT/target/release/examples/frame_e2e
 BUSY=$ROOT/benches/busy.py
 W=$(mktemp -d /tmp/corral-frame.XXXXXX)

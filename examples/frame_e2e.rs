@@ -132,23 +132,41 @@ fn main() -> Result<(), Error> {
     drop(pair.slave);
     let client = child.process_id().ok_or("no client pid")?;
     let mut reader = pair.master.try_clone_reader()?;
-    let mut writer = pair.master.take_writer()?;
-    // The reader thread only reads and forwards, so the client never waits on a full PTY.
+    let writer = std::sync::Arc::new(std::sync::Mutex::new(pair.master.take_writer()?));
+    // Until the window starts the reader thread answers the client's queries as a terminal does
+    // (the dashboard asks for the colours at start and takes keys typed before the answer as
+    // part of it); then it only reads and forwards, so the client never waits on a full PTY.
+    let answering = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        let mut buf = vec![0u8; 1 << 16];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
+    {
+        let (writer, answering, size) = (writer.clone(), answering.clone(), a.size);
+        std::thread::spawn(move || {
+            let mut emu = new_emulator(size, 10);
+            let mut buf = vec![0u8; 1 << 16];
+            while let Ok(n) = reader.read(&mut buf) {
+                if answering.load(std::sync::atomic::Ordering::Relaxed) {
+                    let replies = emu.feed(&buf[..n]).replies;
+                    if !replies.is_empty()
+                        && let Ok(mut w) = writer.lock()
+                    {
+                        let _ = w.write_all(&replies);
+                        let _ = w.flush();
+                    }
+                }
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
             }
-        }
-    });
+        });
+    }
 
     let mut all = Vec::new();
     drain(&rx, &mut all, Duration::from_millis(1500), Duration::from_secs(20));
     if !a.keys.is_empty() {
-        writer.write_all(&a.keys)?;
-        writer.flush()?;
+        let mut w = writer.lock().map_err(|_| "writer poisoned")?;
+        w.write_all(&a.keys)?;
+        w.flush()?;
+        drop(w);
         drain(&rx, &mut all, Duration::from_millis(1000), Duration::from_secs(20));
     }
     // The dashboard connects to its agents one by one: wait until every pane shows up.
@@ -165,6 +183,7 @@ fn main() -> Result<(), Error> {
         eprintln!("{}", screen_rows(a.size, &all).join("\n"));
     }
 
+    answering.store(false, std::sync::atomic::Ordering::Relaxed);
     std::fs::write(&a.go, b"")?;
     // Skip the scripts' start and the first redraws.
     let settle_end = Instant::now() + Duration::from_secs_f64(a.settle);

@@ -292,7 +292,7 @@ fn draw(
     terminal: &mut Terminal<Out>,
     st: &mut AppState,
     tasks: &mut Tasks,
-    direct: &mut Option<(AgentKey, Rect)>,
+    direct: &mut Direct,
 ) -> Result<()> {
     // A resize whose event has not arrived yet is taken in now, so the layout is computed for
     // the size actually drawn. One ioctl on standard output (crossterm's size() opens /dev/tty).
@@ -309,94 +309,141 @@ fn draw(
     }
     if terminal.get_frame().area() != st.area {
         terminal.resize(st.area).context("cannot resize the frame")?;
-        // The terminal was cleared: the screen painted straight onto it too.
-        *direct = None;
+        // The terminal was cleared: the screens painted straight onto it too.
+        direct.panes.clear();
     }
     draw_frame(terminal, st)?;
     st.dirty = false;
-    // A frame leaves the directly painted pane alone: when it starts being painted so (or on
-    // another spot), it is painted whole.
-    let now = ui::pane::direct_area(st);
-    if let Some((key, area)) = &now
-        && now != *direct
-    {
-        paint_direct(terminal.backend_mut(), st, key, *area, None)?;
+    // A frame leaves the directly painted panes alone: a pane that starts being painted so (or
+    // on another spot) is painted whole.
+    let now = ui::pane::direct_panes(st);
+    for d in now.iter().filter(|d| !direct.panes.contains(d)) {
+        let mark = direct.marks.entry(d.key.clone()).or_default();
+        *mark = None;
+        paint_direct(terminal.backend_mut(), st, d, None, mark)?;
     }
-    *direct = now;
+    direct.marks.retain(|k, _| now.iter().any(|d| &d.key == k));
+    direct.panes = now;
     Ok(())
 }
 
-/// Apply one message to the state. A change of the screen painted straight onto the terminal
-/// (focus mode, see [`ui::pane::direct_area`]) is painted now, its changed rows only, and needs
-/// no frame.
+/// The panes painted straight onto the terminal as the last frame left them, and where each
+/// one's cursor mark was painted.
+#[derive(Default)]
+struct Direct {
+    panes: Vec<ui::pane::DirectPane>,
+    marks: HashMap<AgentKey, Option<(u16, u16)>>,
+}
+
+/// Apply one message to the state. A change of a screen painted straight onto the terminal (see
+/// [`ui::pane::direct_panes`]) is painted now, its changed rows only, and needs no frame.
 fn apply(
     terminal: &mut Terminal<Out>,
     st: &mut AppState,
     tasks: &mut Tasks,
-    direct: &Option<(AgentKey, Rect)>,
+    direct: &mut Direct,
     msg: Msg,
 ) -> Result<()> {
-    let screen = match (&msg, direct) {
-        (Msg::Screen(id, u), Some((key, _)))
-            if update::attachment_key(st, *id).as_ref() == Some(key) =>
-        {
-            Some((u.full, u.rows.iter().map(|(r, _)| *r).collect::<Vec<u16>>()))
-        }
+    let screen = match &msg {
+        Msg::Screen(id, u) if !direct.panes.is_empty() => update::attachment_key(st, *id)
+            .and_then(|key| direct.panes.iter().find(|d| d.key == key).cloned())
+            .map(|d| (d, u.full, u.rows.iter().map(|(r, _)| *r).collect::<Vec<u16>>())),
         _ => None,
     };
     let was_dirty = st.dirty;
     tasks.run(update::update(st, msg));
-    if let (Some((full, rows)), Some((key, area))) = (screen, direct)
-        && ui::pane::direct_area(st).as_ref() == Some(&(key.clone(), *area))
+    if let Some((d, full, rows)) = screen
+        && ui::pane::direct_panes(st) == direct.panes
     {
-        paint_direct(terminal.backend_mut(), st, key, *area, (!full).then_some(&rows))?;
+        let mark = direct.marks.entry(d.key.clone()).or_default();
+        paint_direct(terminal.backend_mut(), st, &d, (!full).then_some(&rows), mark)?;
         st.dirty = was_dirty;
     }
     Ok(())
 }
 
-/// Paint `rows` of the agent's screen (all of them with None) at `area`, with the agent's
-/// cursor, in one synchronized update, as the server paints an attached terminal.
+/// Paint `rows` of an agent's screen (all of them with None) in its area, in one synchronized
+/// update, as the server paints an attached terminal: with the agent's cursor as the terminal's
+/// (focus mode) or as a reversed cell (`mark`: where it was painted last, moved to where it is).
 pub fn paint_direct<W: Write>(
     out: &mut W,
     st: &AppState,
-    key: &AgentKey,
-    area: Rect,
+    d: &ui::pane::DirectPane,
     rows: Option<&[u16]>,
+    mark: &mut Option<(u16, u16)>,
 ) -> std::io::Result<()> {
     use std::fmt::Write as _;
-    let Some(s) = st.panes.get(key).and_then(|p| p.screen.as_ref()) else { return Ok(()) };
+    let Some(s) = st.panes.get(&d.key).and_then(|p| p.screen.as_ref()) else { return Ok(()) };
+    let area = d.area;
+    let mut todo: Vec<u16> = match rows {
+        Some(r) => r.to_vec(),
+        None => (0..area.height).collect(),
+    };
+    let cursor = (s.modes.cursor_visible && s.cursor.0 < area.height && s.cursor.1 < area.width)
+        .then_some(s.cursor);
+    if d.mark_cursor {
+        // The old mark is painted over by its row; the new one goes on its row.
+        todo.extend(mark.map(|m| m.0));
+        todo.extend(cursor.map(|c| c.0));
+        todo.sort_unstable();
+        todo.dedup();
+    }
+    let width = usize::from(area.width);
     let mut bytes = String::with_capacity(512);
     bytes.push_str("\x1b[?2026h");
     let mut text = String::new();
-    let every: Vec<u16>;
-    let rows = match rows {
-        Some(r) => r,
-        None => {
-            every = (0..area.height).collect();
-            &every
-        }
-    };
-    for &r in rows.iter().filter(|r| **r < area.height) {
+    for &r in todo.iter().filter(|r| **r < area.height) {
         // Writing to a String cannot fail.
         let _ = write!(bytes, "\x1b[{};{}H", u32::from(area.y + r) + 1, u32::from(area.x) + 1);
-        match s.lines.get(usize::from(r)) {
-            Some(line) => {
-                text.clear();
-                crate::term::screen::paint_row(line, usize::from(area.width), &mut text);
-                bytes.push_str(&text);
+        text.clear();
+        let col = match s.lines.get(usize::from(r)) {
+            Some(line) => crate::term::screen::paint_row(line, width, &mut text),
+            None => {
+                text.push_str("\x1b[0m\x1b[K");
+                0
             }
-            // The pane reaches the terminal's right edge (list view): erasing the line's rest
-            // erases only the pane's row.
-            None => bytes.push_str("\x1b[0m\x1b[K"),
+        };
+        // The row's rest is erased within the area (ECH), not to the terminal's edge: a pane
+        // of the grid has others to its right.
+        if col < width && text.ends_with("\x1b[K") {
+            text.truncate(text.len() - 3);
+            let _ = write!(text, "\x1b[{}X", width - col);
         }
+        bytes.push_str(&text);
     }
-    bytes.push_str("\x1b[0m");
-    match ui::pane::focus_cursor(st, area) {
-        Some(p) => {
-            let _ = write!(bytes, "\x1b[{};{}H\x1b[?25h", u32::from(p.y) + 1, u32::from(p.x) + 1);
+    if d.mark_cursor {
+        *mark = None;
+        if let Some((r, c)) = cursor {
+            let line = s.lines.get(usize::from(r));
+            let cell = |i: usize| line.and_then(|l| l.cells.get(i)).cloned().unwrap_or_default();
+            let mut cells = vec![cell(usize::from(c))];
+            cells[0].attrs ^= crate::term::screen::attr::INVERSE;
+            let wide = cells[0].attrs & crate::term::screen::attr::WIDE != 0;
+            if wide && usize::from(c) + 1 < width {
+                cells.push(cell(usize::from(c) + 1));
+            }
+            let n = cells.len();
+            let _ =
+                write!(bytes, "\x1b[{};{}H", u32::from(area.y + r) + 1, u32::from(area.x + c) + 1);
+            text.clear();
+            crate::term::screen::paint_row(
+                &crate::term::Line { cells, wrapped: false },
+                n,
+                &mut text,
+            );
+            bytes.push_str(&text);
+            *mark = Some((r, c));
         }
-        None => bytes.push_str("\x1b[?25l"),
+        bytes.push_str("\x1b[0m\x1b[?25l");
+    } else {
+        bytes.push_str("\x1b[0m");
+        match ui::pane::focus_cursor(st, area) {
+            Some(p) => {
+                let _ =
+                    write!(bytes, "\x1b[{};{}H\x1b[?25h", u32::from(p.y) + 1, u32::from(p.x) + 1);
+            }
+            None => bytes.push_str("\x1b[?25l"),
+        }
     }
     bytes.push_str("\x1b[?2026l");
     out.write_all(bytes.as_bytes())?;
@@ -452,8 +499,8 @@ async fn event_loop(
     let mut hup_sig = signal(SignalKind::hangup()).context("cannot watch for SIGHUP")?;
     let mut int_sig = signal(SignalKind::interrupt()).context("cannot watch for SIGINT")?;
     let mut next_frame = Instant::now();
-    // The focused agent's screen as last painted straight onto the terminal.
-    let mut direct: Option<(AgentKey, Rect)> = None;
+    // The screens painted straight onto the terminal.
+    let mut direct = Direct::default();
     loop {
         let now = Instant::now();
         if st.dirty && now >= next_frame {
@@ -479,7 +526,7 @@ async fn event_loop(
             _ = hup_sig.recv() => return Ok(()),
             _ = int_sig.recv() => return Ok(()),
         };
-        apply(terminal, st, &mut tasks, &direct, msg)?;
+        apply(terminal, st, &mut tasks, &mut direct, msg)?;
         // Take what else is already waiting before drawing, input first.
         for _ in 0..BATCH {
             let next = match term_rx.try_recv() {
@@ -489,7 +536,7 @@ async fn event_loop(
                     Err(_) => break,
                 },
             };
-            apply(terminal, st, &mut tasks, &direct, next)?;
+            apply(terminal, st, &mut tasks, &mut direct, next)?;
             if st.quit {
                 break;
             }
@@ -823,7 +870,9 @@ mod tests {
         let mut screen = Screen::blank(Size::new(pane.width, pane.height));
         screen.lines[0] = text_line("$ first");
         st.panes.entry(key.clone()).or_default().screen = Some(screen);
-        assert_eq!(ui::pane::direct_area(&st), Some((key.clone(), pane)));
+        let d = ui::pane::DirectPane { key: key.clone(), area: pane, mark_cursor: false };
+        assert_eq!(ui::pane::direct_panes(&st), vec![d.clone()]);
+        let mut mark = None;
 
         let out = Rc::new(RefCell::new(Vec::new()));
         let backend = CrosstermBackend::new(Capture(out.clone()));
@@ -836,7 +885,7 @@ mod tests {
             emu.screen().lines.iter().map(|l| l.text()).collect::<Vec<_>>()
         };
         draw_frame(&mut term, &st).unwrap();
-        paint_direct(term.backend_mut(), &st, &key, pane, None).unwrap();
+        paint_direct(term.backend_mut(), &st, &d, None, &mut mark).unwrap();
         let rows = show();
         let at = |rows: &[String], r: u16| -> String {
             rows[usize::from(pane.y + r)].chars().skip(usize::from(pane.x)).collect()
@@ -847,7 +896,7 @@ mod tests {
         // A change of one row is that row, written on its own.
         let s = st.panes.get_mut(&key).unwrap().screen.as_mut().unwrap();
         s.lines[1] = text_line("typed");
-        paint_direct(term.backend_mut(), &st, &key, pane, Some(&[1])).unwrap();
+        paint_direct(term.backend_mut(), &st, &d, Some(&[1]), &mut mark).unwrap();
         let written = String::from_utf8_lossy(&out.borrow()).into_owned();
         assert!(!written.contains("first"), "only the changed row: {written:?}");
         let rows = show();
@@ -859,11 +908,80 @@ mod tests {
         assert_eq!(at(&rows, 1).trim_end(), "typed");
         // A notice over it: the frame draws the pane again, notice on top.
         st.info("hello there".to_string());
-        assert_eq!(ui::pane::direct_area(&st), None);
+        assert_eq!(ui::pane::direct_panes(&st), vec![]);
         draw_frame(&mut term, &st).unwrap();
         let rows = show();
         assert!(rows.iter().any(|r| r.contains("hello there")), "{rows:#?}");
         assert_eq!(at(&rows, 1).trim_end(), "typed");
+    }
+
+    #[test]
+    fn the_grid_paints_every_pane_straight_through_with_its_cursor_as_a_reversed_cell() {
+        use crate::term::screen::attr;
+        use crate::term::{Cell, Line, Screen};
+        let area = Rect::new(0, 0, 120, 40);
+        let mut st = fixtures::demo(area);
+        st.view = super::super::state::View::Grid;
+        let page = st.grid_page();
+        let cells = ui::grid_cells(ui::areas(&st).main, page.len());
+        let inner = |c: Rect| ratatui::widgets::Block::bordered().inner(c);
+        for (i, (key, cell)) in page.iter().zip(&cells).enumerate() {
+            let a = inner(*cell);
+            let mut screen = Screen::blank(Size::new(a.width, a.height));
+            screen.lines[0] = Line {
+                cells: format!("pane-{i} text")
+                    .chars()
+                    .map(|ch| Cell { ch, ..Cell::default() })
+                    .collect(),
+                wrapped: false,
+            };
+            screen.cursor = (0, 2);
+            screen.modes.cursor_visible = true;
+            st.panes.entry(key.clone()).or_default().screen = Some(screen);
+        }
+        let direct = ui::pane::direct_panes(&st);
+        assert_eq!(direct.len(), page.len(), "every pane on the grid");
+
+        let out = Rc::new(RefCell::new(Vec::new()));
+        let backend = CrosstermBackend::new(Capture(out.clone()));
+        let opts = ratatui::TerminalOptions { viewport: ratatui::Viewport::Fixed(area) };
+        let mut term = Terminal::with_options(backend, opts).unwrap();
+        let mut emu = crate::term::new_emulator(Size::new(120, 40), 10);
+        draw_frame(&mut term, &st).unwrap();
+        let mut marks: Vec<Option<(u16, u16)>> = vec![None; direct.len()];
+        for (d, m) in direct.iter().zip(marks.iter_mut()) {
+            paint_direct(term.backend_mut(), &st, d, None, m).unwrap();
+        }
+        emu.feed(&std::mem::take(&mut *out.borrow_mut()));
+        let cell_at = |emu: &dyn crate::term::Emulator, x: u16, y: u16| -> Cell {
+            emu.screen().lines[usize::from(y)]
+                .cells
+                .get(usize::from(x))
+                .cloned()
+                .unwrap_or_default()
+        };
+        for (i, d) in direct.iter().enumerate() {
+            let row: String = emu.screen().lines[usize::from(d.area.y)]
+                .text()
+                .chars()
+                .skip(usize::from(d.area.x))
+                .take(usize::from(d.area.width))
+                .collect();
+            assert_eq!(row.trim_end(), format!("pane-{i} text"));
+            // The border right of the pane is still there: rows are erased within the pane.
+            let border = cell_at(&*emu, d.area.right(), d.area.y + 1);
+            assert_ne!(border.ch, ' ', "pane {i}'s right border");
+            let c = cell_at(&*emu, d.area.x + 2, d.area.y);
+            assert!(c.attrs & attr::INVERSE != 0 && c.ch == 'n', "pane {i}'s cursor: {c:?}");
+        }
+        // The cursor moves: the old mark goes, the new one shows.
+        let (d, mark) = (&direct[0], &mut marks[0]);
+        st.panes.get_mut(&d.key).unwrap().screen.as_mut().unwrap().cursor = (0, 5);
+        paint_direct(term.backend_mut(), &st, d, Some(&[]), mark).unwrap();
+        emu.feed(&std::mem::take(&mut *out.borrow_mut()));
+        assert_eq!(cell_at(&*emu, d.area.x + 2, d.area.y).attrs & attr::INVERSE, 0);
+        assert_ne!(cell_at(&*emu, d.area.x + 5, d.area.y).attrs & attr::INVERSE, 0);
+        assert_eq!(*mark, Some((0, 5)));
     }
 
     #[test]

@@ -155,35 +155,84 @@ impl Widget for HistoryView<'_> {
     }
 }
 
-/// Where the focused agent's screen is painted straight onto the terminal instead of through a
-/// frame (see `app::paint_direct`): in focus mode, in the list view, with nothing over the pane,
-/// no history shown, and the agent's screen exactly the pane's size. Each change of that screen
-/// is then one write of the rows that changed, with no frame rendered and diffed, as an attached
-/// terminal gets it; frames leave those cells alone.
-pub fn direct_area(st: &AppState) -> Option<(AgentKey, Rect)> {
-    if st.mode != Mode::Focus || st.notice.is_some() || st.effective_view() != View::List {
-        return None;
-    }
-    let key = st.selected.clone()?;
-    let p = st.panes.get(&key)?;
-    let s = p.screen.as_ref()?;
-    let pane = super::areas(st).pane;
-    let fits = p.scroll.is_none() && s.size.cols == pane.width && s.size.rows == pane.height;
-    (fits && pane.width > 0 && pane.height > 0).then_some((key, pane))
+/// An agent's screen painted straight onto the terminal instead of through a frame (see
+/// `app::paint_direct`): each change of it is one write of the rows that changed, with no frame
+/// rendered and diffed, as an attached terminal gets it; frames leave those cells alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectPane {
+    pub key: AgentKey,
+    pub area: Rect,
+    /// The agent's cursor shown as a reversed cell (the grid), not as the terminal's cursor.
+    pub mark_cursor: bool,
 }
 
-/// What the terminal shows where [`direct_area`] is painted, drawn into `buf` (for snapshots of
+/// The panes painted straight onto the terminal: the focused agent in focus mode, every agent on
+/// the grid, each only while nothing is drawn over it, it shows no history, and its screen is
+/// exactly its area's size.
+pub fn direct_panes(st: &AppState) -> Vec<DirectPane> {
+    let fits = |key: &AgentKey, area: Rect| {
+        let Some(p) = st.panes.get(key) else { return false };
+        let Some(s) = p.screen.as_ref() else { return false };
+        p.scroll.is_none()
+            && s.size.cols == area.width
+            && s.size.rows == area.height
+            && !area.is_empty()
+    };
+    if st.notice.is_some() {
+        return Vec::new();
+    }
+    match (&st.mode, st.effective_view()) {
+        (Mode::Focus, View::List) => {
+            let Some(key) = st.selected.clone() else { return Vec::new() };
+            let area = super::areas(st).pane;
+            if fits(&key, area) {
+                vec![DirectPane { key, area, mark_cursor: false }]
+            } else {
+                Vec::new()
+            }
+        }
+        (Mode::Normal, View::Grid) => {
+            let page = st.grid_page();
+            let cells = grid_cells(super::areas(st).main, page.len());
+            page.into_iter()
+                .zip(cells)
+                .map(|(key, cell)| (key, Block::default().borders(Borders::ALL).inner(cell)))
+                .filter(|(key, area)| fits(key, *area))
+                .map(|(key, area)| DirectPane { key, area, mark_cursor: true })
+                .collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Whether `key`'s screen is painted straight onto the terminal at `area`.
+fn is_direct(st: &AppState, key: &AgentKey, area: Rect) -> bool {
+    direct_panes(st).iter().any(|d| &d.key == key && d.area == area)
+}
+
+/// Mark `area` as painted by someone else: a frame does not write there.
+fn skip(area: Rect, buf: &mut Buffer) {
+    let area = area.intersection(buf.area);
+    for y in area.top()..area.bottom() {
+        for x in area.left()..area.right() {
+            buf[(x, y)].set_diff_option(CellDiffOption::Skip);
+        }
+    }
+}
+
+/// What the terminal shows where [`direct_panes`] are painted, drawn into `buf` (for snapshots of
 /// a frame as the user sees it).
 #[cfg(test)]
 pub fn render_direct(st: &AppState, buf: &mut Buffer) {
-    let Some((key, area)) = direct_area(st) else { return };
-    let Some(screen) = st.panes.get(&key).and_then(|p| p.screen.as_ref()) else { return };
-    for y in area.top()..area.bottom() {
-        for x in area.left()..area.right() {
-            buf[(x, y)].set_diff_option(CellDiffOption::None);
+    for d in direct_panes(st) {
+        let Some(screen) = st.panes.get(&d.key).and_then(|p| p.screen.as_ref()) else { continue };
+        for y in d.area.top()..d.area.bottom() {
+            for x in d.area.left()..d.area.right() {
+                buf[(x, y)].set_diff_option(CellDiffOption::None);
+            }
         }
+        ScreenView { screen, mark_cursor: d.mark_cursor }.render(d.area, buf);
     }
-    ScreenView { screen, mark_cursor: false }.render(area, buf);
 }
 
 /// Where the real cursor goes in focus mode: the agent's cursor, when shown.
@@ -296,13 +345,8 @@ pub fn render_viewed(st: &AppState, title: Rect, pane: Rect, buf: &mut Buffer) {
             bar.add_modifier(Modifier::BOLD),
         );
     }
-    if direct_area(st).is_some_and(|(k, _)| k == key) {
-        // Painted straight onto the terminal: a frame must not write over it.
-        for y in pane.top()..pane.bottom() {
-            for x in pane.left()..pane.right() {
-                buf[(x, y)].set_diff_option(CellDiffOption::Skip);
-            }
-        }
+    if is_direct(st, &key, pane) {
+        skip(pane, buf);
         return;
     }
     render_body(st, &key, p, pane, !focus, buf);
@@ -365,6 +409,10 @@ pub fn render_grid(st: &AppState, main: Rect, buf: &mut Buffer) {
         ]);
         let kind = if selected { BorderType::Thick } else { BorderType::Rounded };
         let inner = cell_frame(cell, kind, border, &title, buf);
+        if is_direct(st, key, inner) {
+            skip(inner, buf);
+            continue;
+        }
         render_body(st, key, st.panes.get(key), inner, true, buf);
     }
 }
