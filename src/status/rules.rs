@@ -4,9 +4,6 @@
 //! the first that matches decides. Evaluation also reports, rule by rule, what region it read and
 //! why it did or did not match, for `corral status --explain`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
-
 use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -74,9 +71,9 @@ pub enum RuleError {
 #[derive(Debug)]
 struct Rule {
     spec: RuleSpec,
-    input: Option<Arc<Regex>>,
-    patterns: Vec<Arc<Regex>>,
-    unless: Vec<Arc<Regex>>,
+    input: Option<Regex>,
+    patterns: Vec<Regex>,
+    unless: Vec<Regex>,
 }
 
 /// A profile's rules, compiled.
@@ -91,31 +88,10 @@ fn is_border(row: &str) -> bool {
     !t.is_empty() && t.chars().all(|c| ('\u{2500}'..='\u{257f}').contains(&c) || c.is_whitespace())
 }
 
-/// Patterns compiled in this process, shared by every rule that uses the same text while any of
-/// them lives. Profiles repeat patterns (a dialog's question in each of its key rules, the
-/// generic dialog rule in every profile), every repository compiles its own rule sets, and a
-/// pattern with a Unicode word boundary compiles to a one-pass DFA of several hundred KiB: without
-/// sharing, the built-in rules alone cost the server megabytes.
-static COMPILED: Mutex<Option<HashMap<String, Weak<Regex>>>> = Mutex::new(None);
-
-fn compile_one(rule: &str, pattern: &str) -> Result<Arc<Regex>, RuleError> {
-    let mut compiled = COMPILED.lock().unwrap_or_else(PoisonError::into_inner);
-    let map = compiled.get_or_insert_with(HashMap::new);
-    if let Some(re) = map.get(pattern).and_then(Weak::upgrade) {
-        return Ok(re);
-    }
-    let re =
-        RegexBuilder::new(pattern).multi_line(true).size_limit(1 << 20).build().map_err(|e| {
-            RuleError::Pattern {
-                rule: rule.into(),
-                pattern: pattern.into(),
-                message: e.to_string(),
-            }
-        })?;
-    let re = Arc::new(re);
-    map.retain(|_, w| w.strong_count() > 0);
-    map.insert(pattern.to_string(), Arc::downgrade(&re));
-    Ok(re)
+fn compile_one(rule: &str, pattern: &str) -> Result<Regex, RuleError> {
+    RegexBuilder::new(pattern).multi_line(true).size_limit(1 << 20).build().map_err(|e| {
+        RuleError::Pattern { rule: rule.into(), pattern: pattern.into(), message: e.to_string() }
+    })
 }
 
 /// What one rule made of one screen.
@@ -362,24 +338,6 @@ mod tests {
         assert!(report[0].matched, "{report:?}");
         assert_eq!(report[0].text, vec!["✻ Thinking…", ""]);
         assert!(report[0].region.contains("rows 2-3"), "{}", report[0].region);
-    }
-
-    #[test]
-    fn rule_sets_share_a_pattern_compiled_once_while_one_holds_it() {
-        let pattern = "(?i)^do you want to proceed, rules_tests\\b";
-        let a =
-            RuleSet::compile(&[spec("a", Status::NeedsInput, RegionKind::Screen, 0, &[pattern])])
-                .unwrap();
-        let b =
-            RuleSet::compile(&[spec("b", Status::NeedsInput, RegionKind::Screen, 0, &[pattern])])
-                .unwrap();
-        assert!(Arc::ptr_eq(&a.rules[0].patterns[0], &b.rules[0].patterns[0]));
-        let held = Arc::downgrade(&a.rules[0].patterns[0]);
-        drop((a, b));
-        assert!(held.upgrade().is_none(), "a pattern no rule set holds is freed");
-        let c = RuleSet::compile(&[spec("c", Status::Idle, RegionKind::Screen, 0, &[pattern])])
-            .unwrap();
-        assert!(c.evaluate(&rows("Do you want to proceed, rules_tests")).decided.is_some());
     }
 
     #[test]
