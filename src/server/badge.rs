@@ -241,8 +241,8 @@ impl Badge {
         }
         let rows = typed_rows(&press.screen);
         let shown = self.engine.status();
-        if let Some((status, name)) = self.settings.keys.evaluate(&press.key, &rows, shown) {
-            self.engine.on_key(press.at, status, name);
+        if let Some(key) = self.settings.keys.evaluate(&press.key, &rows, shown) {
+            self.engine.on_key(press.at, key);
         }
     }
 

@@ -13,6 +13,7 @@
 use std::time::{Duration, Instant};
 
 use super::Status;
+use super::keys::KeyMatch;
 use super::rules::Evaluation;
 
 /// How long the screen's words must be still before a hook that may be about a side turn ends
@@ -77,6 +78,8 @@ struct KeyHold {
     status: Status,
     reason: String,
     at: Instant,
+    /// Any state a rule reads once the screen moves on decides (`KeyRuleSpec::screen_decides`).
+    screen_decides: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,8 +234,14 @@ impl Engine {
             // The screen moved on to something the hook did not say: the hook is spent.
             self.hook = None;
         }
-        if new != old && self.key.as_ref().is_some_and(|k| new == Some(k.status)) {
-            // The screen now shows what the key implied: it speaks for itself from here.
+        if new != old
+            && self
+                .key
+                .as_ref()
+                .is_some_and(|k| new == Some(k.status) || (k.screen_decides && new.is_some()))
+        {
+            // The screen now shows what the key implied (or, for a key whose outcome the screen
+            // plainly shows, whatever came of it): it speaks for itself from here.
             self.key = None;
         }
         if new.is_some() {
@@ -278,12 +287,18 @@ impl Engine {
     /// provisionally: a hook or screen that then shows the same state confirms it, a hook that
     /// asks a question or ends the turn overrides it, and if neither comes within `key_confirm`
     /// the badge goes back to what hooks and rules say. Screens that merely have not caught up
-    /// yet (the prompt still drawn) do not undo it.
-    pub fn on_key(&mut self, now: Instant, status: Status, reason: String) {
-        if self.exited.is_some() || self.status == status {
+    /// yet (the prompt still drawn) do not undo it, unless the rule says the screen decides
+    /// (`KeyMatch::screen_decides`): then any state a rule reads once the screen moves on does.
+    pub fn on_key(&mut self, now: Instant, key: KeyMatch) {
+        if self.exited.is_some() || self.status == key.status {
             return;
         }
-        self.key = Some(KeyHold { status, reason, at: now });
+        self.key = Some(KeyHold {
+            status: key.status,
+            reason: key.name,
+            at: now,
+            screen_decides: key.screen_decides,
+        });
     }
 
     fn key_due(&self) -> Option<Instant> {
@@ -873,8 +888,12 @@ mod tests {
         assert_eq!(e.decide(t0 + ms(2)), None);
     }
 
+    fn km(status: Status, name: &str, screen_decides: bool) -> KeyMatch {
+        KeyMatch { status, name: name.into(), screen_decides }
+    }
+
     fn key(e: &mut Engine, at: Instant) {
-        e.on_key(at, Status::Working, "prompt submitted".into());
+        e.on_key(at, km(Status::Working, "prompt submitted", false));
     }
 
     #[test]
@@ -930,7 +949,7 @@ mod tests {
         e.on_screen(t0, ev(Some(Status::NeedsInput), 1));
         e.on_hook(t0, Status::NeedsInput, "PermissionRequest (Bash)".into(), false);
         e.decide(t0);
-        e.on_key(t0 + ms(3000), Status::Working, "approved".into());
+        e.on_key(t0 + ms(3000), km(Status::Working, "approved", false));
         assert_eq!(e.decide(t0 + ms(3000)).unwrap().to, Status::Working);
         e.on_screen(t0 + ms(3010), ev(Some(Status::NeedsInput), 1));
         e.on_screen(t0 + ms(3040), ev(Some(Status::Idle), 2));
@@ -963,7 +982,7 @@ mod tests {
         e.on_screen(t0, ev(Some(Status::Working), 1));
         e.on_hook(t0, Status::Working, "UserPromptSubmit".into(), false);
         e.decide(t0);
-        e.on_key(t0 + ms(1000), Status::Idle, "interrupted".into());
+        e.on_key(t0 + ms(1000), km(Status::Idle, "interrupted", false));
         let tr = e.decide(t0 + ms(1000)).unwrap();
         assert_eq!((tr.to, tr.reason.as_str()), (Status::Idle, "key: interrupted"));
         e.on_hook(t0 + ms(1050), Status::Working, "PostToolUse (Bash)".into(), false);
@@ -971,5 +990,35 @@ mod tests {
         e.on_screen(t0 + ms(1200), ev(Some(Status::Idle), 2));
         assert_eq!(e.decide(t0 + ms(1200)), None);
         assert_eq!(e.decide(t0 + ms(9000)), None, "the screen confirmed it");
+    }
+
+    #[test]
+    fn a_key_the_screen_decides_gives_way_to_the_first_state_a_rule_reads_after_it() {
+        let t0 = Instant::now();
+        let answered = km(Status::Working, "answered", true);
+        // Aider's question answered and the edit applied: back at its prompt at once.
+        let mut e = Engine::new(t0, T);
+        e.on_screen(t0, ev(Some(Status::NeedsInput), 1));
+        e.decide(t0);
+        e.on_key(t0 + ms(3000), answered.clone());
+        let tr = e.decide(t0 + ms(3000)).unwrap();
+        assert_eq!((tr.to, tr.reason.as_str()), (Status::Working, "key: answered"));
+        // The question redrawn with the answer, then a line under it no rule reads: no news.
+        e.on_screen(t0 + ms(3010), ev(Some(Status::NeedsInput), 2));
+        e.on_screen(t0 + ms(3020), ev(None, 3));
+        assert_eq!(e.decide(t0 + ms(3020)), None);
+        e.on_screen(t0 + ms(3050), ev(Some(Status::Idle), 4));
+        let tr = e.decide(t0 + ms(3050)).unwrap();
+        assert_eq!((tr.to, tr.reason.as_str()), (Status::Idle, "rule: idle-rule"));
+        assert!(!tr.key_undone, "the screen decided, the window did not lapse");
+        // Answered and working on: the key holds until the screen says so itself.
+        let mut w = Engine::new(t0, T);
+        w.on_screen(t0, ev(Some(Status::NeedsInput), 1));
+        w.decide(t0);
+        w.on_key(t0 + ms(3000), answered);
+        w.decide(t0 + ms(3000));
+        w.on_screen(t0 + ms(3500), ev(Some(Status::Working), 2));
+        assert_eq!(w.decide(t0 + ms(3500)), None);
+        assert_eq!(w.decide(t0 + ms(9000)), None, "confirmed by the screen");
     }
 }
