@@ -130,12 +130,25 @@ struct Shared {
     tap: Mutex<Option<KeyTap>>,
 }
 
-/// A key written to the program alone (as typed, not inside pasted text), with the screen it was
-/// pressed on.
+/// A key written to the program alone (as typed, not inside pasted text): one the listener asked
+/// for, with the screen it was pressed on, or any other typed character (`typed`, no screen).
 pub struct KeyPress {
     pub key: Vec<u8>,
-    pub screen: Screen,
+    /// For the keys the listener asked for.
+    pub screen: Option<Screen>,
+    /// One printable character or Backspace: the user typing into the program.
+    pub typed: bool,
     pub at: Instant,
+}
+
+/// One printable character or Backspace, written alone: what typing into an input box sends.
+fn is_typed_key(bytes: &[u8]) -> bool {
+    if bytes == b"\x7f" {
+        return true;
+    }
+    let Ok(s) = std::str::from_utf8(bytes) else { return false };
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| !c.is_control()) && chars.next().is_none()
 }
 
 struct KeyTap {
@@ -235,23 +248,28 @@ pub struct PaneHandle {
 impl PaneHandle {
     /// Input for the program: onto the PTY at once when it takes it, else to the writer thread.
     pub fn write(&self, bytes: Vec<u8>) {
-        let key = self.tapped(&bytes).then(|| bytes.clone());
+        let (tapped, typed) = self.tapped(&bytes);
+        let key = (tapped || typed).then(|| bytes.clone());
         self.shared.writes.write(bytes);
         if let Some(key) = key {
             // Read right after the write, so the key is not held up by the copy: the program has
             // to be scheduled, read and redraw before its answer could be here. Should it win
             // that race, a rule sees the answered screen (an emptied prompt) and does nothing.
-            let screen = self.shared.core().emulator.screen();
+            let screen = tapped.then(|| self.shared.core().emulator.screen());
             let tap = self.shared.tap.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(t) = tap.as_ref() {
-                let _ = t.tx.send(KeyPress { key, screen, at: Instant::now() });
+                let _ = t.tx.send(KeyPress { key, screen, typed, at: Instant::now() });
             }
         }
     }
 
-    fn tapped(&self, bytes: &[u8]) -> bool {
+    /// Whether a listener asked for this key, and whether it is typing (any listener hears of that).
+    fn tapped(&self, bytes: &[u8]) -> (bool, bool) {
         let tap = self.shared.tap.lock().unwrap_or_else(PoisonError::into_inner);
-        tap.as_ref().is_some_and(|t| t.keys.iter().any(|k| k == bytes))
+        match tap.as_ref() {
+            Some(t) => (t.keys.iter().any(|k| k == bytes), is_typed_key(bytes)),
+            None => (false, false),
+        }
     }
 
     /// Hear of `keys` written to the program from now on, each with the screen it was pressed on

@@ -25,6 +25,10 @@ const TURN_END_GRACE: Duration = Duration::from_millis(200);
 /// How long a rule's `idle` must hold when it comes straight from `needs-input`: answering a
 /// dialog draws the idle prompt for a frame before the work it approved shows.
 const DIALOG_SETTLE: Duration = Duration::from_millis(200);
+/// How long after a character the user typed into an idle agent a change of its screen is the
+/// echo of that key (the input box redrawn), not work: the program has to be scheduled, read the
+/// key and redraw; a redraw in two frames (erase, then draw) takes two of those.
+const TYPING_ECHO: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
@@ -100,6 +104,11 @@ pub struct Engine {
     seq: u64,
     hook: Option<Hold>,
     key: Option<KeyHold>,
+    /// The user typing into the agent (`Engine::on_typed`): when the burst of keys began, and
+    /// its last key.
+    typing: Option<(Instant, Instant)>,
+    /// The last screen change was the echo of typed keys on an idle agent.
+    echo: bool,
     /// The status shown is a key's, and the key was not confirmed in time.
     key_lapsed: bool,
     screen: Option<(Status, String)>,
@@ -136,6 +145,8 @@ impl Engine {
             seq: 0,
             hook: None,
             key: None,
+            typing: None,
+            echo: false,
             key_lapsed: false,
             screen: None,
             settle: Duration::ZERO,
@@ -206,7 +217,18 @@ impl Engine {
         if state_changed || self.fingerprint != Some(eval.fingerprint) {
             self.screen_news = Some(changed_at);
         }
-        self.last_change = Some(self.last_change.map_or(changed_at, |t| t.max(changed_at)));
+        // An idle agent's screen changing just after the user typed a character is the input box
+        // drawing it: Gemini CLI erases and redraws the box on every key, Aider's completion
+        // list covers its prompt. A frame of that no rule reads is not output that means work.
+        // Against the whole burst of keys: the echo of one key may be read after the next key.
+        let echo = self.status == Status::Idle
+            && self.typing.is_some_and(|(first, last)| {
+                changed_at >= first && changed_at < last + TYPING_ECHO
+            });
+        self.echo = echo;
+        if !echo {
+            self.last_change = Some(self.last_change.map_or(changed_at, |t| t.max(changed_at)));
+        }
         self.first_change.get_or_insert(changed_at);
         if self.fingerprint != Some(eval.fingerprint) {
             self.fingerprint = Some(eval.fingerprint);
@@ -281,6 +303,16 @@ impl Engine {
         self.key = None;
     }
 
+    /// The user typed a character (or Backspace) into the agent: what its screen does in the
+    /// next moment is the echo (see `on_screen`).
+    pub fn on_typed(&mut self, at: Instant) {
+        let first = match self.typing {
+            Some((first, last)) if at < last + TYPING_ECHO => first,
+            _ => at,
+        };
+        self.typing = Some((first, at));
+    }
+
     /// The user pressed a key that puts the agent in `status` (`keys::KeyRules` read the screen
     /// it was pressed on: Enter on a prompt with text, a key that approves a dialog). The agent
     /// says so itself only a moment later (its hook, its screen), so the badge shows it at once,
@@ -335,6 +367,14 @@ impl Engine {
         }
         if let Some((s, name)) = &self.screen {
             return (*s, format!("rule: {name}"), Source::Rule);
+        }
+        if self.echo && self.status == Status::Idle {
+            // Output a moment ago (the agent's last words) does not make the echo of a key work.
+            return (
+                Status::Idle,
+                "typing: the screen drew the keys typed".into(),
+                Source::Activity,
+            );
         }
         let ms = self.timing.idle_after.as_millis();
         match self.last_change {
@@ -1020,5 +1060,30 @@ mod tests {
         w.on_screen(t0 + ms(3500), ev(Some(Status::Working), 2));
         assert_eq!(w.decide(t0 + ms(3500)), None);
         assert_eq!(w.decide(t0 + ms(9000)), None, "confirmed by the screen");
+    }
+
+    #[test]
+    fn the_echo_of_typed_keys_on_an_idle_prompt_is_not_work_but_other_output_is() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        e.on_screen(t0, ev(Some(Status::Idle), 1));
+        e.decide(t0 + ms(2000));
+        assert_eq!(e.status(), Status::Idle);
+        // Output a moment before (the agent's last words), then a key, and the box redrawn
+        // through a frame no rule reads.
+        e.on_screen(t0 + ms(2500), ev(Some(Status::Idle), 7));
+        e.on_typed(t0 + ms(3000));
+        e.on_screen(t0 + ms(3010), ev(None, 2));
+        assert_eq!(e.decide(t0 + ms(3010)), None, "the echo of a key is not work");
+        // The next key comes before the redraw of the first is read: still the echo.
+        e.on_typed(t0 + ms(3040));
+        e.on_screen(t0 + ms(3030), ev(Some(Status::Idle), 3));
+        e.on_screen(t0 + ms(3050), ev(None, 4));
+        assert_eq!(e.decide(t0 + ms(3050)), None);
+        e.on_screen(t0 + ms(3100), ev(Some(Status::Idle), 5));
+        assert_eq!(e.decide(t0 + ms(3100)), None);
+        // Output well after the last key, under no rule, is work as before.
+        e.on_screen(t0 + ms(4000), ev(None, 6));
+        assert_eq!(e.decide(t0 + ms(4000)).unwrap().to, Status::Working);
     }
 }
