@@ -250,6 +250,9 @@ impl PaneHandle {
     pub fn write(&self, bytes: Vec<u8>) {
         let (tapped, typed) = self.tapped(&bytes);
         let key = (tapped || typed).then(|| bytes.clone());
+        // Taken before the write: the program may answer, and its answer be read, before this
+        // thread runs again, and the badge tells an echo from other output by this time.
+        let at = Instant::now();
         self.shared.writes.write(bytes);
         if let Some(key) = key {
             // Read right after the write, so the key is not held up by the copy: the program has
@@ -258,7 +261,7 @@ impl PaneHandle {
             let screen = tapped.then(|| self.shared.core().emulator.screen());
             let tap = self.shared.tap.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(t) = tap.as_ref() {
-                let _ = t.tx.send(KeyPress { key, screen, typed, at: Instant::now() });
+                let _ = t.tx.send(KeyPress { key, screen, typed, at });
             }
         }
     }
