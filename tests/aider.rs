@@ -41,7 +41,10 @@ fn aider_badge_follows_its_question_and_streaming_against_the_mock_log() {
     aider_home(&env.home);
     let mut argv = vec![cli.display().to_string()];
     argv.extend(aider_args(port));
-    env.write_config(&format!("[agents.aider]\ncommand = {argv:?}\n"));
+    // The agent is held stopped for a moment below: the key must not give way meanwhile.
+    env.write_config(&format!(
+        "[status]\nkey_confirm_ms = 600000\n[agents.aider]\ncommand = {argv:?}\n"
+    ));
     let out = env.ok(&[
         "new",
         "create hello.txt",
@@ -75,7 +78,23 @@ fn aider_badge_follows_its_question_and_streaming_against_the_mock_log() {
             },
             || explain(&env, "ad", seen, &log_path),
         );
-        env.ok(&["send", "ad", "say more"]);
+        // Enter on the typed prompt is working at once, before Aider draws anything: with Aider
+        // stopped (it reads no key and draws nothing), the badge can only have it from the key.
+        env.ok(&["send", "ad", "--no-enter", "say more"]);
+        env.wait_tail("ad", |t| t.lines().any(|l| l.trim_end() == "> say more"));
+        signal_agent(&env, "ad", "-STOP");
+        env.ok(&["send", "ad", ""]);
+        wait_or(
+            "the key's working after Enter on the typed prompt",
+            || {
+                let a = env.agent_json("ad");
+                (a["status"] == "working" && a["status_reason"] == "key: prompt submitted")
+                    .then_some(())
+            },
+            || explain(&env, "ad", seen, &log_path),
+        );
+        assert!(when(&mock_log(&log_path), "request", 1).is_none(), "Aider was stopped");
+        signal_agent(&env, "ad", "-CONT");
         wait_idle_after_long_reply(&env, "ad", seen, &log_path);
     });
 

@@ -58,13 +58,17 @@ fn badge_against_the_mock(gemini: &std::path::Path) {
             "chunks": 25,
             "chunk_delay": 0.15,
             "delay": 1.0
-        }
+        },
+        {"text": "Nothing more to say.", "delay": 0.5}
     ]);
     std::fs::write(root.join("script.json"), script.to_string()).unwrap();
     let mock = Mock::start("mock_gemini.py", port, &root.join("script.json"), &log_path);
     offline_settings(&env.home);
+    // The agent is held stopped for a moment below: a key must not give way meanwhile.
     env.write_config(&format!(
         r#"
+[status]
+key_confirm_ms = 600000
 [agents.gemini]
 command = ["{gemini}", "--session-id", "{{session}}"]
 [agents.gemini.env]
@@ -97,6 +101,36 @@ GOOGLE_GEMINI_BASE_URL = "http://127.0.0.1:{port}"
         // Enter on "1. Allow once".
         env.ok(&["send", "gm", ""]);
         wait_idle_after_long_reply(&env, "gm", seen, &log_path);
+        // Enter on a typed prompt is working at once, before Gemini CLI draws its working line:
+        // with it stopped (it reads no key and draws nothing), the badge can only have it from
+        // the key.
+        env.ok(&["send", "gm", "--no-enter", "say more"]);
+        env.wait_tail("gm", |t| t.lines().any(|l| l.trim() == "> say more"));
+        signal_agent(&env, "gm", "-STOP");
+        env.ok(&["send", "gm", ""]);
+        wait_or(
+            "the key's working after Enter on the typed prompt",
+            || {
+                let a = env.agent_json("gm");
+                (a["status"] == "working" && a["status_reason"] == "key: prompt submitted")
+                    .then_some(())
+            },
+            || explain(&env, "gm", seen, &log_path),
+        );
+        assert!(when(&mock_log(&log_path), "request", 2).is_none(), "Gemini CLI was stopped");
+        signal_agent(&env, "gm", "-CONT");
+        wait_or(
+            "idle after the third reply",
+            || {
+                let end = when(&mock_log(&log_path), "stream_end", 2)?;
+                seen.lock()
+                    .unwrap()
+                    .iter()
+                    .any(|o| o.status == "idle" && o.after > end)
+                    .then_some(())
+            },
+            || explain(&env, "gm", seen, &log_path),
+        );
         // Its own way out: the badge says exited once the CLI is gone.
         env.ok(&["send", "gm", "/quit"]);
         wait_or(

@@ -297,3 +297,82 @@ fn status_explains_every_rule_and_rules_reload_without_restarting_the_server() {
     assert!(err.contains("rule 'bad'"), "{err}");
     assert_eq!(status_of(&env, &name).0, "needs-input");
 }
+
+/// A fake agent that reads one key at a time and redraws its prompt line through a blank frame on
+/// every key, as Gemini CLI redraws its input box on every key (and Aider's completion list
+/// covers its prompt); Enter on "work" prints output for a second.
+const TYPING_AGENT: &str = r#"#!/bin/bash
+stty -echo -icanon
+buf=''
+printf '> '
+while IFS= read -r -n1 -d '' c; do
+  if [ "$c" = $'\n' ] || [ "$c" = $'\r' ]; then
+    printf '\r\n'
+    if [ "$buf" = work ]; then
+      for i in $(seq 20); do echo "output $i"; sleep 0.05; done
+    fi
+    buf=''
+    printf '> '
+    continue
+  fi
+  buf="$buf$c"
+  printf '\r\033[K'
+  sleep 0.15
+  printf '> %s' "$buf"
+done
+"#;
+
+#[test]
+fn keys_typed_into_a_prompt_redrawn_through_a_blank_frame_stay_idle_and_output_after_enter_is_work()
+{
+    let env = Env::new();
+    let s = script(&env, "typing.sh", TYPING_AGENT);
+    // The prompt rule settles as Gemini CLI's and Aider's do: once read as working, the prompt
+    // stays working for a second, so a false working cannot slip between two looks.
+    env.write_config(&format!(
+        r#"
+[agents.typing]
+command = ["{s}"]
+prompt = "none"
+[[agents.typing.rules]]
+name = "prompt"
+status = "idle"
+lines = 1
+match = ['^>']
+settle_ms = 1000
+"#
+    ));
+    env.ok(&["new", "--agent", "typing", "--name", "ty", "--detach"]);
+    assert_eq!(wait_status(&env, "ty", "idle"), "rule: prompt");
+    let seen = std::sync::Mutex::new(Vec::<(String, String)>::new());
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                seen.lock().unwrap().push(status_of(&env, "ty"));
+            }
+        });
+        // Typed one key at a time, each drawn (through its blank frame) before the next.
+        let mut typed = String::new();
+        for c in "hellothere".chars() {
+            env.ok(&["send", "ty", "--no-enter", &c.to_string()]);
+            typed.push(c);
+            let want = format!("> {typed}");
+            env.wait_tail("ty", |t| t.lines().any(|l| l.trim_end() == want));
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let seen = seen.into_inner().unwrap();
+    assert!(seen.iter().all(|(s, _)| s == "idle"), "the echo of a key read as work: {seen:?}");
+    assert!(seen.len() >= 3, "the badge was looked at while the keys were typed: {seen:?}");
+    // Output that goes on after Enter is work all the same.
+    env.ok(&["send", "ty", ""]);
+    env.wait_tail("ty", |t| t.lines().any(|l| l.trim_end() == ">"));
+    for c in "work".chars() {
+        env.ok(&["send", "ty", "--no-enter", &c.to_string()]);
+    }
+    env.wait_tail("ty", |t| t.lines().any(|l| l.trim_end() == "> work"));
+    env.ok(&["send", "ty", ""]);
+    assert!(wait_status(&env, "ty", "working").starts_with("activity"));
+    assert_eq!(wait_status(&env, "ty", "idle"), "rule: prompt");
+}

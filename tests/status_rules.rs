@@ -270,6 +270,10 @@ type KeyCase = (&'static str, &'static str, Vec<String>, &'static [u8], Option<&
 fn builtin_key_rules_tell_a_submit_or_an_approval_from_keys_that_do_neither() {
     let enter = b"\r".as_slice();
     let typed = screen("claude-typed.120x40.txt");
+    let aider_done = screen("aider-0.86.2-idle-done.120x40.txt");
+    let aider_confirm = screen("aider-0.86.2-confirm.120x40.txt");
+    let gemini_typed = screen("gemini-0.61.0-typing.120x40.txt");
+    let gemini_approval = screen("gemini-0.61.0-approval.120x40.txt");
     // None: the badge must not move on the key.
     let cases: Vec<KeyCase> = vec![
         ("claude", "a typed prompt", typed.clone(), enter, Some("prompt submitted")),
@@ -384,15 +388,160 @@ fn builtin_key_rules_tell_a_submit_or_an_approval_from_keys_that_do_neither() {
         ),
         ("codex", "n on an approval", screen("codex-approval.100x30.txt"), b"n", None),
         ("codex", "y on the composer", screen("codex-0.169.0-typed.120x40.txt"), b"y", None),
+        // Aider 0.86.2: its prompt is the last line; Enter answers its questions.
+        (
+            "aider",
+            "a typed prompt",
+            with_input(aider_done.clone(), ">", "> explain the code"),
+            enter,
+            Some("prompt submitted"),
+        ),
+        ("aider", "an empty prompt", aider_done.clone(), enter, None),
+        (
+            "aider",
+            "a fresh empty prompt",
+            screen("aider-0.86.2-idle-fresh.120x40.txt"),
+            enter,
+            None,
+        ),
+        ("aider", "a / command", with_input(aider_done.clone(), ">", "> /add hi.txt"), enter, None),
+        ("aider", "a ! shell line", with_input(aider_done.clone(), ">", "> !ls"), enter, None),
+        (
+            "aider",
+            "a { that opens a multi-line message",
+            with_input(aider_done.clone(), ">", "> {"),
+            enter,
+            None,
+        ),
+        (
+            "aider",
+            "a typed prompt in architect mode",
+            with_input(aider_done.clone(), ">", "architect> plan it"),
+            enter,
+            Some("prompt submitted"),
+        ),
+        ("aider", "a key that is not Enter", with_input(aider_done, ">", "> hi"), b"x", None),
+        ("aider", "Enter on its question", aider_confirm.clone(), enter, Some("answered")),
+        (
+            "aider",
+            "Enter on its question with an answer typed",
+            with_input(
+                aider_confirm.clone(),
+                "Create new file?",
+                "Create new file? (Y)es/(N)o [Yes]: n",
+            ),
+            enter,
+            Some("answered"),
+        ),
+        ("aider", "y on its question (Enter sends it)", aider_confirm, b"y", None),
+        (
+            "aider",
+            "Enter while it waits for the model",
+            screen("aider-0.86.2-waiting.120x40.txt"),
+            enter,
+            None,
+        ),
+        (
+            "aider",
+            "Enter while it streams",
+            screen("aider-0.86.2-streaming.120x40.txt"),
+            enter,
+            None,
+        ),
+        // Gemini CLI 0.61.0: the input box is the last one between ▄ and ▀ rows; its placeholder
+        // is not faint.
+        ("gemini", "a typed prompt", gemini_typed.clone(), enter, Some("prompt submitted")),
+        (
+            "gemini",
+            "a typed prompt under earlier ones",
+            with_input(screen("gemini-0.61.0-idle-done.120x40.txt"), " >", " > now say more"),
+            enter,
+            Some("prompt submitted"),
+        ),
+        (
+            "gemini",
+            "a typed prompt in YOLO mode",
+            with_input(gemini_typed.clone(), " >", " * go on"),
+            enter,
+            Some("prompt submitted"),
+        ),
+        ("gemini", "the placeholder", screen("gemini-0.61.0-idle-fresh.120x40.txt"), enter, None),
+        (
+            "gemini",
+            "the placeholder under an earlier prompt",
+            screen("gemini-0.61.0-idle-done.120x40.txt"),
+            enter,
+            None,
+        ),
+        (
+            "gemini",
+            "the placeholder while a turn runs",
+            screen("gemini-0.61.0-working.120x40.txt"),
+            enter,
+            None,
+        ),
+        (
+            "gemini",
+            "the / command list",
+            screen("gemini-0.61.0-command-menu.120x40.txt"),
+            enter,
+            None,
+        ),
+        ("gemini", "a ! shell line", with_input(gemini_typed.clone(), " >", " > !ls"), enter, None),
+        (
+            "gemini",
+            "shell mode's placeholder",
+            with_input(gemini_typed.clone(), " >", " !   Type your shell command"),
+            enter,
+            None,
+        ),
+        (
+            "gemini",
+            "a file mention being completed",
+            with_input(gemini_typed.clone(), " >", " > look at @src/ma"),
+            enter,
+            None,
+        ),
+        (
+            "gemini",
+            "a line continued with a backslash",
+            with_input(gemini_typed.clone(), " >", " > first line \\"),
+            enter,
+            None,
+        ),
+        ("gemini", "a key that is not Enter", gemini_typed, b"x", None),
+        (
+            "gemini",
+            "Enter on an approval's Allow once",
+            gemini_approval.clone(),
+            enter,
+            Some("approved"),
+        ),
+        ("gemini", "1 on an approval", gemini_approval.clone(), b"1", Some("approved")),
+        ("gemini", "2 on an approval", gemini_approval.clone(), b"2", Some("approved")),
+        ("gemini", "3 (No, suggest changes) on an approval", gemini_approval.clone(), b"3", None),
+        (
+            "gemini",
+            "Enter on an approval's No",
+            gemini_approval
+                .iter()
+                .map(|r| {
+                    r.replace("● 1. Allow once", "  1. Allow once")
+                        .replace("  3. No, suggest changes", "● 3. No, suggest changes")
+                })
+                .collect(),
+            enter,
+            None,
+        ),
     ];
     let mut wrong = Vec::new();
     for (profile, what, rows, key, want) in cases {
         // What the badge shows when the key comes: what the screen says.
         let shown = rules(profile).evaluate(&rows).decided.map_or(Status::Idle, |(s, _)| s);
-        let got = key_rules(profile).evaluate(key, &rows, shown).map(|(s, name)| {
-            let to = if name == "interrupted" { Status::Idle } else { Status::Working };
-            assert_eq!(s, to, "{profile}, {what}");
-            name
+        let got = key_rules(profile).evaluate(key, &rows, shown).map(|k| {
+            let to = if k.name == "interrupted" { Status::Idle } else { Status::Working };
+            assert_eq!(k.status, to, "{profile}, {what}");
+            k.name
         });
         if got.as_deref() != want {
             wrong.push(format!("{profile}, {what}: want {want:?}, got {got:?}"));

@@ -119,6 +119,7 @@ pub fn start(
         on_change,
         exit_seen: false,
         scanned_for: None,
+        typed_seen: None,
         rescan_at: None,
     };
     tokio::spawn(badge.run(rx));
@@ -137,6 +138,8 @@ struct Badge {
     exit_seen: bool,
     /// The stuck deadline already checked against the worktree's files.
     scanned_for: Option<Instant>,
+    /// The pane's last typing stamp the engine was told of.
+    typed_seen: Option<Instant>,
     /// While stuck: when to look at the files again.
     rescan_at: Option<Instant>,
 }
@@ -219,6 +222,13 @@ impl Badge {
                 dirty = None;
                 last_read = Some(now);
                 self.read_screen().await;
+                // Typing seen with the change it echoed (the pane stamps it, nothing is sent).
+                if let Some(at) = self.pane.typed_at()
+                    && self.typed_seen != Some(at)
+                {
+                    self.typed_seen = Some(at);
+                    self.engine.on_typed(at);
+                }
                 let eval = self.settings.rules.evaluate(&self.text.rows);
                 self.engine.on_screen(changed_at, eval);
             }
@@ -233,16 +243,20 @@ impl Badge {
         }
     }
 
-    /// A key the rules listen for was written to the agent: what it does, read from the screen
-    /// it was pressed on.
+    /// A key was written to the agent: typing (its echo is no work), or a key the rules listen
+    /// for, whose effect is read from the screen it was pressed on.
     fn on_key(&mut self, press: KeyPress) {
         if self.exit_seen {
             return;
         }
-        let rows = typed_rows(&press.screen);
+        if press.typed {
+            self.engine.on_typed(press.at);
+        }
+        let Some(screen) = &press.screen else { return };
+        let rows = typed_rows(screen);
         let shown = self.engine.status();
-        if let Some((status, name)) = self.settings.keys.evaluate(&press.key, &rows, shown) {
-            self.engine.on_key(press.at, status, name);
+        if let Some(key) = self.settings.keys.evaluate(&press.key, &rows, shown) {
+            self.engine.on_key(press.at, key);
         }
     }
 

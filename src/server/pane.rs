@@ -128,14 +128,29 @@ struct Shared {
     reading: Mutex<()>,
     /// Who hears of which keys written to the program (the badge; see [`PaneHandle::tap_keys`]).
     tap: Mutex<Option<KeyTap>>,
+    /// When a character or Backspace was last written alone (see [`PaneHandle::typed_at`]).
+    typed_at: Mutex<Option<Instant>>,
 }
 
-/// A key written to the program alone (as typed, not inside pasted text), with the screen it was
-/// pressed on.
+/// A key written to the program alone (as typed, not inside pasted text): one the listener asked
+/// for, with the screen it was pressed on, or any other typed character (`typed`, no screen).
 pub struct KeyPress {
     pub key: Vec<u8>,
-    pub screen: Screen,
+    /// For the keys the listener asked for.
+    pub screen: Option<Screen>,
+    /// One printable character or Backspace: the user typing into the program.
+    pub typed: bool,
     pub at: Instant,
+}
+
+/// One printable character or Backspace, written alone: what typing into an input box sends.
+fn is_typed_key(bytes: &[u8]) -> bool {
+    if bytes == b"\x7f" {
+        return true;
+    }
+    let Ok(s) = std::str::from_utf8(bytes) else { return false };
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| !c.is_control()) && chars.next().is_none()
 }
 
 struct KeyTap {
@@ -235,20 +250,35 @@ pub struct PaneHandle {
 impl PaneHandle {
     /// Input for the program: onto the PTY at once when it takes it, else to the writer thread.
     pub fn write(&self, bytes: Vec<u8>) {
+        let typed = is_typed_key(&bytes);
         let key = self.tapped(&bytes).then(|| bytes.clone());
+        // Taken before the write: the program may answer, and its answer be read, before this
+        // thread runs again, and the badge tells an echo from other output by this time.
+        let at = Instant::now();
+        if typed {
+            // Stamped, not sent: the badge reads it with the echo's screen change, so typing
+            // wakes nothing besides the program.
+            *self.shared.typed_at.lock().unwrap_or_else(PoisonError::into_inner) = Some(at);
+        }
         self.shared.writes.write(bytes);
         if let Some(key) = key {
             // Read right after the write, so the key is not held up by the copy: the program has
             // to be scheduled, read and redraw before its answer could be here. Should it win
             // that race, a rule sees the answered screen (an emptied prompt) and does nothing.
-            let screen = self.shared.core().emulator.screen();
+            let screen = Some(self.shared.core().emulator.screen());
             let tap = self.shared.tap.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(t) = tap.as_ref() {
-                let _ = t.tx.send(KeyPress { key, screen, at: Instant::now() });
+                let _ = t.tx.send(KeyPress { key, screen, typed, at });
             }
         }
     }
 
+    /// When a character or Backspace was last written to the program alone: the user typing.
+    pub fn typed_at(&self) -> Option<Instant> {
+        *self.shared.typed_at.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a listener asked for this key.
     fn tapped(&self, bytes: &[u8]) -> bool {
         let tap = self.shared.tap.lock().unwrap_or_else(PoisonError::into_inner);
         tap.as_ref().is_some_and(|t| t.keys.iter().any(|k| k == bytes))
@@ -430,6 +460,7 @@ pub fn start_pane(
         sinks: Mutex::new(Vec::new()),
         reading: Mutex::new(()),
         tap: Mutex::new(None),
+        typed_at: Mutex::new(None),
     });
 
     let reader_shared = shared.clone();

@@ -13,6 +13,7 @@
 use std::time::{Duration, Instant};
 
 use super::Status;
+use super::keys::KeyMatch;
 use super::rules::Evaluation;
 
 /// How long the screen's words must be still before a hook that may be about a side turn ends
@@ -25,6 +26,10 @@ const TURN_END_GRACE: Duration = Duration::from_millis(200);
 /// dialog draws the idle prompt before the work it approved shows (Claude Code: ~0.3 s after a
 /// question is answered, so 200 ms read one idle frame each time).
 const DIALOG_SETTLE: Duration = Duration::from_millis(400);
+/// How long after a character the user typed into an idle agent a change of its screen is the
+/// echo of that key (the input box redrawn), not work: the program has to be scheduled, read the
+/// key and redraw; a redraw in two frames (erase, then draw) takes two of those.
+const TYPING_ECHO: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
@@ -78,6 +83,8 @@ struct KeyHold {
     status: Status,
     reason: String,
     at: Instant,
+    /// Any state a rule reads once the screen moves on decides (`KeyRuleSpec::screen_decides`).
+    screen_decides: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +105,11 @@ pub struct Engine {
     seq: u64,
     hook: Option<Hold>,
     key: Option<KeyHold>,
+    /// The user typing into the agent (`Engine::on_typed`): when the burst of keys began, and
+    /// its last key.
+    typing: Option<(Instant, Instant)>,
+    /// The last screen change was the echo of typed keys on an idle agent.
+    echo: bool,
     /// The status shown is a key's, and the key was not confirmed in time.
     key_lapsed: bool,
     screen: Option<(Status, String)>,
@@ -134,6 +146,8 @@ impl Engine {
             seq: 0,
             hook: None,
             key: None,
+            typing: None,
+            echo: false,
             key_lapsed: false,
             screen: None,
             settle: Duration::ZERO,
@@ -204,7 +218,18 @@ impl Engine {
         if state_changed || self.fingerprint != Some(eval.fingerprint) {
             self.screen_news = Some(changed_at);
         }
-        self.last_change = Some(self.last_change.map_or(changed_at, |t| t.max(changed_at)));
+        // An idle agent's screen changing just after the user typed a character is the input box
+        // drawing it: Gemini CLI erases and redraws the box on every key, Aider's completion
+        // list covers its prompt. A frame of that no rule reads is not output that means work.
+        // Against the whole burst of keys: the echo of one key may be read after the next key.
+        let echo = self.status == Status::Idle
+            && self.typing.is_some_and(|(first, last)| {
+                changed_at >= first && changed_at < last + TYPING_ECHO
+            });
+        self.echo = echo;
+        if !echo {
+            self.last_change = Some(self.last_change.map_or(changed_at, |t| t.max(changed_at)));
+        }
         self.first_change.get_or_insert(changed_at);
         if self.fingerprint != Some(eval.fingerprint) {
             self.fingerprint = Some(eval.fingerprint);
@@ -232,8 +257,14 @@ impl Engine {
             // The screen moved on to something the hook did not say: the hook is spent.
             self.hook = None;
         }
-        if new != old && self.key.as_ref().is_some_and(|k| new == Some(k.status)) {
-            // The screen now shows what the key implied: it speaks for itself from here.
+        if new != old
+            && self
+                .key
+                .as_ref()
+                .is_some_and(|k| new == Some(k.status) || (k.screen_decides && new.is_some()))
+        {
+            // The screen now shows what the key implied (or, for a key whose outcome the screen
+            // plainly shows, whatever came of it): it speaks for itself from here.
             self.key = None;
         }
         if new.is_some() {
@@ -273,18 +304,34 @@ impl Engine {
         self.key = None;
     }
 
+    /// The user typed a character (or Backspace) into the agent: what its screen does in the
+    /// next moment is the echo (see `on_screen`).
+    pub fn on_typed(&mut self, at: Instant) {
+        let first = match self.typing {
+            Some((first, last)) if at < last + TYPING_ECHO => first,
+            _ => at,
+        };
+        self.typing = Some((first, at));
+    }
+
     /// The user pressed a key that puts the agent in `status` (`keys::KeyRules` read the screen
     /// it was pressed on: Enter on a prompt with text, a key that approves a dialog). The agent
     /// says so itself only a moment later (its hook, its screen), so the badge shows it at once,
     /// provisionally: a hook or screen that then shows the same state confirms it, a hook that
     /// asks a question or ends the turn overrides it, and if neither comes within `key_confirm`
     /// the badge goes back to what hooks and rules say. Screens that merely have not caught up
-    /// yet (the prompt still drawn) do not undo it.
-    pub fn on_key(&mut self, now: Instant, status: Status, reason: String) {
-        if self.exited.is_some() || self.status == status {
+    /// yet (the prompt still drawn) do not undo it, unless the rule says the screen decides
+    /// (`KeyMatch::screen_decides`): then any state a rule reads once the screen moves on does.
+    pub fn on_key(&mut self, now: Instant, key: KeyMatch) {
+        if self.exited.is_some() || self.status == key.status {
             return;
         }
-        self.key = Some(KeyHold { status, reason, at: now });
+        self.key = Some(KeyHold {
+            status: key.status,
+            reason: key.name,
+            at: now,
+            screen_decides: key.screen_decides,
+        });
     }
 
     fn key_due(&self) -> Option<Instant> {
@@ -321,6 +368,14 @@ impl Engine {
         }
         if let Some((s, name)) = &self.screen {
             return (*s, format!("rule: {name}"), Source::Rule);
+        }
+        if self.echo && self.status == Status::Idle {
+            // Output a moment ago (the agent's last words) does not make the echo of a key work.
+            return (
+                Status::Idle,
+                "typing: the screen drew the keys typed".into(),
+                Source::Activity,
+            );
         }
         let ms = self.timing.idle_after.as_millis();
         match self.last_change {
@@ -877,8 +932,12 @@ mod tests {
         assert_eq!(e.decide(t0 + ms(2)), None);
     }
 
+    fn km(status: Status, name: &str, screen_decides: bool) -> KeyMatch {
+        KeyMatch { status, name: name.into(), screen_decides }
+    }
+
     fn key(e: &mut Engine, at: Instant) {
-        e.on_key(at, Status::Working, "prompt submitted".into());
+        e.on_key(at, km(Status::Working, "prompt submitted", false));
     }
 
     #[test]
@@ -934,7 +993,7 @@ mod tests {
         e.on_screen(t0, ev(Some(Status::NeedsInput), 1));
         e.on_hook(t0, Status::NeedsInput, "PermissionRequest (Bash)".into(), false);
         e.decide(t0);
-        e.on_key(t0 + ms(3000), Status::Working, "approved".into());
+        e.on_key(t0 + ms(3000), km(Status::Working, "approved", false));
         assert_eq!(e.decide(t0 + ms(3000)).unwrap().to, Status::Working);
         e.on_screen(t0 + ms(3010), ev(Some(Status::NeedsInput), 1));
         e.on_screen(t0 + ms(3040), ev(Some(Status::Idle), 2));
@@ -967,7 +1026,7 @@ mod tests {
         e.on_screen(t0, ev(Some(Status::Working), 1));
         e.on_hook(t0, Status::Working, "UserPromptSubmit".into(), false);
         e.decide(t0);
-        e.on_key(t0 + ms(1000), Status::Idle, "interrupted".into());
+        e.on_key(t0 + ms(1000), km(Status::Idle, "interrupted", false));
         let tr = e.decide(t0 + ms(1000)).unwrap();
         assert_eq!((tr.to, tr.reason.as_str()), (Status::Idle, "key: interrupted"));
         e.on_hook(t0 + ms(1050), Status::Working, "PostToolUse (Bash)".into(), false);
@@ -975,5 +1034,60 @@ mod tests {
         e.on_screen(t0 + ms(1200), ev(Some(Status::Idle), 2));
         assert_eq!(e.decide(t0 + ms(1200)), None);
         assert_eq!(e.decide(t0 + ms(9000)), None, "the screen confirmed it");
+    }
+
+    #[test]
+    fn a_key_the_screen_decides_gives_way_to_the_first_state_a_rule_reads_after_it() {
+        let t0 = Instant::now();
+        let answered = km(Status::Working, "answered", true);
+        // Aider's question answered and the edit applied: back at its prompt at once.
+        let mut e = Engine::new(t0, T);
+        e.on_screen(t0, ev(Some(Status::NeedsInput), 1));
+        e.decide(t0);
+        e.on_key(t0 + ms(3000), answered.clone());
+        let tr = e.decide(t0 + ms(3000)).unwrap();
+        assert_eq!((tr.to, tr.reason.as_str()), (Status::Working, "key: answered"));
+        // The question redrawn with the answer, then a line under it no rule reads: no news.
+        e.on_screen(t0 + ms(3010), ev(Some(Status::NeedsInput), 2));
+        e.on_screen(t0 + ms(3020), ev(None, 3));
+        assert_eq!(e.decide(t0 + ms(3020)), None);
+        e.on_screen(t0 + ms(3050), ev(Some(Status::Idle), 4));
+        let tr = e.decide(t0 + ms(3050)).unwrap();
+        assert_eq!((tr.to, tr.reason.as_str()), (Status::Idle, "rule: idle-rule"));
+        assert!(!tr.key_undone, "the screen decided, the window did not lapse");
+        // Answered and working on: the key holds until the screen says so itself.
+        let mut w = Engine::new(t0, T);
+        w.on_screen(t0, ev(Some(Status::NeedsInput), 1));
+        w.decide(t0);
+        w.on_key(t0 + ms(3000), answered);
+        w.decide(t0 + ms(3000));
+        w.on_screen(t0 + ms(3500), ev(Some(Status::Working), 2));
+        assert_eq!(w.decide(t0 + ms(3500)), None);
+        assert_eq!(w.decide(t0 + ms(9000)), None, "confirmed by the screen");
+    }
+
+    #[test]
+    fn the_echo_of_typed_keys_on_an_idle_prompt_is_not_work_but_other_output_is() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        e.on_screen(t0, ev(Some(Status::Idle), 1));
+        e.decide(t0 + ms(2000));
+        assert_eq!(e.status(), Status::Idle);
+        // Output a moment before (the agent's last words), then a key, and the box redrawn
+        // through a frame no rule reads.
+        e.on_screen(t0 + ms(2500), ev(Some(Status::Idle), 7));
+        e.on_typed(t0 + ms(3000));
+        e.on_screen(t0 + ms(3010), ev(None, 2));
+        assert_eq!(e.decide(t0 + ms(3010)), None, "the echo of a key is not work");
+        // The next key comes before the redraw of the first is read: still the echo.
+        e.on_typed(t0 + ms(3040));
+        e.on_screen(t0 + ms(3030), ev(Some(Status::Idle), 3));
+        e.on_screen(t0 + ms(3050), ev(None, 4));
+        assert_eq!(e.decide(t0 + ms(3050)), None);
+        e.on_screen(t0 + ms(3100), ev(Some(Status::Idle), 5));
+        assert_eq!(e.decide(t0 + ms(3100)), None);
+        // Output well after the last key, under no rule, is work as before.
+        e.on_screen(t0 + ms(4000), ev(None, 6));
+        assert_eq!(e.decide(t0 + ms(4000)).unwrap().to, Status::Working);
     }
 }

@@ -29,6 +29,12 @@ pub struct KeyRuleSpec {
     /// rules are not even looked at otherwise: typing a "y" into a prompt costs nothing.
     #[serde(default)]
     pub when: Option<Status>,
+    /// Once the screen moves on from what the key was pressed on, whatever state a rule then
+    /// reads decides, not only the key's own. For answers whose outcome the screen shows at once
+    /// and plainly: Aider, after a question, either goes back to its prompt or goes on working,
+    /// and draws nothing in between that a rule would misread.
+    #[serde(default)]
+    pub screen_decides: bool,
     #[serde(default)]
     pub region: RegionKind,
     #[serde(default = "default_lines")]
@@ -73,8 +79,19 @@ struct KeyRule {
     name: String,
     status: Status,
     when: Option<Status>,
+    screen_decides: bool,
     keys: Vec<Vec<u8>>,
     screen: RuleSet,
+}
+
+/// What a key does, by the rule that took it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyMatch {
+    pub status: Status,
+    /// The rule's name.
+    pub name: String,
+    /// See [`KeyRuleSpec::screen_decides`].
+    pub screen_decides: bool,
 }
 
 /// A profile's key rules, compiled.
@@ -116,6 +133,7 @@ impl KeyRules {
                 name: spec.name.clone(),
                 status: spec.status,
                 when: spec.when,
+                screen_decides: spec.screen_decides,
                 keys,
                 screen,
             });
@@ -140,13 +158,17 @@ impl KeyRules {
     }
 
     /// What `key` pressed on a screen showing `rows` (faint text left out) does while the badge
-    /// shows `shown`: the first rule for that key whose region matches, with its state and name.
-    pub fn evaluate(&self, key: &[u8], rows: &[String], shown: Status) -> Option<(Status, String)> {
+    /// shows `shown`: the first rule for that key whose region matches.
+    pub fn evaluate(&self, key: &[u8], rows: &[String], shown: Status) -> Option<KeyMatch> {
         self.rules
             .iter()
             .filter(|r| r.applies(shown) && r.keys.iter().any(|k| k == key))
             .find(|r| r.screen.evaluate(rows).decided.is_some())
-            .map(|r| (r.status, r.name.clone()))
+            .map(|r| KeyMatch {
+                status: r.status,
+                name: r.name.clone(),
+                screen_decides: r.screen_decides,
+            })
     }
 }
 
@@ -175,6 +197,7 @@ mod tests {
             keys: vec!["return".into()],
             status: Status::Working,
             when: None,
+            screen_decides: false,
             region: RegionKind::Bottom,
             lines: 2,
             input: String::new(),
@@ -192,6 +215,7 @@ mod tests {
             keys: keys.iter().map(|k| k.to_string()).collect(),
             status: Status::Working,
             when: None,
+            screen_decides: false,
             region: RegionKind::Input,
             lines: 5,
             input: "^> ".into(),
@@ -205,7 +229,8 @@ mod tests {
         assert_eq!(set.keys(Status::NeedsInput), vec![b"\r".to_vec(), b"y".to_vec()]);
         let idle = Status::Idle;
         let typed = rows("> old prompt\nanswer\n> new prompt\n───\nfooter");
-        assert_eq!(set.evaluate(b"\r", &typed, idle), Some((Status::Working, "submit".into())));
+        let submit = set.evaluate(b"\r", &typed, idle).unwrap();
+        assert_eq!((submit.status, submit.name.as_str()), (Status::Working, "submit"));
         assert_eq!(set.evaluate(b"x", &typed, idle), None, "not a key of the rule");
         let empty = rows("> old prompt\nanswer\n> \n───\nfooter");
         assert_eq!(set.evaluate(b"\r", &empty, idle), None, "the lowest input row is empty");
@@ -213,6 +238,6 @@ mod tests {
         assert_eq!(set.evaluate(b"\r", &command, idle), None, "unless");
         let asked = rows("> Allow it?");
         assert_eq!(set.evaluate(b"y", &asked, idle), None, "only while needs-input shows");
-        assert_eq!(set.evaluate(b"y", &asked, Status::NeedsInput).unwrap().1, "yes");
+        assert_eq!(set.evaluate(b"y", &asked, Status::NeedsInput).unwrap().name, "yes");
     }
 }

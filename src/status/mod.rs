@@ -15,7 +15,7 @@ pub mod rules;
 use serde::{Deserialize, Serialize};
 
 pub use engine::{Engine, Timing, Transition};
-pub use keys::{KeyRuleSpec, KeyRules};
+pub use keys::{KeyMatch, KeyRuleSpec, KeyRules};
 pub use rules::{RuleReport, RuleSet, RuleSpec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

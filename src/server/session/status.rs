@@ -22,6 +22,8 @@ use crate::server::badge::{self, BadgeHandle, Settings, View};
 use crate::server::pane::PaneHandle;
 use crate::status::{self, KeyRules, Notice, RuleSet, Status, Transition};
 
+/// How long the config files must go unwritten after a change before they are read.
+const CONFIG_SETTLE: Duration = Duration::from_millis(50);
 /// How often config files are checked for changes while agents run.
 const CONFIG_CHECK: Duration = Duration::from_secs(2);
 /// How long a `notify_command` may run before it is killed.
@@ -53,6 +55,8 @@ pub(super) struct StatusBook {
     delivered_at_seq: BTreeMap<Key, u64>,
     repos: BTreeMap<PathBuf, RepoStatus>,
     checking: BTreeSet<PathBuf>,
+    /// Repositories whose files changed again while they were being read: read once more after.
+    again: BTreeSet<PathBuf>,
     /// Started watching the config files.
     ticker: bool,
     /// The inotify instance the config watcher reads: each repository's root is added to it.
@@ -199,18 +203,30 @@ impl Session {
                 tokio::spawn(async move {
                     let Ok(afd) = register_readable(reader) else { return };
                     let mut buf = [0u8; 4096];
-                    loop {
-                        let Ok(mut ready) = afd.readable().await else { return };
-                        // Drain what is there; the events themselves do not matter, only that
-                        // something changed (the check compares the files' stamps).
+                    // Drain what is there; the events themselves do not matter, only that
+                    // something changed (the check compares the files' stamps). True: some were.
+                    let drain = |fd: &std::os::fd::OwnedFd, buf: &mut [u8]| {
+                        let mut any = false;
                         loop {
-                            match rustix::io::read(afd.get_ref(), &mut buf) {
-                                Ok(n) if n > 0 => {}
+                            match rustix::io::read(fd, &mut *buf) {
+                                Ok(n) if n > 0 => any = true,
                                 Err(rustix::io::Errno::INTR) => {}
-                                _ => break,
+                                _ => return any,
                             }
                         }
+                    };
+                    loop {
+                        let Ok(mut ready) = afd.readable().await else { return };
+                        drain(afd.get_ref(), &mut buf);
                         ready.clear_ready();
+                        // A file is mostly written in steps (emptied, then written): read it
+                        // once the writes have stopped for a moment, not half way through.
+                        for _ in 0..20 {
+                            tokio::time::sleep(CONFIG_SETTLE).await;
+                            if !drain(afd.get_ref(), &mut buf) {
+                                break;
+                            }
+                        }
                         if !check() {
                             return;
                         }
@@ -261,6 +277,8 @@ impl Session {
     /// Reload `repo`'s status config off the session when its files changed (or when `force`).
     fn reload_status_config(&mut self, repo: PathBuf, force: bool) {
         if !self.status.checking.insert(repo.clone()) {
+            // The read under way may have caught the file half written: look again after it.
+            self.status.again.insert(repo);
             return;
         }
         let known = self.status.repos.get(&repo).map(|r| r.stamps);
@@ -276,6 +294,7 @@ impl Session {
             },
             move |s, result| {
                 s.status.checking.remove(&repo);
+                let again = s.status.again.remove(&repo);
                 match result {
                     None => {}
                     Some(Ok(rs)) => {
@@ -285,6 +304,9 @@ impl Session {
                     Some(Err(e)) => {
                         warn!("keeping the old status rules of {}: {e}", repo.display())
                     }
+                }
+                if again {
+                    s.reload_status_config(repo, false);
                 }
             },
         );
