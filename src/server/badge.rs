@@ -243,17 +243,13 @@ impl Badge {
         }
     }
 
-    /// A key was written to the agent: typing (its echo is no work), or a key the rules listen
-    /// for, whose effect is read from the screen it was pressed on.
+    /// A key the rules listen for was written to the agent: what it does, read from the screen
+    /// it was pressed on. (Typing is not sent: the pane stamps it, see `PaneHandle::typed_at`.)
     fn on_key(&mut self, press: KeyPress) {
         if self.exit_seen {
             return;
         }
-        if press.typed {
-            self.engine.on_typed(press.at);
-        }
-        let Some(screen) = &press.screen else { return };
-        let rows = typed_rows(screen);
+        let rows = typed_rows(&press.screen);
         let shown = self.engine.status();
         if let Some(key) = self.settings.keys.evaluate(&press.key, &rows, shown) {
             self.engine.on_key(press.at, key);

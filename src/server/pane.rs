@@ -132,14 +132,11 @@ struct Shared {
     typed_at: Mutex<Option<Instant>>,
 }
 
-/// A key written to the program alone (as typed, not inside pasted text): one the listener asked
-/// for, with the screen it was pressed on, or any other typed character (`typed`, no screen).
+/// A key the listener asked for, written to the program alone (as typed, not inside pasted text),
+/// with the screen it was pressed on.
 pub struct KeyPress {
     pub key: Vec<u8>,
-    /// For the keys the listener asked for.
-    pub screen: Option<Screen>,
-    /// One printable character or Backspace: the user typing into the program.
-    pub typed: bool,
+    pub screen: Screen,
     pub at: Instant,
 }
 
@@ -265,10 +262,10 @@ impl PaneHandle {
             // Read right after the write, so the key is not held up by the copy: the program has
             // to be scheduled, read and redraw before its answer could be here. Should it win
             // that race, a rule sees the answered screen (an emptied prompt) and does nothing.
-            let screen = Some(self.shared.core().emulator.screen());
+            let screen = self.shared.core().emulator.screen();
             let tap = self.shared.tap.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(t) = tap.as_ref() {
-                let _ = t.tx.send(KeyPress { key, screen, typed, at });
+                let _ = t.tx.send(KeyPress { key, screen, at });
             }
         }
     }

@@ -205,9 +205,9 @@ pub fn direct_panes(st: &AppState) -> Vec<DirectPane> {
     }
 }
 
-/// Whether `key`'s screen is painted straight onto the terminal at `area`.
-fn is_direct(st: &AppState, key: &AgentKey, area: Rect) -> bool {
-    direct_panes(st).iter().any(|d| &d.key == key && d.area == area)
+/// Whether `key`'s screen is painted straight onto the terminal at `area`, of `direct`.
+fn is_direct(direct: &[DirectPane], key: &AgentKey, area: Rect) -> bool {
+    direct.iter().any(|d| &d.key == key && d.area == area)
 }
 
 /// Mark `area` as painted by someone else: a frame does not write there.
@@ -345,7 +345,7 @@ pub fn render_viewed(st: &AppState, title: Rect, pane: Rect, buf: &mut Buffer) {
             bar.add_modifier(Modifier::BOLD),
         );
     }
-    if is_direct(st, &key, pane) {
+    if is_direct(&direct_panes(st), &key, pane) {
         skip(pane, buf);
         return;
     }
@@ -391,6 +391,7 @@ pub fn render_grid(st: &AppState, main: Rect, buf: &mut Buffer) {
         return;
     }
     let cells = grid_cells(main, page.len());
+    let direct = direct_panes(st);
     for (key, cell) in page.iter().zip(cells) {
         let Some(i) = st.index_of(key) else { continue };
         let a = &st.agents[i];
@@ -409,7 +410,7 @@ pub fn render_grid(st: &AppState, main: Rect, buf: &mut Buffer) {
         ]);
         let kind = if selected { BorderType::Thick } else { BorderType::Rounded };
         let inner = cell_frame(cell, kind, border, &title, buf);
-        if is_direct(st, key, inner) {
+        if is_direct(&direct, key, inner) {
             skip(inner, buf);
             continue;
         }
