@@ -22,18 +22,24 @@ fn gemini_cli_badge_follows_approval_streaming_and_exit_against_the_mock_log() {
         return;
     }
     // The pinned release and the newest (scripts/setup.sh installs both): a failure says which.
+    // Each with its window title saying its state (the default: the title rules decide) and with
+    // that setting off (the screen rules decide).
     for cli in clis {
-        eprintln!("with {}: {}", cli.display(), version_of(&cli));
-        badge_against_the_mock(&cli);
+        for titles in [true, false] {
+            eprintln!("with {}: {}, dynamic title {titles}", cli.display(), version_of(&cli));
+            badge_against_the_mock(&cli, titles);
+        }
     }
 }
 
 /// Gemini CLI offline with a throwaway HOME: the API-key sign-in chosen, folder trust, update
-/// checks and usage statistics off, so it starts straight at its input box.
-fn offline_settings(home: &std::path::Path) {
+/// checks and usage statistics off, so it starts straight at its input box; `titles`: its
+/// `ui.dynamicWindowTitle` (state in the window title, on by default).
+fn offline_settings(home: &std::path::Path, titles: bool) {
     std::fs::create_dir_all(home.join(".gemini")).unwrap();
     let settings = serde_json::json!({
         "security": {"auth": {"selectedType": "gemini-api-key"}, "folderTrust": {"enabled": false}},
+        "ui": {"dynamicWindowTitle": titles},
         "general": {"enableAutoUpdate": false, "enableAutoUpdateNotification": false},
         "privacy": {"usageStatisticsEnabled": false},
         "telemetry": {"enabled": false}
@@ -41,7 +47,7 @@ fn offline_settings(home: &std::path::Path) {
     std::fs::write(home.join(".gemini/settings.json"), settings.to_string()).unwrap();
 }
 
-fn badge_against_the_mock(gemini: &std::path::Path) {
+fn badge_against_the_mock(gemini: &std::path::Path, titles: bool) {
     let env = Env::new();
     let root = env.root();
     let port = free_port();
@@ -63,7 +69,7 @@ fn badge_against_the_mock(gemini: &std::path::Path) {
     ]);
     std::fs::write(root.join("script.json"), script.to_string()).unwrap();
     let mock = Mock::start("mock_gemini.py", port, &root.join("script.json"), &log_path);
-    offline_settings(&env.home);
+    offline_settings(&env.home, titles);
     // The agent is held stopped for a moment below: a key must not give way meanwhile.
     env.write_config(&format!(
         r#"
@@ -170,9 +176,12 @@ GOOGLE_GEMINI_BASE_URL = "http://127.0.0.1:{port}"
     // pauses as room for slow polls.
     assert!(work.after < asked_from + 1.0, "{why}");
     assert!(ask.sent > asked_from && ask.after < resumed, "{why}");
-    assert!(ask.reason.contains("approval"), "{}", ask.reason);
+    // What decided: the title Gemini CLI set, or without it its screen.
+    let (asked_by, idle_by) =
+        if titles { ("title: action required", "title: ready") } else { ("approval", "input box") };
+    assert!(ask.reason.contains(asked_by), "{}", ask.reason);
     assert_working_through_long_reply(&seen, &log, &why);
-    assert!(idle.reason.contains("input box"), "{}", idle.reason);
+    assert!(idle.reason.contains(idle_by), "{}", idle.reason);
     assert_eq!(
         std::fs::read_to_string(env.worktree_of("gm").join("hello.txt")).unwrap(),
         "hello from gemini\n"

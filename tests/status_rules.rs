@@ -549,3 +549,51 @@ fn builtin_key_rules_tell_a_submit_or_an_approval_from_keys_that_do_neither() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+#[test]
+fn gemini_cli_window_title_decides_over_half_drawn_frames() {
+    // Gemini CLI writes a frame in pieces (erase the box, then draw it again); the screen between
+    // two pieces was captured from the real CLI's output. Its window title says the state at once.
+    let set = rules("gemini");
+    let decided = |rows: &[String], title: &str| set.evaluate_titled(rows, title).decided;
+    let (ready, working, asking, plain) = (
+        "◇  Ready (harness)                                                              ",
+        "✦  Working… (harness)                                                           ",
+        "✋  Action Required (harness)                                                    ",
+        "Gemini CLI (harness)                                                            ",
+    );
+    // Mid-turn, the box erased: no screen rule reads it (activity would decide), the title says
+    // the turn goes on.
+    let mid = screen("gemini-0.61.0-half-drawn-turn.120x40.txt");
+    assert_eq!(decided(&mid, working), Some((Status::Working, "title: working".into())));
+    assert_eq!(decided(&mid, ""), None);
+    // At start-up, a blank frame: activity would read it as work; the title says ready.
+    let blank = screen("gemini-0.61.0-half-drawn-start.120x40.txt");
+    assert_eq!(decided(&blank, ready), Some((Status::Idle, "title: ready".into())));
+    assert_eq!(decided(&blank, ""), None);
+    let approval = screen("gemini-0.61.0-approval.120x40.txt");
+    assert_eq!(
+        decided(&approval, asking),
+        Some((Status::NeedsInput, "title: action required".into()))
+    );
+    // The title with `ui.dynamicWindowTitle` off says nothing: the screen decides.
+    assert_eq!(decided(&approval, plain), Some((Status::NeedsInput, "approval".into())));
+    let done = screen("gemini-0.61.0-idle-done.120x40.txt");
+    assert_eq!(decided(&done, ready), Some((Status::Idle, "title: ready".into())));
+    assert_eq!(
+        decided(&screen("gemini-0.61.0-thinking.120x40.txt"), plain),
+        Some((Status::Working, "esc to cancel".into()))
+    );
+    // A dialog drawn while the title still says ready (one Gemini CLI does not count as
+    // confirming, or one no rule knows) is still a question.
+    assert_eq!(decided(&approval, ready).map(|(s, _)| s), Some(Status::NeedsInput));
+    let mut unknown = screen("gemini-0.61.0-idle-fresh.120x40.txt");
+    let last = unknown.iter().rposition(|r| !r.trim().is_empty()).unwrap();
+    for (i, line) in ["Open the pod bay doors?", "❯ Yes, open them", "  No", "Enter to confirm"]
+        .iter()
+        .enumerate()
+    {
+        unknown[last + 1 + i] = format!(" {line}");
+    }
+    assert_eq!(decided(&unknown, ready).map(|(s, _)| s), Some(Status::NeedsInput));
+}

@@ -181,7 +181,7 @@ impl Badge {
                         self.settings = s;
                         self.engine.set_timing(self.settings.timing);
                         self.engine.set_has_rules(!self.settings.rules.is_empty());
-                        self.engine.on_rules(self.settings.rules.evaluate(&self.text.rows));
+                        self.engine.on_rules(self.settings.rules.evaluate_titled(&self.text.rows, &self.text.title));
                     }
                     Some(Msg::Explain(reply)) => {
                         self.read_screen().await;
@@ -193,7 +193,7 @@ impl Badge {
                             self.engine.reason()
                         )];
                         signals.extend(self.engine.signals(now));
-                        let _ = reply.send((signals, self.settings.rules.explain(&self.text.rows)));
+                        let _ = reply.send((signals, self.settings.rules.explain_titled(&self.text.rows, &self.text.title)));
                     }
                 },
                 changed = state.changed(), if !pane_gone => {
@@ -229,7 +229,7 @@ impl Badge {
                     self.typed_seen = Some(at);
                     self.engine.on_typed(at);
                 }
-                let eval = self.settings.rules.evaluate(&self.text.rows);
+                let eval = self.settings.rules.evaluate_titled(&self.text.rows, &self.text.title);
                 self.engine.on_screen(changed_at, eval);
             }
             self.look_at_files(now).await;

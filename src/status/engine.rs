@@ -323,7 +323,15 @@ impl Engine {
     /// yet (the prompt still drawn) do not undo it, unless the rule says the screen decides
     /// (`KeyMatch::screen_decides`): then any state a rule reads once the screen moves on does.
     pub fn on_key(&mut self, now: Instant, key: KeyMatch) {
-        if self.exited.is_some() || self.status == key.status {
+        if self.exited.is_some() {
+            return;
+        }
+        // Already shown, and what the agent's rules or hooks say now: nothing to hold. Shown only
+        // by activity (the echo of text pasted into the prompt), or about to end (a rule's idle
+        // waiting for the words to settle), it would go by itself while the agent takes the
+        // prompt: the key holds it.
+        let (said, _, source) = self.candidate(now);
+        if self.status == key.status && said == key.status && source != Source::Activity {
             return;
         }
         self.key = Some(KeyHold {
@@ -961,6 +969,32 @@ mod tests {
         assert_eq!(e.decide(t0 + ms(5000)), None);
         e.on_hook(t0 + ms(6000), Status::Idle, "Stop".into(), true);
         assert_eq!(e.decide(t0 + ms(6000)).unwrap().to, Status::Idle);
+    }
+
+    #[test]
+    fn enter_while_pasted_text_still_reads_as_activity_holds_working() {
+        // Text pasted into an idle prompt (one write, not typed keys): its echo is output no rule
+        // reads, so the badge says working by activity; Enter right after, with the agent slow
+        // to draw its working line, must not leave the badge to go idle when the quiet period
+        // or the prompt rule's settle ends.
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        e.on_screen(t0, ev(Some(Status::Idle), 1));
+        e.decide(t0);
+        e.on_screen(t0 + ms(3000), ev(None, 2));
+        assert_eq!(e.decide(t0 + ms(3000)).unwrap().to, Status::Working);
+        key(&mut e, t0 + ms(3100));
+        e.on_screen(t0 + ms(3110), ev(Some(Status::Idle), 3));
+        assert_eq!(e.decide(t0 + ms(3110)), None);
+        assert_eq!(e.reason(), "key: prompt submitted");
+        assert_eq!(e.decide(t0 + ms(4900)), None, "past the quiet period: the key holds");
+        // Working by a rule already: the key adds nothing, and the rule's idle is taken at once.
+        let mut w = Engine::new(t0, T);
+        w.on_screen(t0, ev(Some(Status::Working), 1));
+        w.decide(t0);
+        key(&mut w, t0 + ms(100));
+        w.on_screen(t0 + ms(200), ev(Some(Status::Idle), 2));
+        assert_eq!(w.decide(t0 + ms(200)).unwrap().to, Status::Idle);
     }
 
     #[test]

@@ -119,6 +119,12 @@ impl KeyRules {
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            if spec.region == RegionKind::Title {
+                // A key rule reads the screen the key was pressed on; the title is not kept with it.
+                return Err(invalid(
+                    "a key rule reads the screen: region \"title\" is not one".into(),
+                ));
+            }
             let screen = RuleSet::compile(&[RuleSpec {
                 name: spec.name.clone(),
                 status: spec.status,
@@ -184,6 +190,24 @@ mod tests {
 
     fn rows(s: &str) -> Vec<String> {
         s.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn a_key_rule_cannot_read_the_title() {
+        let spec = KeyRuleSpec {
+            name: "titled".into(),
+            keys: vec!["enter".into()],
+            status: Status::Working,
+            when: None,
+            screen_decides: false,
+            region: RegionKind::Title,
+            lines: 1,
+            input: String::new(),
+            patterns: vec!["x".into()],
+            unless: vec![],
+        };
+        let err = KeyRules::compile(&[spec]).unwrap_err().to_string();
+        assert!(err.contains("rule 'titled'") && err.contains("region \"title\""), "{err}");
     }
 
     #[test]

@@ -58,6 +58,11 @@ pub enum RegionKind {
     Input,
     /// The whole screen.
     Screen,
+    /// The window title the program set (OSC 0 or 2), not the screen: some agents say there what
+    /// they are doing (Gemini CLI: "◇  Ready", "✦  Working…", "✋  Action Required"), at the
+    /// moment their state changes and without the half-drawn frames a screen goes through.
+    /// `lines` is not used.
+    Title,
 }
 
 #[derive(Debug, Error)]
@@ -129,7 +134,7 @@ impl RuleSet {
                     message: "has no `match` patterns".into(),
                 });
             }
-            if spec.lines == 0 && spec.region != RegionKind::Screen {
+            if spec.lines == 0 && !matches!(spec.region, RegionKind::Screen | RegionKind::Title) {
                 return Err(RuleError::Invalid {
                     rule: spec.name.clone(),
                     message: "`lines` must be at least 1".into(),
@@ -164,9 +169,19 @@ impl RuleSet {
         self.rules.is_empty()
     }
 
-    /// The first matching rule's verdict, and the screen's fingerprint.
+    /// The first matching rule's verdict, and the screen's fingerprint, for a program that set no
+    /// window title.
     pub fn evaluate(&self, rows: &[String]) -> Evaluation {
+        self.evaluate_titled(rows, "")
+    }
+
+    /// The first matching rule's verdict on a screen whose program set the window title `title`,
+    /// and the screen's fingerprint.
+    pub fn evaluate_titled(&self, rows: &[String], title: &str) -> Evaluation {
         let rule = self.rules.iter().find(|r| {
+            if r.spec.region == RegionKind::Title {
+                return r.matches(title);
+            }
             r.region(rows).is_some_and(|(start, end)| r.matches(&rows[start..end].join("\n")))
         });
         Evaluation {
@@ -178,11 +193,29 @@ impl RuleSet {
         }
     }
 
-    /// Every rule, with the region it read and why it matched or not.
+    /// Every rule, with the region it read and why it matched or not, for a program that set no
+    /// window title.
     pub fn explain(&self, rows: &[String]) -> Vec<RuleReport> {
+        self.explain_titled(rows, "")
+    }
+
+    /// Every rule, with the region it read (the window title `title` for a title rule) and why it
+    /// matched or not.
+    pub fn explain_titled(&self, rows: &[String], title: &str) -> Vec<RuleReport> {
         self.rules
             .iter()
             .map(|r| {
+                if r.spec.region == RegionKind::Title {
+                    let (matched, detail) = r.why(title);
+                    return RuleReport {
+                        name: r.spec.name.clone(),
+                        status: r.spec.status,
+                        region: "the window title".into(),
+                        text: vec![title.to_string()],
+                        matched,
+                        detail,
+                    };
+                }
                 let region = r.region(rows);
                 let (label, text, matched, detail) = match region {
                     None => (
@@ -199,6 +232,7 @@ impl RuleSet {
                             }
                             RegionKind::Input => "the input box".to_string(),
                             RegionKind::Screen => "whole screen".to_string(),
+                            RegionKind::Title => "the window title".to_string(),
                         };
                         let label = if s < e {
                             format!("{label} (rows {}-{})", s + 1, e)
@@ -229,6 +263,8 @@ impl Rule {
         let last_text = rows.iter().rposition(|r| !r.trim().is_empty()).map_or(0, |i| i + 1);
         let lines = usize::from(self.spec.lines);
         match self.spec.region {
+            // Read by the caller, not from the rows.
+            RegionKind::Title => None,
             RegionKind::Screen => Some((0, rows.len())),
             RegionKind::Bottom => Some((last_text.saturating_sub(lines), last_text)),
             RegionKind::AboveInput => {
@@ -311,6 +347,24 @@ mod tests {
             unless: vec![],
             settle_ms: 0,
         }
+    }
+
+    #[test]
+    fn a_title_rule_reads_the_window_title_and_not_the_screen() {
+        let mut ready = spec("ready", Status::Idle, RegionKind::Title, 0, &["^◇ Ready"]);
+        ready.unless = vec!["later".into()];
+        let set = RuleSet::compile(&[ready]).unwrap();
+        let screen = rows("◇ Ready\n");
+        assert_eq!(set.evaluate(&screen).decided, None, "the rows are not the title");
+        assert_eq!(
+            set.evaluate_titled(&rows("busy"), "◇ Ready (repo)").decided,
+            Some((Status::Idle, "ready".into()))
+        );
+        assert_eq!(set.evaluate_titled(&rows(""), "◇ Ready later").decided, None);
+        let why = set.explain_titled(&rows("x"), "◇ Ready (repo)");
+        assert_eq!(why[0].region, "the window title");
+        assert_eq!(why[0].text, vec!["◇ Ready (repo)".to_string()]);
+        assert!(why[0].matched, "{}", why[0].detail);
     }
 
     #[test]

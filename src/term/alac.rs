@@ -548,8 +548,13 @@ impl Emulator for AlacrittyEmulator {
 
     fn update_text(&self, copy: &mut TextCopy) {
         let rows = usize::from(self.size.rows);
+        if copy.title != self.title {
+            copy.title.clone_from(&self.title);
+        }
         if copy.owner != self.id || copy.rows.len() != rows {
-            *copy = TextCopy { rows: self.screen_text(), owner: self.id, rev: self.rev };
+            copy.rows = self.screen_text();
+            copy.owner = self.id;
+            copy.rev = self.rev;
             return;
         }
         for (r, slot) in copy.rows.iter_mut().enumerate() {

@@ -21,6 +21,8 @@ pub use screen::{Cell, Color, Line, Screen, ScreenUpdate, Size};
 #[derive(Debug, Clone, Default)]
 pub struct TextCopy {
     pub rows: Vec<String>,
+    /// The window title the program set (OSC 0 or 2).
+    pub title: String,
     owner: u64,
     rev: u64,
 }
@@ -150,7 +152,7 @@ pub trait Emulator: Send {
     /// Bring `copy` up to date with [`Emulator::screen_text`]; implementations may convert only
     /// the rows that changed since `copy` was last brought up to date.
     fn update_text(&self, copy: &mut TextCopy) {
-        *copy = TextCopy { rows: self.screen_text(), ..TextCopy::default() };
+        *copy = TextCopy { rows: self.screen_text(), title: self.title(), ..TextCopy::default() };
     }
     fn modes(&self) -> Modes;
     fn title(&self) -> String;
