@@ -79,6 +79,13 @@ fn badge_against_the_mock(claude: &std::path::Path) {
         // Grant it (Enter on "1. Yes"), and wait for the end of the turn.
         env.ok(&["send", "cc", ""]);
         wait_idle_after_long_reply(&env, "cc", seen, &log_path);
+        // Claude Code reports its own state to a terminal that answers its probe (`OSC 7501`);
+        // corral answers and reads the reports.
+        wait_for("Claude Code's own report that its turn is done", || {
+            env.ok(&["status", "cc", "--explain"])
+                .contains("program status (OSC 7501): done")
+                .then_some(())
+        });
     });
     drop(mock);
 
@@ -98,14 +105,22 @@ fn badge_against_the_mock(claude: &std::path::Path) {
     // the agent went on;
     assert!(ask.sent > asked_from, "needs-input before the model asked: {why}");
     assert!(ask.after < resumed, "{why}");
+    // (from its screen, its hook, or its own report to the terminal: `OSC 7501`, which it sends
+    // once corral answers its probe)
     assert!(
-        ask.reason.contains("permission prompt") || ask.reason.contains("Permission"),
+        ask.reason.contains("permission prompt")
+            || ask.reason.contains("Permission")
+            || ask.reason.contains("program status: blocked permission"),
         "{}",
         ask.reason
     );
     // working again after permission, all through the long reply, idle only after it ended.
     assert_working_through_long_reply(&seen, &log, &why);
-    assert!(idle.reason.contains("Stop") || idle.reason.contains("input box"), "{}", idle.reason);
+    assert!(
+        ["Stop", "input box", "program status: done"].iter().any(|r| idle.reason.contains(r)),
+        "{}",
+        idle.reason
+    );
     assert_eq!(
         std::fs::read_to_string(worktree.join("hello.txt")).unwrap(),
         "hello from the mock\n",

@@ -376,3 +376,39 @@ settle_ms = 1000
     assert!(wait_status(&env, "ty", "working").starts_with("activity"));
     assert_eq!(wait_status(&env, "ty", "idle"), "rule: prompt");
 }
+
+/// A fake agent that reports its state to the terminal as Claude Code does once the terminal
+/// answers its probe (`OSC 7501`): it asks, shows the answer, then reports each line it reads as a
+/// state, and holds still (no output no rule reads) in between.
+const REPORTING_AGENT: &str = r#"#!/bin/bash
+stty raw -echo
+printf '\033]7501;?\033\\'
+answer=$(head -c 10 | od -An -c | tr -s ' ')
+stty sane -echo
+printf 'answer:%s\r\n' "$answer"
+while IFS= read -r state; do
+  printf '\033]7501;state=%s:app=fake\033\\' "$state"
+done
+"#;
+
+#[test]
+fn a_program_that_reports_its_own_state_gets_that_badge() {
+    let env = Env::new();
+    let s = script(&env, "reporter.sh", REPORTING_AGENT);
+    // A quiet period far longer than the test: only the reports can make it idle or working.
+    env.write_config(&format!(
+        "[status]\nidle_after_ms = 600000\n[agents.rep]\ncommand = [\"{s}\"]\nprompt = \"none\"\n"
+    ));
+    env.ok(&["new", "--agent", "rep", "--name", "rp", "--detach"]);
+    // The probe was answered: the program goes on.
+    env.wait_tail("rp", |t| t.contains("answer: 033 ] 7 5 0 1 ; ? 033 \\"));
+    for (report, status, reason) in [
+        ("working", "working", "hook: program status: working"),
+        ("blocked:kind=permission", "needs-input", "hook: program status: blocked permission"),
+        ("working", "working", "hook: program status: working"),
+        ("done", "idle", "hook: program status: done"),
+    ] {
+        env.ok(&["send", "rp", report]);
+        assert_eq!(wait_status(&env, "rp", status), reason, "after {report}");
+    }
+}

@@ -120,6 +120,7 @@ pub fn start(
         exit_seen: false,
         scanned_for: None,
         typed_seen: None,
+        reported: String::new(),
         rescan_at: None,
     };
     tokio::spawn(badge.run(rx));
@@ -140,6 +141,8 @@ struct Badge {
     scanned_for: Option<Instant>,
     /// The pane's last typing stamp the engine was told of.
     typed_seen: Option<Instant>,
+    /// The program's own report of its state (`OSC 7501`) the engine was last told of.
+    reported: String,
     /// While stuck: when to look at the files again.
     rescan_at: Option<Instant>,
 }
@@ -193,6 +196,11 @@ impl Badge {
                             self.engine.reason()
                         )];
                         signals.extend(self.engine.signals(now));
+                        signals.push(if self.text.program_status.is_empty() {
+                            "program status (OSC 7501): none reported".to_string()
+                        } else {
+                            format!("program status (OSC 7501): {}", self.text.program_status)
+                        });
                         let _ = reply.send((signals, self.settings.rules.explain_titled(&self.text.rows, &self.text.title)));
                     }
                 },
@@ -228,6 +236,15 @@ impl Badge {
                 {
                     self.typed_seen = Some(at);
                     self.engine.on_typed(at);
+                }
+                // The program's word on its state, like a hook's (before the screen that came
+                // with it, so that screen is not news over it).
+                if self.text.program_status != self.reported {
+                    self.reported.clone_from(&self.text.program_status);
+                    if let Some((status, ends_turn)) = reported_status(&self.reported) {
+                        let reason = format!("program status: {}", self.reported.replace(':', " "));
+                        self.engine.on_hook(changed_at, status, reason, ends_turn);
+                    }
                 }
                 let eval = self.settings.rules.evaluate_titled(&self.text.rows, &self.text.title);
                 self.engine.on_screen(changed_at, eval);
@@ -312,6 +329,20 @@ impl Badge {
     }
 }
 
+/// The badge a program's report of its own state (`OSC 7501`, as the emulator keeps it) means,
+/// and whether it says a turn just ended; None for a report that says nothing we show (cleared,
+/// or a state this does not know).
+fn reported_status(report: &str) -> Option<(Status, bool)> {
+    let state = report.split(':').next().unwrap_or_default();
+    match state {
+        "working" => Some((Status::Working, false)),
+        "blocked" => Some((Status::NeedsInput, false)),
+        "done" => Some((Status::Idle, true)),
+        "idle" => Some((Status::Idle, false)),
+        _ => None,
+    }
+}
+
 /// The screen's rows as text with faint cells left blank: agents draw an empty input box's
 /// placeholder faint, and key rules must not take it for typed text.
 fn typed_rows(screen: &Screen) -> Vec<String> {
@@ -388,6 +419,16 @@ mod tests {
             ..Screen::default()
         };
         assert_eq!(typed_rows(&screen), vec!["›".to_string(), "› fix the bug".to_string()]);
+    }
+
+    #[test]
+    fn a_programs_report_of_its_state_is_a_badge() {
+        assert_eq!(reported_status("working"), Some((Status::Working, false)));
+        assert_eq!(reported_status("blocked:permission"), Some((Status::NeedsInput, false)));
+        assert_eq!(reported_status("done"), Some((Status::Idle, true)));
+        assert_eq!(reported_status("idle"), Some((Status::Idle, false)));
+        assert_eq!(reported_status(""), None, "cleared: the screen and hooks decide");
+        assert_eq!(reported_status("dreaming"), None);
     }
 
     #[test]

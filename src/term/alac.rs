@@ -160,6 +160,10 @@ pub struct AlacrittyEmulator {
     cold: ColdStore,
     title: String,
     xtversion: QueryScanner,
+    /// The body of the `OSC 7501` being read (bounded by [`REPORT_MAX`]).
+    report: Vec<u8>,
+    /// What the program last said of itself with `OSC 7501` (see [`ProgramStatus`]).
+    program_status: String,
     /// The default colours queries are answered with.
     colors: TermColors,
     /// Mode 2031 is set.
@@ -203,6 +207,8 @@ impl AlacrittyEmulator {
             cold: ColdStore::new(scrollback - hot),
             title: String::new(),
             xtversion: QueryScanner::default(),
+            report: Vec::new(),
+            program_status: String::new(),
             colors: TermColors::FALLBACK,
             scheme_updates: false,
             num: Numbering::default(),
@@ -395,17 +401,33 @@ impl Emulator for AlacrittyEmulator {
                     None => break,
                 }
             }
+            let in_report = self.xtversion == QueryScanner::Report;
             if let Some(query) = self.xtversion.step(bytes[i]) {
                 // Parse up to the query first so replies to earlier queries go out before ours.
                 self.advance(&bytes[start..=i]);
                 self.drain(&mut fb);
-                fb.replies.extend_from_slice(match query {
-                    Query::XtVersion => {
-                        concat!("\x1bP>|corral ", env!("CARGO_PKG_VERSION"), "\x1b\\").as_bytes()
+                match query {
+                    Query::XtVersion => fb.replies.extend_from_slice(
+                        concat!("\x1bP>|corral ", env!("CARGO_PKG_VERSION"), "\x1b\\").as_bytes(),
+                    ),
+                    Query::ColorScheme => fb.replies.extend_from_slice(self.colors.scheme_report()),
+                    Query::Report => {
+                        let body = std::mem::take(&mut self.report);
+                        if body == b"?" {
+                            // Yes, this terminal takes program status reports.
+                            fb.replies.extend_from_slice(b"\x1b]7501;?\x1b\\");
+                        } else if let Some(status) = ProgramStatus::parse(&body) {
+                            self.program_status = status;
+                        }
                     }
-                    Query::ColorScheme => self.colors.scheme_report(),
-                });
+                }
                 start = i + 1;
+            } else if in_report && self.xtversion == QueryScanner::Report {
+                if self.report.len() < REPORT_MAX {
+                    self.report.push(bytes[i]);
+                }
+            } else if in_report {
+                self.report.clear();
             }
             i += 1;
         }
@@ -551,6 +573,9 @@ impl Emulator for AlacrittyEmulator {
         if copy.title != self.title {
             copy.title.clone_from(&self.title);
         }
+        if copy.program_status != self.program_status {
+            copy.program_status.clone_from(&self.program_status);
+        }
         if copy.owner != self.id || copy.rows.len() != rows {
             copy.rows = self.screen_text();
             copy.owner = self.id;
@@ -603,6 +628,10 @@ impl Emulator for AlacrittyEmulator {
 
     fn title(&self) -> String {
         self.title.clone()
+    }
+
+    fn program_status(&self) -> String {
+        self.program_status.clone()
     }
 
     fn lines(&self, max: usize) -> Vec<Line> {
@@ -1156,6 +1185,48 @@ enum Query {
     XtVersion,
     /// The colour-scheme query of mode 2031: `CSI ? 996 n`.
     ColorScheme,
+    /// The end of an `OSC 7501` (BEL, or the ESC of ST): its probe or a report.
+    Report,
+}
+
+/// The longest `OSC 7501` body kept: a report's title and message (base64) are cut by the program
+/// well under this; longer ones are not reports.
+const REPORT_MAX: usize = 4096;
+
+/// `OSC 7501`, a program's report of its own state to the terminal it runs in ("program
+/// status"): Claude Code asks with `OSC 7501 ; ? ST` whether the terminal takes them, and once
+/// answered the same way reports `state=working`, `state=blocked:kind=permission`, `state=done`,
+/// `state=idle` (fields joined by `:`, after `app=`, `id=` of a sub-task, base64 `title=` and
+/// `msg=`) as its state changes, and `state=clear` when it leaves.
+struct ProgramStatus;
+
+impl ProgramStatus {
+    /// What a report's body says of the program itself: `state` or `state:kind`, empty once it
+    /// cleared; None for a report about one of its sub-tasks (an `id=`) or not a report.
+    fn parse(body: &[u8]) -> Option<String> {
+        let body = std::str::from_utf8(body).ok()?;
+        let mut state = None;
+        let mut kind = None;
+        for field in body.split(':') {
+            let (key, value) = field.split_once('=')?;
+            match key {
+                "state" => state = Some(value),
+                "kind" => kind = Some(value),
+                "id" => return None,
+                _ => {}
+            }
+        }
+        let state = state.filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase()))?;
+        Some(match (state, kind) {
+            ("clear", _) => String::new(),
+            (s, Some(k))
+                if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+            {
+                format!("{s}:{k}")
+            }
+            (s, _) => s.to_string(),
+        })
+    }
 }
 
 /// Spots the queries alacritty ignores ([`Query`]) in the raw byte stream. A state machine
@@ -1170,6 +1241,10 @@ enum QueryScanner {
     Zero,
     /// `CSI ?` followed by this many of the digits of 996.
     Dsr(u8),
+    /// `OSC` followed by this many of the digits of 7501.
+    Osc(u8),
+    /// Inside the body of an `OSC 7501`.
+    Report,
 }
 
 impl QueryScanner {
@@ -1178,6 +1253,9 @@ impl QueryScanner {
     fn step(&mut self, b: u8) -> Option<Query> {
         use QueryScanner::*;
         let (next, hit) = match (*self, b) {
+            (Report, 0x1b | 0x07) => (if b == 0x1b { Esc } else { Ground }, Some(Query::Report)),
+            (Report, 0x18 | 0x1a) => (Ground, None),
+            (Report, _) => (Report, None),
             (_, 0x1b) => (Esc, None),
             (Ground, _) => (Ground, None),
             (Esc, b'[') => (Csi, None),
@@ -1188,6 +1266,9 @@ impl QueryScanner {
             (Dsr(0 | 1), b'9') => (Dsr(if *self == Dsr(0) { 1 } else { 2 }), None),
             (Dsr(2), b'6') => (Dsr(3), None),
             (Dsr(3), b'n') => (Ground, Some(Query::ColorScheme)),
+            (Esc, b']') => (Osc(0), None),
+            (Osc(n), d) if n < 4 && d == b"7501"[usize::from(n)] => (Osc(n + 1), None),
+            (Osc(4), b';') => (Report, None),
             _ => (Ground, None),
         };
         *self = next;
@@ -1422,6 +1503,37 @@ mod tests {
         assert_eq!(xterm_color(231), Rgb { r: 255, g: 255, b: 255 });
         assert_eq!(xterm_color(232), Rgb { r: 8, g: 8, b: 8 });
         assert_eq!(xterm_color(255), Rgb { r: 238, g: 238, b: 238 });
+    }
+
+    #[test]
+    fn program_status_probe_is_answered_and_reports_are_kept() {
+        let mut e = emu(40, 5);
+        assert_eq!(reply(&mut e, b"\x1b]7501;?\x1b\\"), "\x1b]7501;?\x1b\\");
+        assert_eq!(reply(&mut e, b"a\x1b]7501;?\x07b"), "\x1b]7501;?\x1b\\");
+        assert_eq!(e.program_status(), "");
+        // Cut anywhere, ended by ST or BEL; the title and message are not kept.
+        for chunk in [
+            &b"\x1b]75"[..],
+            b"01;state=blo",
+            b"cked:app=claude-code:kind=perm",
+            b"ission:msg=QQ==",
+        ] {
+            assert_eq!(reply(&mut e, chunk), "");
+        }
+        assert_eq!(e.program_status(), "", "not before its end");
+        e.feed(b"\x1b\\");
+        assert_eq!(e.program_status(), "blocked:permission");
+        e.feed(b"\x1b]7501;state=working:app=claude-code:id=task-2\x07");
+        assert_eq!(e.program_status(), "blocked:permission", "a sub-task's report");
+        e.feed(b"\x1b]0;state=done\x07\x1b]7501;nonsense\x07\x1b]75012;state=done\x07");
+        assert_eq!(e.program_status(), "blocked:permission", "not reports");
+        e.feed(b"\x1b]7501;state=done:app=claude-code\x07");
+        assert_eq!(e.program_status(), "done");
+        e.feed(b"\x1b]7501;state=clear\x1b\\");
+        assert_eq!(e.program_status(), "");
+        // Around them the screen is drawn as ever.
+        assert_eq!(row(&e, 0), "ab");
+        assert_eq!(e.title(), "state=done");
     }
 
     #[test]

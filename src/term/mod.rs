@@ -23,6 +23,9 @@ pub struct TextCopy {
     pub rows: Vec<String>,
     /// The window title the program set (OSC 0 or 2).
     pub title: String,
+    /// What the program last reported of its own state (`OSC 7501`, see
+    /// [`Emulator::program_status`]).
+    pub program_status: String,
     owner: u64,
     rev: u64,
 }
@@ -152,10 +155,21 @@ pub trait Emulator: Send {
     /// Bring `copy` up to date with [`Emulator::screen_text`]; implementations may convert only
     /// the rows that changed since `copy` was last brought up to date.
     fn update_text(&self, copy: &mut TextCopy) {
-        *copy = TextCopy { rows: self.screen_text(), title: self.title(), ..TextCopy::default() };
+        *copy = TextCopy {
+            rows: self.screen_text(),
+            title: self.title(),
+            program_status: self.program_status(),
+            ..TextCopy::default()
+        };
     }
     fn modes(&self) -> Modes;
     fn title(&self) -> String;
+    /// What the program last said of its own state with `OSC 7501` ("program status", which
+    /// Claude Code sends once the terminal answers its probe): `working`, `blocked:<kind>`,
+    /// `done`, `idle`; empty when it never did or cleared it.
+    fn program_status(&self) -> String {
+        String::new()
+    }
     /// The last `max` lines of scrollback followed by the visible screen, with trailing blank screen
     /// lines removed (the lines below the cursor that were never written).
     fn lines(&self, max: usize) -> Vec<Line>;
