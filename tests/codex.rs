@@ -102,6 +102,12 @@ fn badge_against_the_mock(codex: &std::path::Path) {
         after_key("Enter on the approval's Yes", "working", Some("approved"));
         signal_agent(&env, "cx", "-CONT");
         wait_idle_after_long_reply(&env, "cx", seen, &log_path);
+        // Codex reports its own state to the terminal (`OSC 7501`), and corral reads it.
+        wait_for("Codex's own report that its turn is done", || {
+            env.ok(&["status", "cx", "--explain"])
+                .contains("program status (OSC 7501): done")
+                .then_some(())
+        });
     });
     drop(mock);
 
@@ -116,7 +122,12 @@ fn badge_against_the_mock(codex: &std::path::Path) {
     // pauses as room for slow polls.
     assert!(work.after < asked_from + 1.0, "{why}");
     assert!(ask.sent > asked_from && ask.after < resumed, "{why}");
-    assert!(ask.reason.contains("approval"), "{}", ask.reason);
+    // From its screen, or its own report to the terminal (`OSC 7501`, as Claude Code's).
+    assert!(
+        ask.reason.contains("approval") || ask.reason.contains("program status: blocked"),
+        "{}",
+        ask.reason
+    );
     assert_working_through_long_reply(&seen, &log, &why);
     assert_eq!(
         std::fs::read_to_string(env.worktree_of("cx").join("hello.txt")).unwrap(),
