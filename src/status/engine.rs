@@ -85,6 +85,8 @@ struct KeyHold {
     at: Instant,
     /// Any state a rule reads once the screen moves on decides (`KeyRuleSpec::screen_decides`).
     screen_decides: bool,
+    /// Pressed while the badge showed a question: the key answers it.
+    answers_dialog: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,8 +282,15 @@ impl Engine {
         if self.exited.is_some() {
             return;
         }
+        // A question reported while a key that answered one is held is that question, told late
+        // (Claude Code's hooks run in the background and can arrive after the user answered):
+        // not news. A new question comes after the agent confirmed the key (its screen or report
+        // shows the work), which ends the hold first.
         if self.key.as_ref().is_some_and(|k| {
-            now >= k.at && (status == k.status || status == Status::NeedsInput || ends_turn)
+            now >= k.at
+                && (status == k.status
+                    || (status == Status::NeedsInput && !k.answers_dialog)
+                    || ends_turn)
         }) {
             // The agent's own word on what the key did (or on what came of it): it decides.
             self.key = None;
@@ -339,6 +348,7 @@ impl Engine {
             reason: key.name,
             at: now,
             screen_decides: key.screen_decides,
+            answers_dialog: self.status == Status::NeedsInput,
         });
     }
 
@@ -995,6 +1005,31 @@ mod tests {
         key(&mut w, t0 + ms(100));
         w.on_screen(t0 + ms(200), ev(Some(Status::Idle), 2));
         assert_eq!(w.decide(t0 + ms(200)).unwrap().to, Status::Idle);
+    }
+
+    #[test]
+    fn a_question_told_late_after_the_key_that_answered_it_is_not_news() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(t0, T);
+        e.on_screen(t0, ev(Some(Status::NeedsInput), 1));
+        e.decide(t0);
+        e.on_key(t0 + ms(3000), km(Status::Working, "approved", false));
+        assert_eq!(e.decide(t0 + ms(3000)).unwrap().to, Status::Working);
+        // The dialog's hook, run in the background, arrives after the answer.
+        e.on_hook(t0 + ms(3100), Status::NeedsInput, "PermissionRequest (Write)".into(), false);
+        assert_eq!(e.decide(t0 + ms(3100)), None, "no flicker back to needs-input");
+        e.on_screen(t0 + ms(3300), ev(Some(Status::Working), 2));
+        assert_eq!(e.decide(t0 + ms(3300)), None);
+        assert_eq!(e.decide(t0 + ms(9000)), None, "the stale question is spent");
+        assert_eq!(e.status(), Status::Working);
+        // A question right after a typed prompt is news at once.
+        let mut q = Engine::new(t0, T);
+        q.on_screen(t0, ev(Some(Status::Idle), 1));
+        q.decide(t0);
+        key(&mut q, t0 + ms(1000));
+        q.decide(t0 + ms(1000));
+        q.on_hook(t0 + ms(1200), Status::NeedsInput, "PermissionRequest (Bash)".into(), false);
+        assert_eq!(q.decide(t0 + ms(1200)).unwrap().to, Status::NeedsInput);
     }
 
     #[test]
