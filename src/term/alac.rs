@@ -46,8 +46,8 @@ use std::time::Instant;
 
 use alacritty_terminal::Term;
 use alacritty_terminal::event::{Event, EventListener, WindowSize};
-use alacritty_terminal::grid::{Dimensions, Row};
-use alacritty_terminal::index::Line as GridLine;
+use alacritty_terminal::grid::{Dimensions, GridCell, Row};
+use alacritty_terminal::index::{Column, Line as GridLine};
 use alacritty_terminal::term::cell::{Cell as AlacCell, Flags};
 use alacritty_terminal::term::{Config, Osc52, TermDamage, TermMode, color};
 use alacritty_terminal::vte::ansi::{
@@ -89,6 +89,10 @@ const CELL_HEIGHT: u16 = 16;
 
 /// DEC private mode 2031: the program wants to hear when the colour scheme changes.
 const COLOR_SCHEME_UPDATES: u16 = 2031;
+/// Put in a blank cell to keep a row as wide as it was when an erase left it shorter (see
+/// [`Tracker::keep_width`]). A parser never writes a control character into a cell, so it cannot
+/// be mistaken for output, and every reader already shows control characters as blanks.
+const WIDTH_MARK: char = '\0';
 
 /// Collects the events the terminal raises while parsing; the emulator drains them after each
 /// call into the parser. Only the events we act on are kept.
@@ -779,6 +783,33 @@ impl Tracker<'_> {
         }
     }
 
+    fn cursor_col(&self) -> usize {
+        self.term.grid().cursor.point.column.0
+    }
+
+    /// Run an erase that leaves the cursor's row shorter than it was, keeping the row as wide
+    /// for a later reflow, unless the erase took the `whole` row.
+    ///
+    /// tmux, the reference for what a user sees, rewraps a row on a resize by every cell written
+    /// to it since it was last erased whole, and a partial erase (EL, ED from mid-row, ECH, DCH)
+    /// does not make it shorter; alacritty rewraps it by its cells up to the last one that is
+    /// not blank. A program that draws a full-width row and then erases it from the second
+    /// column (prompt_toolkit's bottom line: Aider) gets one row more from tmux when narrowed
+    /// past that width, which pushes the whole screen up by one. So the row's old last cell gets
+    /// [`WIDTH_MARK`], which alacritty's reflow counts as content and every reader shows blank.
+    fn keep_width(&mut self, whole: bool, f: impl FnOnce(&mut Term<Listener>)) {
+        if whole {
+            return self.track(f);
+        }
+        let line = self.term.grid().cursor.point.line;
+        let before = used_width(&self.term.grid()[line]);
+        self.track(f);
+        let row = &mut self.term.grid_mut()[line];
+        if before > used_width(row) {
+            row[Column(before - 1)].c = WIDTH_MARK;
+        }
+    }
+
     /// The active screen changed during the last call (`was_alt` is the one before).
     fn switched(&mut self, was_alt: bool) {
         if was_alt {
@@ -878,13 +909,10 @@ impl Handler for Tracker<'_> {
         fn scroll_down(&mut self, count: usize);
         fn insert_blank_lines(&mut self, count: usize);
         fn delete_lines(&mut self, count: usize);
-        fn erase_chars(&mut self, count: usize);
-        fn delete_chars(&mut self, count: usize);
         fn move_backward_tabs(&mut self, count: u16);
         fn move_forward_tabs(&mut self, count: u16);
         fn save_cursor_position(&mut self);
         fn restore_cursor_position(&mut self);
-        fn clear_line(&mut self, mode: LineClearMode);
         fn clear_tabs(&mut self, mode: TabulationClearMode);
         fn set_tabs(&mut self, interval: u16);
         fn reverse_index(&mut self);
@@ -955,9 +983,37 @@ impl Handler for Tracker<'_> {
         self.after_switch();
     }
 
+    fn clear_line(&mut self, mode: LineClearMode) {
+        let whole = match mode {
+            LineClearMode::Right => self.cursor_col() == 0,
+            LineClearMode::Left => self.cursor_col() + 1 >= self.term.columns(),
+            LineClearMode::All => true,
+        };
+        self.keep_width(whole, |t| t.clear_line(mode));
+    }
+
+    fn erase_chars(&mut self, count: usize) {
+        let whole = self.cursor_col() == 0 && count >= self.term.columns();
+        self.keep_width(whole, |t| t.erase_chars(count));
+    }
+
+    fn delete_chars(&mut self, count: usize) {
+        self.keep_width(false, |t| t.delete_chars(count));
+    }
+
     fn clear_screen(&mut self, mode: ClearMode) {
         let alt = self.is_alt();
         let saved = matches!(mode, ClearMode::Saved);
+        // The lines below (above) the cursor are erased whole; the cursor's own line is erased
+        // from (up to) the cursor, like EL.
+        let whole = match mode {
+            ClearMode::Below => self.cursor_col() == 0,
+            ClearMode::Above => self.cursor_col() + 1 >= self.term.columns(),
+            ClearMode::All | ClearMode::Saved => true,
+        };
+        if !whole {
+            return self.keep_width(false, |t| t.clear_screen(mode));
+        }
         self.track(|t| t.clear_screen(mode));
         // ED 3 erases the scrollback: all of it, cold part included.
         if saved && !alt {
@@ -993,10 +1049,15 @@ fn convert_row(row: &Row<AlacCell>, cols: usize) -> Line {
     Line { cells: out, wrapped }
 }
 
+/// How many cells of `row` alacritty's reflow keeps: up to the last one that is not blank.
+fn used_width(row: &Row<AlacCell>) -> usize {
+    row[..].iter().rposition(|c| !c.is_empty()).map_or(0, |i| i + 1)
+}
+
 /// A cell that converts to `Cell::default()`.
 #[inline]
 fn is_untouched(c: &AlacCell) -> bool {
-    c.c == ' '
+    (c.c == ' ' || c.c == WIDTH_MARK)
         && c.flags.is_empty()
         && c.extra.is_none()
         && c.fg == ansi::Color::Named(NamedColor::Foreground)
@@ -1878,6 +1939,70 @@ mod tests {
         assert_eq!(s.lines[0].cells.len(), usize::from(MAX_GRID_COLS));
         e.resize(Size::new(80, 24));
         assert_eq!(e.screen().lines.len(), 24);
+    }
+
+    /// The screen's rows as text, and the cursor (row, column).
+    fn seen(e: &AlacrittyEmulator) -> (Vec<String>, (u16, u16)) {
+        let s = e.screen();
+        (s.lines.iter().map(Line::text).collect(), s.cursor)
+    }
+
+    #[test]
+    fn a_row_erased_in_part_rewraps_at_its_old_width_like_tmux() {
+        // Each erase is made on a full row "0123456789" of a 10x6 screen, which is then
+        // narrowed to 6 columns. What tmux 3.3a shows then: a partial erase leaves the row as
+        // wide as it was, so it still takes two rows and pushes "top" off the screen; an erase
+        // of the whole row (from its first column, or to its last) makes it empty.
+        let kept = |first: &'static str| -> Vec<&str> { vec![first, "", "end", "", "", ""] };
+        let emptied = vec!["top", "", "end", "", "", ""];
+        let cases: [(&str, Vec<&str>); 9] = [
+            ("c\x1b[K", kept("c")),
+            ("\x1b[3C\x1b[J", kept("012")),
+            ("\x1b[2C\x1b[8X", kept("01")),
+            ("\x1b[5P", kept("56789")),
+            ("\x1b[K", emptied.clone()),
+            ("\x1b[2K", emptied.clone()),
+            ("\x1b[J", emptied.clone()),
+            ("\x1b[10X", emptied.clone()),
+            ("\x1b[9C\x1b[1K", emptied.clone()),
+        ];
+        for (erase, want) in cases {
+            let mut e = emu(10, 6);
+            e.feed(format!("top\r\n0123456789\r{erase}\r\nend").as_bytes());
+            e.resize(Size::new(6, 6));
+            assert_eq!(
+                seen(&e),
+                (want.iter().map(|s| s.to_string()).collect(), (2, 3)),
+                "{erase:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_prompt_redrawn_shorter_rewraps_like_tmux() {
+        // prompt_toolkit (Aider's input) draws its prompt down to the bottom row, first with a
+        // full-width row of coloured blanks on the row below the one it ends on, then again
+        // with that row erased from its second column (EL). Narrowed, tmux 3.3a rewraps that
+        // row as full width too: one more row, so the reply above goes one row further up.
+        let pad = " ".repeat(19);
+        let mut e = emu(20, 10);
+        e.feed(
+            format!(
+                "one\r\ntwo\r\nthree\r\nA reply, 20 columns.\r\n\x1b[?7l\x1b[J\x1b[38;5;40m>  \x1b[0m\r\r\n\r\r\n\
+                 \x1b[38;5;40m{pad}\r\x1b[19C \r\x1b[2A\x1b[2C\x1b[0m\r\r\n\r\r\n\
+                 \x1b[38;5;40m \x1b[0m\x1b[K\r\r\n\r\r\n\r\r\n\
+                 \x1b[38;5;40m{pad}\r\x1b[19C \r\x1b[5A\x1b[2C\x1b[?7h\x1b[0m"
+            )
+            .as_bytes(),
+        );
+        assert_eq!(e.screen().cursor, (4, 2));
+        e.resize(Size::new(14, 10));
+        let mut want = vec!["A reply, 20 co", "lumns.", ">"];
+        want.resize(10, "");
+        assert_eq!(seen(&e), (want.iter().map(|s| s.to_string()).collect(), (2, 2)));
+        // The mark that keeps the width is never shown: the row reads blank, its cells default.
+        let blank = |c: &Cell| c.ch == ' ' && (c.fg != Color::Default || *c == Cell::default());
+        assert!(e.screen().lines[3..].iter().flat_map(|l| &l.cells).all(blank));
     }
 
     #[test]
