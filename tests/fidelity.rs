@@ -1653,8 +1653,11 @@ fn aider_welcome_reply_and_question_match_tmux() {
 #[test]
 fn aider_reply_resized_matches_tmux() {
     let reply = "Hello from the mock: this is the reply both terminals must draw alike in Aider.";
+    // Aider pads each line it prints to the terminal's width with blanks; a short line shows
+    // whether a terminal rewraps that padding (tmux does: a blank row after the line).
+    let text = format!("Short.\n\n{reply}");
     let Some((mut p, _t, _mocks)) =
-        chat_pair("aider-resize", "aider", serde_json::json!([{ "text": reply }]), aider_side)
+        chat_pair("aider-resize", "aider", serde_json::json!([{ "text": text }]), aider_side)
     else {
         return;
     };
@@ -1667,9 +1670,10 @@ fn aider_reply_resized_matches_tmux() {
     let replied = |l: &[String]| has("Hello from the mock")(l) && prompt(l);
     p.compare_masked("the reply, back at the prompt", replied, mask_volatile);
     // Narrower: what Aider printed wraps again (the terminal reflows it) and Aider (its
-    // prompt_toolkit input) redraws its prompt where the cursor landed. Its bottom row was drawn
-    // full width and then erased from the second column: tmux still rewraps it as full width,
-    // one row more, which pushes the screen up by one (src/term/alac.rs, `keep_width`).
+    // prompt_toolkit input) redraws its prompt where the cursor landed. tmux rewraps every row
+    // as wide as the program wrote it: the padding, and the bottom row prompt_toolkit drew full
+    // width and then erased from its second column (src/term/alac.rs, `written_pen` and
+    // `keep_width`); each such row takes one row more and pushes the screen up.
     p.resize(Size::new(70, 30));
     p.compare_masked(
         "the reply at 70x30",

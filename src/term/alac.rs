@@ -93,6 +93,11 @@ const COLOR_SCHEME_UPDATES: u16 = 2031;
 /// [`Tracker::keep_width`]). A parser never writes a control character into a cell, so it cannot
 /// be mistaken for output, and every reader already shows control characters as blanks.
 const WIDTH_MARK: char = '\0';
+/// The pen's default foreground as alacritty is given it, in place of its own `Foreground`, so
+/// that a blank the program writes is not taken for one it never wrote (see [`written_pen`]).
+/// No escape sequence sets this colour in a cell, and it converts to [`Color::Default`] like
+/// `Foreground`.
+const WRITTEN_FG: ansi::Color = ansi::Color::Named(NamedColor::BrightForeground);
 
 /// Collects the events the terminal raises while parsing; the emulator drains them after each
 /// call into the parser. Only the events we act on are kept.
@@ -195,6 +200,7 @@ impl AlacrittyEmulator {
         };
         let hot = scrollback.min(HOT_LINES);
         let mut term = Term::new(config, &grid_dims(size), events.clone());
+        written_pen(&mut term);
         set_history_limit(&mut term, hot, true);
         presize_storage(&mut term);
         AlacrittyEmulator {
@@ -860,6 +866,8 @@ impl Tracker<'_> {
     fn after_switch(&mut self) {
         let alt = self.is_alt();
         self.limit(self.cap(alt), true);
+        // A reset, or a screen that had no cursor saved, starts from alacritty's own pen.
+        written_pen(self.term);
     }
 }
 
@@ -912,11 +920,9 @@ impl Handler for Tracker<'_> {
         fn move_backward_tabs(&mut self, count: u16);
         fn move_forward_tabs(&mut self, count: u16);
         fn save_cursor_position(&mut self);
-        fn restore_cursor_position(&mut self);
         fn clear_tabs(&mut self, mode: TabulationClearMode);
         fn set_tabs(&mut self, interval: u16);
         fn reverse_index(&mut self);
-        fn terminal_attribute(&mut self, attr: Attr);
         fn set_mode(&mut self, mode: ansi::Mode);
         fn unset_mode(&mut self, mode: ansi::Mode);
         fn report_mode(&mut self, mode: ansi::Mode);
@@ -981,6 +987,16 @@ impl Handler for Tracker<'_> {
         self.before_switch();
         self.track(|t| t.unset_private_mode(mode));
         self.after_switch();
+    }
+
+    fn terminal_attribute(&mut self, attr: Attr) {
+        self.track(|t| t.terminal_attribute(attr));
+        written_pen(self.term);
+    }
+
+    fn restore_cursor_position(&mut self) {
+        self.track(|t| t.restore_cursor_position());
+        written_pen(self.term);
     }
 
     fn clear_line(&mut self, mode: LineClearMode) {
@@ -1049,6 +1065,23 @@ fn convert_row(row: &Row<AlacCell>, cols: usize) -> Line {
     Line { cells: out, wrapped }
 }
 
+/// Give the pen [`WRITTEN_FG`] where it has the default foreground.
+///
+/// tmux rewraps a row on a resize by every cell the program wrote to it, blanks included;
+/// alacritty's reflow drops the blanks at the end of a row when they have the default colours
+/// and no attribute that shows. Programs pad their lines with such blanks (Aider pads every line
+/// of a reply to the width of the terminal): narrowed, tmux shows the padding as a blank row
+/// after each line the padding no longer fits on, alacritty does not, and the screen ends up
+/// rows apart. Written with this foreground, those blanks count as content for alacritty too,
+/// while blanks it erases or adds get its own `Foreground` and are dropped as before. Only the
+/// calls that set the pen (SGR, DECRC, resets) pay for this, never printing.
+fn written_pen(term: &mut Term<Listener>) {
+    let pen = &mut term.grid_mut().cursor.template;
+    if pen.fg == ansi::Color::Named(NamedColor::Foreground) {
+        pen.fg = WRITTEN_FG;
+    }
+}
+
 /// How many cells of `row` alacritty's reflow keeps: up to the last one that is not blank.
 fn used_width(row: &Row<AlacCell>) -> usize {
     row[..].iter().rposition(|c| !c.is_empty()).map_or(0, |i| i + 1)
@@ -1060,7 +1093,7 @@ fn is_untouched(c: &AlacCell) -> bool {
     (c.c == ' ' || c.c == WIDTH_MARK)
         && c.flags.is_empty()
         && c.extra.is_none()
-        && c.fg == ansi::Color::Named(NamedColor::Foreground)
+        && (c.fg == ansi::Color::Named(NamedColor::Foreground) || c.fg == WRITTEN_FG)
         && c.bg == ansi::Color::Named(NamedColor::Background)
 }
 
@@ -1974,6 +2007,39 @@ mod tests {
                 seen(&e),
                 (want.iter().map(|s| s.to_string()).collect(), (2, 3)),
                 "{erase:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn blanks_a_program_wrote_rewrap_like_tmux() {
+        // "e" padded with written blanks to the full width of a 10x6 screen, narrowed to 6
+        // columns: tmux 3.3a counts the blanks, so the row takes two rows and "top" goes off
+        // the screen, whichever way the pen got its default colours back. Blanks only moved
+        // over (CUF) were never written and do not count.
+        let padded = vec!["e", "", "end", "", "", ""];
+        let cases = [
+            ("", "e         ", &padded),
+            ("", "\x1b[31me\x1b[0m         ", &padded),
+            ("", "\x1b[31me\x1b[39m         ", &padded),
+            ("\x1b8", "e         ", &padded),
+            ("\x1bc", "e         ", &padded),
+            ("\x1b[?1049h\x1b[?1049l", "e         ", &padded),
+            ("", "e\x1b[9C", &vec!["top", "e", "end", "", "", ""]),
+        ];
+        for (before, row, want) in cases {
+            let mut e = emu(10, 6);
+            e.feed(format!("{before}top\r\n{row}\r\nend").as_bytes());
+            e.resize(Size::new(6, 6));
+            let want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+            assert_eq!(seen(&e), (want, (2, 3)), "{before:?} {row:?}");
+            // Written or not, a blank with the default colours is the default cell to readers.
+            assert!(
+                e.screen()
+                    .lines
+                    .iter()
+                    .flat_map(|l| &l.cells)
+                    .all(|c| c.ch != ' ' || *c == Cell::default())
             );
         }
     }
