@@ -1656,8 +1656,17 @@ fn aider_reply_resized_matches_tmux() {
     // Aider pads each line it prints to the terminal's width with blanks; a short line shows
     // whether a terminal rewraps that padding (tmux does: a blank row after the line).
     let text = format!("Short.\n\n{reply}");
+    // Streamed, the reply is drawn by a live region that a spinner thread races with: on a
+    // loaded machine each side's Aider may write the reply a different number of times (seen
+    // in both Aiders' own output, which each terminal then drew alike). Unstreamed, Aider
+    // prints it once, the same on both sides.
+    let unstreamed = |cli: &Path, home: &Path, port: u16| {
+        let mut argv = aider_side(cli, home, port);
+        argv.push("--no-stream".into());
+        argv
+    };
     let Some((mut p, _t, _mocks)) =
-        chat_pair("aider-resize", "aider", serde_json::json!([{ "text": text }]), aider_side)
+        chat_pair("aider-resize", "aider", serde_json::json!([{ "text": text }]), unstreamed)
     else {
         return;
     };
