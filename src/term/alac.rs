@@ -810,9 +810,13 @@ impl Tracker<'_> {
         let line = self.term.grid().cursor.point.line;
         let before = used_width(&self.term.grid()[line]);
         self.track(f);
-        let row = &mut self.term.grid_mut()[line];
-        if before > used_width(row) {
-            row[Column(before - 1)].c = WIDTH_MARK;
+        // The row got shorter if its last cell is blank now (past it, an erase leaves blanks
+        // or cells with its background, and a mark among those changes no width).
+        if let Some(last) =
+            before.checked_sub(1).map(|c| &mut self.term.grid_mut()[line][Column(c)])
+            && last.is_empty()
+        {
+            last.c = WIDTH_MARK;
         }
     }
 
