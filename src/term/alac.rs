@@ -46,8 +46,8 @@ use std::time::Instant;
 
 use alacritty_terminal::Term;
 use alacritty_terminal::event::{Event, EventListener, WindowSize};
-use alacritty_terminal::grid::{Dimensions, Row};
-use alacritty_terminal::index::Line as GridLine;
+use alacritty_terminal::grid::{Dimensions, GridCell, Row};
+use alacritty_terminal::index::{Column, Line as GridLine};
 use alacritty_terminal::term::cell::{Cell as AlacCell, Flags};
 use alacritty_terminal::term::{Config, Osc52, TermDamage, TermMode, color};
 use alacritty_terminal::vte::ansi::{
@@ -89,6 +89,15 @@ const CELL_HEIGHT: u16 = 16;
 
 /// DEC private mode 2031: the program wants to hear when the colour scheme changes.
 const COLOR_SCHEME_UPDATES: u16 = 2031;
+/// Put in a blank cell to keep a row as wide as it was when an erase left it shorter (see
+/// [`Tracker::keep_width`]). A parser never writes a control character into a cell, so it cannot
+/// be mistaken for output, and every reader already shows control characters as blanks.
+const WIDTH_MARK: char = '\0';
+/// The pen's default foreground as alacritty is given it, in place of its own `Foreground`, so
+/// that a blank the program writes is not taken for one it never wrote (see [`written_pen`]).
+/// No escape sequence sets this colour in a cell, and it converts to [`Color::Default`] like
+/// `Foreground`.
+const WRITTEN_FG: ansi::Color = ansi::Color::Named(NamedColor::BrightForeground);
 
 /// Collects the events the terminal raises while parsing; the emulator drains them after each
 /// call into the parser. Only the events we act on are kept.
@@ -195,6 +204,7 @@ impl AlacrittyEmulator {
         };
         let hot = scrollback.min(HOT_LINES);
         let mut term = Term::new(config, &grid_dims(size), events.clone());
+        written_pen(&mut term);
         set_history_limit(&mut term, hot, true);
         presize_storage(&mut term);
         AlacrittyEmulator {
@@ -813,6 +823,37 @@ impl Tracker<'_> {
         }
     }
 
+    fn cursor_col(&self) -> usize {
+        self.term.grid().cursor.point.column.0
+    }
+
+    /// Run an erase that leaves the cursor's row shorter than it was, keeping the row as wide
+    /// for a later reflow, unless the erase took the `whole` row.
+    ///
+    /// tmux, the reference for what a user sees, rewraps a row on a resize by every cell written
+    /// to it since it was last erased whole, and a partial erase (EL, ED from mid-row, ECH, DCH)
+    /// does not make it shorter; alacritty rewraps it by its cells up to the last one that is
+    /// not blank. A program that draws a full-width row and then erases it from the second
+    /// column (prompt_toolkit's bottom line: Aider) gets one row more from tmux when narrowed
+    /// past that width, which pushes the whole screen up by one. So the row's old last cell gets
+    /// [`WIDTH_MARK`], which alacritty's reflow counts as content and every reader shows blank.
+    fn keep_width(&mut self, whole: bool, f: impl FnOnce(&mut Term<Listener>)) {
+        if whole {
+            return self.track(f);
+        }
+        let line = self.term.grid().cursor.point.line;
+        let before = used_width(&self.term.grid()[line]);
+        self.track(f);
+        // The row got shorter if its last cell is blank now (past it, an erase leaves blanks
+        // or cells with its background, and a mark among those changes no width).
+        if let Some(last) =
+            before.checked_sub(1).map(|c| &mut self.term.grid_mut()[line][Column(c)])
+            && last.is_empty()
+        {
+            last.c = WIDTH_MARK;
+        }
+    }
+
     /// The active screen changed during the last call (`was_alt` is the one before).
     fn switched(&mut self, was_alt: bool) {
         if was_alt {
@@ -863,6 +904,8 @@ impl Tracker<'_> {
     fn after_switch(&mut self) {
         let alt = self.is_alt();
         self.limit(self.cap(alt), true);
+        // A reset, or a screen that had no cursor saved, starts from alacritty's own pen.
+        written_pen(self.term);
     }
 }
 
@@ -912,17 +955,12 @@ impl Handler for Tracker<'_> {
         fn scroll_down(&mut self, count: usize);
         fn insert_blank_lines(&mut self, count: usize);
         fn delete_lines(&mut self, count: usize);
-        fn erase_chars(&mut self, count: usize);
-        fn delete_chars(&mut self, count: usize);
         fn move_backward_tabs(&mut self, count: u16);
         fn move_forward_tabs(&mut self, count: u16);
         fn save_cursor_position(&mut self);
-        fn restore_cursor_position(&mut self);
-        fn clear_line(&mut self, mode: LineClearMode);
         fn clear_tabs(&mut self, mode: TabulationClearMode);
         fn set_tabs(&mut self, interval: u16);
         fn reverse_index(&mut self);
-        fn terminal_attribute(&mut self, attr: Attr);
         fn set_mode(&mut self, mode: ansi::Mode);
         fn unset_mode(&mut self, mode: ansi::Mode);
         fn report_mode(&mut self, mode: ansi::Mode);
@@ -989,9 +1027,47 @@ impl Handler for Tracker<'_> {
         self.after_switch();
     }
 
+    fn terminal_attribute(&mut self, attr: Attr) {
+        self.track(|t| t.terminal_attribute(attr));
+        written_pen(self.term);
+    }
+
+    fn restore_cursor_position(&mut self) {
+        self.track(|t| t.restore_cursor_position());
+        written_pen(self.term);
+    }
+
+    fn clear_line(&mut self, mode: LineClearMode) {
+        let whole = match mode {
+            LineClearMode::Right => self.cursor_col() == 0,
+            LineClearMode::Left => self.cursor_col() + 1 >= self.term.columns(),
+            LineClearMode::All => true,
+        };
+        self.keep_width(whole, |t| t.clear_line(mode));
+    }
+
+    fn erase_chars(&mut self, count: usize) {
+        let whole = self.cursor_col() == 0 && count >= self.term.columns();
+        self.keep_width(whole, |t| t.erase_chars(count));
+    }
+
+    fn delete_chars(&mut self, count: usize) {
+        self.keep_width(false, |t| t.delete_chars(count));
+    }
+
     fn clear_screen(&mut self, mode: ClearMode) {
         let alt = self.is_alt();
         let saved = matches!(mode, ClearMode::Saved);
+        // The lines below (above) the cursor are erased whole; the cursor's own line is erased
+        // from (up to) the cursor, like EL.
+        let whole = match mode {
+            ClearMode::Below => self.cursor_col() == 0,
+            ClearMode::Above => self.cursor_col() + 1 >= self.term.columns(),
+            ClearMode::All | ClearMode::Saved => true,
+        };
+        if !whole {
+            return self.keep_width(false, |t| t.clear_screen(mode));
+        }
         self.track(|t| t.clear_screen(mode));
         // ED 3 erases the scrollback: all of it, cold part included.
         if saved && !alt {
@@ -1027,13 +1103,35 @@ fn convert_row(row: &Row<AlacCell>, cols: usize) -> Line {
     Line { cells: out, wrapped }
 }
 
+/// Give the pen [`WRITTEN_FG`] where it has the default foreground.
+///
+/// tmux rewraps a row on a resize by every cell the program wrote to it, blanks included;
+/// alacritty's reflow drops the blanks at the end of a row when they have the default colours
+/// and no attribute that shows. Programs pad their lines with such blanks (Aider pads every line
+/// of a reply to the width of the terminal): narrowed, tmux shows the padding as a blank row
+/// after each line the padding no longer fits on, alacritty does not, and the screen ends up
+/// rows apart. Written with this foreground, those blanks count as content for alacritty too,
+/// while blanks it erases or adds get its own `Foreground` and are dropped as before. Only the
+/// calls that set the pen (SGR, DECRC, resets) pay for this, never printing.
+fn written_pen(term: &mut Term<Listener>) {
+    let pen = &mut term.grid_mut().cursor.template;
+    if pen.fg == ansi::Color::Named(NamedColor::Foreground) {
+        pen.fg = WRITTEN_FG;
+    }
+}
+
+/// How many cells of `row` alacritty's reflow keeps: up to the last one that is not blank.
+fn used_width(row: &Row<AlacCell>) -> usize {
+    row[..].iter().rposition(|c| !c.is_empty()).map_or(0, |i| i + 1)
+}
+
 /// A cell that converts to `Cell::default()`.
 #[inline]
 fn is_untouched(c: &AlacCell) -> bool {
-    c.c == ' '
+    (c.c == ' ' || c.c == WIDTH_MARK)
         && c.flags.is_empty()
         && c.extra.is_none()
-        && c.fg == ansi::Color::Named(NamedColor::Foreground)
+        && (c.fg == ansi::Color::Named(NamedColor::Foreground) || c.fg == WRITTEN_FG)
         && c.bg == ansi::Color::Named(NamedColor::Background)
 }
 
@@ -1995,6 +2093,103 @@ mod tests {
         assert_eq!(s.lines[0].cells.len(), usize::from(MAX_GRID_COLS));
         e.resize(Size::new(80, 24));
         assert_eq!(e.screen().lines.len(), 24);
+    }
+
+    /// The screen's rows as text, and the cursor (row, column).
+    fn seen(e: &AlacrittyEmulator) -> (Vec<String>, (u16, u16)) {
+        let s = e.screen();
+        (s.lines.iter().map(Line::text).collect(), s.cursor)
+    }
+
+    #[test]
+    fn a_row_erased_in_part_rewraps_at_its_old_width_like_tmux() {
+        // Each erase is made on a full row "0123456789" of a 10x6 screen, which is then
+        // narrowed to 6 columns. What tmux 3.3a shows then: a partial erase leaves the row as
+        // wide as it was, so it still takes two rows and pushes "top" off the screen; an erase
+        // of the whole row (from its first column, or to its last) makes it empty.
+        let kept = |first: &'static str| -> Vec<&str> { vec![first, "", "end", "", "", ""] };
+        let emptied = vec!["top", "", "end", "", "", ""];
+        let cases: [(&str, Vec<&str>); 9] = [
+            ("c\x1b[K", kept("c")),
+            ("\x1b[3C\x1b[J", kept("012")),
+            ("\x1b[2C\x1b[8X", kept("01")),
+            ("\x1b[5P", kept("56789")),
+            ("\x1b[K", emptied.clone()),
+            ("\x1b[2K", emptied.clone()),
+            ("\x1b[J", emptied.clone()),
+            ("\x1b[10X", emptied.clone()),
+            ("\x1b[9C\x1b[1K", emptied.clone()),
+        ];
+        for (erase, want) in cases {
+            let mut e = emu(10, 6);
+            e.feed(format!("top\r\n0123456789\r{erase}\r\nend").as_bytes());
+            e.resize(Size::new(6, 6));
+            assert_eq!(
+                seen(&e),
+                (want.iter().map(|s| s.to_string()).collect(), (2, 3)),
+                "{erase:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn blanks_a_program_wrote_rewrap_like_tmux() {
+        // "e" padded with written blanks to the full width of a 10x6 screen, narrowed to 6
+        // columns: tmux 3.3a counts the blanks, so the row takes two rows and "top" goes off
+        // the screen, whichever way the pen got its default colours back. Blanks only moved
+        // over (CUF) were never written and do not count.
+        let padded = vec!["e", "", "end", "", "", ""];
+        let cases = [
+            ("", "e         ", &padded),
+            ("", "\x1b[31me\x1b[0m         ", &padded),
+            ("", "\x1b[31me\x1b[39m         ", &padded),
+            ("\x1b8", "e         ", &padded),
+            ("\x1bc", "e         ", &padded),
+            ("\x1b[?1049h\x1b[?1049l", "e         ", &padded),
+            ("", "e\x1b[9C", &vec!["top", "e", "end", "", "", ""]),
+        ];
+        for (before, row, want) in cases {
+            let mut e = emu(10, 6);
+            e.feed(format!("{before}top\r\n{row}\r\nend").as_bytes());
+            e.resize(Size::new(6, 6));
+            let want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+            assert_eq!(seen(&e), (want, (2, 3)), "{before:?} {row:?}");
+            // Written or not, a blank with the default colours is the default cell to readers.
+            assert!(
+                e.screen()
+                    .lines
+                    .iter()
+                    .flat_map(|l| &l.cells)
+                    .all(|c| c.ch != ' ' || *c == Cell::default())
+            );
+        }
+    }
+
+    #[test]
+    fn a_prompt_redrawn_shorter_rewraps_like_tmux() {
+        // prompt_toolkit (Aider's input) draws its prompt down to the bottom row, first with a
+        // full-width row of coloured blanks on the row below the one it ends on, then again
+        // with that row erased from its second column (EL). Narrowed, tmux 3.3a rewraps that
+        // row as full width too: one more row, so the reply above goes one row further up.
+        let pad = " ".repeat(19);
+        let mut e = emu(20, 10);
+        e.feed(
+            format!(
+                "one\r\ntwo\r\nthree\r\nA reply, 20 columns.\r\n\x1b[?7l\x1b[J\x1b[38;5;40m>  \x1b[0m\r\r\n\r\r\n\
+                 \x1b[38;5;40m{pad}\r\x1b[19C \r\x1b[2A\x1b[2C\x1b[0m\r\r\n\r\r\n\
+                 \x1b[38;5;40m \x1b[0m\x1b[K\r\r\n\r\r\n\r\r\n\
+                 \x1b[38;5;40m{pad}\r\x1b[19C \r\x1b[5A\x1b[2C\x1b[?7h\x1b[0m"
+            )
+            .as_bytes(),
+        );
+        assert_eq!(e.screen().cursor, (4, 2));
+        e.resize(Size::new(14, 10));
+        let mut want = vec!["A reply, 20 co", "lumns.", ">"];
+        want.resize(10, "");
+        assert_eq!(seen(&e), (want.iter().map(|s| s.to_string()).collect(), (2, 2)));
+        // The mark that keeps the width is never shown: the row reads blank, its cells default.
+        let blank = |c: &Cell| c.ch == ' ' && (c.fg != Color::Default || *c == Cell::default());
+        assert!(e.screen().lines[3..].iter().flat_map(|l| &l.cells).all(blank));
     }
 
     #[test]
