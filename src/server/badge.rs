@@ -204,7 +204,11 @@ impl Badge {
                         let _ = reply.send((signals, self.settings.rules.explain_titled(&self.text.rows, &self.text.title)));
                     }
                 },
-                changed = state.changed(), if !pane_gone => {
+                // While a read is due anyway, further changes are not listened to: a flood would
+                // otherwise wake this task (and a runtime thread) for every read from the PTY, on
+                // the cores the program and the pane's reader need. What they did is seen by the
+                // read; an exit, once it is done.
+                changed = state.changed(), if !pane_gone && dirty.is_none() => {
                     if changed.is_err() {
                         pane_gone = true;
                     } else {

@@ -90,15 +90,35 @@ pub struct ColdBuilder {
 }
 
 impl ColdBuilder {
+    /// The next cells' characters, one a cell.
     #[inline]
-    pub fn cell(&mut self, ch: char, fg: Color, bg: Color, attrs: u16) {
-        self.text.push(ch);
-        match self.runs.last_mut() {
-            Some(r) if r.fg == fg && r.bg == bg && r.attrs == attrs && r.cells < u16::MAX => {
-                r.cells += 1
+    pub fn text(&mut self, chars: impl ExactSizeIterator<Item = char>) {
+        self.text.reserve(chars.len());
+        self.text.extend(chars);
+    }
+
+    /// The style of the next `cells` cells (whose characters were given with [`Self::char`]).
+    pub fn style(&mut self, mut cells: usize, fg: Color, bg: Color, attrs: u16) {
+        while cells > 0 {
+            match self.runs.last_mut() {
+                Some(r) if r.fg == fg && r.bg == bg && r.attrs == attrs && r.cells < u16::MAX => {
+                    let add = cells.min(usize::from(u16::MAX - r.cells));
+                    r.cells += add as u16;
+                    cells -= add;
+                }
+                _ => {
+                    let add = cells.min(usize::from(u16::MAX));
+                    self.runs.push(Run { cells: add as u16, fg, bg, attrs });
+                    cells -= add;
+                }
             }
-            _ => self.runs.push(Run { cells: 1, fg, bg, attrs }),
         }
+    }
+
+    /// Start again, dropping what was built.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.runs.clear();
     }
 
     fn take(&mut self, wrapped: bool) -> ColdLine {
@@ -209,8 +229,9 @@ mod tests {
         let mut b = ColdBuilder::default();
         let used = line.cells.iter().rposition(|c| *c != Cell::default()).unwrap() + 1;
         for c in &line.cells[..used] {
-            b.cell(c.ch, c.fg, c.bg, c.attrs);
+            b.style(1, c.fg, c.bg, c.attrs);
         }
+        b.text(line.cells[..used].iter().map(|c| c.ch));
         let mut store = ColdStore::new(2);
         store.push_built(&mut b, line.wrapped);
         store.push(&line);
